@@ -1,0 +1,3 @@
+from komeet_sync.cli import main
+
+raise SystemExit(main())

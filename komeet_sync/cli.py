@@ -1,0 +1,338 @@
+"""The ``komeet-sync`` command line.
+
+Every command takes ``--json`` for machine-readable output. A mistake of the user's (a bad
+value, a missing file, a domain configured twice) ends with one line saying what was wrong
+and what to do, and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tabulate import tabulate
+
+from komeet_sync import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_HELD = 3
+
+
+class UserError(Exception):
+    """A mistake of the user's; its message is all they see."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # bad input exits 1, as every command does
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.run(args))
+    except UserError as exc:
+        return _fail(args, str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message}))
+    print(f"komeet-sync: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="komeet-sync",
+        description="Keep Komeet accounts in step with each customer's directory.",
+    )
+    parser.add_argument("--version", action="version", version=f"komeet-sync {__version__}")
+    commands = parser.add_subparsers(title="commands", parser_class=_Parser)
+
+    domains = commands.add_parser("domains", help="manage domain configurations")
+    domain_commands = domains.add_subparsers(title="domain commands", parser_class=_Parser)
+    add = _command(domain_commands, "add", "configure a domain", _domains_add)
+    add.add_argument("domain", help="the customer's email domain, e.g. acme.com")
+    add.add_argument("--source", required=True, choices=["google", "scim"])
+    add.add_argument("--admin-email", help="Google: the super admin the delegation acts as")
+    add.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        dest="groups",
+        help="a selected group: its email (Google) or displayName (SCIM); repeat",
+    )
+    _policy_options(add)
+    add.add_argument("--disabled", action="store_true", help="add it disabled (no writes)")
+    _command(domain_commands, "list", "list configured domains", _domains_list)
+    for name, help_text, run in (
+        ("show", "show one domain's configuration", _domains_show),
+        ("enable", "enable a domain's sync", _domains_enable),
+        ("disable", "disable a domain's sync: stops every write for it at once", _domains_disable),
+    ):
+        _command(domain_commands, name, help_text, run).add_argument("domain")
+    remove = _command(domain_commands, "remove", "remove a domain's configuration", _domains_remove)
+    remove.add_argument("domain")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    audit = _command(commands, "audit", "reconcile exported files and write the reports", _audit)
+    audit.add_argument("--domain", required=True)
+    audit.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        dest="groups",
+        help="a selected group (Google: email; SCIM: displayName); repeat",
+    )
+    _policy_options(audit)
+    audit.add_argument("--google-users", type=Path, help="users.list export (User resources)")
+    audit.add_argument(
+        "--google-members", type=Path, help="members of each group: {group email: [Member, ...]}"
+    )
+    audit.add_argument("--scim-users", type=Path, help="SCIM User resources the IdP pushed")
+    audit.add_argument("--scim-groups", type=Path, help="SCIM Group resources the IdP pushed")
+    audit.add_argument("--komeet", type=Path, required=True, help="Komeet's SCIM User resources")
+    audit.add_argument(
+        "--last-good-count",
+        type=int,
+        help="desired people in the last good snapshot (for the shrink guard)",
+    )
+    audit.add_argument("--out", type=Path, required=True, help="folder for the reports")
+    return parser
+
+
+def _command(
+    group: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    command = group.add_parser(name, help=help_text, description=help_text)
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.set_defaults(run=run)
+    return command
+
+
+def _policy_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--alias-domain",
+        action="append",
+        default=[],
+        dest="alias_domains",
+        help="another domain of the same users; repeat",
+    )
+    command.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        dest="protected",
+        metavar="EMAIL",
+        help="an account never deactivated; repeat",
+    )
+    command.add_argument(
+        "--max-deactivations",
+        type=int,
+        default=500,
+        help="deactivations a plan may carry without approval (default 500)",
+    )
+    command.add_argument(
+        "--max-deactivation-share",
+        type=float,
+        default=0.2,
+        help="share of active managed accounts, and of directory shrink, a "
+        "plan may reach without approval (default 0.2)",
+    )
+
+
+# --- domains -------------------------------------------------------------------------------
+
+
+def _store():
+    from komeet_sync.database import DatabaseUnavailable, open_database
+    from komeet_sync.domain_store import DomainStore
+
+    try:
+        return DomainStore(open_database())
+    except DatabaseUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def _config_dict(config) -> dict[str, Any]:
+    data = asdict(config)
+    data["source"] = config.source.value
+    for key in ("groups", "alias_domains", "protected"):
+        data[key] = list(data[key])
+    return data
+
+
+def _print_config(config, args: argparse.Namespace, headline: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(_config_dict(config), indent=2))
+        return
+    if headline:
+        print(headline)
+    data = _config_dict(config)
+    rows = [
+        (key, ", ".join(value) if isinstance(value, list) else value) for key, value in data.items()
+    ]
+    print(tabulate(rows, tablefmt="plain"))
+
+
+def _domains_add(args: argparse.Namespace) -> int:
+    from komeet_sync.domain_config import DomainConfig, InvalidConfiguration
+    from komeet_sync.domain_store import DomainConflict
+
+    try:
+        config = DomainConfig.create(
+            args.domain,
+            args.source,
+            groups=args.groups,
+            alias_domains=args.alias_domains,
+            protected=args.protected,
+            admin_email=args.admin_email,
+            enabled=not args.disabled,
+            max_deactivations=args.max_deactivations,
+            max_deactivation_share=args.max_deactivation_share,
+        )
+        _store().add(config)
+    except (InvalidConfiguration, DomainConflict) as exc:
+        raise UserError(str(exc)) from None
+    _print_config(config, args, f"Configured {config.domain} ({config.source.value}).")
+    return EXIT_OK
+
+
+def _domains_list(args: argparse.Namespace) -> int:
+    configs = _store().list()
+    if args.json:
+        print(json.dumps([_config_dict(config) for config in configs], indent=2))
+        return EXIT_OK
+    if not configs:
+        print("No domain is configured. Add one with 'komeet-sync domains add DOMAIN ...'.")
+        return EXIT_OK
+    rows = [
+        (
+            c.domain,
+            c.source.value,
+            "enabled" if c.enabled else "DISABLED",
+            ", ".join(c.groups) or "(all users)",
+            ", ".join(c.alias_domains),
+        )
+        for c in configs
+    ]
+    print(tabulate(rows, headers=["domain", "source", "sync", "groups", "alias domains"]))
+    return EXIT_OK
+
+
+def _lookup(args: argparse.Namespace, action: Callable[[Any, str], Any]):
+    from komeet_sync.domain_store import UnknownDomain
+
+    try:
+        return action(_store(), args.domain)
+    except UnknownDomain as exc:
+        raise UserError(str(exc)) from None
+
+
+def _domains_show(args: argparse.Namespace) -> int:
+    _print_config(_lookup(args, lambda store, domain: store.get(domain)), args)
+    return EXIT_OK
+
+
+def _domains_enable(args: argparse.Namespace) -> int:
+    config = _lookup(args, lambda store, domain: store.set_enabled(domain, True))
+    _print_config(config, args, f"Sync enabled for {config.domain}.")
+    return EXIT_OK
+
+
+def _domains_disable(args: argparse.Namespace) -> int:
+    config = _lookup(args, lambda store, domain: store.set_enabled(domain, False))
+    _print_config(config, args, f"Sync disabled for {config.domain}: nothing is written for it.")
+    return EXIT_OK
+
+
+def _domains_remove(args: argparse.Namespace) -> int:
+    config = _lookup(args, lambda store, domain: store.get(domain))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"removing {config.domain} needs --yes when not run on a terminal")
+        answer = input(f"Remove the configuration of {config.domain}? Type the domain: ")
+        if answer.strip().lower() != config.domain:
+            raise UserError(f"not removed: {answer.strip()!r} is not {config.domain}")
+    _lookup(args, lambda store, domain: store.remove(domain))
+    _print_config(config, args, f"Removed the configuration of {config.domain}.")
+    return EXIT_OK
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from komeet_sync.audit import AuditFiles, run_audit
+    from komeet_sync.domain_config import DomainConfig, InvalidConfiguration
+    from komeet_sync.export_files import ExportFormatError
+    from komeet_sync.frames import FrameError
+
+    source = "scim" if args.scim_users or args.scim_groups else "google"
+    if source == "google" and not args.groups and args.google_users:
+        raise UserError("a Google audit needs --group: the selected groups' emails")
+    try:
+        config = DomainConfig.create(
+            args.domain,
+            source,
+            groups=args.groups,
+            alias_domains=args.alias_domains,
+            protected=args.protected,
+            max_deactivations=args.max_deactivations,
+            max_deactivation_share=args.max_deactivation_share,
+            require_admin=False,
+        )
+        files = AuditFiles(
+            komeet=args.komeet,
+            google_users=args.google_users,
+            google_members=args.google_members,
+            scim_users=args.scim_users,
+            scim_groups=args.scim_groups,
+        )
+        result = run_audit(config, files, args.out, last_good_desired=args.last_good_count)
+    except (InvalidConfiguration, ExportFormatError, FrameError) as exc:
+        raise UserError(str(exc)) from None
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary | {"out": str(args.out)}, indent=2))
+    else:
+        _print_summary(summary, args.out)
+    return EXIT_HELD if result.plan.held else EXIT_OK
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    counts = summary["counts"]
+    print(
+        f"Audit of {summary['domain']}: {summary['directory_users']:,} directory users, "
+        f"{summary['desired']:,} desired, {summary['komeet_accounts']:,} Komeet accounts"
+    )
+    print(tabulate(sorted(counts.items()), headers=["report", "rows"]))
+    actions = summary["actions"]
+    print()
+    print(
+        tabulate(sorted(actions.items()), headers=["action", "count"])
+        if actions
+        else "The plan has no action."
+    )
+    print()
+    if summary["held"]:
+        print(f"Plan {summary['plan_id']} is HELD:")
+        for hold in summary["hold_reasons"]:
+            print(f"  - {hold['guard']}: {hold['detail']}")
+    else:
+        print(f"Plan {summary['plan_id']} may be applied.")
+    print(f"Reports written to {out}/ (CSV and Parquet, summary.json).")

@@ -1,0 +1,146 @@
+"""The frames the engine reads, each declared once and checked where it enters the core.
+
+A directory snapshot (Google or SCIM) and the Komeet state reach the engine as these frames,
+whatever they were read from: exported files, the Directory API, the SCIM staging tables or
+the Komeet SCIM API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pandas as pd
+
+
+class Source(StrEnum):
+    """Where a person or an account comes from."""
+
+    GOOGLE = "google"
+    SCIM = "scim"
+    KOMEET = "komeet"
+
+
+# column -> dtype. "str" is pandas' string dtype; missing values are NA.
+DIRECTORY_USERS: dict[str, str] = {
+    "source": "str",  # google | scim
+    "account_id": "str",  # Google user id, or the SCIM resource id
+    "stable_id": "str",  # matching rule 1: Google id; the IdP's externalId, else the resource id
+    "email": "str",  # primary email as given (Google primaryEmail, SCIM userName)
+    "given_name": "str",
+    "family_name": "str",
+    "active": "bool",
+    "inactive_reason": "str",  # why not active, in words (suspended, archived, active=false)
+    "employee_id": "str",
+}
+
+# One row per address a person is also known by (Google aliases and nonEditableAliases,
+# SCIM emails[].value): matching rule 3.
+DIRECTORY_ALIASES: dict[str, str] = {
+    "account_id": "str",
+    "alias": "str",
+}
+
+# One row per member of a selected group, nested groups already flattened (Directory API
+# members.list with includeDerivedMembership=true; SCIM groups expanded).
+GROUP_MEMBERS: dict[str, str] = {
+    "group": "str",  # Google group email, or SCIM group displayName
+    "member_id": "str",
+    "member_email": "str",
+    "member_type": "str",  # USER | GROUP | CUSTOMER | EXTERNAL (Directory API Member.type)
+}
+
+# One row per selected group that the source was asked for.
+GROUPS: dict[str, str] = {
+    "group": "str",
+    "found": "bool",
+}
+
+KOMEET_USERS: dict[str, str] = {
+    "komeet_id": "str",
+    "user_name": "str",
+    "email": "str",  # the account's primary email, if any
+    "external_id": "str",
+    "given_name": "str",
+    "family_name": "str",
+    "active": "bool",
+    "employee_id": "str",
+}
+
+# Problems found while reading a source, before the engine runs: each becomes a row of the
+# errors report.
+READ_ERRORS: dict[str, str] = {
+    "source": "str",
+    "account_id": "str",
+    "email": "str",
+    "error": "str",
+    "detail": "str",
+}
+
+
+class FrameError(ValueError):
+    """A frame that does not have the columns the engine needs."""
+
+
+def empty_frame(schema: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in schema.items()})
+
+
+def conform(frame: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFrame:
+    """The frame's schema columns with their declared dtypes, on a fresh RangeIndex.
+
+    Raises FrameError naming the missing columns: a frame enters the core only whole.
+    """
+    missing = [column for column in schema if column not in frame.columns]
+    if missing:
+        raise FrameError(
+            f"{name} lacks the column(s) {', '.join(missing)}; "
+            f"expected the columns {', '.join(schema)}"
+        )
+    columns = {}
+    for column, dtype in schema.items():
+        values = frame[column]
+        if dtype == "bool":
+            if values.isna().any():
+                raise FrameError(f"{name}.{column} has missing values; expected true or false")
+            columns[column] = values.astype(bool).to_numpy()
+        else:
+            columns[column] = values.astype(object).where(values.notna(), None).to_numpy()
+    result = pd.DataFrame(columns)
+    return result.astype(schema)
+
+
+@dataclass(frozen=True)
+class DirectorySnapshot:
+    """One complete read of a domain's directory, as the engine consumes it."""
+
+    source: Source
+    users: pd.DataFrame  # DIRECTORY_USERS
+    aliases: pd.DataFrame  # DIRECTORY_ALIASES
+    members: pd.DataFrame  # GROUP_MEMBERS
+    groups: pd.DataFrame  # GROUPS
+    read_errors: pd.DataFrame  # READ_ERRORS
+
+    @classmethod
+    def of(
+        cls,
+        source: Source,
+        users: pd.DataFrame,
+        aliases: pd.DataFrame | None = None,
+        members: pd.DataFrame | None = None,
+        groups: pd.DataFrame | None = None,
+        read_errors: pd.DataFrame | None = None,
+    ) -> DirectorySnapshot:
+        """A snapshot whose frames are checked against their schemas."""
+
+        def checked(frame: pd.DataFrame | None, schema: dict[str, str], name: str):
+            return conform(empty_frame(schema) if frame is None else frame, schema, name)
+
+        return cls(
+            source=Source(source),
+            users=checked(users, DIRECTORY_USERS, "directory users"),
+            aliases=checked(aliases, DIRECTORY_ALIASES, "directory aliases"),
+            members=checked(members, GROUP_MEMBERS, "group members"),
+            groups=checked(groups, GROUPS, "groups"),
+            read_errors=checked(read_errors, READ_ERRORS, "read errors"),
+        )

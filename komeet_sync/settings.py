@@ -1,0 +1,22 @@
+"""Where komeet-sync keeps its state, from the environment.
+
+``KOMEET_SYNC_HOME`` (default ``./.komeet_sync/``) holds the embedded SQLite database and the
+reports; ``KOMEET_SYNC_DATABASE_URL`` selects another database (PostgreSQL:
+``postgresql+psycopg://user@host/dbname``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    return Path(os.environ.get("KOMEET_SYNC_HOME") or ".komeet_sync").expanduser()
+
+
+def database_url() -> str:
+    configured = os.environ.get("KOMEET_SYNC_DATABASE_URL")
+    if configured:
+        return configured
+    return f"sqlite:///{(home() / 'komeet_sync.db').resolve()}"
