@@ -36,7 +36,10 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_ERROR
@@ -282,9 +285,16 @@ def _audit(args: argparse.Namespace) -> int:
     from komeet_sync.export_files import ExportFormatError
     from komeet_sync.frames import FrameError
 
-    source = "scim" if args.scim_users or args.scim_groups else "google"
-    if source == "google" and not args.groups and args.google_users:
-        raise UserError("a Google audit needs --group: the selected groups' emails")
+    google = args.google_users is not None or args.google_members is not None
+    scim = args.scim_users is not None or args.scim_groups is not None
+    if google == scim:
+        raise UserError(
+            "give one source: --google-users with --google-members, or --scim-users "
+            "(with --scim-groups when groups are selected)"
+        )
+    source = "google" if google else "scim"
+    if google and not args.groups:
+        raise UserError("a Google audit needs --group: the emails of the selected groups")
     try:
         config = DomainConfig.create(
             args.domain,

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
+from komeet_sync.frames import contains
+
 # RFC 5322 §3.2.3 atext, the characters email-validator allows unquoted in a local part.
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
 _FAST_EMAIL = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[a-z0-9.-]+"
@@ -46,7 +48,8 @@ def normalise_email(value: str) -> str:
 
 def normalise_domain(value: str) -> str:
     """A domain name, normalised to lower-case ASCII (IDNA); raises ValueError if invalid."""
-    candidate = unicodedata.normalize("NFC", str(value).strip()).lower()
+    # A fully qualified name's final dot (acme.com.) names the same domain.
+    candidate = unicodedata.normalize("NFC", str(value).strip()).lower().removesuffix(".")
     domain, error = _check_domain(candidate)
     if domain is None:
         raise ValueError(f"{value!r} is not a valid domain name: {error}")
@@ -55,47 +58,50 @@ def normalise_domain(value: str) -> str:
 
 def email_domain(emails: pd.Series) -> pd.Series:
     """The domain part of normalised addresses (NA where the address is NA)."""
-    return emails.str.rpartition("@")[2].where(emails.notna())
+    domain = pd.Series(pd.NA, index=emails.index, dtype="str")
+    present = emails.notna()
+    if present.any():
+        domain[present] = emails[present].astype("str").str.replace(r"^.*@", "", regex=True)
+    return domain
 
 
 def normalise_emails(values: pd.Series) -> pd.DataFrame:
     """Normalise a column of addresses.
 
     Returns a frame on the same index with ``email`` (normalised; NA when invalid or
-    missing) and ``error`` (NA when valid; the reason in words otherwise).
+    missing), its ``domain``, and ``error`` (NA when valid; the reason in words otherwise).
     """
-    raw = values.astype(object).where(values.notna(), None)
-    present = raw.notna().to_numpy()
-    text = pd.Series(raw.to_numpy(), index=values.index, dtype="str").str.strip()
+    text = values.astype("str").str.strip()
+    present = text.notna().to_numpy()
+    empty = present & (text == "").fillna(False).to_numpy(dtype=bool)
     lowered = text.str.lower()
-    email = pd.Series(pd.NA, index=values.index, dtype="str")
+
+    fast = lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy(dtype=bool)
+    domain = pd.Series(pd.NA, index=values.index, dtype="str")
+    if fast.any():
+        domain = lowered.str.replace(r"^.*@", "", regex=True)
+        # An ASCII domain that email-validator accepts is already in its normal form.
+        good = [name for name in domain[fast].unique() if _check_domain(name)[0] == name]
+        length = lowered.str.len().fillna(0).to_numpy()
+        local_length = length - domain.str.len().fillna(0).to_numpy() - 1
+        fast = fast & contains(domain, pd.Series(good, dtype="str"))
+        fast = fast & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
+    email = lowered.where(fast)
+    domain = domain.where(fast)
     error = pd.Series(pd.NA, index=values.index, dtype="str")
     error[~present] = "no email address"
-    error[present & (text == "").to_numpy()] = "the email address is empty"
+    error[empty] = "the email address is empty"
 
-    fast = present & lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy().astype(bool)
-    if fast.any():
-        parts = lowered[fast].str.rpartition("@")
-        local, domain = parts[0], parts[2]
-        checked = {name: _check_domain(name) for name in domain.unique()}
-        ascii_domain = domain.map(lambda name: checked[name][0])
-        good_domain = ascii_domain.notna()
-        fits = (local.str.len() <= _MAX_LOCAL) & (
-            local.str.len() + 1 + ascii_domain.str.len().fillna(0) <= _MAX_ADDRESS
-        )
-        ok = good_domain & fits
-        email[ok[ok].index] = local[ok] + "@" + ascii_domain[ok]
-        # Anything the fast path cannot vouch for gets email-validator's own verdict.
-        fast_index = np.flatnonzero(fast)
-        fast[fast_index[~ok.to_numpy()]] = False
-
-    slow = present & ~fast & (text != "").to_numpy()
+    # Everything the fast path cannot vouch for gets email-validator's own verdict.
+    slow = present & ~fast & ~empty
     if slow.any():
         verdicts = [_validate_one(address) for address in text[slow]]
-        slow_index = values.index[slow]
-        email[slow_index] = [good for good, _ in verdicts]
-        error[slow_index] = [bad for _, bad in verdicts]
-    return pd.DataFrame({"email": email, "error": error}, index=values.index)
+        email[slow] = np.array([good for good, _ in verdicts], dtype=object)
+        domain[slow] = np.array(
+            [good.rpartition("@")[2] if good else None for good, _ in verdicts], dtype=object
+        )
+        error[slow] = np.array([bad for _, bad in verdicts], dtype=object)
+    return pd.DataFrame({"email": email, "domain": domain, "error": error}, index=values.index)
 
 
 def _validate_one(address: str) -> tuple[str | None, str | None]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class Source(StrEnum):
@@ -82,6 +86,23 @@ class FrameError(ValueError):
     """A frame that does not have the columns the engine needs."""
 
 
+def contains(values: pd.Series, pool: pd.Series) -> np.ndarray:
+    """``values.isin(pool)`` for text, computed in Arrow: pandas' ``isin`` on Arrow-backed
+    strings converts the pool one element at a time (seconds for a million)."""
+    value_set = pa.array(pd.Series(pool, dtype="str").dropna().unique(), type=pa.large_string())
+    array = pa.array(pd.Series(values, dtype="str"), from_pandas=True, type=pa.large_string())
+    return np.asarray(pc.is_in(array, value_set=value_set).to_numpy(zero_copy_only=False), bool)
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str" dtype
+
+
+def text_array(values: np.ndarray | list) -> pd.api.extensions.ExtensionArray:
+    """Python strings (None for missing) as a "str" column, converted once in Arrow."""
+    array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return pd.arrays.ArrowStringArray(array, dtype=_TEXT)  # type: ignore[call-arg]
+
+
 def empty_frame(schema: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in schema.items()})
 
@@ -97,7 +118,7 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFr
             f"{name} lacks the column(s) {', '.join(missing)}; "
             f"expected the columns {', '.join(schema)}"
         )
-    columns = {}
+    columns: dict[str, Any] = {}
     for column, dtype in schema.items():
         values = frame[column]
         if dtype == "bool":
@@ -105,9 +126,8 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFr
                 raise FrameError(f"{name}.{column} has missing values; expected true or false")
             columns[column] = values.astype(bool).to_numpy()
         else:
-            columns[column] = values.astype(object).where(values.notna(), None).to_numpy()
-    result = pd.DataFrame(columns)
-    return result.astype(schema)
+            columns[column] = values.astype("str").array
+    return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)

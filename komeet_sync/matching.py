@@ -16,21 +16,23 @@ for any of its nodes, and the cluster is listed in duplicates with what its node
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 import numpy as np
 import pandas as pd
 
 
-class KeyKind(StrEnum):
-    STABLE_ID = "stable id"  # person: Google id, IdP externalId or staged resource id
-    EMAIL = "email"  # person: normalised primary email
-    ALIAS = "alias"  # person: Google alias, SCIM emails[]
-    EXTERNAL_ID = "externalId"  # account
-    USER_NAME = "userName"  # account
-    ACCOUNT_EMAIL = "primary email"  # account
-    EMPLOYEE_ID = "employee id"  # both
+class KeyKind(IntEnum):
+    STABLE_ID = 0  # person: Google id, IdP externalId or staged resource id
+    EMAIL = 1  # person: normalised primary email
+    ALIAS = 2  # person: Google alias, SCIM emails[]
+    EXTERNAL_ID = 3  # account
+    USER_NAME = 4  # account
+    ACCOUNT_EMAIL = 5  # account
+    PERSON_EMPLOYEE_ID = 6
+    ACCOUNT_EMPLOYEE_ID = 7
 
 
 class MatchRule(StrEnum):
@@ -39,15 +41,24 @@ class MatchRule(StrEnum):
     ALIAS = "alias"  # rule 3
 
 
-_NAMESPACE: dict[str, str] = {
-    KeyKind.STABLE_ID: "id",
-    KeyKind.EXTERNAL_ID: "id",
-    KeyKind.EMAIL: "address",
-    KeyKind.ALIAS: "address",
-    KeyKind.USER_NAME: "address",
-    KeyKind.ACCOUNT_EMAIL: "address",
-    KeyKind.EMPLOYEE_ID: "employee id",
+_NAMESPACES: dict[str, tuple[KeyKind, ...]] = {
+    "id": (KeyKind.STABLE_ID, KeyKind.EXTERNAL_ID),
+    "email": (KeyKind.EMAIL, KeyKind.ALIAS, KeyKind.USER_NAME, KeyKind.ACCOUNT_EMAIL),
+    "employee id": (KeyKind.PERSON_EMPLOYEE_ID, KeyKind.ACCOUNT_EMPLOYEE_ID),
 }
+_NAMESPACE_OF = {kind: name for name, kinds in _NAMESPACES.items() for kind in kinds}
+# An employee id held by more nodes than this is a placeholder ("n/a", "0"), not an identity.
+MAX_EMPLOYEE_ID_HOLDERS = 4
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One kind of key for a set of nodes: ``values[i]`` is a key of node ``nodes[i]``.
+    Values are compared as given: normalise them first."""
+
+    kind: KeyKind
+    nodes: np.ndarray
+    values: pd.Series
 
 
 @dataclass(frozen=True)
@@ -59,33 +70,40 @@ class Links:
     matched_account: np.ndarray  # person -> account position, or -1
     match_rule: np.ndarray  # person -> MatchRule value, or "" when unmatched
     disputed: np.ndarray  # node -> in a dispute
-    shared: pd.DataFrame  # node, kind, value: every key held by more than one node
+    shared: pd.DataFrame  # node, kind, value: the keys that disputed nodes share
 
 
-def key_rows(node: np.ndarray, kind: KeyKind, values: pd.Series) -> pd.DataFrame:
-    """Key rows for ``link``: one per node and non-empty value."""
-    text = pd.Series(values.to_numpy(), dtype="str").str.strip()
-    keep = (text.notna() & (text != "")).to_numpy()
-    return pd.DataFrame(
-        {"node": np.asarray(node, dtype=np.int64)[keep], "kind": kind.value, "value": text[keep]}
-    )
-
-
-def link(keys: pd.DataFrame, person_count: int, account_count: int) -> Links:
+def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     node_count = person_count + account_count
-    node = keys["node"].to_numpy(dtype=np.int64)
-    code = np.empty(len(keys), dtype=np.int64)
-    namespace = keys["kind"].map(_NAMESPACE).to_numpy()
+    nodes, codes, kinds, values = [], [], [], []
     offset = 0
-    for name in ("id", "address", "employee id"):
-        mask = namespace == name
-        codes, uniques = pd.factorize(keys["value"].to_numpy()[mask])
-        code[mask] = codes + offset
+    for namespace, members in _NAMESPACES.items():
+        parts = [k for k in keys if k.kind in members]
+        if not parts:
+            continue
+        text = pd.concat([k.values.astype("str") for k in parts], ignore_index=True)
+        node = np.concatenate([np.asarray(k.nodes, dtype=np.int64) for k in parts])
+        kind = np.concatenate([np.full(len(k.nodes), k.kind, dtype=np.int8) for k in parts])
+        code, uniques = pd.factorize(text, use_na_sentinel=True)
+        keep = code >= 0
+        if namespace == "employee id" and len(uniques):
+            holders = np.bincount(code[keep], minlength=len(uniques))
+            keep &= holders[np.where(keep, code, 0)] <= MAX_EMPLOYEE_ID_HOLDERS
+        nodes.append(node[keep])
+        codes.append(code[keep] + offset)
+        kinds.append(kind[keep])
+        values.append(np.asarray(uniques, dtype=object))
         offset += len(uniques)
+    node = np.concatenate(nodes) if nodes else np.array([], dtype=np.int64)
+    code = np.concatenate(codes) if codes else np.array([], dtype=np.int64)
+    kind = np.concatenate(kinds) if kinds else np.array([], dtype=np.int8)
+    value_of_code = np.concatenate(values) if values else np.array([], dtype=object)
 
-    # A node holding the same key twice (userName equal to its primary email) links nothing.
-    distinct = ~pd.DataFrame({"node": node, "code": code}).duplicated().to_numpy()
-    node, code, kind = node[distinct], code[distinct], keys["kind"].to_numpy()[distinct]
+    # A node that holds one key twice (userName equal to its primary email) links nothing.
+    pair = code * node_count + node
+    first_seen = np.unique(pair, return_index=True)[1] if len(pair) else np.arange(0)
+    if len(first_seen) != len(pair):
+        node, code, kind = node[first_seen], code[first_seen], kind[first_seen]
     holders = np.bincount(code, minlength=offset)
     is_shared = holders[code] > 1
     s_node, s_code, s_kind = node[is_shared], code[is_shared], kind[is_shared]
@@ -100,18 +118,19 @@ def link(keys: pd.DataFrame, person_count: int, account_count: int) -> Links:
     persons = np.bincount(component, weights=is_person, minlength=node_count)
     accounts = np.bincount(component, weights=~is_person, minlength=node_count)
     # Employee ids alone never match: they only flag a probable duplicate.
-    matching_key = np.isin(s_kind, [k.value for k in KeyKind if _NAMESPACE[k] != "employee id"])
+    matching_key = s_kind < KeyKind.PERSON_EMPLOYEE_ID
     has_match_key = np.zeros(node_count, dtype=bool)
     has_match_key[component[s_node[matching_key]]] = True
-    pair = (persons == 1) & (accounts == 1) & has_match_key
+    pair_component = (persons == 1) & (accounts == 1) & has_match_key
     size = persons + accounts
-    disputed = (size[component] > 1) & ~pair[component]
+    disputed = (size[component] > 1) & ~pair_component[component]
 
     matched_account = np.full(person_count, -1, dtype=np.int64)
-    paired_accounts = np.flatnonzero(pair[component] & ~is_person)
+    paired = pair_component[component]
     person_of_pair = np.full(node_count, -1, dtype=np.int64)
-    paired_people = np.flatnonzero(pair[component] & is_person)
+    paired_people = np.flatnonzero(paired & is_person)
     person_of_pair[component[paired_people]] = paired_people
+    paired_accounts = np.flatnonzero(paired & ~is_person)
     matched_account[person_of_pair[component[paired_accounts]]] = paired_accounts - person_count
 
     match_rule = np.full(person_count, "", dtype=object)
@@ -120,15 +139,16 @@ def link(keys: pd.DataFrame, person_count: int, account_count: int) -> Links:
         (MatchRule.EMAIL, KeyKind.EMAIL),
         (MatchRule.STABLE_ID, KeyKind.STABLE_ID),
     ):  # the first rule wins, so it is written last
-        holders_of_key = s_node[(s_kind == key.value) & (s_node < person_count)]
+        holders_of_key = s_node[s_kind == key]
         holders_of_key = holders_of_key[matched_account[holders_of_key] >= 0]
         match_rule[holders_of_key] = rule.value
 
+    in_dispute = disputed[s_node]
     shared = pd.DataFrame(
         {
-            "node": s_node,
-            "kind": s_kind,
-            "value": keys["value"].to_numpy()[distinct][is_shared][order],
+            "node": s_node[in_dispute],
+            "kind": [_NAMESPACE_OF[KeyKind(k)] for k in s_kind[in_dispute]],
+            "value": value_of_code[s_code[in_dispute]],
         }
     )
     return Links(
@@ -157,11 +177,11 @@ def _components(node_count: int, left: np.ndarray, right: np.ndarray) -> np.ndar
         label = new
 
 
-def dispute_clusters(links: Links, node_names: np.ndarray) -> pd.DataFrame:
+def dispute_clusters(links: Links, node_names: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
     """One row per disputed node: its cluster id and the reason, in words.
 
-    ``node_names`` labels each node ("google user 123", "komeet account 9"). The cluster id
-    is a hash of the sorted names of its nodes, so it does not depend on input order.
+    ``node_names`` labels nodes ("google user 123", "komeet account 9"). The cluster id is a
+    hash of the smallest name in the cluster, so it does not depend on input order.
     """
     disputed_nodes = np.flatnonzero(links.disputed)
     if len(disputed_nodes) == 0:
@@ -172,19 +192,18 @@ def dispute_clusters(links: Links, node_names: np.ndarray) -> pd.DataFrame:
         {
             "node": disputed_nodes,
             "component": links.component[disputed_nodes],
-            "name": node_names[disputed_nodes],
+            "name": node_names(disputed_nodes),
         }
     )
-    cluster_id = (
-        members.sort_values("name")
-        .groupby("component")["name"]
-        .agg(lambda names: "dup_" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:12])
+    smallest = members.groupby("component")["name"].min()
+    cluster_id = pd.Series(
+        ["dup_" + hashlib.sha256(name.encode()).hexdigest()[:12] for name in smallest],
+        index=smallest.index,
     )
-    shared = links.shared[links.disputed[links.shared["node"].to_numpy()]]
-    shared = shared.assign(
-        component=links.component[shared["node"].to_numpy()],
-        name=node_names[shared["node"].to_numpy()],
-        kind_name=shared["kind"].map(_NAMESPACE).replace("address", "email"),
+    shared = links.shared.assign(
+        component=links.component[links.shared["node"].to_numpy()],
+        name=node_names(links.shared["node"].to_numpy()),
+        kind_name=links.shared["kind"],
     )
     per_key = (
         shared.sort_values("name")

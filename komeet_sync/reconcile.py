@@ -7,6 +7,7 @@ the reports are views of those rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +16,15 @@ import pandas as pd
 from komeet_sync import guards, scope
 from komeet_sync.domain_config import DomainConfig
 from komeet_sync.emails import email_domain, normalise_emails
-from komeet_sync.frames import KOMEET_USERS, DirectorySnapshot, Source, conform
-from komeet_sync.matching import KeyKind, MatchRule, dispute_clusters, key_rows, link
+from komeet_sync.frames import (
+    KOMEET_USERS,
+    DirectorySnapshot,
+    Source,
+    conform,
+    contains,
+    text_array,
+)
+from komeet_sync.matching import KeyKind, Keys, Links, MatchRule, dispute_clusters, link
 from komeet_sync.plan import Plan, build_plan
 from komeet_sync.situations import ACTION_OF, Action, Situation
 
@@ -102,31 +110,38 @@ def reconcile(
         pd.DataFrame({"account_id": people["account_id"], "position": np.arange(n)}),
         on="account_id",
     )
-    account_nodes = np.arange(n, n + m)
-    keys = pd.concat(
-        [
-            key_rows(np.arange(n), KeyKind.STABLE_ID, people["stable_id"]),
-            key_rows(np.arange(n), KeyKind.EMAIL, people["email"]),
-            key_rows(alias_owner["position"].to_numpy(), KeyKind.ALIAS, alias_owner["alias"]),
-            key_rows(np.arange(n), KeyKind.EMPLOYEE_ID, people["employee_id"]),
-            key_rows(account_nodes, KeyKind.EXTERNAL_ID, accounts["external_id"]),
-            key_rows(account_nodes, KeyKind.USER_NAME, accounts["user_name_norm"]),
-            key_rows(account_nodes, KeyKind.ACCOUNT_EMAIL, accounts["email_norm"]),
-            key_rows(account_nodes, KeyKind.EMPLOYEE_ID, accounts["employee_id"]),
-        ],
-        ignore_index=True,
-    )
+    people_nodes, account_nodes = np.arange(n), np.arange(n, n + m)
+    keys = [
+        Keys(KeyKind.STABLE_ID, people_nodes, _key_text(people["stable_id"])),
+        Keys(KeyKind.EMAIL, people_nodes, people["email"]),
+        Keys(KeyKind.ALIAS, alias_owner["position"].to_numpy(), alias_owner["alias"]),
+        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, _key_text(people["employee_id"])),
+        Keys(KeyKind.EXTERNAL_ID, account_nodes, _key_text(accounts["external_id"])),
+        Keys(KeyKind.USER_NAME, account_nodes, accounts["user_name_norm"]),
+        Keys(KeyKind.ACCOUNT_EMAIL, account_nodes, accounts["email_norm"]),
+        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, _key_text(accounts["employee_id"])),
+    ]
     links = link(keys, n, m)
-    names = np.concatenate(
-        [
-            (people["source"] + " user " + people["account_id"].fillna("?")).to_numpy(object),
-            ("komeet account " + accounts["komeet_id"].fillna("?")).to_numpy(object),
-        ]
-    )
+
+    def names(nodes: np.ndarray) -> np.ndarray:
+        """How the duplicates report names nodes: "google user 123", "komeet account 9"."""
+        person = nodes < n
+        label = np.empty(len(nodes), dtype=object)
+        at = nodes[person]
+        label[person] = (
+            people["source"].to_numpy(object)[at]
+            + " user "
+            + people["account_id"].to_numpy(object)[at]
+        )
+        label[~person] = (
+            "komeet account " + accounts["komeet_id"].to_numpy(object)[nodes[~person] - n]
+        )
+        return label
+
     clusters = dispute_clusters(links, names)
 
     rows = _rows(people, accounts, links, clusters)
-    rows = _situate(rows, assessed.groups_of, config)
+    rows = _situate(rows, assessed, config)
 
     errors = assessed.errors
     if komeet_errors is not None and len(komeet_errors):
@@ -175,13 +190,20 @@ def reconcile(
     return Reconciliation(config.domain, rows, reports, plan, stats)
 
 
+def _key_text(values: pd.Series) -> pd.Series:
+    """An identifier as a matching key: trimmed, and missing when empty."""
+    text = values.astype("str").str.strip()
+    return text.where(text != "")
+
+
 def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.DataFrame, int]:
     """The domain's accounts: userName in the domain or an alias domain. The sync never
     reads or writes any other account."""
-    user_name = normalise_emails(komeet["user_name"])["email"]
+    normal = normalise_emails(komeet["user_name"])
     # A userName that is not a valid email still identifies its account, lower-cased.
-    user_name = user_name.fillna(komeet["user_name"].str.strip().str.lower())
-    mine = email_domain(user_name).isin(config.domains).to_numpy()
+    user_name = normal["email"].fillna(komeet["user_name"].str.strip().str.lower())
+    domain = normal["domain"].fillna(email_domain(user_name[normal["email"].isna()]))
+    mine = contains(domain, pd.Series(config.domains, dtype="str"))
     accounts = komeet[mine].reset_index(drop=True)
     accounts["user_name_norm"] = user_name[mine].to_numpy()
     accounts["email_norm"] = normalise_emails(accounts["email"])["email"]
@@ -194,42 +216,75 @@ def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.Dat
     return accounts, int((~mine).sum())
 
 
-def _rows(
-    people: pd.DataFrame, accounts: pd.DataFrame, links, clusters: pd.DataFrame
-) -> pd.DataFrame:
-    n = len(people)
-    account_columns = {
-        "komeet_id": "komeet_id",
-        "user_name_norm": "komeet_user_name",
-        "active": "komeet_active",
-        "external_id": "external_id",
-        "given_name": "komeet_given_name",
-        "family_name": "komeet_family_name",
-        "managed": "managed",
-        "protected": "protected",
-    }
-    side = accounts[list(account_columns)].rename(columns=account_columns)
-    matched = links.matched_account
-    person_rows = people.rename(columns={"active": "person_active"}).assign(has_person=True)
-    taken = side.reindex(matched).reset_index(drop=True)  # -1 is no account: NA columns
-    person_rows = pd.concat([person_rows, taken], axis=1)
-    person_rows["has_account"] = matched >= 0
-    person_rows["match_rule"] = links.match_rule
-    person_rows["node"] = np.arange(n)
+_ACCOUNT_SIDE = {
+    "komeet_id": "komeet_id",
+    "user_name_norm": "komeet_user_name",
+    "active": "komeet_active",
+    "external_id": "external_id",
+    "given_name": "komeet_given_name",
+    "family_name": "komeet_family_name",
+    "managed": "managed",
+    "protected": "protected",
+}
 
+
+def _rows(
+    people: pd.DataFrame, accounts: pd.DataFrame, links: Links, clusters: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per person (with the account matched to them, if any) and one per account
+    that no person was matched to. Columns are taken by position; -1 is "none"."""
+    n = len(people)
+    matched = links.matched_account
     alone = np.ones(len(accounts), dtype=bool)
     alone[matched[matched >= 0]] = False
-    account_rows = side[alone].assign(has_person=False, has_account=True, match_rule="")
-    account_rows["node"] = np.flatnonzero(alone) + n
-    rows = pd.concat([person_rows, account_rows], ignore_index=True)
-    rows = rows.merge(clusters.rename(columns={"reason": "dispute_reason"}), on="node", how="left")
-    rows["disputed"] = links.disputed[rows["node"].to_numpy()]
-    for column in ("komeet_active", "managed", "protected", "person_active", "in_scope", "desired"):
-        rows[column] = rows[column].fillna(False).astype(bool)
-    return rows
+    lone_accounts = np.flatnonzero(alone)
+    person_at = np.concatenate([np.arange(n), np.full(len(lone_accounts), -1)])
+    account_at = np.concatenate([matched, lone_accounts])
+    node = np.concatenate([np.arange(n), lone_accounts + n])
+
+    def take(frame: pd.DataFrame, column: str, at: np.ndarray):
+        values = frame[column]
+        if values.dtype == bool:
+            if values.empty:
+                return np.zeros(len(at), dtype=bool)
+            return np.where(at >= 0, values.to_numpy()[np.maximum(at, 0)], False)
+        return values.astype("str").array.take(at, allow_fill=True)
+
+    columns = {
+        ("person_active" if column == "active" else column): take(people, column, person_at)
+        for column in people.columns
+    }
+    columns |= {name: take(accounts, column, account_at) for column, name in _ACCOUNT_SIDE.items()}
+    columns["has_person"] = person_at >= 0
+    columns["has_account"] = account_at >= 0
+    rule = links.match_rule if n else np.array([""], dtype=object)
+    columns["match_rule"] = np.where(person_at >= 0, rule[np.maximum(person_at, 0)], "")
+    columns["node"] = node
+    columns["disputed"] = links.disputed[node]
+    for column in ("cluster_id", "reason"):
+        by_node = pd.Series(pd.NA, index=range(n + len(accounts)), dtype="str")
+        by_node[clusters["node"].to_numpy()] = clusters[column].to_numpy()
+        name = "dispute_reason" if column == "reason" else column
+        columns[name] = by_node.array.take(node)
+    return pd.DataFrame(columns)
 
 
-def _situate(rows: pd.DataFrame, groups_of: pd.Series, config: DomainConfig) -> pd.DataFrame:
+# In order: the first that holds is a row's situation (ARCHITECTURE.md, "Situations").
+_SITUATION_ORDER = [
+    Situation.DISPUTED,
+    Situation.INVALID,
+    Situation.JOINER,
+    Situation.RETURNER,
+    Situation.CHANGED,
+    Situation.UNCHANGED,
+    Situation.LEAVER,
+    Situation.UNMANAGED,
+    Situation.OUT_OF_SCOPE,
+    Situation.INACTIVE,
+]
+
+
+def _situate(rows: pd.DataFrame, assessed: scope.Scope, config: DomainConfig) -> pd.DataFrame:
     """Each row's situation, action and reason (ARCHITECTURE.md, "Situations")."""
     has_person = rows["has_person"].to_numpy()
     has_account = rows["has_account"].to_numpy()
@@ -239,7 +294,7 @@ def _situate(rows: pd.DataFrame, groups_of: pd.Series, config: DomainConfig) -> 
     invalid = has_person & rows["error"].notna().to_numpy()
 
     changes, differs = _changes(rows, desired & has_account)
-    situation = np.select(
+    code = np.select(
         [
             rows["disputed"].to_numpy(),
             invalid,
@@ -251,24 +306,15 @@ def _situate(rows: pd.DataFrame, groups_of: pd.Series, config: DomainConfig) -> 
             has_account & active,
             has_person & rows["person_active"].to_numpy() & ~rows["in_scope"].to_numpy(),
         ],
-        [
-            Situation.DISPUTED,
-            Situation.INVALID,
-            Situation.JOINER,
-            Situation.RETURNER,
-            Situation.CHANGED,
-            Situation.UNCHANGED,
-            Situation.LEAVER,
-            Situation.UNMANAGED,
-            Situation.OUT_OF_SCOPE,
-        ],
-        default=Situation.INACTIVE,
-    ).astype(object)
-    rows = rows.assign(situation=situation, changes=changes)
-    protected_leaver = (situation == Situation.LEAVER) & rows["protected"].to_numpy()
-    action = pd.Series(situation).map({s.value: a.value for s, a in ACTION_OF.items()})
-    rows["action"] = action.fillna("").where(~protected_leaver, "").astype("str").to_numpy()
-    rows["reason"] = _reasons(rows, groups_of, config)
+        list(range(len(_SITUATION_ORDER) - 1)),
+        default=len(_SITUATION_ORDER) - 1,
+    )
+    situation = np.array([s.value for s in _SITUATION_ORDER], dtype=object)[code]
+    action_of = np.array([ACTION_OF[s].value if s in ACTION_OF else "" for s in _SITUATION_ORDER])
+    action = action_of[code]
+    action[(code == _SITUATION_ORDER.index(Situation.LEAVER)) & rows["protected"].to_numpy()] = ""
+    rows = rows.assign(situation=text_array(situation), changes=changes, action=text_array(action))
+    rows["reason"] = text_array(_reasons(rows, situation, assessed, config))
     rows["email"] = rows["email"].fillna(rows["email_given"]).fillna(rows["komeet_user_name"])
     return rows
 
@@ -308,62 +354,87 @@ def _changes(rows: pd.DataFrame, compared: np.ndarray) -> tuple[pd.Series, np.nd
     return changes, differs
 
 
-def _reasons(rows: pd.DataFrame, groups_of: pd.Series, config: DomainConfig) -> pd.Series:
-    reason = pd.Series("", index=rows.index, dtype="str")
-    situation = rows["situation"]
-    rule = rows["match_rule"].map(_RULE_WORDS).fillna("")
-    member_of = rows["account_id"].map(groups_of)
-    in_groups = ("member of " + member_of).fillna("active in the directory")
+def _reasons(
+    rows: pd.DataFrame, situation: np.ndarray, assessed: scope.Scope, config: DomainConfig
+) -> np.ndarray:
+    """Each row's reason in words. Built per situation, on that situation's rows only."""
+    reason = np.full(len(rows), "", dtype=object)
 
-    def put(which: Situation, text: pd.Series | str) -> None:
-        mask = situation == which
-        if mask.any():
-            reason[mask] = text[mask] if isinstance(text, pd.Series) else text
+    def rule(sub: pd.DataFrame) -> pd.Series:
+        return sub["match_rule"].astype(object).map(_RULE_WORDS).astype("str")
 
-    put(
-        Situation.JOINER,
-        in_groups + "; no Komeet account has this person's externalId, email or aliases",
-    )
-    put(
-        Situation.RETURNER,
-        in_groups + "; " + rule + " to deactivated account " + rows["komeet_id"].fillna(""),
-    )
-    put(Situation.CHANGED, rule + ": " + rows["changes"])
-    put(Situation.UNCHANGED, rule + "; up to date")
-    put(
-        Situation.INVALID,
-        rows["error"].fillna("") + " (" + rows["error_detail"].fillna("") + "): " + scope.NO_ACTION,
-    )
-    put(Situation.DISPUTED, rows["dispute_reason"].fillna(""))
+    def in_groups(sub: pd.DataFrame) -> pd.Series:
+        member_of = assessed.groups_of(sub["account_id"])
+        return ("member of " + member_of).fillna("active in the directory")
 
-    gone = _why_not_desired(rows, config)
-    leaver = gone + "; deactivate (never delete) account " + rows["komeet_id"].fillna("")
-    leaver = leaver.where(~rows["protected"], gone + "; account is protected: kept active")
-    put(Situation.LEAVER, leaver)
-    put(
-        Situation.UNMANAGED,
-        pd.Series(
+    def komeet_id(sub: pd.DataFrame) -> pd.Series:
+        return sub["komeet_id"].fillna("")
+
+    def leaver(sub: pd.DataFrame) -> pd.Series:
+        gone = _why_not_desired(sub, config)
+        return (gone + "; deactivate (never delete) account " + komeet_id(sub)).where(
+            ~sub["protected"], gone + "; account is protected: kept active"
+        )
+
+    def unmanaged(sub: pd.DataFrame) -> pd.Series:
+        return pd.Series(
             np.where(
-                rows["has_person"],
-                "account has no externalId, so the sync never touches it (" + gone + ")",
+                sub["has_person"],
+                "account has no externalId, so the sync never touches it ("
+                + _why_not_desired(sub, config)
+                + ")",
                 "account has no externalId and matches nobody in the directory: the sync "
                 "did not create it and never touches it",
             ),
-            index=rows.index,
-        ),
-    )
-    put(Situation.OUT_OF_SCOPE, _out_of_scope_reason(config))
-    put(
-        Situation.INACTIVE,
-        pd.Series(
+            index=sub.index,
+        )
+
+    def inactive(sub: pd.DataFrame) -> pd.Series:
+        return pd.Series(
             np.where(
-                rows["has_person"],
-                rows["inactive_reason"].fillna("not desired") + "; no active Komeet account",
+                sub["has_person"],
+                sub["inactive_reason"].fillna("not desired") + "; no active Komeet account",
                 "deactivated account; nobody in the directory matches it",
             ),
-            index=rows.index,
+            index=sub.index,
+        )
+
+    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | str]] = {
+        Situation.JOINER: lambda sub: (
+            in_groups(sub) + "; no Komeet account has this person's externalId, email or aliases"
         ),
-    )
+        Situation.RETURNER: lambda sub: (
+            in_groups(sub) + "; " + rule(sub) + " to deactivated account " + komeet_id(sub)
+        ),
+        Situation.CHANGED: lambda sub: rule(sub) + ": " + sub["changes"],
+        Situation.UNCHANGED: lambda sub: (
+            sub["match_rule"]
+            .astype(object)
+            .map({rule: words + "; up to date" for rule, words in _RULE_WORDS.items()})
+        ),
+        Situation.INVALID: lambda sub: (
+            sub["error"].fillna("")
+            + " ("
+            + sub["error_detail"].fillna("")
+            + "): "
+            + scope.NO_ACTION
+        ),
+        Situation.DISPUTED: lambda sub: sub["dispute_reason"].fillna(""),
+        Situation.LEAVER: leaver,
+        Situation.UNMANAGED: unmanaged,
+        Situation.OUT_OF_SCOPE: lambda sub: _out_of_scope_reason(config),
+        Situation.INACTIVE: inactive,
+    }
+    needs = {
+        Situation.UNCHANGED: ["match_rule"],
+        Situation.OUT_OF_SCOPE: [],
+    }
+    for which, build in builders.items():
+        mask = situation == which
+        if mask.any():
+            # Take only the columns a reason needs: most rows are unchanged ones.
+            text = build(rows.loc[mask, needs.get(which, list(rows.columns))])
+            reason[mask] = text.to_numpy(object) if isinstance(text, pd.Series) else text
     return reason
 
 

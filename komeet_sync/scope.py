@@ -15,7 +15,14 @@ import pandas as pd
 
 from komeet_sync.domain_config import DomainConfig
 from komeet_sync.emails import email_domain, normalise_emails
-from komeet_sync.frames import READ_ERRORS, DirectorySnapshot, conform, empty_frame
+from komeet_sync.frames import (
+    READ_ERRORS,
+    DirectorySnapshot,
+    conform,
+    contains,
+    empty_frame,
+    text_array,
+)
 
 ERRORS: dict[str, str] = {**READ_ERRORS, "reason": "str"}
 
@@ -30,7 +37,20 @@ class Scope:
     aliases: pd.DataFrame  # account_id, alias (normalised, valid only)
     errors: pd.DataFrame  # ERRORS
     missing_groups: pd.DataFrame  # group, error (group_not_found | group_empty)
-    groups_of: pd.Series  # account_id -> the selected groups it is in, joined for reasons
+    memberships: pd.DataFrame  # account_id, group: the selected groups each person is in
+
+    def groups_of(self, account_ids: pd.Series) -> pd.Series:
+        """The selected groups each of ``account_ids`` is in, as text; NA when none."""
+        wanted = self.memberships[contains(self.memberships["account_id"], account_ids)]
+        wanted = wanted.drop_duplicates().sort_values(["account_id", "group"])
+        several = wanted["account_id"].duplicated(keep=False).to_numpy()
+        joined = pd.concat(
+            [
+                wanted[~several].set_index("account_id")["group"],
+                wanted[several].groupby("account_id")["group"].agg(", ".join),
+            ]
+        )
+        return account_ids.map(joined).astype("str")
 
 
 def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
@@ -38,17 +58,17 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     normal = normalise_emails(users["email"])
     people = users.assign(email_given=users["email"], email=normal["email"])
     domains = set(config.domains)
-    in_domain = email_domain(people["email"]).isin(domains).to_numpy()
+    in_domain = contains(normal["domain"], pd.Series(sorted(domains), dtype="str"))
 
     group_status = _group_status(snapshot, config)
     members = snapshot.members[snapshot.members["group"].isin(config.groups)]
     if config.groups:
-        in_scope, groups_of, member_errors = _membership(
+        in_scope, memberships, member_errors = _membership(
             members, people, domains, snapshot.source.value
         )
     else:
         in_scope = np.ones(len(people), dtype=bool)
-        groups_of = pd.Series(dtype="str")
+        memberships = pd.DataFrame({"account_id": [], "group": []}, dtype="str")
         member_errors = empty_frame(ERRORS)
 
     candidate = people["active"].to_numpy() & in_scope
@@ -57,27 +77,24 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
         | people["family_name"].fillna("").str.strip().eq("")
     ).to_numpy()
     bad_email = normal["email"].isna().to_numpy()
-    error = np.select(
-        [candidate & bad_email, candidate & ~in_domain, candidate & no_name],
-        ["invalid_email", "outside_domain", "missing_name"],
-        default="",
-    )
-    domain_list = _listing(config.domains)
-    detail = np.select(
-        [error == "invalid_email", error == "outside_domain", error == "missing_name"],
-        [
-            normal["error"].fillna("").to_numpy(dtype=object),
-            np.full(len(people), f"its domain is not {domain_list}", dtype=object),
-            np.full(len(people), "givenName and familyName are both required", dtype=object),
-        ],
-        default="",
-    )
+    # The first problem found is the one reported.
+    error = np.full(len(people), None, dtype=object)
+    detail = np.full(len(people), None, dtype=object)
+    missing_name = candidate & no_name
+    error[missing_name] = "missing_name"
+    detail[missing_name] = "givenName and familyName are both required"
+    outside = candidate & ~in_domain
+    error[outside] = "outside_domain"
+    detail[outside] = f"its domain is not {_listing(config.domains)}"
+    invalid = candidate & bad_email
+    error[invalid] = "invalid_email"
+    detail[invalid] = normal["error"][invalid].to_numpy(dtype=object)
+    flagged = missing_name | outside | invalid
     people["in_scope"] = in_scope
-    people["error"] = pd.Series(error, dtype="str").replace("", pd.NA).to_numpy()
-    people["error_detail"] = pd.Series(detail, dtype="str").replace("", pd.NA).to_numpy()
-    people["desired"] = candidate & (error == "")
+    people["error"] = text_array(error)
+    people["error_detail"] = text_array(detail)
+    people["desired"] = candidate & ~flagged
 
-    flagged = error != ""
     person_errors = pd.DataFrame(
         {
             "source": people["source"][flagged],
@@ -114,7 +131,7 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
         aliases=aliases,
         errors=conform(errors, ERRORS, "errors"),
         missing_groups=group_status[["group", "error", "detail"]],
-        groups_of=groups_of,
+        memberships=memberships,
     )
 
 
@@ -147,29 +164,40 @@ def _group_status(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataF
 
 def _membership(
     members: pd.DataFrame, people: pd.DataFrame, domains: set[str], source: str
-) -> tuple[np.ndarray, pd.Series, pd.DataFrame]:
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Which people are in a selected group, and which members are nobody we know."""
     if (members["member_type"] == "CUSTOMER").any():
         # A CUSTOMER member makes every user of the Workspace account a member.
-        everyone = np.ones(len(people), dtype=bool)
-        names = ", ".join(sorted(members.loc[members["member_type"] == "CUSTOMER", "group"]))
-        return everyone, pd.Series(names, index=people["account_id"].unique()), empty_frame(ERRORS)
-    users = members[members["member_type"] != "GROUP"]
-    by_id = users["member_id"].isin(people["account_id"])
-    member_email = normalise_emails(users["member_email"])["email"]
-    known_emails = people.dropna(subset=["email"]).drop_duplicates("email")
-    email_to_id = pd.Series(known_emails["account_id"].to_numpy(), index=known_emails["email"])
-    matched_id = users["member_id"].where(by_id, member_email.map(email_to_id))
-    found = matched_id.notna()
-    scoped = pd.DataFrame({"account_id": matched_id[found], "group": users["group"][found]})
-    in_scope = people["account_id"].isin(scoped["account_id"]).to_numpy()
-    groups_of = (
-        scoped.drop_duplicates().sort_values(["account_id", "group"]).groupby("account_id")["group"]
-    ).agg(", ".join)
+        customer = members.loc[members["member_type"] == "CUSTOMER", "group"].iloc[0]
+        everyone = pd.DataFrame({"account_id": people["account_id"], "group": customer})
+        return np.ones(len(people), dtype=bool), everyone, empty_frame(ERRORS)
+    users = members[(members["member_type"] != "GROUP").to_numpy()]
+    ids = pd.concat([people["account_id"], users["member_id"]], ignore_index=True)
+    codes, uniques = pd.factorize(ids)
+    person_code, member_code = codes[: len(people)], codes[len(people) :]
+    is_person = np.zeros(len(uniques) + 1, dtype=bool)  # the extra slot is NA's -1
+    is_person[person_code] = True
+    is_person[-1] = False
+    by_id = is_person[member_code]
+    matched_id = users["member_id"].where(by_id)
+    if not by_id.all():  # members known by email only: map them to the user with it
+        known = people.dropna(subset=["email"]).drop_duplicates("email")
+        email_to_id = pd.Series(known["account_id"].to_numpy(), index=known["email"])
+        by_email = normalise_emails(users["member_email"][~by_id])["email"].map(email_to_id)
+        matched_id[~by_id] = by_email.astype("str")
+    found = matched_id.notna().to_numpy()
+    memberships = pd.DataFrame({"account_id": matched_id[found], "group": users["group"][found]})
+    is_member = np.zeros(len(uniques) + 1, dtype=bool)
+    is_member[member_code[found]] = True
+    is_member[-1] = False
+    in_scope = is_member[person_code]
+    if not by_id.all():  # some were matched by email: look their ids up
+        in_scope |= contains(people["account_id"], memberships["account_id"])
 
-    strangers = users[~found].assign(email_norm=member_email[~found])
+    strangers = users[~found]
     if strangers.empty:
-        return in_scope, groups_of, empty_frame(ERRORS)
+        return in_scope, memberships, empty_frame(ERRORS)
+    strangers = strangers.assign(email_norm=normalise_emails(strangers["member_email"])["email"])
     outside = ~email_domain(strangers["email_norm"]).isin(domains)
     listed = (
         strangers.assign(outside=outside)
@@ -193,7 +221,7 @@ def _membership(
             "reason": "not synced: only users of the domain itself get Komeet accounts",
         }
     )
-    return in_scope, groups_of, errors
+    return in_scope, memberships, errors
 
 
 def _listing(names: tuple[str, ...] | list[str]) -> str:

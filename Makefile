@@ -1,0 +1,45 @@
+# komeet-sync: every target installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXAMPLES := komeet_sync/examples
+export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
+
+.PHONY: demo test lint bench install system-packages clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# The main job on the embedded default: the offline audit of the bundled examples.
+demo: $(STAMP)
+	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
+	    --protect it-admin@acme.com --max-deactivation-share 0.4 \
+	    --google-users $(EXAMPLES)/acme/users.json --google-members $(EXAMPLES)/acme/members.json \
+	    --komeet $(EXAMPLES)/acme/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/acme.com
+	$(BIN)/komeet-sync audit --domain globex.com --group "Komeet Users" \
+	    --scim-users $(EXAMPLES)/globex/scim_users.json --scim-groups $(EXAMPLES)/globex/scim_groups.json \
+	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com
+
+# Every test, PostgreSQL included (installed from the system's packages when missing).
+test: $(STAMP) system-packages lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+system-packages:
+	@scripts/system-packages.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/reconcile.py
+
+clean:
+	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Dagster definitions for komeet-sync: thin assets over the core (``komeet_sync``)."""

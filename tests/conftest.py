@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from komeet_sync.cli import main
+
+from .postgres_server import PostgresServer
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "komeet_sync" / "examples"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    configured = os.environ.get("KOMEET_SYNC_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'komeet_sync.db'}"
+        return
+    server_url = request.getfixturevalue("postgres_server_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def komeet_env(monkeypatch, tmp_path, database_url) -> str:
+    """The CLI's environment pointed at a fresh database."""
+    monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", database_url)
+    return database_url
+
+
+class Cli:
+    """Runs `komeet-sync` in this process, as a user would type it."""
+
+    def __init__(self, capsys) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        code = main([str(arg) for arg in args])
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *args: str):
+        code, out, err = self(*args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def cli(capsys) -> Cli:
+    return Cli(capsys)

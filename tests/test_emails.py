@@ -1,0 +1,71 @@
+"""Email normalisation: trim, NFC, lower-case, IDNA; syntax checked by email-validator."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from komeet_sync.emails import InvalidEmail, normalise_email, normalise_emails
+
+
+@pytest.mark.parametrize(
+    ("given_address", "normal"),
+    [
+        ("  Jane.Doe@ACME.com ", "jane.doe@acme.com"),
+        ("jane@bücher.example", "jane@xn--bcher-kva.example"),
+        ("Ame\u0301lie@acme.com", "amélie@acme.com"),  # NFD in, NFC out
+        ("o'brien+news@acme.com", "o'brien+news@acme.com"),
+    ],
+)
+def test_normalises(given_address, normal):
+    assert normalise_email(given_address) == normal
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("jane..doe@acme.com", "two periods in a row"),
+        ("jane@acme", "not valid"),
+        ("jane", "must have an @-sign"),
+        ("jane@localhost", "not valid"),
+        ("", "empty"),
+        ("a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + ".com", "too long"),
+    ],
+)
+def test_refuses_with_the_reason(bad, reason):
+    with pytest.raises(InvalidEmail) as caught:
+        normalise_email(bad)
+    assert reason in str(caught.value)
+
+
+ATOM = st.text(alphabet="abcXYZ019.-_+'é@ ", min_size=0, max_size=12)
+
+
+DOMAINS = [
+    "acme.com",
+    "ACME.io",
+    "a-b.example",
+    "-bad.com",
+    "acme..com",
+    "x.test",
+    "xn--bcher-kva.example",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS)) | ATOM, max_size=8)
+)
+def test_the_fast_path_agrees_with_email_validator(addresses):
+    """Every address gets email-validator's own verdict, whichever path it took."""
+    result = normalise_emails(pd.Series(addresses, dtype=object))
+    for address, email in zip(addresses, result["email"], strict=True):
+        try:
+            valid = validate_email(address.strip(), check_deliverability=False)
+            expected = f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}"
+        except EmailNotValidError:
+            expected = None
+        assert (None if pd.isna(email) else email) == expected, address
