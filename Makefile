@@ -17,14 +17,17 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # The main job on the embedded default: the offline audit of the bundled examples.
+# Exit code 3 is a plan held by a guard: a result to read, not a failure.
 demo: $(STAMP)
 	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
 	    --protect it-admin@acme.com --max-deactivation-share 0.4 \
 	    --google-users $(EXAMPLES)/acme/users.json --google-members $(EXAMPLES)/acme/members.json \
-	    --komeet $(EXAMPLES)/acme/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/acme.com
+	    --komeet $(EXAMPLES)/acme/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/acme.com \
+	    || [ $$? -eq 3 ]
 	$(BIN)/komeet-sync audit --domain globex.com --group "Komeet Users" \
 	    --scim-users $(EXAMPLES)/globex/scim_users.json --scim-groups $(EXAMPLES)/globex/scim_groups.json \
-	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com
+	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com \
+	    || [ $$? -eq 3 ]
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint

@@ -33,6 +33,18 @@ class AuditFiles:
     scim_users: Path | None = None
     scim_groups: Path | None = None
 
+    @property
+    def source(self) -> str:
+        """ "google" or "scim": the one source these files are of."""
+        google = self.google_users is not None or self.google_members is not None
+        scim = self.scim_users is not None or self.scim_groups is not None
+        if google == scim:
+            raise ExportFormatError(
+                "give one source: --google-users with --google-members, or --scim-users "
+                "(with --scim-groups when groups are selected)"
+            )
+        return "google" if google else "scim"
+
 
 def run_audit(
     config: DomainConfig, files: AuditFiles, out: Path, *, last_good_desired: int | None = None
@@ -49,14 +61,7 @@ def run_audit(
 
 
 def read_snapshot(config: DomainConfig, files: AuditFiles) -> DirectorySnapshot:
-    google = files.google_users is not None or files.google_members is not None
-    scim = files.scim_users is not None or files.scim_groups is not None
-    if google == scim:
-        raise ExportFormatError(
-            "give one source: --google-users with --google-members, or --scim-users "
-            "(with --scim-groups when groups are selected)"
-        )
-    if google:
+    if files.source == "google":
         if files.google_users is None or files.google_members is None:
             raise ExportFormatError(
                 "a Google audit needs both --google-users (users.list) and --google-members "

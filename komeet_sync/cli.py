@@ -285,17 +285,17 @@ def _audit(args: argparse.Namespace) -> int:
     from komeet_sync.export_files import ExportFormatError
     from komeet_sync.frames import FrameError
 
-    google = args.google_users is not None or args.google_members is not None
-    scim = args.scim_users is not None or args.scim_groups is not None
-    if google == scim:
-        raise UserError(
-            "give one source: --google-users with --google-members, or --scim-users "
-            "(with --scim-groups when groups are selected)"
-        )
-    source = "google" if google else "scim"
-    if google and not args.groups:
-        raise UserError("a Google audit needs --group: the emails of the selected groups")
+    files = AuditFiles(
+        komeet=args.komeet,
+        google_users=args.google_users,
+        google_members=args.google_members,
+        scim_users=args.scim_users,
+        scim_groups=args.scim_groups,
+    )
     try:
+        source = files.source
+        if source == "google" and not args.groups:
+            raise UserError("a Google audit needs --group: the emails of the selected groups")
         config = DomainConfig.create(
             args.domain,
             source,
@@ -306,16 +306,11 @@ def _audit(args: argparse.Namespace) -> int:
             max_deactivation_share=args.max_deactivation_share,
             require_admin=False,
         )
-        files = AuditFiles(
-            komeet=args.komeet,
-            google_users=args.google_users,
-            google_members=args.google_members,
-            scim_users=args.scim_users,
-            scim_groups=args.scim_groups,
-        )
         result = run_audit(config, files, args.out, last_good_desired=args.last_good_count)
     except (InvalidConfiguration, ExportFormatError, FrameError) as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:  # an --out that is a file, a folder we may not write, ...
+        raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None
     summary = result.summary()
     if args.json:
         print(json.dumps(summary | {"out": str(args.out)}, indent=2))

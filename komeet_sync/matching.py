@@ -19,9 +19,12 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 class KeyKind(IntEnum):
@@ -54,7 +57,8 @@ MAX_EMPLOYEE_ID_HOLDERS = 4
 @dataclass(frozen=True)
 class Keys:
     """One kind of key for a set of nodes: ``values[i]`` is a key of node ``nodes[i]``.
-    Values are compared as given: normalise them first."""
+    Values are compared as given: normalise them first. A node must not hold one value
+    twice within a namespace (a userName equal to the primary email): leave the copy out."""
 
     kind: KeyKind
     nodes: np.ndarray
@@ -66,7 +70,7 @@ class Links:
     """The outcome of matching ``person_count`` people (nodes 0..) and accounts (after)."""
 
     person_count: int
-    component: np.ndarray  # node -> smallest node of its component
+    component: np.ndarray  # node -> its component's number
     matched_account: np.ndarray  # person -> account position, or -1
     match_rule: np.ndarray  # person -> MatchRule value, or "" when unmatched
     disputed: np.ndarray  # node -> in a dispute
@@ -92,35 +96,33 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         nodes.append(node[keep])
         codes.append(code[keep] + offset)
         kinds.append(kind[keep])
-        values.append(np.asarray(uniques, dtype=object))
+        values.append((offset, uniques))
         offset += len(uniques)
     node = np.concatenate(nodes) if nodes else np.array([], dtype=np.int64)
     code = np.concatenate(codes) if codes else np.array([], dtype=np.int64)
     kind = np.concatenate(kinds) if kinds else np.array([], dtype=np.int8)
-    value_of_code = np.concatenate(values) if values else np.array([], dtype=object)
 
-    # A node that holds one key twice (userName equal to its primary email) links nothing.
-    pair = code * node_count + node
-    first_seen = np.unique(pair, return_index=True)[1] if len(pair) else np.arange(0)
-    if len(first_seen) != len(pair):
-        node, code, kind = node[first_seen], code[first_seen], kind[first_seen]
     holders = np.bincount(code, minlength=offset)
     is_shared = holders[code] > 1
     s_node, s_code, s_kind = node[is_shared], code[is_shared], kind[is_shared]
 
-    order = np.argsort(s_code, kind="stable")
-    s_node, s_code, s_kind = s_node[order], s_code[order], s_kind[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(s_code)) + 1] if len(s_code) else np.array([], int)
-    first = np.repeat(s_node[starts], np.diff(np.r_[starts, len(s_code)]))
-    component = _components(node_count, first, s_node)
+    # Each shared key links its holders to one of them; components follow in linear time.
+    holder = np.zeros(offset, dtype=np.int64)
+    holder[s_code] = s_node
+    edges = coo_matrix(
+        (np.ones(len(s_node), dtype=np.int8), (holder[s_code], s_node)),
+        shape=(node_count, node_count),
+    )
+    component = connected_components(edges, directed=False)[1].astype(np.int64)
 
     is_person = np.arange(node_count) < person_count
     persons = np.bincount(component, weights=is_person, minlength=node_count)
     accounts = np.bincount(component, weights=~is_person, minlength=node_count)
     # Employee ids alone never match: they only flag a probable duplicate.
     matching_key = s_kind < KeyKind.PERSON_EMPLOYEE_ID
-    has_match_key = np.zeros(node_count, dtype=bool)
-    has_match_key[component[s_node[matching_key]]] = True
+    node_has_match_key = np.zeros(node_count, dtype=bool)
+    node_has_match_key[s_node[matching_key]] = True
+    has_match_key = np.bincount(component, weights=node_has_match_key, minlength=node_count) > 0
     pair_component = (persons == 1) & (accounts == 1) & has_match_key
     size = persons + accounts
     disputed = (size[component] > 1) & ~pair_component[component]
@@ -148,7 +150,7 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         {
             "node": s_node[in_dispute],
             "kind": [_NAMESPACE_OF[KeyKind(k)] for k in s_kind[in_dispute]],
-            "value": value_of_code[s_code[in_dispute]],
+            "value": _values_of(s_code[in_dispute], values),
         }
     )
     return Links(
@@ -161,20 +163,13 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     )
 
 
-def _components(node_count: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Connected components by minimum-label propagation with pointer jumping."""
-    label = np.arange(node_count, dtype=np.int64)
-    if len(left) == 0:
-        return label
-    while True:
-        low = np.minimum(label[left], label[right])
-        new = label.copy()
-        np.minimum.at(new, left, low)
-        np.minimum.at(new, right, low)
-        new = new[new]
-        if np.array_equal(new, label):
-            return label
-        label = new
+def _values_of(codes: np.ndarray, values: list[tuple[int, Any]]) -> list[str]:
+    """The key values behind ``codes`` (few: the disputed ones)."""
+    starts = np.array([start for start, _ in values])
+    namespace = np.searchsorted(starts, codes, side="right") - 1
+    return [
+        str(values[ns][1][code - values[ns][0]]) for ns, code in zip(namespace, codes, strict=True)
+    ]
 
 
 def dispute_clusters(links: Links, node_names: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:

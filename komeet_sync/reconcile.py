@@ -106,39 +106,8 @@ def reconcile(
     )
 
     n, m = len(people), len(accounts)
-    alias_owner = assessed.aliases.merge(
-        pd.DataFrame({"account_id": people["account_id"], "position": np.arange(n)}),
-        on="account_id",
-    )
-    people_nodes, account_nodes = np.arange(n), np.arange(n, n + m)
-    keys = [
-        Keys(KeyKind.STABLE_ID, people_nodes, _key_text(people["stable_id"])),
-        Keys(KeyKind.EMAIL, people_nodes, people["email"]),
-        Keys(KeyKind.ALIAS, alias_owner["position"].to_numpy(), alias_owner["alias"]),
-        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, _key_text(people["employee_id"])),
-        Keys(KeyKind.EXTERNAL_ID, account_nodes, _key_text(accounts["external_id"])),
-        Keys(KeyKind.USER_NAME, account_nodes, accounts["user_name_norm"]),
-        Keys(KeyKind.ACCOUNT_EMAIL, account_nodes, accounts["email_norm"]),
-        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, _key_text(accounts["employee_id"])),
-    ]
-    links = link(keys, n, m)
-
-    def names(nodes: np.ndarray) -> np.ndarray:
-        """How the duplicates report names nodes: "google user 123", "komeet account 9"."""
-        person = nodes < n
-        label = np.empty(len(nodes), dtype=object)
-        at = nodes[person]
-        label[person] = (
-            people["source"].to_numpy(object)[at]
-            + " user "
-            + people["account_id"].to_numpy(object)[at]
-        )
-        label[~person] = (
-            "komeet account " + accounts["komeet_id"].to_numpy(object)[nodes[~person] - n]
-        )
-        return label
-
-    clusters = dispute_clusters(links, names)
+    links = link(_keys(people, assessed.aliases, accounts), n, m)
+    clusters = dispute_clusters(links, _namer(people, accounts))
 
     rows = _rows(people, accounts, links, clusters)
     rows = _situate(rows, assessed, config)
@@ -188,6 +157,57 @@ def reconcile(
         "active_managed_accounts": active_managed,
     }
     return Reconciliation(config.domain, rows, reports, plan, stats)
+
+
+def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -> list[Keys]:
+    """What each person and account is known by (ARCHITECTURE.md, "Identity and
+    matching"). People are nodes 0..n-1, accounts n..n+m-1."""
+    n, m = len(people), len(accounts)
+    alias_owner = aliases.merge(
+        pd.DataFrame({"account_id": people["account_id"], "position": np.arange(n)}),
+        on="account_id",
+    )
+    # Each address once per node: an alias that is the person's own email adds nothing.
+    own = (
+        alias_owner["alias"].to_numpy(object)
+        == people["email"].to_numpy(object)[alias_owner["position"].to_numpy()]
+    )
+    alias_owner = alias_owner[~own].drop_duplicates(["position", "alias"])
+    account_email = accounts["email_norm"].where(
+        accounts["email_norm"] != accounts["user_name_norm"]
+    )
+    people_nodes, account_nodes = np.arange(n), np.arange(n, n + m)
+    return [
+        Keys(KeyKind.STABLE_ID, people_nodes, _key_text(people["stable_id"])),
+        Keys(KeyKind.EMAIL, people_nodes, people["email"]),
+        Keys(KeyKind.ALIAS, alias_owner["position"].to_numpy(), alias_owner["alias"]),
+        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, _key_text(people["employee_id"])),
+        Keys(KeyKind.EXTERNAL_ID, account_nodes, _key_text(accounts["external_id"])),
+        Keys(KeyKind.USER_NAME, account_nodes, accounts["user_name_norm"]),
+        Keys(KeyKind.ACCOUNT_EMAIL, account_nodes, account_email),
+        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, _key_text(accounts["employee_id"])),
+    ]
+
+
+def _namer(people: pd.DataFrame, accounts: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """How the duplicates report names nodes: "google user 123", "komeet account 9"."""
+    n = len(people)
+
+    def names(nodes: np.ndarray) -> np.ndarray:
+        person = nodes < n
+        label = np.empty(len(nodes), dtype=object)
+        at = nodes[person]
+        label[person] = (
+            people["source"].to_numpy(object)[at]
+            + " user "
+            + people["account_id"].to_numpy(object)[at]
+        )
+        label[~person] = (
+            "komeet account " + accounts["komeet_id"].to_numpy(object)[nodes[~person] - n]
+        )
+        return label
+
+    return names
 
 
 def _key_text(values: pd.Series) -> pd.Series:

@@ -90,6 +90,18 @@ def audit(tmp_path) -> Audit:
     return Audit(tmp_path / "audit")
 
 
+def run_google_files(cli, audit: Audit) -> tuple[int, str]:
+    """The audit on the Google files already in ``audit.root``, whatever they hold."""
+    code, _, err = cli(
+        "audit", "--domain", "acme.com", "--group", ALL,
+        "--google-users", str(audit.root / "users.json"),
+        "--google-members", str(audit.root / "members.json"),
+        "--komeet", str(audit.root / "komeet_users.json"),
+        "--out", str(audit.root / "out"),
+    )  # fmt: skip
+    return code, err
+
+
 def run_raw(cli, audit: Audit, **files) -> tuple[int, str]:
     code, _, err = cli(
         "audit",
@@ -119,21 +131,7 @@ def run_raw(cli, audit: Audit, **files) -> tuple[int, str]:
 def test_a_malformed_file_is_one_clear_error(cli, audit, content, expected):
     audit.files(users=[], members={ALL: []})
     (audit.root / "users.json").write_text(content)
-    code, _, err = cli(
-        "audit",
-        "--domain",
-        "acme.com",
-        "--group",
-        ALL,
-        "--google-users",
-        str(audit.root / "users.json"),
-        "--google-members",
-        str(audit.root / "members.json"),
-        "--komeet",
-        str(audit.root / "komeet_users.json"),
-        "--out",
-        str(audit.root / "out"),
-    )
+    code, err = run_google_files(cli, audit)
     assert code == 1
     assert expected in err
     assert "Traceback" not in err
@@ -167,24 +165,25 @@ def test_missing_files_and_wrong_combinations_are_named(cli, audit):
     assert code == 1 and "required: --komeet, --out" in err
 
 
-def test_members_file_must_map_groups(cli, audit):
-    audit.files(users=[], komeet=[])
-    (audit.root / "members.json").write_text('[{"id": "1"}]')
+def test_an_out_folder_that_cannot_be_written_is_named(cli, audit, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
     code, _, err = cli(
         "audit",
         "--domain",
         "acme.com",
         "--group",
         ALL,
-        "--google-users",
-        str(audit.root / "users.json"),
-        "--google-members",
-        str(audit.root / "members.json"),
-        "--komeet",
-        str(audit.root / "komeet_users.json"),
+        *audit.files(users=[], members={ALL: [member("1", "")]}),
         "--out",
-        str(audit.root / "out"),
+        str(tmp_path / "taken"),
     )
+    assert code == 1 and "taken" in err and "Traceback" not in err
+
+
+def test_members_file_must_map_groups(cli, audit):
+    audit.files(users=[], komeet=[])
+    (audit.root / "members.json").write_text('[{"id": "1"}]')
+    code, err = run_google_files(cli, audit)
     assert code == 1
     assert "members.json: the top level is list; expected an object mapping each group" in err
 

@@ -129,13 +129,18 @@ def apply(plan: pd.DataFrame, komeet: pd.DataFrame) -> pd.DataFrame:
             "family_name": action.family_name,
         }
         if action.action == "create":
-            state.loc[f"new{i}"] = {
-                **target,
-                "komeet_id": f"new{i}",
-                "email": None,
-                "active": True,
-                "employee_id": None,
-            }
+            created = pd.DataFrame(
+                [
+                    {
+                        **target,
+                        "komeet_id": f"new{i}",
+                        "email": None,
+                        "active": True,
+                        "employee_id": None,
+                    }
+                ]
+            )
+            state = pd.concat([state, created.set_index("komeet_id", drop=False)])
         elif action.action in ("update", "reactivate"):
             for column, value in target.items():
                 state.loc[action.komeet_id, column] = value

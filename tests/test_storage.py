@@ -7,7 +7,7 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from komeet_sync.database import DatabaseUnavailable, open_database
 from komeet_sync.domain_config import DomainConfig
@@ -32,7 +32,7 @@ def test_the_database_refuses_a_second_claim_even_between_processes(database_url
 
     def add(source: str) -> None:
         try:
-            DomainStore(create_engine(database_url)).add(DomainConfig.create("acme.com", source))
+            DomainStore(open_database(database_url)).add(DomainConfig.create("acme.com", source))
             outcomes.append("added")
         except DomainConflict as exc:
             outcomes.append(str(exc))
