@@ -77,6 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         dest="groups",
+        metavar="GROUP",
         help="a selected group: its email (Google) or displayName (SCIM); repeat",
     )
     _policy_options(add)
@@ -99,22 +100,37 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         dest="groups",
+        metavar="GROUP",
         help="a selected group (Google: email; SCIM: displayName); repeat",
     )
     _policy_options(audit)
-    audit.add_argument("--google-users", type=Path, help="users.list export (User resources)")
     audit.add_argument(
-        "--google-members", type=Path, help="members of each group: {group email: [Member, ...]}"
+        "--google-users", type=Path, metavar="FILE", help="users.list export (User resources)"
     )
-    audit.add_argument("--scim-users", type=Path, help="SCIM User resources the IdP pushed")
-    audit.add_argument("--scim-groups", type=Path, help="SCIM Group resources the IdP pushed")
-    audit.add_argument("--komeet", type=Path, required=True, help="Komeet's SCIM User resources")
+    audit.add_argument(
+        "--google-members",
+        type=Path,
+        metavar="FILE",
+        help="members of each group: {group email: [Member, ...]}",
+    )
+    audit.add_argument(
+        "--scim-users", type=Path, metavar="FILE", help="SCIM User resources the IdP pushed"
+    )
+    audit.add_argument(
+        "--scim-groups", type=Path, metavar="FILE", help="SCIM Group resources the IdP pushed"
+    )
+    audit.add_argument(
+        "--komeet", type=Path, metavar="FILE", required=True, help="Komeet's SCIM User resources"
+    )
     audit.add_argument(
         "--last-good-count",
         type=int,
+        metavar="N",
         help="desired people in the last good snapshot (for the shrink guard)",
     )
-    audit.add_argument("--out", type=Path, required=True, help="folder for the reports")
+    audit.add_argument(
+        "--out", type=Path, metavar="DIR", required=True, help="folder for the reports"
+    )
     return parser
 
 
@@ -133,6 +149,7 @@ def _policy_options(command: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="alias_domains",
+        metavar="DOMAIN",
         help="another domain of the same users; repeat",
     )
     command.add_argument(
@@ -146,12 +163,14 @@ def _policy_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--max-deactivations",
         type=int,
+        metavar="N",
         default=500,
         help="deactivations a plan may carry without approval (default 500)",
     )
     command.add_argument(
         "--max-deactivation-share",
         type=float,
+        metavar="SHARE",
         default=0.2,
         help="share of active managed accounts, and of directory shrink, a "
         "plan may reach without approval (default 0.2)",
