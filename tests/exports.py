@@ -97,7 +97,7 @@ class Audit:
             ("--google-members", "members.json", members),
             ("--scim-users", "scim_users.json", scim_users),
             ("--scim-groups", "scim_groups.json", scim_groups),
-            ("--komeet", "komeet_users.json", list(komeet)),
+            ("--komeet", "komeet_users.json", komeet if isinstance(komeet, dict) else list(komeet)),
         ):
             if content is not None:
                 (self.root / name).write_text(json.dumps(content))

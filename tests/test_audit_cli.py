@@ -248,6 +248,81 @@ def test_scim_resources_with_unknown_attributes_and_string_booleans(cli, audit):
     assert not (audit.root / "out" / "plan.csv").read_text().count("never-kept")
 
 
+@pytest.mark.parametrize(
+    ("users", "members"),
+    [
+        # a users.list response, and members.list responses per group
+        (
+            {
+                "kind": "admin#directory#users",
+                "users": [google_user("1", "a@acme.com"), google_user("2", "b@acme.com")],
+            },
+            {
+                ALL: {
+                    "kind": "admin#directory#members",
+                    "members": [member("1", ""), member("2", "")],
+                }
+            },
+        ),
+        # lists of pages, as a paged export writes them; an empty last page has no list
+        (
+            [
+                {"users": [google_user("1", "a@acme.com")], "nextPageToken": "p2"},
+                {"users": [google_user("2", "b@acme.com")], "nextPageToken": "p3"},
+                {"kind": "admin#directory#users"},
+            ],
+            {
+                ALL: [
+                    {"members": [member("1", "")], "nextPageToken": "p2"},
+                    {"members": [member("2", "")]},
+                ]
+            },
+        ),
+    ],
+)
+def test_google_exports_in_pages_or_responses(cli, audit, users, members):
+    audit.run(cli, users=users, members=members)
+    assert sorted(audit.report("plan")["email"]) == ["a@acme.com", "b@acme.com"]
+
+
+def test_scim_exports_as_pages_of_list_responses(cli, audit):
+    audit.groups = []
+    page = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 2,
+        "itemsPerPage": 1,
+    }
+    audit.run(
+        cli,
+        scim_users=[
+            page
+            | {
+                "startIndex": 1,
+                "Resources": [
+                    {
+                        "id": "s1",
+                        "userName": "a@acme.com",
+                        "name": {"givenName": "A", "familyName": "B"},
+                    }
+                ],
+            },
+            page
+            | {
+                "startIndex": 2,
+                "Resources": [
+                    {
+                        "id": "s2",
+                        "userName": "b@acme.com",
+                        "name": {"givenName": "C", "familyName": "D"},
+                    }
+                ],
+            },
+        ],
+        komeet={"Resources": [account("k1", "a@acme.com", "s1", "A", "B")]},
+    )
+    assert list(audit.report("plan")["email"]) == ["b@acme.com"]
+
+
 def test_json_output_is_the_summary(cli, audit):
     code, summary = audit.run(
         cli, users=[google_user("1", "a@acme.com")], members={ALL: [member("1", "")]}

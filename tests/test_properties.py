@@ -200,6 +200,26 @@ def test_nobody_gets_two_creates_nor_a_create_beside_an_existing_account(directo
 
 @PROPERTY
 @given(people, accounts)
+def test_no_action_targets_a_user_name_another_account_holds(directory, komeet):
+    accounts_frame = komeet_of(komeet)
+    result = reconcile(snapshot_of(directory), accounts_frame, CONFIG)
+    plan = result.plan.actions
+    holders = pd.DataFrame(
+        {
+            "komeet_id": accounts_frame["komeet_id"],
+            "user_name": normalise_emails(accounts_frame["user_name"])["email"].fillna(
+                accounts_frame["user_name"].str.strip().str.lower()
+            ),
+        }
+    )
+    targets = plan[plan["action"] != "deactivate"]
+    assert targets["user_name"].is_unique
+    clash = targets.merge(holders, on="user_name", suffixes=("", "_holder"))
+    assert (clash["komeet_id"] == clash["komeet_id_holder"]).all(), clash
+
+
+@PROPERTY
+@given(people, accounts)
 def test_joiners_and_leavers_never_overlap(directory, komeet):
     result = reconcile(snapshot_of(directory), komeet_of(komeet), CONFIG)
     joiners, leavers = result.reports["joiners"], result.reports["leavers"]
