@@ -10,8 +10,10 @@ export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip install --quiet \
+	    --disable-pip-version-check pip
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip install --quiet \
+	    --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 install: $(STAMP)
