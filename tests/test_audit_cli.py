@@ -102,17 +102,12 @@ def run_google_files(cli, audit: Audit) -> tuple[int, str]:
     return code, err
 
 
-def run_raw(cli, audit: Audit, **files) -> tuple[int, str]:
+def run_raw(cli, audit: Audit, out: Path | None = None, **files) -> tuple[int, str]:
+    """The audit on these files, whatever they hold, writing to ``out``."""
     code, _, err = cli(
-        "audit",
-        "--domain",
-        "acme.com",
-        "--group",
-        ALL,
-        *audit.files(**files),
-        "--out",
-        str(audit.root / "out"),
-    )
+        "audit", "--domain", "acme.com", "--group", ALL, *audit.files(**files),
+        "--out", str(out or audit.root / "out"),
+    )  # fmt: skip
     return code, err
 
 
@@ -167,15 +162,8 @@ def test_missing_files_and_wrong_combinations_are_named(cli, audit):
 
 def test_an_out_folder_that_cannot_be_written_is_named(cli, audit, tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
-    code, _, err = cli(
-        "audit",
-        "--domain",
-        "acme.com",
-        "--group",
-        ALL,
-        *audit.files(users=[], members={ALL: [member("1", "")]}),
-        "--out",
-        str(tmp_path / "taken"),
+    code, err = run_raw(
+        cli, audit, out=tmp_path / "taken", users=[], members={ALL: [member("1", "")]}
     )
     assert code == 1 and "taken" in err and "Traceback" not in err
 
