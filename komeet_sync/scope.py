@@ -54,6 +54,8 @@ class Scope:
 
 
 def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
+    """Normalise each person's email, decide who is in scope and who is desired, and list
+    what is wrong: invalid people, unknown members, missing or empty selected groups."""
     users = snapshot.users
     normal = normalise_emails(users["email"])
     people = users.assign(email_given=users["email"], email=normal["email"])
