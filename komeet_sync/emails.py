@@ -89,8 +89,10 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     email = lowered.where(fast)
     domain = domain.where(fast)
     error = pd.Series(pd.NA, index=values.index, dtype="str")
-    error[~present] = "no email address"
-    error[empty] = "the email address is empty"
+    if not present.all():
+        error[~present] = "no email address"
+    if empty.any():
+        error[empty] = "the email address is empty"
 
     # Everything the fast path cannot vouch for gets email-validator's own verdict.
     slow = present & ~fast & ~empty

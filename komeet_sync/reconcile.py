@@ -225,7 +225,7 @@ def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.Dat
     domain = normal["domain"].fillna(email_domain(user_name[normal["email"].isna()]))
     mine = contains(domain, pd.Series(config.domains, dtype="str"))
     accounts = komeet[mine].reset_index(drop=True)
-    accounts["user_name_norm"] = user_name[mine].to_numpy()
+    accounts["user_name_norm"] = user_name[mine].array
     accounts["email_norm"] = normalise_emails(accounts["email"])["email"]
     external = accounts["external_id"].str.strip()
     accounts["managed"] = (external.notna() & (external != "")).to_numpy()
