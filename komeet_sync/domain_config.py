@@ -6,7 +6,7 @@ Pure: it validates and normalises what an admin typed; storing it is ``domain_st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from komeet_sync.emails import InvalidEmail, normalise_domain, normalise_email
@@ -49,9 +49,6 @@ class DomainConfig:
         """The domain and its alias domains: a Komeet account is this domain's when its
         userName is in one of them."""
         return (self.domain, *self.alias_domains)
-
-    def with_enabled(self, enabled: bool) -> DomainConfig:
-        return replace(self, enabled=enabled)
 
     @classmethod
     def create(

@@ -36,7 +36,7 @@ class Scope:
     people: pd.DataFrame
     aliases: pd.DataFrame  # account_id, alias (normalised, valid only)
     errors: pd.DataFrame  # ERRORS
-    missing_groups: pd.DataFrame  # group, error (group_not_found | group_empty)
+    missing_groups: pd.DataFrame  # group, error (group_not_found | group_empty), detail
     memberships: pd.DataFrame  # account_id, group: the selected groups each person is in
 
     def groups_of(self, account_ids: pd.Series) -> pd.Series:
