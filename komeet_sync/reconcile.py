@@ -370,7 +370,9 @@ def _changes(rows: pd.DataFrame, compared: np.ndarray) -> tuple[pd.Series, np.nd
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.str.cat(part, sep="; ")
-    changes[differs] = joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").to_numpy()
+    # Empty parts leave separators behind: fold runs of them, drop them at the ends.
+    joined = joined.str.replace(r"(?:; ){2,}", "; ", regex=True)
+    changes[differs] = joined.str.replace(r"^(?:; )+|(?:; )+$", "", regex=True).to_numpy()
     return changes, differs
 
 
