@@ -115,11 +115,16 @@ def _members_by_group(path: Path) -> dict[str, list | None]:
     return members
 
 
-def write_reports(result: Reconciliation, out: Path) -> None:
+def write_reports(
+    result: Reconciliation, out: Path, summary: dict[str, object] | None = None
+) -> None:
+    """Every report as CSV and Parquet, and ``summary.json`` (the result's summary unless
+    another is given)."""
     out.mkdir(parents=True, exist_ok=True)
     frames = dict(result.reports) | {"plan": result.plan.actions}
     for name in REPORTS:
         frame = frames[name]
         frame.to_csv(out / f"{name}.csv", index=False)
         frame.to_parquet(out / f"{name}.parquet", index=False)
-    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    summary = result.summary() if summary is None else summary
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

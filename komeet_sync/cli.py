@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the output was piped to a reader that stopped (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -130,6 +134,44 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--out", type=Path, metavar="DIR", required=True, help="folder for the reports"
+    )
+
+    google = commands.add_parser("google", help="Google Workspace domains")
+    google_commands = google.add_subparsers(title="google commands", parser_class=_Parser)
+    check = _command(
+        google_commands,
+        "check",
+        "authenticate as the domain's admin, count its users and resolve its selected groups",
+        _google_check,
+    )
+    check.add_argument("domain")
+
+    sync = _command(
+        commands, "sync", "read a domain's directory, reconcile and write the reports", _sync
+    )
+    sync.add_argument("domain")
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compute the plan and the reports; send nothing to Komeet",
+    )
+    sync.add_argument(
+        "--komeet",
+        type=Path,
+        metavar="FILE",
+        help="Komeet's SCIM User resources, exported (GET /Users)",
+    )
+    sync.add_argument(
+        "--last-good-count",
+        type=int,
+        metavar="N",
+        help="desired people in the last good snapshot (for the shrink guard)",
+    )
+    sync.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for the reports (default: $KOMEET_SYNC_HOME/reports/DOMAIN/TIME)",
     )
     return parser
 
@@ -360,3 +402,104 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     else:
         print(f"Plan {summary['plan_id']} may be applied.")
     print(f"Reports written to {out}/ (CSV and Parquet, summary.json).")
+
+
+# --- google and sync -----------------------------------------------------------------------
+
+
+def _google_config(args: argparse.Namespace):
+    from komeet_sync.domain_config import SourceKind
+
+    config = _lookup(args, lambda store, domain: store.get(domain))
+    if config.source is not SourceKind.GOOGLE:
+        raise UserError(
+            f"{config.domain} syncs by SCIM: Entra ID or Okta pushes its users, so there is "
+            "no Google Workspace to read"
+        )
+    return config
+
+
+def _google_check(args: argparse.Namespace) -> int:
+    from komeet_sync.google_directory import GoogleError
+    from komeet_sync.sync import google_reader
+
+    config = _google_config(args)
+    try:
+        reader = google_reader(config)
+    except GoogleError as exc:
+        raise UserError(str(exc)) from None
+    check = reader.check(config.domains, config.groups)
+    if args.json:
+        print(json.dumps(asdict(check), indent=2))
+        return EXIT_ERROR if check.problems else EXIT_OK
+    print(
+        f"Google Workspace of {check.domains[0]}, read as {check.subject} "
+        f"by service account client id {check.client_id}:"
+    )
+    if check.users is not None:
+        print(f"  authorised for {', '.join(_short_scope(s) for s in _scopes())}")
+        print(f"  {check.users:,} users in {', '.join(check.domains)}")
+        for group in check.groups:
+            state = f"{group.members:,} users" if group.found else "NOT FOUND"
+            print(f"  group {group.group}: {state}")
+    print(f"  ({check.requests} requests)")
+    if check.problems:
+        print("Problems:", file=sys.stderr)
+        for problem in check.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    print("Everything needed to sync this domain is in place.")
+    return EXIT_OK
+
+
+def _scopes() -> tuple[str, ...]:
+    from komeet_sync.google_directory import SCOPES
+
+    return SCOPES
+
+
+def _short_scope(scope: str) -> str:
+    return scope.rsplit("/", 1)[-1]
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from komeet_sync.export_files import ExportFormatError
+    from komeet_sync.google_directory import GoogleError
+    from komeet_sync.sync import dry_run, google_reader
+
+    config = _google_config(args)
+    if not args.dry_run:
+        raise UserError(
+            "sending the plan to Komeet is not available yet: add --dry-run to compute the "
+            "plan and the reports"
+        )
+    if args.komeet is None:
+        raise UserError(
+            "--komeet FILE is needed: Komeet's User resources exported from its SCIM API "
+            "(GET /Users)"
+        )
+    try:
+        run = dry_run(
+            config,
+            google_reader(config),
+            args.komeet,
+            args.out,
+            last_good_desired=args.last_good_count,
+        )
+    except (GoogleError, ExportFormatError) as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None
+    summary = run.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        snapshot = run.extract
+        print(
+            f"Read {config.domain} from Google Workspace: {snapshot.users:,} users and "
+            f"{snapshot.members:,} group members in {snapshot.requests:,} requests, "
+            f"{snapshot.seconds:.1f} s (snapshot of {snapshot.started_at:%Y-%m-%d %H:%M:%S} UTC)."
+        )
+        _print_summary(run.result.summary(), run.out)
+        print("Dry run: nothing was sent to Komeet.")
+    return EXIT_HELD if run.result.plan.held else EXIT_OK

@@ -105,10 +105,23 @@ def _users(users: Iterable[Any]) -> tuple[list[tuple], list[tuple], list[tuple]]
                 _employee_id(user.get("externalIds")),
             )
         )
+        known = {email}
         for key in ("aliases", "nonEditableAliases"):
             values = user.get(key) or []
             if isinstance(values, list):
-                aliases.extend((user_id, alias) for alias in values if isinstance(alias, str))
+                for alias in values:
+                    if isinstance(alias, str) and alias not in known:
+                        known.add(alias)
+                        aliases.append((user_id, alias))
+        # ``emails`` lists the primary address and the aliases again (without a type), and
+        # addresses the admin recorded: a work one identifies the person, a home one does not.
+        for entry in user.get("emails") or []:
+            if not isinstance(entry, dict) or entry.get("type", "work") != "work":
+                continue
+            address = entry.get("address")
+            if isinstance(address, str) and address not in known:
+                known.add(address)
+                aliases.append((user_id, address))
     return rows, aliases, errors
 
 

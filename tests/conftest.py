@@ -74,3 +74,28 @@ class Cli:
 @pytest.fixture
 def cli(capsys) -> Cli:
     return Cli(capsys)
+
+
+@pytest.fixture(scope="session")
+def service_account_info() -> dict:
+    """A throwaway RSA service-account key, made once: generating one takes a while."""
+    from komeet_sync.emulators.google_directory import service_account_key
+
+    return service_account_key("http://127.0.0.1:9/token")
+
+
+@pytest.fixture
+def workspace(tmp_path, service_account_info):
+    """Start a Google Workspace emulator for a directory; stopped after the test."""
+    from .google_workspace import start_workspace
+
+    started = []
+
+    def start(directory, **options):
+        found = start_workspace(directory, tmp_path, service_account_info, **options)
+        started.append(found)
+        return found
+
+    yield start
+    for found in started:
+        found.emulator.stop()
