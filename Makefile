@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo test lint bench install system-packages clean
+.PHONY: demo test lint bench bench-engine bench-google install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job on the embedded default: the offline audit of the bundled examples.
+# The main job on the embedded default: the offline audit of the bundled examples, then
+# acme.com read from the Google Directory API emulator and synced as a dry run.
 # Exit code 3 is a plan held by a guard: a result to read, not a failure.
 demo: $(STAMP)
 	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
@@ -30,6 +31,7 @@ demo: $(STAMP)
 	    --scim-users $(EXAMPLES)/globex/scim_users.json --scim-groups $(EXAMPLES)/globex/scim_groups.json \
 	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com \
 	    || [ $$? -eq 3 ]
+	BIN=$(BIN) scripts/demo-google.sh
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint
@@ -43,8 +45,13 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: $(STAMP)
+bench: bench-engine bench-google
+
+bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
+
+bench-google: $(STAMP)
+	$(BIN)/python benchmarks/google_extract.py
 
 clean:
 	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis
