@@ -36,7 +36,15 @@ DIRECTORY_USERS: dict[str, str] = {
     "active": "bool",
     "inactive_reason": "str",  # why not active, in words (suspended, archived, active=false)
     "employee_id": "str",
+    # Shown in the reports, so that an analyst sees where a person sits and whether they
+    # ever signed in. Google: orgUnitPath, creationTime, lastLoginTime; SCIM: the enterprise
+    # department and meta.created. Missing (NA) when the source does not say.
+    "org_unit": "str",
+    "created_at": "str",  # ISO 8601
+    "last_login_at": "str",  # ISO 8601; NA when never
 }
+# Columns a directory users frame may leave out: they are then all NA.
+OPTIONAL_USER_COLUMNS = ("org_unit", "created_at", "last_login_at")
 
 # One row per address a person is also known by (Google aliases and nonEditableAliases,
 # SCIM emails[].value): matching rule 3.
@@ -107,11 +115,17 @@ def empty_frame(schema: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in schema.items()})
 
 
-def conform(frame: pd.DataFrame, schema: dict[str, str], name: str) -> pd.DataFrame:
+def conform(
+    frame: pd.DataFrame, schema: dict[str, str], name: str, optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """The frame's schema columns with their declared dtypes, on a fresh RangeIndex.
 
-    Raises FrameError naming the missing columns: a frame enters the core only whole.
+    Raises FrameError naming the missing columns: a frame enters the core only whole, but
+    for the ``optional`` text columns, which are then NA.
     """
+    absent = [column for column in optional if column not in frame.columns]
+    if absent:
+        frame = frame.assign(**{column: pd.Series(pd.NA, index=frame.index) for column in absent})
     missing = [column for column in schema if column not in frame.columns]
     if missing:
         raise FrameError(
@@ -158,7 +172,7 @@ class DirectorySnapshot:
 
         return cls(
             source=Source(source),
-            users=checked(users, DIRECTORY_USERS, "directory users"),
+            users=conform(users, DIRECTORY_USERS, "directory users", OPTIONAL_USER_COLUMNS),
             aliases=checked(aliases, DIRECTORY_ALIASES, "directory aliases"),
             members=checked(members, GROUP_MEMBERS, "group members"),
             groups=checked(groups, GROUPS, "groups"),

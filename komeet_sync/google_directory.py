@@ -51,9 +51,9 @@ USER_FIELDS = (
     "nextPageToken,users(id,primaryEmail,name(givenName,familyName),suspended,archived,"
     "aliases,nonEditableAliases,emails,externalIds,orgUnitPath,creationTime,lastLoginTime)"
 )
-MEMBER_FIELDS = "nextPageToken,members(id,email,type,status)"
+MEMBER_FIELDS = "nextPageToken,members(id,email,type)"
 COUNT_FIELDS = "nextPageToken,members(type)"
-GROUP_FIELDS = "id,email,name,directMembersCount"
+GROUP_FIELDS = "id,email,name"
 # Google's rate-limit answers: 429, and 403 with one of these reasons (Directory API,
 # "Limits and quotas"); 5xx are transient server errors.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
@@ -312,18 +312,23 @@ class DirectoryReader:
     # -- reading --
 
     def authenticate(self) -> None:
-        """Get an access token for the delegated admin (one token request)."""
+        """Get an access token for the delegated admin (one token request), retrying when
+        the token endpoint cannot be reached or answers a transient error."""
         request = google_auth_httplib2.Request(self._http().http)
-        try:
-            self.credentials.refresh(request)
-        except RefreshError as exc:
-            raise self._refused(exc) from None
-        except TransportError as exc:
-            raise ExtractionFailed(
-                f"the token request to {self.key.token_uri}",
-                "no response",
-                _first_line(exc),
-            ) from None
+        call = f"the token request to {self.key.token_uri}"
+        status, detail = "no response", ""
+        for attempt in range(1, self.backoff.attempts + 1):
+            try:
+                self.credentials.refresh(request)
+                return
+            except RefreshError as exc:
+                if not getattr(exc, "retryable", False):
+                    raise self._refused(exc) from None
+                status, detail = "transient error", _first_line(exc)
+            except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
+                status, detail = "no response", _first_line(exc)
+            self._wait(attempt)
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
 
     def extract(self, domains: Sequence[str], groups: Sequence[str]) -> GoogleExtract:
         """Every user whose primary email is in one of ``domains`` (the domain, then its
@@ -504,11 +509,15 @@ class DirectoryReader:
                 raise self._refused(exc) from None
             except (httplib2.HttpLib2Error, OSError) as exc:  # refused, reset, timed out
                 status, detail = "no response", _first_line(exc) or type(exc).__name__
-            if attempt < self.backoff.attempts:
-                with self._rng_lock:
-                    wait = self.backoff.delay(attempt, self._rng)
-                self.sleep(wait)
+            self._wait(attempt)
         raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+
+    def _wait(self, attempt: int) -> None:
+        """The backoff before the next attempt, if there is one."""
+        if attempt < self.backoff.attempts:
+            with self._rng_lock:
+                wait = self.backoff.delay(attempt, self._rng)
+            self.sleep(wait)
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
@@ -529,10 +538,6 @@ class DirectoryReader:
 
     def _refused(self, exc: RefreshError) -> GoogleError:
         detail = _first_line(exc)
-        if getattr(exc, "retryable", False):  # google-auth retried a transient error already
-            return ExtractionFailed(
-                f"the token request to {self.key.token_uri}", "transient error", detail
-            )
         if "invalid_grant" in detail and "email" in detail.lower():
             return AuthorisationRefused(
                 f"Google does not know {self.subject} as an active user ({detail}): set the "
@@ -577,5 +582,7 @@ def _error_of(exc: HttpError) -> tuple[str, str]:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # "Connection refused", not errno 111
+        return exc.strerror
     text = str(exc.args[0]) if exc.args else str(exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

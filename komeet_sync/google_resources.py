@@ -103,6 +103,9 @@ def _users(users: Iterable[Any]) -> tuple[list[tuple], list[tuple], list[tuple]]
                 not (suspended or archived),
                 SUSPENDED if suspended else ARCHIVED if archived else None,
                 _employee_id(user.get("externalIds")),
+                _text(user.get("orgUnitPath")),
+                _text(user.get("creationTime")),
+                _last_login(user.get("lastLoginTime")),
             )
         )
         known = {email}
@@ -166,6 +169,12 @@ def _employee_id(external_ids: Any) -> str | None:
         if isinstance(entry, dict) and entry.get("type") == "organization":
             return _text(entry.get("value"))
     return None
+
+
+def _last_login(value: Any) -> str | None:
+    """``lastLoginTime``, or None for Google's "never signed in" (the Unix epoch)."""
+    text = _text(value)
+    return None if text is None or text.startswith("1970-01-01") else text
 
 
 def _flag(value: Any) -> bool | None:

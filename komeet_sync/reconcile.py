@@ -37,6 +37,8 @@ REPORT_COLUMNS: dict[str, list[str]] = {
         "stable_id",
         "given_name",
         "family_name",
+        "org_unit",
+        "created_at",
         "komeet_id",
         "reason",
     ],
@@ -52,7 +54,7 @@ REPORT_COLUMNS: dict[str, list[str]] = {
     ],
     "duplicates": ["cluster_id", "source", "account_id", "email", "reason"],
     "errors": ["source", "account_id", "email", "error", "detail", "reason"],
-    "out_of_scope": ["email", "source", "account_id", "reason"],
+    "out_of_scope": ["email", "source", "account_id", "org_unit", "last_login_at", "reason"],
 }
 
 _RULE_WORDS = {

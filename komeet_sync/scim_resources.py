@@ -50,6 +50,9 @@ def snapshot(
                 user.active is not False,
                 None if user.active is not False else INACTIVE,
                 enterprise.employee_number if enterprise else None,
+                enterprise.department if enterprise else None,
+                user.meta.created.isoformat() if user.meta and user.meta.created else None,
+                None,  # SCIM does not say when a user last signed in
             )
         )
         alias_rows.extend((user.id, email.value) for email in user.emails or [] if email.value)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from komeet_sync.domain_config import DomainConfig
-from komeet_sync.emulators.directory_generator import generate_directory
+from komeet_sync.emulators.directory_generator import NEVER, generate_directory
 from komeet_sync.emulators.google_directory import Directory
 from komeet_sync.google_directory import (
     SCOPES,
@@ -82,8 +82,10 @@ def test_the_snapshot_keeps_what_the_engine_uses(workspace):
         ],
         externalIds=[{"type": "organization", "value": "E042"}],
         orgUnitPath="/Sales",
+        creationTime="2021-03-01T09:00:00.000Z",
+        lastLoginTime="2026-11-02T08:00:00.000Z",
     )
-    suspended = user(3, "max.weber@acme.com", suspended=True)
+    suspended = user(3, "max.weber@acme.com", suspended=True, lastLoginTime=NEVER)
     directory = Directory(
         users=[ADMIN, renamed, suspended],
         groups=[
@@ -99,6 +101,12 @@ def test_the_snapshot_keeps_what_the_engine_uses(workspace):
     assert people.loc["2", "given_name"] == "Lea"
     assert not people.loc["3", "active"]
     assert people.loc["3", "inactive_reason"] == "suspended in Google Workspace"
+    assert people.loc["2", ["org_unit", "created_at", "last_login_at"]].tolist() == [
+        "/Sales",
+        "2021-03-01T09:00:00.000Z",
+        "2026-11-02T08:00:00.000Z",
+    ]
+    assert pd.isna(people.loc["3", "last_login_at"])  # Google's epoch means never
     assert set(snapshot.aliases.loc[snapshot.aliases["account_id"] == "2", "alias"]) == {
         "lea.martin@acme.com",
         "lea.durand@acme.test-google-a.com",
@@ -321,3 +329,26 @@ def test_extraction_feeds_the_engine_directly(workspace, generated):
     joiners = len(result.reports["joiners"])
     assert 0 < joiners < len(generated.directory.users)
     assert result.plan.actions["action"].value_counts().to_dict() == {"create": joiners}
+
+
+def test_the_token_request_is_retried_when_google_is_briefly_unavailable(workspace, generated):
+    google = workspace(generated.directory)
+    google.emulator.fail("token", 503, times=1)
+
+    extract = google.reader(generated.admin).extract([generated.domain], generated.selected)
+
+    assert google.emulator.requests["token"] == 2
+    assert extract.users == len(generated.directory.users)
+
+
+def test_an_unreachable_token_endpoint_fails_after_the_retries(workspace, generated):
+    google = workspace(generated.directory)
+    reader = google.reader(generated.admin)
+    google.emulator.stop()
+
+    with pytest.raises(ExtractionFailed) as failure:
+        reader.extract([generated.domain], generated.selected)
+
+    assert f"the token request to {google.key['token_uri']}" in str(failure.value)
+    assert "no response (Connection refused)" in str(failure.value)
+    assert len(google.waits) == FAST.attempts - 1

@@ -371,3 +371,27 @@ def test_the_plan_id_names_exactly_one_plan(cli, audit):
     assert first["plan_id"] == again["plan_id"]
     _, other = audit.run(cli, users=users[:1], members=members)
     assert other["plan_id"] != first["plan_id"]
+
+
+def test_scim_users_carry_their_department_and_creation_time():
+    from komeet_sync.scim_resources import snapshot
+
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    found = snapshot(
+        [
+            scim_user(
+                "r1",
+                "ana@globex.com",
+                schemas=["urn:ietf:params:scim:schemas:core:2.0:User", enterprise],
+                meta={"resourceType": "User", "created": "2024-05-06T07:08:09Z"},
+                **{enterprise: {"department": "Finance"}},
+            ),
+            scim_user("r2", "ben@globex.com"),
+        ],
+        [],
+        (),
+    ).users.set_index("account_id")
+
+    assert found.loc["r1", "org_unit"] == "Finance"
+    assert found.loc["r1", "created_at"].startswith("2024-05-06T07:08:09")
+    assert found.loc["r2", ["org_unit", "created_at", "last_login_at"]].isna().all()
