@@ -429,7 +429,10 @@ class DirectoryEmulator:
             self._tokens[token] = _Grant(client_id, subject, scopes)
         return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
-    def api(self, method: str, authorization: str, params: dict[str, str], key: str | None):
+    def api(
+        self, method: str, authorization: str, params: dict[str, str], key: str | None
+    ) -> dict[str, Any]:
+        """One Directory API call's response body; raises ApiError as Google would."""
         grant = self._tokens.get(authorization.removeprefix("Bearer ").strip())
         if grant is None:
             raise ApiError(401, "Request had invalid authentication credentials.", "authError")
@@ -440,7 +443,7 @@ class DirectoryEmulator:
             raise ApiError(403)
         if method == "groups.get":
             group = self._group(key)
-            return _group_resource(group), None
+            return _group_resource(group)
         if method == "users.list":
             return self._list(method, "users", self._users(params), params)
         if method == "groups.list":
@@ -470,7 +473,9 @@ class DirectoryEmulator:
             raise ApiError(400, "Domain not found.", "notFound")
         return self.directory.users_of(domain)
 
-    def _list(self, method: str, name: str, items: list[dict[str, Any]], params: dict[str, str]):
+    def _list(
+        self, method: str, name: str, items: list[dict[str, Any]], params: dict[str, str]
+    ) -> dict[str, Any]:
         default, limit = PAGE_LIMITS[method]
         try:
             size = int(params.get("maxResults", default))
@@ -481,13 +486,12 @@ class DirectoryEmulator:
         query = _query_fingerprint(method, params)
         offset = _offset(params.get("pageToken"), query)
         page = items[offset : offset + size]
-        kind = {"users": "users", "groups": "groups", "members": "members"}[name]
-        body: dict[str, Any] = {"kind": f"admin#directory#{kind}", "etag": '"emulator"'}
+        body: dict[str, Any] = {"kind": f"admin#directory#{name}", "etag": '"emulator"'}
         if page:
             body[name] = page
         if offset + size < len(items):
             body["nextPageToken"] = _token(offset + size, query)
-        return body, offset // size + 1
+        return body
 
     def page_of(self, method: str, params: dict[str, str]) -> int | None:
         """Which page a list request asks for (1 for the first), for fault matching."""
@@ -628,7 +632,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fault is not None:
                 raise ApiError(fault.status, fault.message, fault.reason)
-            result, _ = emulator.api(method, self.headers.get("Authorization", ""), params, key)
+            result = emulator.api(method, self.headers.get("Authorization", ""), params, key)
             if params.get("fields"):
                 try:
                     selection = partial_response.parse(params["fields"])
