@@ -73,6 +73,30 @@ class DomainStore:
             )
             return [_config(row) for row in rows]
 
+    def id_of(self, domain: str) -> int:
+        """The configuration's row id, which the SCIM staging tables refer to."""
+        with Session(self.engine) as session:
+            return self._row(session, domain).id
+
+    def scim_access(self, domain: str) -> tuple[DomainConfig, int, str | None]:
+        """A SCIM domain's configuration, row id and secret hash, in one read."""
+        with Session(self.engine) as session:
+            row = self._row(session, domain)
+            return _config(row), row.id, row.scim_secret_hash
+
+    def set_scim_secret_hash(self, domain: str, secret_hash: str) -> DomainConfig:
+        """Replace a SCIM domain's secret (its hash): the former one stops working at once."""
+        with Session(self.engine) as session:
+            row = self._row(session, domain)
+            if row.source != SourceKind.SCIM.value:
+                raise UnknownDomain(
+                    f"{row.domain} syncs from Google Workspace: it has no SCIM URL or secret"
+                )
+            row.scim_secret_hash = secret_hash
+            row.updated_at = datetime.now(UTC)
+            session.commit()
+            return _config(row)
+
     def set_enabled(self, domain: str, enabled: bool) -> DomainConfig:
         with Session(self.engine) as session:
             row = self._row(session, domain)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -26,6 +27,7 @@ class DomainConfigRow(Base):
     protected: Mapped[list[str]] = mapped_column(JSON, default=list)
     max_deactivations: Mapped[int] = mapped_column(Integer)
     max_deactivation_share: Mapped[float] = mapped_column(Float)
+    scim_secret_hash: Mapped[str | None] = mapped_column(String(128))  # never the secret
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -47,3 +49,69 @@ class DomainNameRow(Base):
     is_alias: Mapped[bool] = mapped_column(Boolean)
 
     config: Mapped[DomainConfigRow] = relationship(back_populates="names")
+
+
+class ScimResourceRow(Base):
+    """A User or Group an IdP pushed to a domain's SCIM endpoint (the staging table).
+
+    ``document`` is the resource as SCIM JSON without ``meta``, which the columns hold.
+    A deleted resource is kept, with ``deleted_at``: a user the IdP deleted is a leaver.
+    """
+
+    __tablename__ = "scim_resources"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain_configs.id", ondelete="CASCADE"))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    user_name_key: Mapped[str | None] = mapped_column(String(254))  # userName, case-folded
+    # Counts the writes; SQLAlchemy checks it on every UPDATE, so that a write based on a
+    # stale read fails instead of winning (``version_id_col``).
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    document: Mapped[dict] = mapped_column(JSON)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+class ScimUniqueValueRow(Base):
+    """A value of an attribute whose uniqueness is ``server`` (RFC 7643 §2.1), such as a
+    userName: the primary key makes two resources holding it impossible, even when two
+    requests race."""
+
+    __tablename__ = "scim_unique_values"
+
+    domain_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    urn: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_resources.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ScimMembershipRow(Base):
+    """A member of a staged group, as the group's ``members[].value`` names it."""
+
+    __tablename__ = "scim_memberships"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ScimRequestRow(Base):
+    """One request to the SCIM endpoint, its body without secrets (the request log)."""
+
+    __tablename__ = "scim_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    body: Mapped[str | None] = mapped_column(Text)

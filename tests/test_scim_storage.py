@@ -1,0 +1,21 @@
+"""The staging storage follows scim2-server's storage contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from scim2_server.testing import ScimStorageContract
+
+from komeet_sync.database import open_database
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.scim_storage import StagingStorage
+
+
+class TestStagingStorage(ScimStorageContract):
+    @pytest.fixture
+    def storage(self, database_url, provider):
+        engine = open_database(database_url)
+        store = DomainStore(engine)
+        store.add(DomainConfig.create("globex.com", "scim"))
+        yield StagingStorage(engine, store.id_of("globex.com"), provider)
+        engine.dispose()
