@@ -146,6 +146,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("domain")
 
+    scim = commands.add_parser("scim", help="the SCIM endpoint Entra ID and Okta push to")
+    scim_commands = scim.add_subparsers(title="scim commands", parser_class=_Parser)
+    serve = _command(scim_commands, "serve", "serve every SCIM domain's endpoint", _scim_serve)
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    rotate = _command(
+        scim_commands,
+        "rotate-secret",
+        "make a new secret for a SCIM domain; the former one stops working",
+        _scim_rotate_secret,
+    )
+    rotate.add_argument("domain")
+
     sync = _command(
         commands, "sync", "read a domain's directory, reconcile and write the reports", _sync
     )
@@ -254,7 +267,7 @@ def _print_config(config, args: argparse.Namespace, headline: str | None = None)
 
 
 def _domains_add(args: argparse.Namespace) -> int:
-    from komeet_sync.domain_config import DomainConfig, InvalidConfiguration
+    from komeet_sync.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.domain_store import DomainConflict
 
     try:
@@ -269,9 +282,17 @@ def _domains_add(args: argparse.Namespace) -> int:
             max_deactivations=args.max_deactivations,
             max_deactivation_share=args.max_deactivation_share,
         )
-        _store().add(config)
+        store = _store()
+        store.add(config)
     except (InvalidConfiguration, DomainConflict) as exc:
         raise UserError(str(exc)) from None
+    if config.source is SourceKind.SCIM:
+        from komeet_sync.scim_secret import hash_secret, new_secret
+
+        secret = new_secret()
+        store.set_scim_secret_hash(config.domain, hash_secret(secret))
+        _scim_credentials(config, secret, args, f"Configured {config.domain} (scim).")
+        return EXIT_OK
     _print_config(config, args, f"Configured {config.domain} ({config.source.value}).")
     return EXIT_OK
 
@@ -463,11 +484,13 @@ def _short_scope(scope: str) -> str:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from komeet_sync.domain_config import SourceKind
     from komeet_sync.export_files import ExportFormatError
     from komeet_sync.google_directory import GoogleError
-    from komeet_sync.sync import dry_run, google_reader
+    from komeet_sync.sync import dry_run, google_reader, read_google, read_scim
 
-    config = _google_config(args)
+    store = _store()
+    config = _lookup(args, lambda _, domain: store.get(domain))
     if not args.dry_run:
         raise UserError(
             "sending the plan to Komeet is not available yet: add --dry-run to compute the "
@@ -479,13 +502,23 @@ def _sync(args: argparse.Namespace) -> int:
             "(GET /Users)"
         )
     try:
-        run = dry_run(
-            config,
-            google_reader(config),
-            args.komeet,
-            args.out,
-            last_good_desired=args.last_good_count,
-        )
+        if config.source is SourceKind.GOOGLE:
+            reader = google_reader(config)
+            run = dry_run(
+                config,
+                lambda: read_google(config, reader),
+                args.komeet,
+                args.out,
+                last_good_desired=args.last_good_count,
+            )
+        else:
+            run = dry_run(
+                config,
+                lambda: read_scim(config, store.engine),
+                args.komeet,
+                args.out,
+                last_good_desired=args.last_good_count,
+            )
     except (GoogleError, ExportFormatError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
@@ -494,12 +527,75 @@ def _sync(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        snapshot = run.extract
         print(
-            f"Read {config.domain} from Google Workspace: {snapshot.users:,} users and "
-            f"{snapshot.members:,} group members in {snapshot.requests:,} requests, "
-            f"{snapshot.seconds:.1f} s (snapshot of {snapshot.started_at:%Y-%m-%d %H:%M:%S} UTC)."
+            f"{run.read.headline}, {run.read.seconds:.1f} s "
+            f"(snapshot of {run.read.started_at:%Y-%m-%d %H:%M:%S} UTC)."
         )
         _print_summary(run.result.summary(), run.out)
         print("Dry run: nothing was sent to Komeet.")
     return EXIT_HELD if run.result.plan.held else EXIT_OK
+
+
+# --- scim ----------------------------------------------------------------------------------
+
+
+def _scim_credentials(config, secret: str, args: argparse.Namespace, headline: str) -> None:
+    """Print a SCIM domain's URL and secret: the only time the secret is shown."""
+    from komeet_sync.settings import public_url
+
+    url = f"{public_url()}/scim/{config.domain}/v2"
+    if args.json:
+        print(json.dumps(_config_dict(config) | {"scim_url": url, "secret": secret}, indent=2))
+        return
+    print(headline)
+    print(f"  SCIM URL:   {url}")
+    print(f"  Secret key: {secret}")
+    print(
+        "Enter both in Entra ID or Okta (Tenant URL / Base URL, and Secret Token / API token). "
+        "The secret is shown only now; 'komeet-sync scim rotate-secret "
+        f"{config.domain}' makes a new one."
+    )
+
+
+def _scim_rotate_secret(args: argparse.Namespace) -> int:
+    from komeet_sync.domain_store import UnknownDomain
+    from komeet_sync.scim_secret import hash_secret, new_secret
+
+    secret = new_secret()
+    try:
+        config = _store().set_scim_secret_hash(args.domain, hash_secret(secret))
+    except UnknownDomain as exc:
+        raise UserError(str(exc)) from None
+    _scim_credentials(
+        config,
+        secret,
+        args,
+        f"New secret for {config.domain}: the former one no longer works. Update the IdP.",
+    )
+    return EXIT_OK
+
+
+def _scim_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from komeet_sync.database import DatabaseUnavailable, open_database
+    from komeet_sync.scim_endpoint import ScimEndpoint
+    from komeet_sync.settings import public_url
+
+    try:
+        engine = open_database()
+    except DatabaseUnavailable as exc:
+        raise UserError(str(exc)) from None
+    endpoint = ScimEndpoint(engine, public_url())
+    print(
+        f"Serving SCIM on http://{args.host}:{args.port}/scim/DOMAIN/v2 "
+        f"(public URL {public_url()}); Ctrl-C stops.",
+        flush=True,
+    )
+    try:
+        uvicorn.run(endpoint, host=args.host, port=args.port, log_level="warning")
+    except OSError as exc:  # the port is taken, or not ours to bind
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    finally:
+        endpoint.close()
+    return EXIT_OK

@@ -55,8 +55,9 @@ def patch(document: Any, known_schemas: Iterable[str]) -> Any:
       such key, with that key as its path;
     - ``remove`` of ``members`` with a list of values (Entra ID) becomes one filtered
       removal per member (``members[value eq "..."]``);
-    - values mended as for ``resource``; operations on a ``password`` or on a schema the
-      server does not know are dropped.
+    - values mended as for ``resource``; operations on a schema the server does not know
+      are dropped. (A ``password`` operation is kept, so that the request succeeds: the
+      storage drops the password before writing.)
     """
     if not isinstance(document, dict):
         return document
@@ -82,8 +83,6 @@ def _operation(operation: Any, known: set[str]) -> list[Any]:
     if not isinstance(path, str) or not path:
         return [{**op, "op": name}]
     attribute = _attribute_of(path)
-    if attribute in SECRET_ATTRIBUTES:
-        return []
     if path.lower().startswith("urn:") and not any(path.lower().startswith(uri) for uri in known):
         return []
     if name == "remove" and attribute == "members" and isinstance(value, list):
@@ -103,8 +102,7 @@ def _pathless(name: str, value: dict[str, Any], known: set[str]) -> list[Any]:
     for key, item in value.items():
         lower = key.lower()
         if lower.startswith("urn:") and lower not in known:
-            extension_attribute = any(lower.startswith(uri + ":") for uri in known)
-            if extension_attribute and _attribute_of(key) not in SECRET_ATTRIBUTES:
+            if any(lower.startswith(uri + ":") for uri in known):  # an extension attribute
                 operations.append({"op": name, "path": key, "value": _value_at(key, item)})
             continue  # an attribute of a known schema was taken; an unknown schema is not
         if "." in key and not lower.startswith("urn:"):

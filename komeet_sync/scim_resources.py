@@ -8,7 +8,7 @@ stops the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import pandas as pd
@@ -27,13 +27,18 @@ from komeet_sync.frames import (
 )
 
 INACTIVE = "inactive in the IdP (active is false)"
+DELETED = "deleted in the IdP (DELETE /Users)"
 _USER = User[EnterpriseUser]
 
 
 def snapshot(
-    users: Iterable[Any], groups: Iterable[Any] = (), selected: Iterable[str] = ()
+    users: Iterable[Any],
+    groups: Iterable[Any] = (),
+    selected: Iterable[str] = (),
+    deleted: Collection[str] = (),
 ) -> DirectorySnapshot:
-    """A snapshot of staged SCIM users and groups; ``selected`` are group display names."""
+    """A snapshot of staged SCIM users and groups; ``selected`` are group display names;
+    ``deleted`` are the ids of users the IdP deleted (kept inactive: they are leavers)."""
     parsed, errors = _parse(users, _USER, Source.SCIM)
     user_rows: list[tuple] = []
     alias_rows: list[tuple] = []
@@ -47,8 +52,8 @@ def snapshot(
                 user.user_name,
                 user.name.given_name if user.name else None,
                 user.name.family_name if user.name else None,
-                user.active is not False,
-                None if user.active is not False else INACTIVE,
+                user.active is not False and user.id not in deleted,
+                DELETED if user.id in deleted else None if user.active is not False else INACTIVE,
                 enterprise.employee_number if enterprise else None,
                 enterprise.department if enterprise else None,
                 user.meta.created.isoformat() if user.meta and user.meta.created else None,

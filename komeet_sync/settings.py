@@ -2,7 +2,8 @@
 
 ``KOMEET_SYNC_HOME`` (default ``./.komeet_sync/``) holds the embedded SQLite database and the
 reports; ``KOMEET_SYNC_DATABASE_URL`` selects another database (PostgreSQL:
-``postgresql+psycopg://user@host/dbname``).
+``postgresql+psycopg://user@host/dbname``); ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs
+reach the SCIM endpoint at (default ``http://127.0.0.1:8000``).
 """
 
 from __future__ import annotations
@@ -20,3 +21,7 @@ def database_url() -> str:
     if configured:
         return configured
     return f"sqlite:///{(home() / 'komeet_sync.db').resolve()}"
+
+
+def public_url() -> str:
+    return (os.environ.get("KOMEET_SYNC_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")

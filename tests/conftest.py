@@ -99,3 +99,18 @@ def workspace(tmp_path, service_account_info):
     yield start
     for found in started:
         found.emulator.stop()
+
+
+@pytest.fixture
+def scim(database_url):
+    """The SCIM endpoint on loopback over a fresh database (SQLite, then PostgreSQL)."""
+    from komeet_sync.database import open_database
+
+    from .scim_server import serve, stop
+
+    engine = open_database(database_url)
+    server, served = serve(engine)
+    yield served
+    stop(server)
+    served.endpoint.close()
+    engine.dispose()

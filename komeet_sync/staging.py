@@ -1,0 +1,41 @@
+"""Reading a SCIM domain's staging tables as the engine's frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from komeet_sync import scim_resources
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.frames import DirectorySnapshot
+from komeet_sync.scim_storage import GROUP, USER
+from komeet_sync.tables import ScimResourceRow
+
+
+def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
+    """The users (deleted ones included, as inactive) and the live groups the IdP pushed to
+    ``config``'s domain, with ``config.groups`` selected."""
+    domain_id = DomainStore(engine).id_of(config.domain)
+    users: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    deleted: set[str] = set()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                ScimResourceRow.id,
+                ScimResourceRow.resource_type,
+                ScimResourceRow.deleted_at,
+                ScimResourceRow.document,
+            ).where(ScimResourceRow.domain_id == domain_id)
+        )
+        for resource_id, resource_type, deleted_at, document in rows:
+            if resource_type == USER:
+                users.append({**document, "id": resource_id})
+                if deleted_at is not None:
+                    deleted.add(resource_id)
+            elif resource_type == GROUP and deleted_at is None:
+                groups.append({**document, "id": resource_id})
+    return scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
