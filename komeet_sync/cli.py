@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -586,16 +588,31 @@ def _scim_serve(args: argparse.Namespace) -> int:
         engine = open_database()
     except DatabaseUnavailable as exc:
         raise UserError(str(exc)) from None
+    listening = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((args.host, args.port))
+    except OSError as exc:  # the port is taken, or not ours to bind
+        listening.close()
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
+        ) from None
     endpoint = ScimEndpoint(engine, public_url())
     print(
         f"Serving SCIM on http://{args.host}:{args.port}/scim/DOMAIN/v2 "
         f"(public URL {public_url()}); Ctrl-C stops.",
         flush=True,
     )
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
+    # is a normal stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     try:
-        uvicorn.run(endpoint, host=args.host, port=args.port, log_level="warning")
-    except OSError as exc:  # the port is taken, or not ours to bind
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        server = uvicorn.Server(uvicorn.Config(endpoint, log_level="warning"))
+        server.run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass
     finally:
         endpoint.close()
+        listening.close()
+    print("Stopped.", flush=True)
     return EXIT_OK
