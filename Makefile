@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job on the embedded default: the offline audit of the bundled examples, then
-# acme.com read from the Google Directory API emulator and synced as a dry run.
+# The main job on the embedded default: the offline audit of the bundled examples; acme.com
+# read from the Google Directory API emulator and synced as a dry run; globex.com pushed to
+# the SCIM endpoint as Entra ID would, then synced as a dry run from the staging tables.
 # Exit code 3 is a plan held by a guard: a result to read, not a failure.
 demo: $(STAMP)
 	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
@@ -32,6 +33,7 @@ demo: $(STAMP)
 	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com \
 	    || [ $$? -eq 3 ]
 	BIN=$(BIN) scripts/demo-google.sh
+	$(BIN)/python scripts/demo-scim.py $(BIN)
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint

@@ -152,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
     scim_commands = scim.add_subparsers(title="scim commands", parser_class=_Parser)
     serve = _command(scim_commands, "serve", "serve every SCIM domain's endpoint", _scim_serve)
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
     rotate = _command(
         scim_commands,
         "rotate-secret",
@@ -598,8 +598,9 @@ def _scim_serve(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
         ) from None
     endpoint = ScimEndpoint(engine, public_url())
+    port = listening.getsockname()[1]  # the one the system chose for --port 0
     print(
-        f"Serving SCIM on http://{args.host}:{args.port}/scim/DOMAIN/v2 "
+        f"Serving SCIM on http://{args.host}:{port}/scim/DOMAIN/v2 "
         f"(public URL {public_url()}); Ctrl-C stops.",
         flush=True,
     )
