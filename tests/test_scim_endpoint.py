@@ -145,3 +145,21 @@ def test_the_request_log_keeps_no_password(scim):
     assert all("Tr0ub4dor" not in (r.body or "") and "Hunter2" not in (r.body or "") for r in rows)
     assert "ana@globex.com" in rows[0].body
     assert "Tr0ub4dor" not in json.dumps([row.document for row in staged(scim)])
+
+
+def test_a_refused_write_leaves_nothing_half_done(scim):
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        client.post("/Users", json=user("ana@globex.com"))
+        ben = client.post("/Users", json=user("ben@globex.com", title="Engineer")).json()
+
+        # The write deletes ben's unique values, then fails on ana's userName: all of it
+        # is rolled back.
+        taken = client.put(f"/Users/{ben['id']}", json=user("Ana@globex.com", title="Boss"))
+        again = client.post("/Users", json=user("BEN@globex.com"))
+        kept = client.get(f"/Users/{ben['id']}").json()
+
+    assert taken.status_code == 409 and taken.json()["scimType"] == "uniqueness"
+    assert again.status_code == 409  # ben's userName is still his
+    assert kept["userName"] == "ben@globex.com" and kept["title"] == "Engineer"
+    assert kept["meta"]["version"] == ben["meta"]["version"]
