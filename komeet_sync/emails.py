@@ -10,6 +10,7 @@ accept and refuse the same addresses.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -24,6 +25,7 @@ _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
 _FAST_EMAIL = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[a-z0-9.-]+"
 # RFC 5321 §4.5.3.1.1: at most 64 octets in the local part; email-validator caps the whole
 # address at 254 characters (RFC 3696 errata 1690).
+_FAST_EMAIL_RE = re.compile(_FAST_EMAIL)
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
 
@@ -38,10 +40,24 @@ class InvalidEmail(ValueError):
 
 
 def normalise_email(value: str) -> str:
-    """One address, normalised; raises InvalidEmail with the reason if it is not valid."""
-    result = normalise_emails(pd.Series([value], dtype=object))
-    email, error = result["email"].iloc[0], result["error"].iloc[0]
-    if not isinstance(email, str):
+    """One address, normalised as ``normalise_emails`` does a column (without building one:
+    the SCIM endpoint checks an address per request); raises InvalidEmail with the reason."""
+    if value is None:
+        raise InvalidEmail(value, "no email address")
+    text = str(value).strip()
+    if not text:
+        raise InvalidEmail(value, "the email address is empty")
+    lowered = text.lower()
+    if _FAST_EMAIL_RE.fullmatch(lowered):
+        local, _, domain = lowered.rpartition("@")
+        if (
+            _check_domain(domain)[0] == domain
+            and len(local) <= _MAX_LOCAL
+            and len(lowered) <= _MAX_ADDRESS
+        ):
+            return lowered
+    email, error = _validate_one(text)
+    if email is None:
         raise InvalidEmail(value, str(error))
     return email
 

@@ -42,19 +42,24 @@ from scim2_server.utils import (
     load_default_schemas,
     load_default_service_provider_config,
 )
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, bindparam, insert, select
 
 from komeet_sync import idp_requests, scim_secret
-from komeet_sync.domain_config import SourceKind
+from komeet_sync.database import write_lock
+from komeet_sync.domain_config import DomainConfig, SourceKind
 from komeet_sync.domain_store import DomainStore, UnknownDomain
 from komeet_sync.scim_storage import StagingStorage
-from komeet_sync.tables import ScimRequestRow
+from komeet_sync.tables import DomainConfigRow, ScimRequestRow
 
 MAX_BODY = 1 << 20  # 1 MiB
 LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+_ACCESS = select(
+    DomainConfigRow.id,
+    DomainConfigRow.updated_at,
+    DomainConfigRow.scim_secret_hash,
+).where(DomainConfigRow.domain == bindparam("domain"))
 _ROUTE = re.compile(r"^/scim/(?P<domain>[^/]+)(?P<rest>/.*)?$")
 _FILTERED_PATH = re.compile(
     r'^(?P<attribute>[\w:.]+)\[(?P<key>\w+) eq "(?P<match>[^"]*)"\]\.(?P<field>\w+)$'
@@ -116,9 +121,14 @@ class StagingService(ScimService):
         that matches no value (``emails[type eq "work"].value`` on a user without a work
         email) creates that value, as Entra ID expects."""
         self.check_preconditions(current, "PATCH", conditions)
-        patched = current.model_copy(deep=True)
+        operations = patch_op.operations or []
+        if not any(_FILTERED_PATH.match(str(o.path)) for o in operations if o.path):
+            return current if patch_op.patch(current) else None
+        # ``current`` is the storage's copy, made for this request: an operation that fails
+        # leaves it half patched, but then nothing is written.
+        patched = current
         changed = False
-        for operation in patch_op.operations or []:
+        for operation in operations:
             try:
                 changed |= bool(type(patch_op)(Operations=[operation]).patch(patched))
             except NoTargetException:
@@ -150,14 +160,23 @@ class StagingService(ScimService):
         return json.dumps(rewrite(document, known)).encode()
 
 
-class ThreadedStorage(AsyncScimStorage):
-    """The staging storage for an ASGI server: each call runs in a worker thread, so that
-    the database never blocks the event loop."""
+class AsyncStaging(AsyncScimStorage):
+    """The staging storage for an ASGI server.
+
+    On PostgreSQL each call runs in a worker thread, so that a slow network never blocks the
+    event loop. On SQLite (the embedded default: a local file, one writer at a time) calls
+    run in the loop itself: they take a millisecond, and handing each to a thread costs
+    more than it saves.
+    """
 
     supports_cursors = False
 
     def __init__(self, storage: StagingStorage) -> None:
         self.storage = storage
+        self.inline = storage.engine.dialect.name == "sqlite"
+
+    async def _call(self, call: Callable[[], Any]) -> Any:
+        return call() if self.inline else await anyio.to_thread.run_sync(call)
 
     async def get(
         self,
@@ -166,7 +185,7 @@ class ThreadedStorage(AsyncScimStorage):
         *,
         response_parameters: ResponseParameters[Any] | None = None,
     ) -> Resource[Any]:
-        return await anyio.to_thread.run_sync(self.storage.get, resource_type, resource_id)
+        return await self._call(lambda: self.storage.get(resource_type, resource_id))
 
     async def search(
         self,
@@ -175,12 +194,12 @@ class ThreadedStorage(AsyncScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
-        return await anyio.to_thread.run_sync(
-            search_page, self.storage, resource_types, search_request, position
+        return await self._call(
+            lambda: search_page(self.storage, resource_types, search_request, position)
         )
 
     async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
-        return await anyio.to_thread.run_sync(self.storage.create, resource_type, resource)
+        return await self._call(lambda: self.storage.create(resource_type, resource))
 
     async def update(
         self,
@@ -189,7 +208,7 @@ class ThreadedStorage(AsyncScimStorage):
         *,
         expected_version: str | None = None,
     ) -> Resource[Any]:
-        return await anyio.to_thread.run_sync(
+        return await self._call(
             lambda: self.storage.update(resource_type, resource, expected_version=expected_version)
         )
 
@@ -200,7 +219,7 @@ class ThreadedStorage(AsyncScimStorage):
         *,
         expected_version: str | None = None,
     ) -> None:
-        await anyio.to_thread.run_sync(
+        await self._call(
             lambda: self.storage.delete(
                 resource_type, resource_id, expected_version=expected_version
             )
@@ -228,6 +247,8 @@ class ScimEndpoint:
         self.provider = staging_provider()
         self._applications: dict[tuple[str, int, tuple[str, ...]], _DomainApplication] = {}
         self._log = RequestLog(engine)
+        self.inline = engine.dialect.name == "sqlite"  # see AsyncStaging
+        self._configs: dict[str, tuple[tuple[int, Any], DomainConfig]] = {}
 
     def url_of(self, domain: str) -> str:
         """The SCIM URL of a domain, as its IdP is given it."""
@@ -260,7 +281,10 @@ class ScimEndpoint:
                     send, 404, "no SCIM endpoint here: the SCIM URL is /scim/{domain}/v2"
                 )
                 return
-            refusal = await anyio.to_thread.run_sync(self._refusal, domain, scope)
+            if self.inline:
+                refusal = self._refusal(domain, scope)
+            else:
+                refusal = await anyio.to_thread.run_sync(self._refusal, domain, scope)
             if isinstance(refusal, tuple):
                 status = await _error(send, *refusal)
                 return
@@ -270,23 +294,23 @@ class ScimEndpoint:
             )
         finally:
             self._log.add(
-                ScimRequestRow(
-                    at=datetime.now(UTC),
-                    domain=domain,
-                    method=method,
-                    path=(path + ("?" + query if query else ""))[:2048],
-                    status=status,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    body=redacted(body),
-                )
+                {
+                    "at": datetime.now(UTC),
+                    "domain": domain,
+                    "method": method,
+                    "path": (path + ("?" + query if query else ""))[:2048],
+                    "status": status,
+                    "duration_ms": (time.perf_counter() - started) * 1000,
+                    "body": redacted(body),
+                }
             )
 
     def _refusal(self, domain: str, scope: Scope):
         """The error to answer (status, detail), or the domain's application."""
-        try:
-            config, domain_id, secret_hash = self.store.scim_access(domain)
-        except UnknownDomain:
+        found = self._access(domain)
+        if found is None:
             return 404, f"no SCIM endpoint for {domain}: it is not configured in Komeet"
+        config, domain_id, secret_hash = found
         if config.source is not SourceKind.SCIM or config.domain != domain:
             return 404, f"no SCIM endpoint for {domain}: it is not configured for SCIM"
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
@@ -307,10 +331,30 @@ class ScimEndpoint:
                 self.engine, domain_id, self.provider, user_name_domains=config.domains
             )
             application = _DomainApplication(
-                ThreadedStorage(storage), self.provider, self.url_of(domain)
+                AsyncStaging(storage), self.provider, self.url_of(domain)
             )
             self._applications[key] = application
         return application
+
+    def _access(self, domain: str) -> tuple[DomainConfig, int, str | None] | None:
+        """A domain's configuration, id and secret hash. One small query a request: the
+        whole configuration is read again only when it changed (``updated_at``), so that
+        disabling a domain or rotating its secret takes effect at the next request."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_ACCESS, {"domain": domain}).one_or_none()
+        if row is None:
+            return None
+        key = (row.id, row.updated_at)
+        cached = self._configs.get(domain)
+        if cached is not None and cached[0] == key:
+            config = cached[1]
+        else:
+            try:
+                config, _, _ = self.store.scim_access(domain)
+            except UnknownDomain:
+                return None
+            self._configs[domain] = (key, config)
+        return config, row.id, row.scim_secret_hash
 
     async def _forward(
         self,
@@ -353,11 +397,12 @@ class RequestLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: queue.Queue[ScimRequestRow | None] = queue.Queue()
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write, name="scim-request-log", daemon=True)
         self._thread.start()
 
-    def add(self, row: ScimRequestRow) -> None:
+    def add(self, row: dict[str, Any]) -> None:
+        """Log a request: a dict of ScimRequestRow's columns."""
         self._queue.put(row)
 
     def flush(self) -> None:
@@ -380,9 +425,8 @@ class RequestLog:
             batch = [row for row in rows if row is not None]
             try:
                 if batch:
-                    with Session(self.engine) as session:
-                        session.add_all(batch)
-                        session.commit()
+                    with write_lock(self.engine), self.engine.begin() as connection:
+                        connection.execute(insert(ScimRequestRow), batch)
             except Exception:  # the log must never stop the endpoint
                 log.exception("could not write %d rows of the SCIM request log", len(batch))
             finally:

@@ -11,9 +11,11 @@ deleted becomes a leaver (ARCHITECTURE.md, "Situations").
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from scim2_models import (
@@ -34,11 +36,21 @@ from scim2_models import (
 from scim2_models.path import CompareOperator, Comparison
 from scim2_server.storage import ScimStorage, SearchPage
 from scim2_server.utils import parametrize
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
+from komeet_sync.database import write_lock
 from komeet_sync.emails import InvalidEmail, normalise_email
 from komeet_sync.tables import ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
 
@@ -87,8 +99,8 @@ class StagingStorage(ScimStorage):
         *,
         response_parameters: ResponseParameters[Any] | None = None,
     ) -> Resource[Any]:
-        with Session(self.engine) as session:
-            return self._resource(self._stored(session, resource_type, resource_id))
+        with self.engine.connect() as connection:
+            return self._resource(self._fetch(connection, resource_type, resource_id))
 
     def search(
         self,
@@ -137,25 +149,29 @@ class StagingStorage(ScimStorage):
         resource = _without_secrets(resource)
         self._check_user_name(resource_type, resource)
         now = self.clock()
-        row = ScimResourceRow(
-            id=uuid.uuid4().hex,
-            domain_id=self.domain_id,
-            resource_type=str(resource_type.name),
-            user_name_key=_user_name_key(resource_type, resource),
-            created_at=now,
-            updated_at=now,
-            document=_document(resource),
-        )
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                session.add(row)
-                session.flush()
-                self._index(session, row.id, resource)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                raise UniquenessException() from None
-            return self._resource(row)
+        resource_id = uuid.uuid4().hex
+        values = _unique_values(resource)
+        try:
+            with write_lock(self.engine), self.engine.begin() as connection:
+                connection.execute(
+                    insert(_RESOURCES).values(
+                        id=resource_id,
+                        domain_id=self.domain_id,
+                        resource_type=str(resource_type.name),
+                        user_name_key=_user_name_key(resource_type, resource),
+                        unique_digest=_digest(values),
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                        deleted_at=None,
+                        document=_document(resource),
+                    )
+                )
+                self._add_unique_values(connection, resource_id, values)
+                self._add_members(connection, resource_id, _member_ids(resource))
+        except IntegrityError:
+            raise UniquenessException() from None
+        return _stamped(resource, resource_type, resource_id, now, now, 1)
 
     def update(
         self,
@@ -166,32 +182,37 @@ class StagingStorage(ScimStorage):
     ) -> Resource[Any]:
         resource = _without_secrets(resource)
         self._check_user_name(resource_type, resource)
+        resource_id = cast(str, resource.id)
         for _ in range(5):  # another writer changed it between our read and our write
-            with Session(self.engine, expire_on_commit=False) as session:
-                row = self._stored(session, resource_type, cast(str, resource.id))
-                _check_version(row, expected_version)
-                row.document = _document(resource)
-                row.user_name_key = _user_name_key(resource_type, resource)
-                row.updated_at = self.clock()
-                try:
-                    session.execute(
-                        delete(ScimUniqueValueRow).where(ScimUniqueValueRow.resource_id == row.id)
+            now = self.clock()
+            try:
+                with write_lock(self.engine), self.engine.begin() as connection:
+                    row = self._fetch(connection, resource_type, resource_id)
+                    _check_version(row.version, expected_version)
+                    values = _unique_values(resource)
+                    self._reindex(connection, resource_id, resource, values, row.unique_digest)
+                    written = connection.execute(
+                        update(_RESOURCES)
+                        .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
+                        .values(
+                            document=_document(resource),
+                            user_name_key=_user_name_key(resource_type, resource),
+                            unique_digest=_digest(values),
+                            updated_at=now,
+                            version=row.version + 1,
+                        )
                     )
-                    session.execute(
-                        delete(ScimMembershipRow).where(ScimMembershipRow.group_id == row.id)
-                    )
-                    session.flush()
-                    self._index(session, row.id, resource)
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-                    raise UniquenessException() from None
-                except StaleDataError:
-                    session.rollback()
-                    if expected_version is not None:
-                        raise PreconditionFailedException() from None
-                    continue
-                return self._resource(row)
+                    if written.rowcount != 1:
+                        raise _Stale
+            except IntegrityError:
+                raise UniquenessException() from None
+            except _Stale:
+                if expected_version is not None:
+                    raise PreconditionFailedException() from None
+                continue
+            return _stamped(
+                resource, resource_type, resource_id, _aware(row.created_at), now, row.version + 1
+            )
         raise PreconditionFailedException(detail="the resource kept changing; send it again")
 
     def delete(
@@ -201,33 +222,34 @@ class StagingStorage(ScimStorage):
         *,
         expected_version: str | None = None,
     ) -> None:
-        with Session(self.engine) as session:
-            row = self._stored(session, resource_type, resource_id)
-            _check_version(row, expected_version)
-            row.deleted_at = row.updated_at = self.clock()
-            session.execute(
-                delete(ScimUniqueValueRow).where(ScimUniqueValueRow.resource_id == row.id)
+        now = self.clock()
+        with write_lock(self.engine), self.engine.begin() as connection:
+            row = self._fetch(connection, resource_type, resource_id)
+            _check_version(row.version, expected_version)
+            written = connection.execute(
+                update(_RESOURCES)
+                .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
+                .values(deleted_at=now, updated_at=now, version=row.version + 1)
             )
-            session.execute(delete(ScimMembershipRow).where(ScimMembershipRow.group_id == row.id))
-            try:
-                session.commit()
-            except StaleDataError:
-                raise PreconditionFailedException() from None
+            if written.rowcount != 1:
+                raise PreconditionFailedException()
+            connection.execute(delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id))
+            connection.execute(delete(_MEMBERS).where(_MEMBERS.c.group_id == resource_id))
 
     # -- rows and resources --
 
-    def _stored(self, session: Session, resource_type: ResourceType, resource_id: str):
-        row = session.get(ScimResourceRow, resource_id) if resource_id else None
-        if (
-            row is None
-            or row.domain_id != self.domain_id
-            or row.resource_type != resource_type.name
-            or row.deleted_at is not None
-        ):
+    def _fetch(self, connection: Connection, resource_type: ResourceType, resource_id: str):
+        found = None
+        if resource_id:
+            found = connection.execute(
+                _FETCH,
+                {"id": resource_id, "domain_id": self.domain_id, "type": str(resource_type.name)},
+            ).one_or_none()
+        if found is None:
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
-        return row
+        return found
 
-    def _resource(self, row: ScimResourceRow) -> Resource[Any]:
+    def _resource(self, row: Any) -> Resource[Any]:
         resource = self._models[row.resource_type].model_validate(row.document)
         resource.id = row.id
         resource.meta = Meta(
@@ -238,22 +260,71 @@ class StagingStorage(ScimStorage):
         )
         return resource
 
-    def _index(self, session: Session, resource_id: str, resource: Resource[Any]) -> None:
-        """Add the resource's unique values and, for a group, its memberships."""
-        for urn, value in _unique_values(resource).items():
-            session.add(
-                ScimUniqueValueRow(
-                    domain_id=self.domain_id, urn=urn, value=value, resource_id=resource_id
+    def _reindex(
+        self,
+        connection: Connection,
+        resource_id: str,
+        resource: Resource[Any],
+        values: dict[str, str],
+        stored_digest: str | None,
+    ) -> None:
+        """Bring the unique values and memberships in line with the new state, touching
+        only the rows that change (none for the unique values when their digest is the
+        stored one)."""
+        if _digest(values) != stored_digest:
+            self._reindex_unique_values(connection, resource_id, values)
+        if hasattr(resource, "members"):
+            self._reindex_members(connection, resource_id, _member_ids(resource))
+
+    def _reindex_unique_values(
+        self, connection: Connection, resource_id: str, values: dict[str, str]
+    ) -> None:
+        stored = dict(
+            connection.execute(
+                select(_UNIQUE.c.urn, _UNIQUE.c.value).where(_UNIQUE.c.resource_id == resource_id)
+            ).all()
+        )
+        gone = [urn for urn, value in stored.items() if values.get(urn) != value]
+        if gone:
+            connection.execute(
+                delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id, _UNIQUE.c.urn.in_(gone))
+            )
+        self._add_unique_values(
+            connection, resource_id, {u: v for u, v in values.items() if stored.get(u) != v}
+        )
+
+    def _reindex_members(self, connection: Connection, group_id: str, members: list[str]) -> None:
+        current = set(
+            connection.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group_id))
+        )
+        left = current - set(members)
+        if left:
+            connection.execute(
+                delete(_MEMBERS).where(
+                    _MEMBERS.c.group_id == group_id, _MEMBERS.c.member_id.in_(left)
                 )
             )
-        members = getattr(resource, "members", None) or []
-        for member_id in dict.fromkeys(m.value for m in members if getattr(m, "value", None)):
-            session.add(
-                ScimMembershipRow(
-                    group_id=resource_id, member_id=member_id, domain_id=self.domain_id
-                )
+        self._add_members(connection, group_id, [m for m in members if m not in current])
+
+    def _add_unique_values(self, connection: Connection, resource_id: str, values: dict) -> None:
+        if values:
+            connection.execute(
+                insert(_UNIQUE),
+                [
+                    {"domain_id": self.domain_id, "urn": u, "value": v, "resource_id": resource_id}
+                    for u, v in values.items()
+                ],
             )
-        session.flush()
+
+    def _add_members(self, connection: Connection, group_id: str, member_ids: list[str]) -> None:
+        if member_ids:
+            connection.execute(
+                insert(_MEMBERS),
+                [
+                    {"group_id": group_id, "member_id": m, "domain_id": self.domain_id}
+                    for m in member_ids
+                ],
+            )
 
     def _check_user_name(self, resource_type: ResourceType, resource: Resource[Any]) -> None:
         """A staged user's userName must be an email address of the domain (ARCHITECTURE.md:
@@ -277,9 +348,53 @@ class StagingStorage(ScimStorage):
             )
 
 
-def _check_version(row: ScimResourceRow, expected_version: str | None) -> None:
-    if expected_version is not None and f'W/"{row.version}"' != expected_version:
+_RESOURCES = cast(Table, ScimResourceRow.__table__)
+_UNIQUE = cast(Table, ScimUniqueValueRow.__table__)
+_MEMBERS = cast(Table, ScimMembershipRow.__table__)
+_READ = (
+    _RESOURCES.c.id,
+    _RESOURCES.c.resource_type,
+    _RESOURCES.c.version,
+    _RESOURCES.c.created_at,
+    _RESOURCES.c.updated_at,
+    _RESOURCES.c.unique_digest,
+    _RESOURCES.c.document,
+)
+
+# Built once: every request reads a resource this way.
+_FETCH = select(*_READ).where(
+    _RESOURCES.c.id == bindparam("id"),
+    _RESOURCES.c.domain_id == bindparam("domain_id"),
+    _RESOURCES.c.resource_type == bindparam("type"),
+    _RESOURCES.c.deleted_at.is_(None),
+)
+
+
+class _Stale(Exception):
+    """Another writer changed the resource between our read and our write."""
+
+
+def _check_version(version: int, expected_version: str | None) -> None:
+    if expected_version is not None and f'W/"{version}"' != expected_version:
         raise PreconditionFailedException()
+
+
+def _stamped(
+    resource: Resource[Any],
+    resource_type: ResourceType,
+    resource_id: str,
+    created: datetime,
+    modified: datetime,
+    version: int,
+) -> Resource[Any]:
+    """The resource as stored: a copy with its id and meta (RFC 7643 §3.1)."""
+    meta = Meta(
+        resource_type=str(resource_type.name),
+        created=created,
+        last_modified=modified,
+        version=f'W/"{version}"',
+    )
+    return resource.model_copy(update={"id": resource_id, "meta": meta})
 
 
 def _document(resource: Resource[Any]) -> dict[str, Any]:
@@ -288,11 +403,19 @@ def _document(resource: Resource[Any]) -> dict[str, Any]:
 
 
 def _without_secrets(resource: Resource[Any]) -> Resource[Any]:
-    resource = resource.model_copy(deep=True)
-    for name in SECRET_ATTRIBUTES:
-        if getattr(resource, name, None) is not None:
-            setattr(resource, name, None)
-    return resource
+    """The resource without its password (a copy only when it has one: the resource given
+    to the storage is not changed)."""
+    present = {name: None for name in SECRET_ATTRIBUTES if getattr(resource, name, None)}
+    return resource.model_copy(update=present) if present else resource
+
+
+def _digest(values: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
+
+
+def _member_ids(resource: Resource[Any]) -> list[str]:
+    members = getattr(resource, "members", None) or []
+    return list(dict.fromkeys(m.value for m in members if getattr(m, "value", None)))
 
 
 def _user_name_key(resource_type: ResourceType, resource: Resource[Any]) -> str | None:
@@ -302,18 +425,27 @@ def _user_name_key(resource_type: ResourceType, resource: Resource[Any]) -> str 
     return str(user_name).casefold()[:254] if user_name else None
 
 
+@lru_cache(maxsize=64)
+def _unique_attributes(model: type[Resource[Any]]) -> tuple[tuple[Any, Any], ...]:
+    """A model's attributes whose uniqueness is ``server`` or ``global``, each with the
+    path that reads it: found once per model, not per request."""
+    paths = parametrize(Path, model).iter_paths(
+        include_subattributes=False, uniqueness=[Uniqueness.server, Uniqueness.global_]
+    )
+    found = []
+    for path in paths:
+        attribute = path.resolve()
+        if attribute is not None:
+            found.append((attribute, parametrize(Path, model)(attribute.urn)))
+    return tuple(found)
+
+
 def _unique_values(resource: Resource[Any]) -> dict[str, str]:
     """The values of the attributes whose uniqueness is ``server`` or ``global``, by URN,
     in the form they are compared in (a case-insensitive one case-folded)."""
-    paths = parametrize(Path, type(resource)).iter_paths(
-        include_subattributes=False, uniqueness=[Uniqueness.server, Uniqueness.global_]
-    )
     values = {}
-    for path in paths:
-        attribute = path.resolve()
-        if attribute is None:
-            continue
-        value = parametrize(Path, type(resource))(attribute.urn).get(resource, strict=False)
+    for attribute, reader in _unique_attributes(type(resource)):
+        value = reader.get(resource, strict=False)
         try:
             comparable = attribute.comparable(value)
         except ValueError:

@@ -63,6 +63,8 @@ class ScimResourceRow(Base):
     domain_id: Mapped[int] = mapped_column(ForeignKey("domain_configs.id", ondelete="CASCADE"))
     resource_type: Mapped[str] = mapped_column(String(32))
     user_name_key: Mapped[str | None] = mapped_column(String(254))  # userName, case-folded
+    # A digest of the resource's unique values: an update that keeps them leaves their rows.
+    unique_digest: Mapped[str | None] = mapped_column(String(64))
     # Counts the writes; SQLAlchemy checks it on every UPDATE, so that a write based on a
     # stale read fails instead of winning (``version_id_col``).
     version: Mapped[int] = mapped_column(Integer)

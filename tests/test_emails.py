@@ -69,3 +69,17 @@ def test_the_fast_path_agrees_with_email_validator(addresses):
         except EmailNotValidError:
             expected = None
         assert (None if pd.isna(email) else email) == expected, address
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS)) | ATOM)
+def test_one_address_is_normalised_as_a_column_is(address):
+    """``normalise_email`` (one address, per SCIM request) and ``normalise_emails`` (a
+    column, per snapshot) give the same address or the same reason."""
+    column = normalise_emails(pd.Series([address], dtype=object)).iloc[0]
+    try:
+        single = normalise_email(address)
+    except InvalidEmail as refused:
+        assert pd.isna(column["email"]) and refused.reason == column["error"], address
+    else:
+        assert single == column["email"], address

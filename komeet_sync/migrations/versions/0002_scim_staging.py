@@ -29,6 +29,7 @@ def upgrade() -> None:
         ),
         sa.Column("resource_type", sa.String(32), nullable=False),
         sa.Column("user_name_key", sa.String(254)),
+        sa.Column("unique_digest", sa.String(64)),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
