@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo test lint bench bench-engine bench-google install system-packages clean
+.PHONY: demo test lint bench bench-engine bench-google bench-scim install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,16 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-google
+bench: bench-engine bench-google bench-scim
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
 
 bench-google: $(STAMP)
 	$(BIN)/python benchmarks/google_extract.py
+
+bench-scim: $(STAMP)
+	$(BIN)/python benchmarks/scim_load.py
 
 clean:
 	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -445,7 +445,10 @@ def redacted(body: bytes) -> str | None:
         document = json.loads(body)
     except ValueError:
         return f"<{len(body)} bytes, not JSON>"
-    text = json.dumps(_without_secrets(document), ensure_ascii=False)
+    if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
+        text = json.dumps(_without_secrets(document), ensure_ascii=False)
+    else:  # nothing to remove: keep the body as sent
+        text = body.decode("utf-8", errors="replace")
     return text if len(text) <= LOGGED_BODY else text[:LOGGED_BODY] + "…"
 
 

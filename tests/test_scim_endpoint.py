@@ -163,3 +163,19 @@ def test_a_refused_write_leaves_nothing_half_done(scim):
     assert again.status_code == 409  # ben's userName is still his
     assert kept["userName"] == "ben@globex.com" and kept["title"] == "Engineer"
     assert kept["meta"]["version"] == ben["meta"]["version"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"userName": "ana@globex.com", "password": "Tr0ub4dor&3"}',
+        b'{"userName": "ana@globex.com", "PASSWORD": "Tr0ub4dor&3"}',
+        b'{"userName": "ana@globex.com", "p\\u0061ssword": "Tr0ub4dor&3"}',
+        b'{"Operations": [{"op": "replace", "path": "password", "value": "Tr0ub4dor&3"}]}',
+    ],
+)
+def test_the_log_never_keeps_a_password_however_it_is_written(body):
+    from komeet_sync.scim_endpoint import redacted
+
+    logged = redacted(body)
+    assert logged is not None and "Tr0ub4dor" not in logged
