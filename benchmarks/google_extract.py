@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -68,21 +66,9 @@ def minimum_requests(users: int, groups: int, group_size: int, nesting: int) -> 
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import pandas
+    from machine import describe  # benchmarks/machine.py, beside this script
 
-    return (
-        f"{platform.machine()}, {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; "
-        f"Python {platform.python_version()}, pandas {pandas.__version__}"
-    )
+    return describe("pandas")
 
 
 def main() -> int:

@@ -26,7 +26,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -40,7 +39,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -410,22 +408,16 @@ def overall(phases: list[Phase]) -> Phase:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    packages = ", ".join(
-        f"{name} {version(name)}"
-        for name in ("scim2-server", "scim2-models", "uvicorn", "uvloop", "httptools", "sqlalchemy")
-    )
-    return (
-        f"{platform.machine()}, {cpu}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB "
-        f"RAM; Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {packages}"
+    from machine import describe  # benchmarks/machine.py, beside this script
+
+    return describe(
+        "scim2-server",
+        "scim2-models",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "sqlalchemy",
+        extra=f"SQLite {sqlite3.sqlite_version}",
     )
 
 

@@ -78,12 +78,6 @@ class DomainStore:
         with Session(self.engine) as session:
             return self._row(session, domain).id
 
-    def scim_access(self, domain: str) -> tuple[DomainConfig, int, str | None]:
-        """A SCIM domain's configuration, row id and secret hash, in one read."""
-        with Session(self.engine) as session:
-            row = self._row(session, domain)
-            return _config(row), row.id, row.scim_secret_hash
-
     def set_scim_secret_hash(self, domain: str, secret_hash: str) -> DomainConfig:
         """Replace a SCIM domain's secret (its hash): the former one stops working at once."""
         with Session(self.engine) as session:

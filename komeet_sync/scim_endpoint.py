@@ -350,7 +350,7 @@ class ScimEndpoint:
             config = cached[1]
         else:
             try:
-                config, _, _ = self.store.scim_access(domain)
+                config = self.store.get(domain)
             except UnknownDomain:
                 return None
             self._configs[domain] = (key, config)
