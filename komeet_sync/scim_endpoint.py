@@ -296,7 +296,7 @@ class ScimEndpoint:
             self._log.add(
                 {
                     "at": datetime.now(UTC),
-                    "domain": domain,
+                    "domain": domain[:253] if domain else None,
                     "method": method,
                     "path": (path + ("?" + query if query else ""))[:2048],
                     "status": status,

@@ -179,3 +179,15 @@ def test_the_log_never_keeps_a_password_however_it_is_written(body):
 
     logged = redacted(body)
     assert logged is not None and "Tr0ub4dor" not in logged
+
+
+def test_a_request_for_an_absurd_domain_is_answered_and_logged(scim):
+    domain = "x" * 300 + ".com"
+    with scim.client(domain, secret="x") as client:
+        response = client.get("/Users")
+    scim.flush_log()
+
+    assert response.status_code == 404
+    with Session(scim.engine) as session:
+        [row] = session.scalars(select(ScimRequestRow))
+    assert row.status == 404 and len(row.domain) == 253
