@@ -142,6 +142,18 @@ class StagingService(ScimService):
                 changed |= bool(type(patch_op)(Operations=[added]).patch(patched))
         return patched if changed else None
 
+    def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
+        """scim2-server's ``publish`` without its deep copy: the staging storage gives each
+        request resources of its own (read from the database, or copied on write), so they
+        can be published in place."""
+        assert resource.meta is not None and resource.id is not None
+        location = self.resource_location(
+            base_url, self.get_resource_type_of(resource), resource.id
+        )
+        resource.meta = resource.meta.model_copy(update={"location": location})
+        self._publish_references(base_url, resource)
+        return resource
+
     def _mend(
         self,
         resource_type: ResourceType,
