@@ -449,15 +449,16 @@ class RequestLog:
 
 
 def redacted(body: bytes) -> str | None:
-    """A request body for the log: JSON without any ``password`` (attribute or PATCH
-    value), the first 64 KiB; a body that is not JSON is described, not kept."""
+    """A request body for the log, its first 64 KiB: as sent when it cannot hold a
+    password; else JSON without any ``password`` (attribute or PATCH value), or, when it
+    is not JSON, described rather than kept."""
     if not body:
         return None
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return f"<{len(body)} bytes, not JSON>"
     if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return f"<{len(body)} bytes, not JSON>"
         text = json.dumps(_without_secrets(document), ensure_ascii=False)
     else:  # nothing to remove: keep the body as sent
         text = body.decode("utf-8", errors="replace")
