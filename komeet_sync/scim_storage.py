@@ -52,11 +52,11 @@ from sqlalchemy.orm import Session
 
 from komeet_sync.database import write_lock
 from komeet_sync.emails import InvalidEmail, normalise_email
+from komeet_sync.idp_requests import SECRET_ATTRIBUTES
 from komeet_sync.tables import ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
 
 USER = "User"
 GROUP = "Group"
-SECRET_ATTRIBUTES = ("password",)  # dropped on arrival, never stored (RFC 7643 §4.1.1)
 
 
 def utcnow() -> datetime:
