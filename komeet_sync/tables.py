@@ -65,15 +65,12 @@ class ScimResourceRow(Base):
     user_name_key: Mapped[str | None] = mapped_column(String(254))  # userName, case-folded
     # A digest of the resource's unique values: an update that keeps them leaves their rows.
     unique_digest: Mapped[str | None] = mapped_column(String(64))
-    # Counts the writes; SQLAlchemy checks it on every UPDATE, so that a write based on a
-    # stale read fails instead of winning (``version_id_col``).
+    # Counts the writes; every write checks it (the storage's UPDATE ... WHERE version).
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     document: Mapped[dict] = mapped_column(JSON)
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class ScimUniqueValueRow(Base):
