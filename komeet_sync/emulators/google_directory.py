@@ -476,15 +476,7 @@ class DirectoryEmulator:
     def _list(
         self, method: str, name: str, items: list[dict[str, Any]], params: dict[str, str]
     ) -> dict[str, Any]:
-        default, limit = PAGE_LIMITS[method]
-        try:
-            size = int(params.get("maxResults", default))
-        except ValueError:
-            raise ApiError(400, f"Invalid value for maxResults: {params['maxResults']}") from None
-        if not 1 <= size <= limit:
-            raise ApiError(400, f"Invalid Input: maxResults must be from 1 to {limit}")
-        query = _query_fingerprint(method, params)
-        offset = _offset(params.get("pageToken"), query)
+        size, offset, query = _paging(method, params)
         page = items[offset : offset + size]
         body: dict[str, Any] = {"kind": f"admin#directory#{name}", "etag": '"emulator"'}
         if page:
@@ -497,11 +489,9 @@ class DirectoryEmulator:
         """Which page a list request asks for (1 for the first), for fault matching."""
         if method not in PAGE_LIMITS:
             return None
-        default, _ = PAGE_LIMITS[method]
         try:
-            size = max(int(params.get("maxResults", default)), 1)
-            offset = _offset(params.get("pageToken"), _query_fingerprint(method, params))
-        except (ApiError, ValueError):
+            size, offset, _ = _paging(method, params)
+        except ApiError:
             return None
         return offset // size + 1
 
@@ -515,6 +505,20 @@ def _group_resource(group: dict[str, Any]) -> dict[str, Any]:
     resource.setdefault("kind", "admin#directory#group")
     resource["directMembersCount"] = str(len(group.get("members", [])))
     return resource
+
+
+def _paging(method: str, params: dict[str, str]) -> tuple[int, int, str]:
+    """A list request's page size, offset and query fingerprint; ApiError as Google
+    answers a bad ``maxResults`` or ``pageToken``."""
+    default, limit = PAGE_LIMITS[method]
+    try:
+        size = int(params.get("maxResults", default))
+    except ValueError:
+        raise ApiError(400, f"Invalid value for maxResults: {params['maxResults']}") from None
+    if not 1 <= size <= limit:
+        raise ApiError(400, f"Invalid Input: maxResults must be from 1 to {limit}")
+    query = _query_fingerprint(method, params)
+    return size, _offset(params.get("pageToken"), query), query
 
 
 def _query_fingerprint(method: str, params: dict[str, str]) -> str:
