@@ -31,6 +31,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from komeet_sync import google_resources
+from komeet_sync.backoff import Backoff
 from komeet_sync.frames import DirectorySnapshot
 
 KEY_FILE_ENV = "GOOGLE_SERVICE_ACCOUNT_FILE"
@@ -87,43 +88,6 @@ class ExtractionFailed(GoogleError):
             f"{call} failed{tries}: {status} ({detail}); nothing was read, so no plan was made. "
             "Run it again later; if it keeps failing, check Google Workspace's status."
         )
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with full jitter: before retry ``n`` (from 1), wait a
-    random time up to ``min(cap, base * 2 ** (n - 1))`` seconds."""
-
-    attempts: int = 6
-    base: float = 1.0
-    cap: float = 32.0
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap, self.base * 2 ** (retry - 1)))
-
-    @classmethod
-    def from_environment(cls) -> Backoff:
-        """``KOMEET_SYNC_GOOGLE_ATTEMPTS`` (default 6) and ``KOMEET_SYNC_GOOGLE_BACKOFF``
-        (the first wait's ceiling in seconds, default 1) when set."""
-        default = cls()
-        attempts = _setting(ATTEMPTS_ENV, int, default.attempts, "a whole number from 1, like 6")
-        base = _setting(BACKOFF_ENV, float, default.base, "seconds, like 1 or 0.5")
-        if attempts < 1 or base < 0:
-            raise GoogleError(
-                f"{ATTEMPTS_ENV}={attempts} / {BACKOFF_ENV}={base}: give at least 1 attempt "
-                "and a wait of 0 seconds or more"
-            )
-        return cls(attempts=attempts, base=base, cap=default.cap)
-
-
-def _setting(name: str, kind: Callable[[str], Any], default: Any, expected: str) -> Any:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        raise GoogleError(f"{name}={value!r} is not {expected}") from None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ from sqlalchemy import Engine
 
 from komeet_sync import settings
 from komeet_sync.audit import read_komeet, write_reports
+from komeet_sync.backoff import Backoff
 from komeet_sync.domain_config import DomainConfig, SourceKind
 from komeet_sync.frames import DirectorySnapshot
 from komeet_sync.google_directory import (
-    Backoff,
+    ATTEMPTS_ENV,
+    BACKOFF_ENV,
     DirectoryReader,
     GoogleError,
     ServiceAccountKey,
@@ -56,7 +58,7 @@ class DryRun:
 def google_reader(config: DomainConfig) -> DirectoryReader:
     """A reader for a Google domain, configured from the environment:
     ``GOOGLE_SERVICE_ACCOUNT_FILE``, ``GOOGLE_DIRECTORY_API_ENDPOINT`` and the retry
-    settings of ``Backoff.from_environment``."""
+    retry settings ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
     if config.source is not SourceKind.GOOGLE:
         raise GoogleError(f"{config.domain} syncs by SCIM, not from Google Workspace")
     if not config.admin_email:
@@ -68,7 +70,7 @@ def google_reader(config: DomainConfig) -> DirectoryReader:
         ServiceAccountKey.load(),
         config.admin_email,
         endpoint=endpoint_from_environment(),
-        backoff=Backoff.from_environment(),
+        backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
     )
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from komeet_sync.backoff import Backoff
 from komeet_sync.emulators.google_directory import (
     READ_ONLY_SCOPES,
     Directory,
     DirectoryEmulator,
     service_account_key,
 )
-from komeet_sync.google_directory import Backoff, DirectoryReader, ServiceAccountKey
+from komeet_sync.google_directory import DirectoryReader, ServiceAccountKey
 
 FAST = Backoff(attempts=4, base=0.001, cap=0.004)
 

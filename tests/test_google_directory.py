@@ -9,13 +9,13 @@ import random
 import pandas as pd
 import pytest
 
+from komeet_sync.backoff import Backoff
 from komeet_sync.domain_config import DomainConfig
 from komeet_sync.emulators.directory_generator import NEVER, generate_directory
 from komeet_sync.emulators.google_directory import Directory
 from komeet_sync.google_directory import (
     SCOPES,
     AuthorisationRefused,
-    Backoff,
     ExtractionFailed,
 )
 from komeet_sync.reconcile import reconcile
