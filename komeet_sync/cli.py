@@ -162,7 +162,11 @@ def _build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("domain")
 
     sync = _command(
-        commands, "sync", "read a domain's directory, reconcile and write the reports", _sync
+        commands,
+        "sync",
+        "read a domain's directory and Komeet's accounts, reconcile, write the reports, "
+        "and apply the plan unless a guard holds it",
+        _sync,
     )
     sync.add_argument("domain")
     sync.add_argument(
@@ -174,13 +178,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "--komeet",
         type=Path,
         metavar="FILE",
-        help="Komeet's SCIM User resources, exported (GET /Users)",
+        help="with --dry-run: Komeet's SCIM User resources exported (GET /Users), instead "
+        "of reading them from KOMEET_SCIM_URL",
     )
     sync.add_argument(
         "--last-good-count",
         type=int,
         metavar="N",
-        help="desired people in the last good snapshot (for the shrink guard)",
+        help="desired people in the last good snapshot, for the shrink guard (default: the "
+        "last plan applied in full)",
     )
     sync.add_argument(
         "--out",
@@ -188,7 +194,48 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for the reports (default: $KOMEET_SYNC_HOME/reports/DOMAIN/TIME)",
     )
+    _apply_options(sync)
+
+    apply = _command(
+        commands, "apply", "apply a stored plan, or resume one that was interrupted", _apply
+    )
+    apply.add_argument("plan_id", metavar="PLAN_ID")
+    _apply_options(apply)
+
+    plans = commands.add_parser("plans", help="stored provisioning plans and their approvals")
+    plan_commands = plans.add_subparsers(title="plan commands", parser_class=_Parser)
+    plans_list = _command(plan_commands, "list", "the latest plans, newest first", _plans_list)
+    plans_list.add_argument("--domain", help="only this domain's plans")
+    plans_list.add_argument("--limit", type=int, default=20, help="default 20")
+    show = _command(
+        plan_commands, "show", "a plan: its holds, approval, actions and ledger", _plans_show
+    )
+    show.add_argument("plan_id", metavar="PLAN_ID")
+    show.add_argument("--limit", type=int, default=50, help="actions listed (default 50; 0: all)")
+    approve = _command(
+        plan_commands,
+        "approve",
+        "approve a held plan, by its id, so that it may be applied",
+        _plans_approve,
+    )
+    approve.add_argument("plan_id", metavar="PLAN_ID")
+    approve.add_argument("--by", required=True, metavar="NAME", help="who approves it")
     return parser
+
+
+def _apply_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests in flight at once (default 8)",
+    )
+    command.add_argument(
+        "--mode",
+        choices=["sequential", "concurrent", "bulk"],
+        help="default: bulk when Komeet announces SCIM Bulk, else concurrent",
+    )
 
 
 def _command(
@@ -489,53 +536,317 @@ def _sync(args: argparse.Namespace) -> int:
     from komeet_sync.domain_config import SourceKind
     from komeet_sync.export_files import ExportFormatError
     from komeet_sync.google_directory import GoogleError
-    from komeet_sync.sync import dry_run, google_reader, read_google, read_scim
+    from komeet_sync.komeet_client import KomeetError
+    from komeet_sync.sync import (
+        dry_run,
+        google_reader,
+        komeet_api_reader,
+        komeet_file_reader,
+        read_google,
+        read_scim,
+        sync,
+    )
 
     store = _store()
     config = _lookup(args, lambda _, domain: store.get(domain))
-    if not args.dry_run:
+    if args.komeet is not None and not args.dry_run:
         raise UserError(
-            "sending the plan to Komeet is not available yet: add --dry-run to compute the "
-            "plan and the reports"
+            "--komeet FILE goes with --dry-run only: a sync that applies its plan reads "
+            "Komeet's accounts from KOMEET_SCIM_URL, as late as possible"
         )
-    if args.komeet is None:
-        raise UserError(
-            "--komeet FILE is needed: Komeet's User resources exported from its SCIM API "
-            "(GET /Users)"
-        )
+    _check_apply_options(args)
     try:
         if config.source is SourceKind.GOOGLE:
             reader = google_reader(config)
+
+            def read_source():
+                return read_google(config, reader)
+        else:
+
+            def read_source():
+                return read_scim(config, store.engine)
+
+        if args.dry_run:
+            read_komeet = (
+                komeet_file_reader(args.komeet)
+                if args.komeet is not None
+                else komeet_api_reader(_komeet_client(), config)
+            )
             run = dry_run(
-                config,
-                lambda: read_google(config, reader),
-                args.komeet,
-                args.out,
-                last_good_desired=args.last_good_count,
+                config, read_source, read_komeet, args.out, last_good_desired=args.last_good_count
             )
         else:
-            run = dry_run(
-                config,
-                lambda: read_scim(config, store.engine),
-                args.komeet,
-                args.out,
-                last_good_desired=args.last_good_count,
-            )
-    except (GoogleError, ExportFormatError) as exc:
+            with _Progress(f"Applying to Komeet ({config.domain})", args) as progress:
+                synced = sync(
+                    config,
+                    read_source,
+                    _komeet_client(),
+                    store.engine,
+                    args.out,
+                    last_good_desired=args.last_good_count,
+                    concurrency=args.concurrency,
+                    mode=_mode(args),
+                    progress=progress.update,
+                )
+    except (GoogleError, ExportFormatError, KomeetError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None
-    summary = run.summary()
+    if args.dry_run:
+        if args.json:
+            print(json.dumps(run.summary(), indent=2))
+        else:
+            _print_read(run)
+            _print_summary(run.result.summary(), run.out)
+            print("Dry run: nothing was sent to Komeet.")
+        return EXIT_HELD if run.result.plan.held else EXIT_OK
+
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(synced.summary(), indent=2, default=str))
     else:
-        print(
-            f"{run.read.headline}, {run.read.seconds:.1f} s "
-            f"(snapshot of {run.read.started_at:%Y-%m-%d %H:%M:%S} UTC)."
+        _print_read(synced.run)
+        _print_summary(synced.run.result.summary(), synced.run.out)
+    if synced.stopped is not None:
+        if not args.json:
+            print(f"Nothing was sent: {synced.stopped}", file=sys.stderr)
+        return EXIT_HELD
+    assert synced.applied is not None
+    return _report_application(synced.applied, args)
+
+
+def _print_read(run) -> None:
+    print(
+        f"{run.read.headline}, {run.read.seconds:.1f} s "
+        f"(snapshot of {run.read.started_at:%Y-%m-%d %H:%M:%S} UTC)."
+    )
+
+
+def _check_apply_options(args: argparse.Namespace) -> None:
+    if not 1 <= args.concurrency <= 64:
+        raise UserError(
+            f"--concurrency {args.concurrency}: give 1 to 64 requests in flight (default 8)"
         )
-        _print_summary(run.result.summary(), run.out)
-        print("Dry run: nothing was sent to Komeet.")
-    return EXIT_HELD if run.result.plan.held else EXIT_OK
+
+
+def _mode(args: argparse.Namespace):
+    from komeet_sync.apply import Mode
+
+    return Mode(args.mode) if args.mode else None
+
+
+def _komeet_client():
+    from komeet_sync.komeet_client import KomeetClient, KomeetError
+
+    try:
+        return KomeetClient.from_environment()
+    except KomeetError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from komeet_sync.apply import NotApplied, apply_plan
+    from komeet_sync.komeet_client import KomeetError
+    from komeet_sync.plan_store import PlanError
+
+    _check_apply_options(args)
+    store = _store()
+    client = _komeet_client()
+    try:
+        with _Progress(f"Applying {args.plan_id}", args) as progress:
+            result = apply_plan(
+                store.engine,
+                args.plan_id,
+                client,
+                concurrency=args.concurrency,
+                mode=_mode(args),
+                trigger="komeet-sync apply",
+                progress=progress.update,
+            )
+    except NotApplied as exc:
+        if args.json:
+            print(json.dumps({"stopped": {"kind": exc.kind, "detail": str(exc)}}))
+        print(f"komeet-sync: {exc}", file=sys.stderr)
+        return EXIT_HELD
+    except (PlanError, KomeetError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result.summary(), indent=2, default=str))
+    return _report_application(result, args)
+
+
+def _report_application(result, args: argparse.Namespace) -> int:
+    """The summary table of an application, its failures with their reasons; exit 1 when
+    any action failed."""
+    if not args.json:
+        if result.application_id is None:
+            print(f"{result.plan_id} was applied before: nothing was sent again.")
+        elif result.sent == 0:
+            print(f"{result.plan_id}: no action was left to send.")
+        else:
+            verb = "Resumed" if result.resumed else "Applied"
+            print(
+                f"{verb} {result.plan_id} ({result.mode.value}): {result.sent:,} actions in "
+                f"{result.seconds:.1f} s, {result.requests:,} requests."
+            )
+        if result.counts:
+            print(tabulate(sorted(result.counts.items()), headers=["ledger", "actions"]))
+        if result.failed:
+            print(f"{result.failed:,} action(s) failed:", file=sys.stderr)
+            for row in result.failures.itertuples(index=False):  # a few, to read
+                print(f"  - {row.action} {row.user_name}: {row.outcome}", file=sys.stderr)
+            print(
+                f"Resume the transient ones with `komeet-sync apply {result.plan_id}`; the "
+                "others are in the errors report of the next sync.",
+                file=sys.stderr,
+            )
+    return EXIT_ERROR if result.failed or not result.finished else EXIT_OK
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+
+    def __init__(self, label: str, args: argparse.Namespace) -> None:
+        self.label = label
+        self.shown = sys.stderr.isatty() and not args.json
+        self.last = 0.0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        import time
+
+        if not self.shown:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        width = 30
+        filled = width * done // max(total, 1)
+        print(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown and self.last:
+            print(file=sys.stderr)
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def _plans_list(args: argparse.Namespace) -> int:
+    from komeet_sync.plan_store import PlanStore
+
+    frame = PlanStore(_store().engine).list(args.domain, max(1, args.limit))
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif frame.empty:
+        print("No plan is stored yet: `komeet-sync sync DOMAIN` makes one.")
+    else:
+        frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%d %H:%M")
+        print(tabulate(frame.fillna(""), headers="keys", showindex=False))
+    return EXIT_OK
+
+
+def _plans_show(args: argparse.Namespace) -> int:
+    from komeet_sync.ledger import Ledger
+    from komeet_sync.plan_store import PlanError, PlanStore
+
+    engine = _store().engine
+    plans = PlanStore(engine)
+    try:
+        plan = plans.get(args.plan_id)
+    except PlanError as exc:
+        raise UserError(str(exc)) from None
+    actions = plans.actions(plan.plan_id)
+    ledger = Ledger(engine).entries(plan.plan_id)
+    if not ledger.empty:
+        actions = actions.merge(
+            ledger[["position", "status", "outcome"]], on="position", how="left"
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "plan_id": plan.plan_id,
+                    "domain": plan.domain,
+                    "created_at": plan.created_at.isoformat(),
+                    "source": plan.source,
+                    "desired": plan.desired,
+                    "counts": plan.counts,
+                    "holds": [hold.as_dict() for hold in plan.holds],
+                    "approved_by": plan.approved_by,
+                    "approved_at": plan.approved_at.isoformat() if plan.approved_at else None,
+                    "reports": plan.reports,
+                    "actions": json.loads(actions.to_json(orient="records")),
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    print(f"Plan {plan.plan_id} for {plan.domain}, made {plan.created_at:%Y-%m-%d %H:%M} UTC")
+    print(f"  source {plan.source}, {plan.desired:,} desired people; reports in {plan.reports}")
+    counts = ", ".join(f"{count:,} {action}" for action, count in plan.counts.items())
+    print(f"  actions: {counts or 'none'}")
+    for hold in plan.holds:
+        print(f"  HELD by {hold.guard.value}: {hold.detail}")
+    if plan.approved_by:
+        print(f"  approved by {plan.approved_by} at {plan.approved_at:%Y-%m-%d %H:%M} UTC")
+    elif plan.waiting_for_approval:
+        print(f"  waiting for approval: komeet-sync plans approve {plan.plan_id} --by NAME")
+    if ledger.empty:
+        print("  never applied")
+    else:
+        state = ", ".join(f"{n:,} {s}" for s, n in ledger["status"].value_counts().items())
+        print(f"  last application: {state}")
+    shown = actions if args.limit <= 0 else actions.head(args.limit)
+    columns = [
+        c
+        for c in ["action", "user_name", "komeet_id", "changes", "status", "outcome", "reason"]
+        if c in shown
+    ]
+    if not shown.empty:
+        print()
+        print(tabulate(shown[columns].fillna(""), headers="keys", showindex=False, maxcolwidths=48))
+    if len(shown) < len(actions):
+        print(f"... and {len(actions) - len(shown):,} more (--limit 0 lists them all)")
+    return EXIT_OK
+
+
+def _plans_approve(args: argparse.Namespace) -> int:
+    from komeet_sync.plan_store import PlanError, PlanStore
+
+    plans = PlanStore(_store().engine)
+    try:
+        before = plans.get(args.plan_id)
+        plan = plans.approve(args.plan_id, args.by)
+    except PlanError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "plan_id": plan.plan_id,
+                    "approved_by": plan.approved_by,
+                    "approved_at": plan.approved_at.isoformat() if plan.approved_at else None,
+                }
+            )
+        )
+        return EXIT_OK
+    if before.approved_by is not None:
+        print(
+            f"{plan.plan_id} was already approved by {plan.approved_by} at "
+            f"{plan.approved_at:%Y-%m-%d %H:%M} UTC."
+        )
+    else:
+        print(f"Approved {plan.plan_id} as {plan.approved_by}.")
+    print(f"Apply it with `komeet-sync apply {plan.plan_id}`.")
+    return EXIT_OK
 
 
 # --- scim ----------------------------------------------------------------------------------

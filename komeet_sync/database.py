@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -90,3 +91,8 @@ def write_lock(engine: Engine) -> AbstractContextManager[object]:
         return nullcontext()
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(engine, threading.Lock())
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the database: SQLite gives naive datetimes, stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

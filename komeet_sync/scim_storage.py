@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from komeet_sync.database import write_lock
+from komeet_sync.database import as_utc, write_lock
 from komeet_sync.emails import InvalidEmail, normalise_email
 from komeet_sync.idp_requests import SECRET_ATTRIBUTES
 from komeet_sync.tables import ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
@@ -215,7 +215,7 @@ class StagingStorage(ScimStorage):
                     raise PreconditionFailedException() from None
                 continue
             return _stamped(
-                resource, resource_type, resource_id, _aware(row.created_at), now, row.version + 1
+                resource, resource_type, resource_id, as_utc(row.created_at), now, row.version + 1
             )
         raise PreconditionFailedException(detail="the resource kept changing; send it again")
 
@@ -302,8 +302,8 @@ class StagingStorage(ScimStorage):
         resource.id = row.id
         resource.meta = Meta(
             resource_type=row.resource_type,
-            created=_aware(row.created_at),
-            last_modified=_aware(row.updated_at),
+            created=as_utc(row.created_at),
+            last_modified=as_utc(row.updated_at),
             version=f'W/"{row.version}"',
         )
         return resource
@@ -536,8 +536,3 @@ def _sort_key(search_request: SearchRequest[Any], resource: Resource[Any]) -> tu
     """The sort value, missing values last, then the identifier (as scim2-server sorts)."""
     value = search_request.sort_value(resource) if search_request.sort_by else None
     return (value is None, value if value is not None else "", resource.id)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes: they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,5 +1,6 @@
-"""A domain's sync: read its directory whole, read Komeet's accounts, reconcile, and write
-the reports. ``dry_run`` stops there: nothing is sent to Komeet."""
+"""A domain's sync: read its directory whole, read Komeet's accounts, reconcile, write the
+reports, store the plan and apply it unless a guard holds it. ``dry_run`` stops before
+storing the plan: nothing is sent to Komeet."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Engine
 
-from komeet_sync import settings
+from komeet_sync import scim_resources, settings
+from komeet_sync.apply import DEFAULT_CONCURRENCY, ApplyResult, Mode, NotApplied, apply_plan
 from komeet_sync.audit import read_komeet, write_reports
 from komeet_sync.backoff import Backoff
 from komeet_sync.domain_config import DomainConfig, SourceKind
@@ -23,6 +26,8 @@ from komeet_sync.google_directory import (
     ServiceAccountKey,
     endpoint_from_environment,
 )
+from komeet_sync.komeet_client import KomeetClient
+from komeet_sync.plan_store import PlanStore, StoredPlan
 from komeet_sync.reconcile import Reconciliation, reconcile
 
 
@@ -112,21 +117,40 @@ def reports_folder(config: DomainConfig, read: SourceRead) -> Path:
     return settings.home() / "reports" / config.domain / stamp
 
 
+KomeetAccounts = tuple[pd.DataFrame, pd.DataFrame]  # KOMEET_USERS, and READ_ERRORS
+
+
+def komeet_file_reader(path: Path) -> Callable[[], KomeetAccounts]:
+    """Komeet's accounts from an export of its SCIM API (GET /Users), read at once so that
+    a bad file fails before a long extraction."""
+    accounts = read_komeet(path)
+    return lambda: accounts
+
+
+def komeet_api_reader(client: KomeetClient, config: DomainConfig) -> Callable[[], KomeetAccounts]:
+    """The domain's Komeet accounts, read from the SCIM API when called (``komeet_users``)."""
+    return lambda: komeet_users(client, config)
+
+
+def komeet_users(client: KomeetClient, config: DomainConfig) -> KomeetAccounts:
+    """The domain's accounts in Komeet as the engine's frame (KOMEET_USERS), and those that
+    could not be read. Accounts outside the domain and its alias domains are left out by
+    the engine; unmanaged ones are kept, so that a person can be matched to them, and are
+    never touched otherwise (ARCHITECTURE.md, "Situations")."""
+    return scim_resources.komeet_users(client.list_users(config.domains))
+
+
 def dry_run(
     config: DomainConfig,
     read_source: Callable[[], SourceRead],
-    komeet_file: Path,
+    read_komeet_accounts: Callable[[], KomeetAccounts],
     out: Path | None = None,
     *,
     last_good_desired: int | None = None,
 ) -> DryRun:
-    """Read the source, reconcile against the Komeet accounts in ``komeet_file``, write
-    the reports.
-
-    The Komeet file is read first, so that a bad one fails before a long extraction.
-    """
-    komeet, komeet_errors = read_komeet(komeet_file)
+    """Read the source and Komeet's accounts, reconcile, write the reports."""
     read = read_source()
+    komeet, komeet_errors = read_komeet_accounts()
     result = reconcile(
         read.snapshot,
         komeet,
@@ -137,3 +161,75 @@ def dry_run(
     run = DryRun(read, result, out or reports_folder(config, read))
     write_reports(result, run.out, run.summary())
     return run
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """A sync that went as far as the guards let it."""
+
+    run: DryRun
+    plan: StoredPlan
+    applied: ApplyResult | None  # None: nothing was sent, ``stopped`` says why
+    stopped: NotApplied | None
+
+    def summary(self) -> dict[str, object]:
+        return self.run.summary() | {
+            "applied": self.applied.summary() if self.applied else None,
+            "stopped": {"kind": self.stopped.kind, "detail": str(self.stopped)}
+            if self.stopped
+            else None,
+        }
+
+
+def sync(
+    config: DomainConfig,
+    read_source: Callable[[], SourceRead],
+    client: KomeetClient,
+    engine: Engine,
+    out: Path | None = None,
+    *,
+    last_good_desired: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    mode: Mode | None = None,
+    trigger: str = "sync",
+    progress: Callable[[int, int], None] | None = None,
+) -> SyncRun:
+    """Extract, reconcile, plan and apply one domain.
+
+    Komeet's discovery is read first, so that a wrong URL or token fails before a long
+    extraction; its accounts are read after the source, as late as possible. The plan is
+    stored whatever happens next; the shrink guard compares with the desired count of the
+    last plan that was applied in full, unless ``last_good_desired`` is given.
+    """
+    client.capabilities()
+    plans = PlanStore(engine)
+    if last_good_desired is None:
+        last_good_desired = plans.last_good_desired(config.domain)
+    run = dry_run(
+        config,
+        read_source,
+        komeet_api_reader(client, config),
+        out,
+        last_good_desired=last_good_desired,
+    )
+    stored = plans.save(
+        run.result.plan,
+        source=run.read.snapshot.source.value,
+        snapshot_at=run.read.started_at,
+        desired=run.result.stats["desired"],
+        reports=str(run.out),
+    )
+    try:
+        applied = apply_plan(
+            engine,
+            stored.plan_id,
+            client,
+            concurrency=concurrency,
+            mode=mode,
+            trigger=trigger,
+            again=True,
+            progress=progress,
+        )
+    except NotApplied as stopped:
+        return SyncRun(run, stored, None, stopped)
+    return SyncRun(run, stored, applied, None)

@@ -113,3 +113,85 @@ class ScimRequestRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     duration_ms: Mapped[float] = mapped_column(Float)
     body: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanRow(Base):
+    """A provisioning plan as reconciliation made it, with its holds and its approval.
+
+    The id is a digest of the plan's actions (``plan.plan_id``): the same state gives the
+    same plan, and an approval names exactly one plan (ARCHITECTURE.md, "Guards").
+    """
+
+    __tablename__ = "plans"
+
+    plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(16))
+    snapshot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    desired: Mapped[int] = mapped_column(Integer)  # the shrink guard's next "last good" count
+    counts: Mapped[dict] = mapped_column(JSON)  # actions by kind
+    holds: Mapped[list] = mapped_column(JSON)  # guards.Hold.as_dict() of each hold
+    reports: Mapped[str | None] = mapped_column(String(1024))  # where its reports were written
+    approved_by: Mapped[str | None] = mapped_column(String(254))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PlanActionRow(Base):
+    """One action of a plan (plan.PLAN_COLUMNS), at its position in the plan."""
+
+    __tablename__ = "plan_actions"
+
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.plan_id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(254))
+    komeet_id: Mapped[str | None] = mapped_column(String(255))
+    user_name: Mapped[str | None] = mapped_column(String(254))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(String(255))
+    family_name: Mapped[str | None] = mapped_column(String(255))
+    changes: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ApplicationRow(Base):
+    """One application of a plan: its ledger rows are written before anything is sent, and
+    a resumed apply continues the unfinished application rather than starting another."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.plan_id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[str] = mapped_column(String(64))  # who or what started it
+
+
+class LedgerRow(Base):
+    """One action of an application: written (pending) before it is sent, then its outcome
+    (ARCHITECTURE.md, "Applying a plan")."""
+
+    __tablename__ = "ledger"
+
+    idempotency_key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    plan_id: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    user_name: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16))  # ledger.Status
+    outcome: Mapped[str | None] = mapped_column(Text)  # what happened, in words
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # requests sent for it
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)  # a failure worth resuming
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)  # kept on failure only
+    komeet_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

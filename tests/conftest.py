@@ -114,3 +114,29 @@ def scim(database_url):
     stop(server)
     served.endpoint.close()
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def komeet_server():
+    """The Komeet stand-in: scim2-server announcing Bulk and filters (its defaults)."""
+    from .komeet_server import start
+
+    server = start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_komeet_server(tmp_path_factory):
+    """A Komeet stand-in that announces neither Bulk nor filters."""
+    from .komeet_server import PLAIN_CONFIG, start
+
+    server = start(config=PLAIN_CONFIG, tmp=tmp_path_factory.mktemp("plain-komeet"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def komeet(komeet_server):
+    """A fresh, empty Komeet (a tenant of the stand-in of its own)."""
+    return komeet_server.tenant()

@@ -154,12 +154,13 @@ def test_a_failed_read_writes_nothing(cli, acme, tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "says"),
     [
-        (["--komeet", str(ACME / "komeet_users.json")], "add --dry-run"),
-        (["--dry-run"], "--komeet FILE is needed"),
+        (["--komeet", str(ACME / "komeet_users.json")], "--komeet FILE goes with --dry-run"),
+        (["--dry-run"], "KOMEET_SCIM_URL is not set"),
         (["--dry-run", "--komeet", "/nowhere.json"], "/nowhere.json: no such file"),
     ],
 )
-def test_sync_says_what_is_missing(cli, acme, arguments, says):
+def test_sync_says_what_is_missing(cli, acme, arguments, says, monkeypatch):
+    monkeypatch.delenv("KOMEET_SCIM_URL", raising=False)
     code, _, err = cli("sync", "acme.com", *arguments)
 
     assert code == 1 and says in err

@@ -1,0 +1,436 @@
+"""Komeet's SCIM 2.0 API (RFC 7644), as the sync reads and writes it.
+
+The client discovers what the target supports (``/ServiceProviderConfig``, RFC 7644 §4),
+lists a domain's accounts page by page (§3.4.2.4), searches one ``userName`` (§3.4.2.2),
+creates (§3.3) and patches (§3.5.2) users, and sends Bulk requests (§3.7). There is no
+method that deletes: a leaver is deactivated with ``PATCH active false`` (ARCHITECTURE.md,
+"Situations"), and ``send`` refuses the DELETE verb outright.
+
+Transient failures are retried with capped exponential backoff and full jitter: 429
+(waiting at least its ``Retry-After``), 5xx, timeouts and dropped connections. A create is
+not retried here, because a POST whose answer was lost may have been applied: the caller
+searches before it posts again (see ``apply``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from scim2_models import ServiceProviderConfig
+
+from komeet_sync.backoff import Backoff
+
+URL_ENV = "KOMEET_SCIM_URL"
+TOKEN_ENV = "KOMEET_SCIM_TOKEN"
+TIMEOUT_ENV = "KOMEET_SYNC_KOMEET_TIMEOUT"
+ATTEMPTS_ENV = "KOMEET_SYNC_KOMEET_ATTEMPTS"
+BACKOFF_ENV = "KOMEET_SYNC_KOMEET_BACKOFF"
+
+SCIM_JSON = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+# What the engine reads of an account (scim_resources.komeet_users), and nothing more.
+USER_ATTRIBUTES = ",".join(
+    [
+        "userName",
+        "externalId",
+        "name",
+        "active",
+        "emails",
+        f"{ENTERPRISE_SCHEMA}:employeeNumber",
+    ]
+)
+PAGE_SIZE = 500  # accounts per list request, or the target's filter.maxResults if smaller
+# A Retry-After longer than this is not waited for: the action is recorded as failed and a
+# later apply resumes it.
+RETRY_AFTER_CAP = 300.0
+BODY_KEPT = 4000  # characters of a response body kept for the ledger
+READ_METHODS = frozenset({"GET"})
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})  # never DELETE
+
+
+class KomeetError(Exception):
+    """Komeet cannot be used as configured; the message says what to fix."""
+
+
+class KomeetRefused(KomeetError):
+    """Komeet refused the token (401) or the operation's rights (403): every further request
+    would be refused too, so the apply stops and can be resumed once fixed."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the target announces in its ServiceProviderConfig (RFC 7643 §5)."""
+
+    filter: bool
+    max_results: int | None
+    patch: bool
+    bulk: bool
+    max_operations: int
+    max_payload_size: int
+
+    @classmethod
+    def of(cls, config: ServiceProviderConfig) -> Capabilities:
+        bulk = config.bulk
+        filter_ = config.filter
+        return cls(
+            filter=bool(filter_ and filter_.supported),
+            max_results=(filter_.max_results if filter_ else None) or None,
+            patch=bool(config.patch and config.patch.supported),
+            bulk=bool(bulk and bulk.supported and (bulk.max_operations or 0) > 0),
+            max_operations=int(bulk.max_operations or 0) if bulk else 0,
+            max_payload_size=int(bulk.max_payload_size or 0) if bulk else 0,
+        )
+
+    def describe(self) -> str:
+        bulk = (
+            f"bulk up to {self.max_operations:,} operations / {self.max_payload_size:,} bytes"
+            if self.bulk
+            else "no bulk"
+        )
+        filter_ = "filter" if self.filter else "no filter"
+        patch = "patch" if self.patch else "no patch"
+        return f"{filter_}, {patch}, {bulk}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Komeet's answer to one request, after the retries: ``status`` is None when no answer
+    came (timeout, dropped connection)."""
+
+    status: int | None
+    body: str
+    attempts: int
+    error: str = ""  # why there was no answer, in words
+    retry_after: float | None = None  # seconds, from the Retry-After header
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+    def document(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.body) if self.body else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def describe(self) -> str:
+        """The answer in words, for a ledger row or a message."""
+        if self.status is None:
+            return f"no answer from Komeet ({self.error})"
+        document = self.document()
+        detail = document.get("detail") or self.body[:200].strip() or "no body"
+        kind = f" {document['scimType']}" if document.get("scimType") else ""
+        return f"Komeet answered {self.status}{kind}: {detail}"
+
+    def kept_body(self) -> str | None:
+        return self.body[:BODY_KEPT] if self.body else None
+
+
+@dataclass
+class KomeetClient:
+    """A client of Komeet's SCIM API at ``url`` (the base, ending in ``/v2`` or wherever
+    ``/Users`` is), authenticated with a bearer token."""
+
+    url: str
+    token: str = field(repr=False)
+    timeout: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+    sleep: Callable[[float], None] = time.sleep
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        self._local = threading.local()
+        self._rng = random.Random(self.seed)
+        self._rng_lock = threading.Lock()
+        self._capabilities: Capabilities | None = None
+        self._requests = 0
+        self._count_lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> KomeetClient:
+        """``KOMEET_SCIM_URL`` and ``KOMEET_SCIM_TOKEN``; ``KOMEET_SYNC_KOMEET_TIMEOUT``
+        (seconds, default 30), ``KOMEET_SYNC_KOMEET_ATTEMPTS`` and
+        ``KOMEET_SYNC_KOMEET_BACKOFF`` tune the retries."""
+        url = os.environ.get(URL_ENV, "").strip()
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not url:
+            raise KomeetError(
+                f"{URL_ENV} is not set: give the base URL of Komeet's SCIM API, like "
+                "https://api.komeet.example/scim/v2"
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise KomeetError(
+                f"{URL_ENV}={url!r} is not an http(s) URL; give the base URL of Komeet's "
+                "SCIM API, like https://api.komeet.example/scim/v2"
+            )
+        if not token:
+            raise KomeetError(
+                f"{TOKEN_ENV} is not set: give the bearer token Komeet issued for the sync"
+            )
+        timeout_text = os.environ.get(TIMEOUT_ENV, "").strip() or "30"
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            timeout = -1.0
+        if timeout <= 0:
+            raise KomeetError(f"{TIMEOUT_ENV}={timeout_text!r} is not a number of seconds above 0")
+        backoff = Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, KomeetError)
+        return cls(url, token, timeout=timeout, backoff=backoff)
+
+    @property
+    def requests_sent(self) -> int:
+        return self._requests
+
+    # Discovery and reading ------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """The target's ServiceProviderConfig, read once."""
+        if self._capabilities is None:
+            reply = self.send("GET", "/ServiceProviderConfig")
+            if not reply.ok:
+                raise KomeetError(
+                    f"cannot read {self.url}/ServiceProviderConfig: {reply.describe()}; check "
+                    f"{URL_ENV}"
+                )
+            try:
+                config = ServiceProviderConfig.model_validate(reply.document())
+            except ValueError as exc:
+                raise KomeetError(
+                    f"{self.url}/ServiceProviderConfig is not a SCIM ServiceProviderConfig "
+                    f"({str(exc).splitlines()[0]}); check {URL_ENV}"
+                ) from None
+            self._capabilities = Capabilities.of(config)
+        return self._capabilities
+
+    def list_users(self, domains: Sequence[str]) -> list[dict[str, Any]]:
+        """The accounts whose userName is in ``domains``: filtered by the target when it
+        supports filters (the engine keeps only the domain's accounts either way), page by
+        page with ``startIndex`` and ``count`` (RFC 7644 §3.4.2.4)."""
+        capabilities = self.capabilities()
+        page_size = min(PAGE_SIZE, capabilities.max_results or PAGE_SIZE)
+        params: dict[str, Any] = {"attributes": USER_ATTRIBUTES, "count": page_size}
+        if capabilities.filter and domains:
+            params["filter"] = " or ".join(
+                f"userName ew {quote(f'@{domain}')}" for domain in domains
+            )
+        users: list[dict[str, Any]] = []
+        start = 1
+        while True:
+            reply = self.send("GET", "/Users", params=params | {"startIndex": start})
+            if not reply.ok:
+                raise KomeetError(
+                    f"listing Komeet's accounts failed at startIndex {start}: "
+                    f"{reply.describe()}; nothing was planned"
+                )
+            page = reply.document()
+            resources = page.get("Resources") or []
+            users.extend(resources)
+            total = int(page.get("totalResults") or 0)
+            if not resources and start <= total:
+                # A partial read must never be planned from (ARCHITECTURE.md, "Guards").
+                raise KomeetError(
+                    f"Komeet's account list stopped short: an empty page at startIndex "
+                    f"{start} of {total:,} accounts; nothing was planned. Check the target's "
+                    "paging (filter.maxResults in its ServiceProviderConfig)"
+                )
+            start += len(resources)
+            if start > total:
+                return users
+
+    def find_user(self, user_name: str) -> tuple[Reply, dict[str, Any] | None]:
+        """The account holding ``user_name`` (``filter=userName eq``; userName is
+        case-insensitive, RFC 7643 §4.1.1), if any."""
+        reply = self.send(
+            "GET",
+            "/Users",
+            params={"filter": f"userName eq {quote(user_name)}", "attributes": USER_ATTRIBUTES},
+        )
+        if not reply.ok:
+            return reply, None
+        resources = reply.document().get("Resources") or []
+        return reply, (resources[0] if resources else None)
+
+    # Writing --------------------------------------------------------------------------
+
+    def create_user(self, user: dict[str, Any]) -> Reply:
+        """POST one user, once: a lost answer may hide an applied create."""
+        return self.send("POST", "/Users", json_body=user, retry=False)
+
+    def patch_user(self, komeet_id: str, operations: list[dict[str, Any]]) -> Reply:
+        """PATCH an account with ``replace`` operations: sending them twice changes nothing
+        more, so they are retried."""
+        body = {"schemas": [PATCH_SCHEMA], "Operations": operations}
+        return self.send("PATCH", f"/Users/{komeet_id}", json_body=body)
+
+    def bulk(self, operations: list[dict[str, Any]]) -> Reply:
+        """POST one Bulk request (RFC 7644 §3.7), once: it may carry creates."""
+        body = {"schemas": [BULK_SCHEMA], "Operations": operations}
+        return self.send("POST", "/Bulk", json_body=body, retry=False)
+
+    # Transport ------------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        retry: bool = True,
+    ) -> Reply:
+        """One request, retried while the failure is transient (when ``retry``)."""
+        if method not in READ_METHODS | WRITE_METHODS:
+            raise ValueError(f"{method} is never sent to Komeet: leavers are deactivated")
+        data = None if json_body is None else json.dumps(json_body)
+        attempts = self.backoff.attempts if retry else 1
+        reply = Reply(None, "", 0, "not sent")
+        for attempt in range(1, attempts + 1):
+            reply = self._once(method, path, params, data, attempt)
+            if reply.status in (401, 403):
+                raise KomeetRefused(
+                    f"Komeet refused the request {method} {path} with {reply.status} "
+                    f"({reply.describe()}): check {TOKEN_ENV} and the rights Komeet gave it"
+                )
+            if not reply.transient or attempt == attempts:
+                return reply
+            wait = self.wait_before_retry(reply, attempt)
+            if wait is None:
+                return reply
+            self.sleep(wait)
+        return reply
+
+    def wait_before_retry(self, reply: Reply, retry: int) -> float | None:
+        """Seconds to wait before retry ``retry``: the backoff's jittered wait, and at least
+        the ``Retry-After`` of a 429 or 503 (RFC 9110 §10.2.3); None when that is too long."""
+        with self._rng_lock:
+            wait = self.backoff.delay(retry, self._rng)
+        asked = reply.retry_after
+        if asked is not None:
+            if asked > RETRY_AFTER_CAP:
+                return None
+            wait = max(wait, asked)
+        return wait
+
+    def _once(
+        self, method: str, path: str, params: dict[str, Any] | None, data: str | None, attempt: int
+    ) -> Reply:
+        with self._count_lock:
+            self._requests += 1
+        try:
+            response = self._session().request(
+                method,
+                f"{self.url}{path}",
+                params=params,
+                data=data,
+                timeout=(min(10.0, self.timeout), self.timeout),
+            )
+        except requests.Timeout:
+            return Reply(None, "", attempt, f"no answer within {self.timeout:g} s")
+        except requests.ConnectionError as exc:
+            return Reply(None, "", attempt, f"connection failed: {_reason(exc)}")
+        return Reply(
+            response.status_code,
+            response.text,
+            attempt,
+            retry_after=retry_after(response.headers.get("Retry-After")),
+        )
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": SCIM_JSON,
+                    "Accept": SCIM_JSON,
+                }
+            )
+            self._local.session = session
+        return session
+
+
+def retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds: a number, or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def quote(value: str) -> str:
+    """A filter's string literal (RFC 7644 §3.4.2.2: JSON string syntax)."""
+    return json.dumps(value)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("RemoteDisconnected", "Connection refused", "Connection reset", "timed out"):
+        if marker in text:
+            return marker
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def user_resource(
+    user_name: str, external_id: str, given_name: str | None, family_name: str | None
+) -> dict[str, Any]:
+    """A new account: active, its externalId the person's stable id, its email the
+    userName (ARCHITECTURE.md, "Situations": joiner)."""
+    name = {
+        key: value
+        for key, value in (("givenName", given_name), ("familyName", family_name))
+        if value
+    }
+    resource: dict[str, Any] = {
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "externalId": external_id,
+        "active": True,
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+    }
+    if name:
+        resource["name"] = name
+    return resource
+
+
+def replace_operations(values: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """PATCH ``replace`` operations (RFC 7644 §3.5.2.3) for the values that are given."""
+    return [
+        {"op": "replace", "path": path, "value": value}
+        for path, value in values
+        if value is not None and value != ""
+    ]

@@ -1,0 +1,66 @@
+"""A domain, its directory and a Komeet, for the tests that apply plans: the directory is
+given as Directory API User resources, all in the selected group unless said otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from komeet_sync import google_resources
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.sync import SourceRead
+
+from .google_workspace import member
+
+DOMAIN = "acme.com"
+GROUP = "all@acme.com"
+
+
+def configure(engine: Engine, **options: Any) -> DomainConfig:
+    return DomainStore(engine).add(
+        DomainConfig.create(
+            DOMAIN, "google", admin_email="admin@acme.com", groups=[GROUP], **options
+        )
+    )
+
+
+def person(number: int, email: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A Directory API user, ``user00042@acme.com`` by default."""
+    email = email or f"user{number:05d}@{DOMAIN}"
+    local = email.split("@")[0]
+    return {
+        "id": f"g{number}",
+        "primaryEmail": email,
+        "name": {"givenName": local.title(), "familyName": "Person"},
+        **fields,
+    }
+
+
+def directory(
+    people: Iterable[dict[str, Any]], outside: Iterable[dict[str, Any]] = ()
+) -> Callable[[], SourceRead]:
+    """A source read of ``people`` (in the selected group) and ``outside`` (in none)."""
+    people, outside = list(people), list(outside)
+
+    def read() -> SourceRead:
+        snapshot = google_resources.snapshot(
+            people + outside, {GROUP: [member(user) for user in people]}
+        )
+        return SourceRead(snapshot, datetime.now(UTC), 0.0, f"{len(people)} people")
+
+    return read
+
+
+def account_for(user: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The Komeet account the sync would have made for a directory user."""
+    return {
+        "userName": user["primaryEmail"],
+        "externalId": user["id"],
+        "active": True,
+        "name": dict(user["name"]),
+        **changes,
+    }
