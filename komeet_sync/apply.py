@@ -477,10 +477,13 @@ class _Applier:
                 alone.append(entry)  # not settled: a search, a link or a retry will
             else:
                 body = json.dumps(answer.get("response")) if answer else ""
-                failure = Reply(status, body, 1)
-                outcomes.append(
-                    (entry.key, _failed(failure, 1, f"the {entry.action} (bulk)", entry.komeet_id))
+                what = (
+                    "the account is no longer in Komeet"
+                    if status == 404 and entry.action != Action.CREATE
+                    else f"the {entry.action} (bulk)"
                 )
+                failure = _failed(Reply(status, body, 1), 1, what, entry.komeet_id)
+                outcomes.append((entry.key, failure))
         self.ledger.record(outcomes)
         self._advance(len(outcomes))
         return alone

@@ -646,7 +646,8 @@ def _komeet_client():
 def _apply(args: argparse.Namespace) -> int:
     from komeet_sync.apply import NotApplied, apply_plan
     from komeet_sync.komeet_client import KomeetError
-    from komeet_sync.plan_store import PlanError
+    from komeet_sync.plan_store import PlanError, PlanStore
+    from komeet_sync.sync import write_results
 
     _check_apply_options(args)
     store = _store()
@@ -669,6 +670,12 @@ def _apply(args: argparse.Namespace) -> int:
         return EXIT_HELD
     except (PlanError, KomeetError) as exc:
         raise UserError(str(exc)) from None
+    plan = PlanStore(store.engine).get(result.plan_id)
+    if plan.reports and result.application_id is not None:
+        try:
+            write_results(store.engine, result, Path(plan.reports))
+        except OSError as exc:
+            print(f"komeet-sync: the results were not written: {exc}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.summary(), indent=2, default=str))
     return _report_application(result, args)
@@ -695,8 +702,9 @@ def _report_application(result, args: argparse.Namespace) -> int:
             for row in result.failures.itertuples(index=False):  # a few, to read
                 print(f"  - {row.action} {row.user_name}: {row.outcome}", file=sys.stderr)
             print(
-                f"Resume the transient ones with `komeet-sync apply {result.plan_id}`; the "
-                "others are in the errors report of the next sync.",
+                f"Every outcome is in the plan's results.csv. Resume the transient "
+                f"failures with `komeet-sync apply {result.plan_id}`; the next sync plans "
+                "again whatever is still needed.",
                 file=sys.stderr,
             )
     return EXIT_ERROR if result.failed or not result.finished else EXIT_OK

@@ -303,7 +303,7 @@ class KomeetClient:
         """One request, retried while the failure is transient (when ``retry``)."""
         if method not in READ_METHODS | WRITE_METHODS:
             raise ValueError(f"{method} is never sent to Komeet: leavers are deactivated")
-        data = None if json_body is None else json.dumps(json_body)
+        data = None if json_body is None else json.dumps(json_body).encode()
         attempts = self.backoff.attempts if retry else 1
         reply = Reply(None, "", 0, "not sent")
         for attempt in range(1, attempts + 1):
@@ -334,7 +334,12 @@ class KomeetClient:
         return wait
 
     def _once(
-        self, method: str, path: str, params: dict[str, Any] | None, data: str | None, attempt: int
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        data: bytes | None,
+        attempt: int,
     ) -> Reply:
         with self._count_lock:
             self._requests += 1

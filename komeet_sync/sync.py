@@ -27,6 +27,7 @@ from komeet_sync.google_directory import (
     endpoint_from_environment,
 )
 from komeet_sync.komeet_client import KomeetClient
+from komeet_sync.ledger import Ledger
 from komeet_sync.plan_store import PlanStore, StoredPlan
 from komeet_sync.reconcile import Reconciliation, reconcile
 
@@ -232,4 +233,15 @@ def sync(
         )
     except NotApplied as stopped:
         return SyncRun(run, stored, None, stopped)
+    write_results(engine, applied, run.out)
     return SyncRun(run, stored, applied, None)
+
+
+def write_results(engine: Engine, applied: ApplyResult, out: Path) -> Path:
+    """Every action's outcome (the ledger rows of the application) beside the plan's
+    reports, as ``results.csv`` and ``results.parquet``: the provisioning results."""
+    entries = Ledger(engine).entries(applied.plan_id, applied.application_id)
+    out.mkdir(parents=True, exist_ok=True)
+    entries.to_csv(out / "results.csv", index=False)
+    entries.to_parquet(out / "results.parquet", index=False)
+    return out / "results.csv"
