@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo test lint bench bench-engine bench-google bench-scim install system-packages clean
+.PHONY: demo test lint bench bench-engine bench-google bench-scim bench-apply install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job on the embedded default: the offline audit of the bundled examples; acme.com
-# read from the Google Directory API emulator and synced as a dry run; globex.com pushed to
-# the SCIM endpoint as Entra ID would, then synced as a dry run from the staging tables.
-# Exit code 3 is a plan held by a guard: a result to read, not a failure.
+# The main job on the embedded default: the offline audit of the bundled examples; then, with
+# scim2-server as the Komeet stand-in, acme.com read from the Google Directory API emulator
+# and globex.com pushed to the SCIM endpoint as Entra ID would, each synced: reconciled and
+# its plan applied to Komeet. Exit code 3 is a plan held by a guard: a result, not a failure.
 demo: $(STAMP)
 	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
 	    --protect it-admin@acme.com --max-deactivation-share 0.4 \
@@ -32,8 +32,7 @@ demo: $(STAMP)
 	    --scim-users $(EXAMPLES)/globex/scim_users.json --scim-groups $(EXAMPLES)/globex/scim_groups.json \
 	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com \
 	    || [ $$? -eq 3 ]
-	BIN=$(BIN) scripts/demo-google.sh
-	$(BIN)/python scripts/demo-scim.py $(BIN)
+	BIN=$(BIN) scripts/demo-sync.sh
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint
@@ -47,7 +46,7 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-google bench-scim
+bench: bench-engine bench-google bench-scim bench-apply
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
@@ -57,6 +56,9 @@ bench-google: $(STAMP)
 
 bench-scim: $(STAMP)
 	$(BIN)/python benchmarks/scim_load.py
+
+bench-apply: $(STAMP)
+	$(BIN)/python benchmarks/apply.py
 
 clean:
 	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -608,7 +608,7 @@ def _sync(args: argparse.Namespace) -> int:
         _print_summary(synced.run.result.summary(), synced.run.out)
     if synced.stopped is not None:
         if not args.json:
-            print(f"Nothing was sent: {synced.stopped}", file=sys.stderr)
+            print(f"komeet-sync: {synced.stopped}", file=sys.stderr)
         return EXIT_HELD
     assert synced.applied is not None
     return _report_application(synced.applied, args)

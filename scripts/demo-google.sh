@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Google Workspace part of the demo: the Directory API emulator serves the bundled
 # acme.com directory on loopback with a throwaway service-account key; acme.com is
-# configured, checked ("launch and verify") and synced as a dry run against the bundled
-# export of its Komeet accounts. Exit code 3 (a plan held by a guard) is a result.
+# configured, checked ("launch and verify") and synced to the Komeet at KOMEET_SCIM_URL (the
+# stand-in scripts/demo-sync.sh starts). Exit code 3 (a plan held by a guard) is a result.
 set -euo pipefail
 
 BIN=${BIN:-.venv/bin}
@@ -34,4 +34,4 @@ if ! "$BIN/komeet-sync" domains show acme.com >/dev/null 2>&1; then
         --max-deactivation-share 0.4 >/dev/null
 fi
 "$BIN/komeet-sync" google check acme.com
-"$BIN/komeet-sync" sync acme.com --dry-run --komeet "$EXAMPLES/komeet_users.json" || [ $? -eq 3 ]
+"$BIN/komeet-sync" sync acme.com || [ $? -eq 3 ]

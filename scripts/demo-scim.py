@@ -1,7 +1,8 @@
 """The SCIM part of the demo: globex.com's IdP pushes the bundled users and groups to
 `komeet-sync scim serve`, as Entra ID would (string booleans, a capitalised op, a member
-removal by value list, a deletion), then `komeet-sync sync globex.com --dry-run` reads the
-staging tables. Run by `make demo` with KOMEET_SYNC_HOME set."""
+removal by value list, a deletion), then `komeet-sync sync globex.com` reads the staging
+tables and applies its plan to the Komeet at KOMEET_SCIM_URL. Run by `make demo` (through
+scripts/demo-sync.sh) with KOMEET_SYNC_HOME set."""
 
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=20)
-    synced = komeet_sync(
-        "sync", "globex.com", "--dry-run", "--komeet", str(EXAMPLES / "komeet_users.json")
-    )
+    synced = komeet_sync("sync", "globex.com")
     print(synced.stdout, end="")
     print(synced.stderr, end="", file=sys.stderr)
     return 0 if synced.returncode in (0, 3) else synced.returncode

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +16,8 @@ from sqlalchemy import select
 from komeet_sync.apply import Mode, NotApplied, apply_plan
 from komeet_sync.database import open_database
 from komeet_sync.domain_store import DomainStore
-from komeet_sync.emulators.http_proxy import Faults, HttpProxy
-from komeet_sync.komeet_client import KomeetRefused
+from komeet_sync.emulators.http_proxy import FaultKind, Faults, HttpProxy
+from komeet_sync.komeet_client import KomeetRefused, retry_after
 from komeet_sync.ledger import Ledger, Status
 from komeet_sync.plan_store import PlanError, PlanStore
 from komeet_sync.sync import sync
@@ -352,3 +354,29 @@ def test_no_code_path_towards_komeet_names_delete(module):
         or (isinstance(node, ast.Attribute) and node.attr.lower() == "delete")
     ]
     assert offending == [], f"{module} names DELETE at lines {offending}"
+
+
+def test_429_is_retried_after_its_retry_after(komeet, sqlite_engine):
+    config = configure(sqlite_engine)
+    faults = Faults(rate=0.3, kinds=("429",), retry_after=2, seed=3)
+    proxy = HttpProxy(komeet.url, faults=faults).start()
+    waits: list[float] = []
+    try:
+        client = komeet.client(proxy.url, sleep=waits.append)  # waits recorded, not slept
+        run = sync(config, directory([person(i) for i in range(20)]), client, sqlite_engine)
+        refused = proxy.stats().faults[FaultKind.TOO_MANY_REQUESTS]
+    finally:
+        proxy.stop()
+
+    assert run.applied is not None and run.applied.counts == {"applied": 20}
+    assert refused > 0 and len(waits) == refused
+    assert min(waits) >= 2.0
+    assert len(komeet.users()) == 20
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date():
+    later = datetime.now(UTC) + timedelta(seconds=90)
+
+    assert retry_after("7") == 7.0
+    assert 80 < retry_after(format_datetime(later, usegmt=True)) <= 90
+    assert retry_after("soon") is None and retry_after(None) is None

@@ -1,0 +1,169 @@
+"""Benchmark of applying a plan of creates to Komeet: sequential, concurrent and Bulk.
+
+    .venv/bin/python benchmarks/apply.py
+    .venv/bin/python benchmarks/apply.py --people 2000 --latency 0.02
+
+The Komeet stand-in is the third-party ``scim2-server`` command in its own process, behind
+the fault-free proxy of ``komeet_sync.emulators.http_proxy`` (its own process too) adding
+``--latency`` seconds to every request, as a remote API would. One plan of ``--people``
+creates is made once (a Google snapshot of that many people, an empty Komeet), then applied
+three times with ``apply_plan``, each time to a fresh, empty Komeet (a tenant of its own):
+``sequential`` (one request at a time), ``concurrent`` (8 in flight, the default without
+Bulk) and ``bulk`` (SCIM Bulk, the default when announced). Each application is what
+``komeet-sync apply`` does: ledger rows first, a search of the userName before each create
+that may already have reached Komeet, outcomes recorded. Afterwards every tenant is read
+back: the accounts must be exactly the plan's, each userName and externalId once.
+Actions per second are the plan's actions over the application's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py, beside this script
+
+from komeet_sync import google_resources
+from komeet_sync.apply import Mode, apply_plan
+from komeet_sync.database import open_database
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.komeet_client import KomeetClient
+from komeet_sync.sync import SourceRead, sync
+
+DOMAIN = "bench.example"
+GROUP = f"all@{DOMAIN}"
+TOKEN = "bench-token"
+BIN = Path(sys.executable).parent
+
+
+def people(count: int) -> list[dict]:
+    return [
+        {
+            "id": f"g{number}",
+            "primaryEmail": f"person{number:06d}@{DOMAIN}",
+            "name": {"givenName": f"Given{number}", "familyName": f"Family{number}"},
+        }
+        for number in range(count)
+    ]
+
+
+def start(command: list[str], ready: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start a process; return it and the URL on its ready line."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"http://[\d.]+:\d+", line)
+    if ready not in line or match is None:
+        process.kill()
+        raise SystemExit(f"{command[0]} did not start: {line!r}; see {log}")
+    return process, match.group(0)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_all(url: str) -> list[dict]:
+    client = KomeetClient(url, TOKEN)
+    return client.list_users([])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=10_000, help="creates in the plan")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--modes", default="sequential,concurrent,bulk", help="comma-separated, in order"
+    )
+    args = parser.parse_args()
+    modes = [Mode(mode) for mode in args.modes.split(",")]
+    folder = Path(tempfile.mkdtemp(prefix="komeet-apply-bench-"))
+    os.environ["KOMEET_SYNC_HOME"] = str(folder / "home")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "scim2-server"), "--port", str(port), "--bearer-token", TOKEN,
+         "--dynamic-tenants"],
+        stdout=subprocess.DEVNULL, stderr=(folder / "scim2-server.log").open("w"),
+    )  # fmt: skip
+    proxy, proxy_url = start(
+        [sys.executable, "-m", "komeet_sync.emulators.http_proxy",
+         "--upstream", f"http://127.0.0.1:{port}", "--latency", str(args.latency)],
+        "Proxying", folder / "proxy.log",
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # scim2-server's start
+        engine = open_database(f"sqlite:///{folder / 'komeet_sync.db'}")
+        config = DomainStore(engine).add(
+            DomainConfig.create(
+                DOMAIN, "google", admin_email=f"admin@{DOMAIN}", groups=[GROUP], enabled=False
+            )
+        )
+        directory = people(args.people)
+        snapshot = google_resources.snapshot(
+            directory, {GROUP: [{"id": p["id"], "email": p["primaryEmail"], "type": "USER"}
+                                for p in directory]}
+        )  # fmt: skip
+        first = f"{proxy_url}/plan/v2"
+        planned = sync(
+            config,
+            lambda: SourceRead(snapshot, datetime.now(UTC), 0.0, "bench"),
+            KomeetClient(first, TOKEN),
+            engine,
+        )
+        plan_id = planned.plan.plan_id
+        assert planned.plan.counts == {"create": args.people}, planned.plan.counts
+        DomainStore(engine).set_enabled(DOMAIN, True)
+        print(f"Plan {plan_id}: {args.people:,} creates; latency {args.latency * 1000:g} ms")
+
+        rates: dict[Mode, float] = {}
+        for mode in modes:
+            url = f"{proxy_url}/{mode.value}/v2"
+            client = KomeetClient(url, TOKEN)
+            started = time.perf_counter()
+            result = apply_plan(
+                engine, plan_id, client, mode=mode, concurrency=args.concurrency, again=True
+            )
+            seconds = time.perf_counter() - started
+            accounts = read_all(f"http://127.0.0.1:{port}/{mode.value}/v2")
+            names = Counter(a["userName"].lower() for a in accounts)
+            external = Counter(a.get("externalId") for a in accounts)
+            duplicates = sum(n - 1 for n in names.values()) + sum(n - 1 for n in external.values())
+            expected = {p["primaryEmail"] for p in directory}
+            assert result.counts == {"applied": args.people}, result.counts
+            assert set(names) == expected, "the accounts are not the plan's"
+            rates[mode] = args.people / seconds
+            print(
+                f"{mode.value:>10}: {seconds:7.1f} s, {rates[mode]:7.1f} actions/s, "
+                f"{result.requests:,} requests, {len(accounts):,} accounts, "
+                f"{duplicates} duplicates"
+            )
+        if Mode.SEQUENTIAL in rates:
+            for mode in modes:
+                if mode is not Mode.SEQUENTIAL:
+                    print(f"{mode.value} / sequential: {rates[mode] / rates[Mode.SEQUENTIAL]:.1f}x")
+        print(describe("scim2-server", "requests"))
+    finally:
+        proxy.terminate()
+        server.terminate()
+        proxy.wait()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
