@@ -262,7 +262,7 @@ class _Applier:
         conflict: Reply | None = None
         last: Reply | None = None
         for attempt in range(1, self.client.backoff.attempts + 1):
-            search, found = self._search(entry.user_name)
+            search, found = self._search(entry.user_name, fresh=conflict is not None)
             sent += search.attempts
             if not search.ok:
                 return _failed(search, sent, f"searching {entry.user_name} before the create")
@@ -313,7 +313,6 @@ class _Applier:
                 f"linked to another person (externalId {external_id}); see the duplicates "
                 "report",
                 sent,
-                http_status=409,
                 komeet_id=komeet_id,
             )
         if external_id and found.get("active") is not False:
@@ -328,14 +327,14 @@ class _Applier:
         sent += reply.attempts
         if not reply.ok:
             return _failed(reply, sent, f"linking the existing account {komeet_id}", komeet_id)
-        return Outcome(
-            Status.APPLIED,
-            f"linked the existing account {komeet_id} (it held {entry.user_name} without "
-            "this person's externalId)",
-            sent,
-            http_status=reply.status,
-            komeet_id=komeet_id,
+        done = (
+            f"reactivated the existing account {komeet_id} (it carried this person's "
+            "externalId but was inactive)"
+            if external_id
+            else f"linked the existing account {komeet_id} (it held {entry.user_name} "
+            "without an externalId)"
         )
+        return Outcome(Status.APPLIED, done, sent, http_status=reply.status, komeet_id=komeet_id)
 
     def _patch(self, entry: Entry) -> Outcome:
         if not entry.komeet_id:
@@ -363,12 +362,13 @@ class _Applier:
             )
         return _failed(reply, reply.attempts, f"the {entry.action}", entry.komeet_id)
 
-    def _search(self, user_name: str) -> tuple[Reply, dict[str, Any] | None]:
+    def _search(self, user_name: str, fresh: bool = False) -> tuple[Reply, dict[str, Any] | None]:
+        """The account holding ``user_name``. Without filters, from one listing of every
+        account, read after any crash, and read again when ``fresh`` (after a 409)."""
         if self.capabilities.filter:
             return self.client.find_user(user_name)
-        # Without filters, one listing of the domain's accounts, read after any crash.
         with self._accounts_lock:
-            if self._accounts is None:
+            if self._accounts is None or fresh:
                 self._accounts = {
                     str(user.get("userName", "")).casefold(): user
                     for user in self.client.list_users([])

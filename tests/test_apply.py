@@ -17,7 +17,7 @@ from komeet_sync.apply import Mode, NotApplied, apply_plan
 from komeet_sync.database import open_database
 from komeet_sync.domain_store import DomainStore
 from komeet_sync.emulators.http_proxy import FaultKind, Faults, HttpProxy
-from komeet_sync.komeet_client import KomeetRefused, retry_after
+from komeet_sync.komeet_client import KomeetError, KomeetRefused, retry_after
 from komeet_sync.ledger import Ledger, Status
 from komeet_sync.plan_store import PlanError, PlanStore
 from komeet_sync.sync import sync
@@ -380,3 +380,69 @@ def test_retry_after_is_read_as_seconds_or_an_http_date():
     assert retry_after("7") == 7.0
     assert 80 < retry_after(format_datetime(later, usegmt=True)) <= 90
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+def test_accounts_are_listed_page_by_page_filtered_by_domain(
+    komeet_server, plain_komeet_server, tmp_path
+):
+    for server in (komeet_server, plain_komeet_server):
+        komeet = server.tenant()
+        for number in range(600):
+            komeet.add(f"user{number:05d}@acme.com")
+        komeet.add("someone@globex.com")
+        client = komeet.client()
+
+        accounts = client.list_users(["acme.com"])
+
+        names = sorted(account["userName"] for account in accounts)
+        if client.capabilities().filter:  # Komeet filtered: only acme.com's accounts
+            assert names == [f"user{number:05d}@acme.com" for number in range(600)]
+            assert client.requests_sent == 1 + 2  # discovery, then two pages of 500
+        else:  # every account, 200 a page (filter.maxResults); the engine keeps acme.com's
+            assert len(names) == 601 and client.requests_sent == 1 + 4
+
+
+def test_a_listing_that_stops_short_is_an_error_not_a_partial_read(tmp_path):
+    from .komeet_server import PLAIN_CONFIG, start
+
+    config = PLAIN_CONFIG | {"filter": {"supported": False, "maxResults": 0}}
+    server = start(config=config, tmp=tmp_path)
+    try:
+        komeet = server.tenant()
+        komeet.add("ada@acme.com")
+        with pytest.raises(KomeetError, match="empty page at startIndex 1 of 1 accounts"):
+            komeet.client().list_users(["acme.com"])
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("server", "mode"),
+    [("plain_komeet_server", Mode.SEQUENTIAL), ("komeet_server", Mode.BULK)],
+)
+def test_a_409_on_create_links_the_account_made_meanwhile(request, sqlite_engine, server, mode):
+    """An account for a later joiner appears while the plan is being applied (made by
+    hand, between our search and our POST): Komeet answers 409, and the sync links it."""
+    komeet = request.getfixturevalue(server).tenant()
+    people = [person(i) for i in range(6)]
+    config = configure(sqlite_engine, enabled=False)
+    run = sync(config, directory(people), komeet.client(), sqlite_engine)  # 6 creates
+    DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
+    komeet.add(people[0]["primaryEmail"])  # made by hand before the apply: found, linked
+    made: list[dict] = []
+
+    def meanwhile(done: int, total: int) -> None:
+        if not made:  # after the first action: an account for the last joiner, by hand
+            made.append(komeet.add(people[5]["primaryEmail"]))
+
+    result = apply_plan(
+        sqlite_engine, run.plan.plan_id, komeet.client(), mode=mode, progress=meanwhile
+    )
+
+    assert result.counts == {"applied": 6}, result.failures
+    accounts = komeet.by_user_name()
+    assert len(accounts) == 6
+    linked = accounts[people[5]["primaryEmail"]]
+    assert linked["id"] == made[0]["id"] and linked["externalId"] == people[5]["id"]
+    outcomes = Ledger(sqlite_engine).entries(run.plan.plan_id)["outcome"]
+    assert outcomes.str.startswith("linked the existing account").sum() == 2
