@@ -170,7 +170,7 @@ def apply_plan(
     workers = 1 if mode is Mode.SEQUENTIAL else max(1, concurrency)
     if entries:
         assert capabilities is not None
-        applier = _Applier(client, ledger, capabilities, workers, len(entries), progress, plan)
+        applier = _Applier(client, ledger, capabilities, workers, len(entries), progress)
         if mode is Mode.BULK:
             applier.apply_bulk(entries)
         else:
@@ -227,7 +227,6 @@ class _Applier:
         workers: int,
         total: int,
         progress: Callable[[int, int], None] | None,
-        plan: StoredPlan,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -235,7 +234,6 @@ class _Applier:
         self.workers = workers
         self.total = total
         self.progress = progress
-        self.plan = plan
         self._done = 0
         self._done_lock = threading.Lock()
         self._accounts: dict[str, dict[str, Any]] | None = None  # when filters are missing

@@ -453,7 +453,7 @@ def _audit(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     counts = summary["counts"]
     print(
-        f"Audit of {summary['domain']}: {summary['directory_users']:,} directory users, "
+        f"Reconciliation of {summary['domain']}: {summary['directory_users']:,} directory users, "
         f"{summary['desired']:,} desired, {summary['komeet_accounts']:,} Komeet accounts"
     )
     print(tabulate(sorted(counts.items()), headers=["report", "rows"]))

@@ -96,16 +96,6 @@ class Capabilities:
             max_payload_size=int(bulk.max_payload_size or 0) if bulk else 0,
         )
 
-    def describe(self) -> str:
-        bulk = (
-            f"bulk up to {self.max_operations:,} operations / {self.max_payload_size:,} bytes"
-            if self.bulk
-            else "no bulk"
-        )
-        filter_ = "filter" if self.filter else "no filter"
-        patch = "patch" if self.patch else "no patch"
-        return f"{filter_}, {patch}, {bulk}"
-
 
 @dataclass(frozen=True)
 class Reply:

@@ -118,6 +118,7 @@ def reports_folder(config: DomainConfig, read: SourceRead) -> Path:
     return settings.home() / "reports" / config.domain / stamp
 
 
+FAILED_ACTION = "action_failed"  # the errors report's error for an action Komeet refused
 KomeetAccounts = tuple[pd.DataFrame, pd.DataFrame]  # KOMEET_USERS, and READ_ERRORS
 
 
@@ -239,9 +240,29 @@ def sync(
 
 def write_results(engine: Engine, applied: ApplyResult, out: Path) -> Path:
     """Every action's outcome (the ledger rows of the application) beside the plan's
-    reports, as ``results.csv`` and ``results.parquet``: the provisioning results."""
+    reports, as ``results.csv`` and ``results.parquet``: the provisioning results. The
+    actions that failed are added to the errors report there (ARCHITECTURE.md, "Reports":
+    errors include failed actions)."""
     entries = Ledger(engine).entries(applied.plan_id, applied.application_id)
     out.mkdir(parents=True, exist_ok=True)
     entries.to_csv(out / "results.csv", index=False)
     entries.to_parquet(out / "results.parquet", index=False)
+    failed = entries[entries["status"] == "failed"]
+    errors_file = out / "errors.parquet"
+    if len(failed) and errors_file.exists():
+        errors = pd.read_parquet(errors_file)
+        errors = errors[errors["error"] != FAILED_ACTION]  # an earlier apply's, replaced
+        added = pd.DataFrame(
+            {
+                "source": "komeet",
+                "account_id": failed["komeet_id"],
+                "email": failed["user_name"],
+                "error": FAILED_ACTION,
+                "detail": failed["outcome"],
+                "reason": failed["action"] + " failed; see results.csv for the response",
+            }
+        ).astype(errors.dtypes.to_dict())
+        errors = pd.concat([errors, added], ignore_index=True)
+        errors.to_csv(out / "errors.csv", index=False)
+        errors.to_parquet(errors_file, index=False)
     return out / "results.csv"

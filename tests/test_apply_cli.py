@@ -130,6 +130,8 @@ def test_a_failed_action_exits_1_and_says_why(cli, acme, komeet):
     failed = results[results["status"] == "failed"]
     assert list(failed["user_name"]) == [people[1]["primaryEmail"]]
     assert list(failed["http_status"]) == [404] and "not found" in failed["response_body"].iloc[0]
+    errors = pd.read_csv(Path(cli.json("plans", "show", plan_id)["reports"]) / "errors.csv")
+    assert list(errors[errors["error"] == "action_failed"]["email"]) == [people[1]["primaryEmail"]]
 
 
 @pytest.mark.parametrize(
