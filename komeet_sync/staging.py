@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from komeet_sync import scim_resources
@@ -12,7 +12,7 @@ from komeet_sync.domain_config import DomainConfig
 from komeet_sync.domain_store import DomainStore
 from komeet_sync.frames import DirectorySnapshot
 from komeet_sync.scim_storage import GROUP, USER
-from komeet_sync.tables import ScimResourceRow
+from komeet_sync.tables import ScimRequestRow, ScimResourceRow
 
 
 def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
@@ -39,3 +39,28 @@ def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
             elif resource_type == GROUP and deleted_at is None:
                 groups.append({**document, "id": resource_id})
     return scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
+
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def pushed_domains(engine: Engine, after_id: int | None) -> tuple[list[str], int]:
+    """The domains whose IdP wrote to the SCIM endpoint (a 2xx write in the request log)
+    since the request ``after_id``, and the last request's id. With no ``after_id``, none:
+    the log's current end is where watching starts."""
+    with engine.connect() as connection:
+        last = connection.scalar(select(func.max(ScimRequestRow.id))) or 0
+        if after_id is None:
+            return [], last
+        domains = connection.scalars(
+            select(ScimRequestRow.domain)
+            .where(
+                ScimRequestRow.id > after_id,
+                ScimRequestRow.id <= last,
+                ScimRequestRow.method.in_(WRITES),
+                ScimRequestRow.status < 300,
+                ScimRequestRow.domain.is_not(None),
+            )
+            .distinct()
+        ).all()
+    return sorted(str(domain) for domain in domains), last

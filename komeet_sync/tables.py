@@ -195,3 +195,17 @@ class LedgerRow(Base):
     komeet_id: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SyncFailureRow(Base):
+    """A scheduled or launched sync that failed, as the orchestrator reported it: what the
+    CLI (``domains show``) and the notebooks show on-call engineers."""
+
+    __tablename__ = "sync_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    domain: Mapped[str | None] = mapped_column(String(253), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    job: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)

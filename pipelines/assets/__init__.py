@@ -1,0 +1,1 @@
+"""The sync's assets, one domain a partition: ``extract``, ``reports``, ``provisioning``."""

@@ -1,0 +1,80 @@
+"""The resources the assets use: the database (domain configurations, staging tables, plans
+and ledger), Google Workspace, and Komeet's SCIM API. Secrets come from ``dg.EnvVar``."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import PrivateAttr
+from sqlalchemy import Engine
+
+from komeet_sync import komeet_client, settings
+from komeet_sync.backoff import Backoff
+from komeet_sync.database import open_database
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.google_directory import (
+    ATTEMPTS_ENV,
+    BACKOFF_ENV,
+    DirectoryReader,
+    GoogleError,
+    ServiceAccountKey,
+    endpoint_from_environment,
+)
+from komeet_sync.komeet_client import KomeetClient
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """komeet-sync's database: ``KOMEET_SYNC_DATABASE_URL``, else the embedded SQLite under
+    ``KOMEET_SYNC_HOME``."""
+
+    url: str | None = None
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._engine = open_database(self.url or settings.database_url())
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def engine(self) -> Engine:
+        if self._engine is None:  # used outside a run (a test, a notebook)
+            self._engine = open_database(self.url or settings.database_url())
+        return self._engine
+
+    def domain(self, domain: str) -> DomainConfig:
+        return DomainStore(self.engine()).get(domain)
+
+
+class GoogleResource(dg.ConfigurableResource):
+    """The service account that reads Google Workspace domains by delegation. The key file
+    defaults to ``GOOGLE_SERVICE_ACCOUNT_FILE``, the endpoint to Google's own (or
+    ``GOOGLE_DIRECTORY_API_ENDPOINT``)."""
+
+    service_account_file: str | None = None
+    endpoint: str | None = None
+
+    def reader(self, config: DomainConfig) -> DirectoryReader:
+        if not config.admin_email:
+            raise GoogleError(f"{config.domain} has no admin email for the delegation")
+        return DirectoryReader(
+            ServiceAccountKey.load(self.service_account_file),
+            config.admin_email,
+            endpoint=self.endpoint or endpoint_from_environment(),
+            backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
+        )
+
+
+class KomeetResource(dg.ConfigurableResource):
+    """Komeet's SCIM API: its URL and the sync's bearer token (a secret: ``dg.EnvVar``)."""
+
+    url: str
+    token: str
+    timeout: float = 30.0
+
+    def client(self) -> KomeetClient:
+        """A client retrying as ``KOMEET_SYNC_KOMEET_ATTEMPTS`` and ``..._BACKOFF`` say."""
+        backoff = Backoff.from_environment(
+            komeet_client.ATTEMPTS_ENV, komeet_client.BACKOFF_ENV, komeet_client.KomeetError
+        )
+        return KomeetClient(self.url, self.token, timeout=self.timeout, backoff=backoff)

@@ -1,0 +1,187 @@
+"""The Dagster definitions, materialized in process as the schedule would run them: a Google
+domain read from the Directory API emulator, a SCIM domain from what its IdP pushed to our
+endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from upath import UPath
+
+from komeet_sync.database import open_database
+from komeet_sync.domain_config import DomainConfig
+from komeet_sync.domain_store import DomainStore
+from komeet_sync.emulators.google_directory import Directory
+from komeet_sync.frame_files import read_result
+from komeet_sync.plan_store import PlanStore
+from komeet_sync.sync_failures import recent_failures
+from pipelines.definitions import defs
+from pipelines.partitions import domains
+from pipelines.resources import DatabaseResource
+from pipelines.sensors import sync_failures
+
+from .google_workspace import member
+from .provisioning import account_for, person
+
+ADMIN = "admin@acme.com"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+@pytest.fixture
+def world(monkeypatch, tmp_path, workspace, komeet, scim):
+    """acme.com (Google, 6 people) and globex.com (SCIM, 3 people pushed), an empty Komeet,
+    the environment pointing at all of them, and the two domain partitions."""
+    monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", str(scim.engine.url))
+    people = [person(0, ADMIN), *(person(i) for i in range(1, 6))]
+    directory = Directory.from_exports(
+        people, {"all@acme.com": [member(user) for user in people]}, admins=[ADMIN]
+    )
+    workspace(directory).env(monkeypatch)
+    komeet.env(monkeypatch)
+    DomainStore(scim.engine).add(
+        DomainConfig.create("acme.com", "google", admin_email=ADMIN, groups=["all@acme.com"])
+    )
+    secret = scim.add_domain("globex.com", groups=["Komeet Users"])
+    with scim.client("globex.com", secret) as idp:
+        ids = []
+        for name in ("anna.schmidt", "ben.weber", "clara.wagner"):
+            given, family = name.split(".")
+            created = idp.post(
+                "/Users",
+                json={
+                    "schemas": [USER],
+                    "userName": f"{name}@globex.com",
+                    "externalId": f"entra-{name}",
+                    "name": {"givenName": given.title(), "familyName": family.title()},
+                    "active": True,
+                },
+            )
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        group = idp.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP],
+                "displayName": "Komeet Users",
+                "members": [{"value": value} for value in ids],
+            },
+        )
+        assert group.status_code == 201, group.text
+    scim.flush_log()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(domains.name, ["acme.com", "globex.com"])
+    return instance, people, scim
+
+
+def run(instance, domain, run_config=None):
+    job = defs.resolve_job_def("sync_domain")
+    return job.execute_in_process(
+        instance=instance, partition_key=domain, run_config=run_config, raise_on_error=False
+    )
+
+
+def stored(tmp_path, asset, domain):
+    return read_result(UPath(tmp_path / "home" / "assets" / asset / domain))
+
+
+def test_the_definitions_load():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {
+        "google_directory", "scim_staging", "komeet_users", "directory_users", "joiners",
+        "leavers", "updates", "duplicates", "sync_errors", "out_of_scope",
+        "provisioning_plan", "provisioning_results",
+    }  # fmt: skip
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"extract", "reports", "provisioning"}
+    assert defs.resolve_job_def("sync_domain") is not None
+
+
+@pytest.mark.parametrize("domain", ["acme.com", "globex.com"])
+def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path, domain):
+    instance, people, _ = world
+
+    result = run(instance, domain)
+
+    assert result.success
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    assert "provisioning_results" in materialized and "joiners" in materialized
+    accounts = komeet.by_user_name()
+    if domain == "acme.com":
+        assert sorted(accounts) == sorted(p["primaryEmail"] for p in people)
+        assert stored(tmp_path, "scim_staging", domain) is None  # read only its own source
+    else:
+        assert sorted(accounts) == [
+            f"{n}@globex.com" for n in ("anna.schmidt", "ben.weber", "clara.wagner")
+        ]
+        assert stored(tmp_path, "google_directory", domain) is None
+    joiners = stored(tmp_path, "joiners", domain)
+    assert len(joiners) == len(accounts)
+    applied = stored(tmp_path, "provisioning_results", domain)
+    assert applied.counts == {"applied": len(accounts)} and applied.stopped == ""
+    preview = next(
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "joiners"
+    ).materialization.metadata
+    assert preview["dagster/row_count"].value == len(accounts)
+    assert "| email" in preview["preview"].value
+    history = tmp_path / "home" / "assets" / "history" / "joiners" / domain / result.run_id
+    assert (history / "frame.parquet").exists()
+
+
+def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, tmp_path):
+    instance, people, scim = world
+    for user in people:
+        komeet.add(**account_for(user))
+    for number in range(50, 53):
+        komeet.add(**account_for(person(number)))  # 3 leavers: over the budget of 1
+
+    held = run(instance, "acme.com")
+
+    assert not held.success
+    checks = {
+        evaluation.check_name: evaluation.passed
+        for evaluation in held.get_asset_check_evaluations()
+    }
+    assert checks["deactivations_within_budget"] is False
+    assert checks["selected_groups_found"] is True
+    assert "provisioning_results" not in {
+        event.asset_key.to_user_string() for event in held.get_asset_materialization_events()
+    }
+    assert all(account["active"] for account in komeet.users())
+    plan = stored(tmp_path, "provisioning_plan", "acme.com").plan
+    assert plan.waiting_for_approval
+
+    approved = run(
+        instance,
+        "acme.com",
+        {"ops": {"reconciliation": {"config": {"plan_id": plan.plan_id, "approved_by": "Jane"}}}},
+    )
+
+    assert approved.success
+    assert PlanStore(scim.engine).get(plan.plan_id).approved_by == "Jane"
+    assert sum(not account["active"] for account in komeet.users()) == 3
+
+
+def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch):
+    instance, _, scim = world
+    monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")
+
+    result = run(instance, "acme.com")
+
+    assert not result.success
+    with dg.build_run_status_sensor_context(
+        sensor_name="sync_failures",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"database": DatabaseResource()},
+    ) as context:
+        sync_failures(context.for_run_failure())
+    failures = recent_failures(open_database(str(scim.engine.url)), "acme.com")
+    assert len(failures) == 1 and failures.loc[0, "run_id"] == result.run_id
