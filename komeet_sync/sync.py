@@ -61,10 +61,12 @@ class DryRun:
         }
 
 
-def google_reader(config: DomainConfig) -> DirectoryReader:
-    """A reader for a Google domain, configured from the environment:
-    ``GOOGLE_SERVICE_ACCOUNT_FILE``, ``GOOGLE_DIRECTORY_API_ENDPOINT`` and the retry
-    retry settings ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
+def google_reader(
+    config: DomainConfig, key_file: str | None = None, endpoint: str | None = None
+) -> DirectoryReader:
+    """A reader for a Google domain. The key file and the endpoint, unless given, come from
+    ``GOOGLE_SERVICE_ACCOUNT_FILE`` and ``GOOGLE_DIRECTORY_API_ENDPOINT``; the retry
+    settings from ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
     if config.source is not SourceKind.GOOGLE:
         raise GoogleError(f"{config.domain} syncs by SCIM, not from Google Workspace")
     if not config.admin_email:
@@ -73,9 +75,9 @@ def google_reader(config: DomainConfig) -> DirectoryReader:
             "as; configure it again with --admin-email"
         )
     return DirectoryReader(
-        ServiceAccountKey.load(),
+        ServiceAccountKey.load(key_file),
         config.admin_email,
-        endpoint=endpoint_from_environment(),
+        endpoint=endpoint or endpoint_from_environment(),
         backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
     )
 

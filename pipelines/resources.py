@@ -12,15 +12,9 @@ from komeet_sync.backoff import Backoff
 from komeet_sync.database import open_database
 from komeet_sync.domain_config import DomainConfig
 from komeet_sync.domain_store import DomainStore
-from komeet_sync.google_directory import (
-    ATTEMPTS_ENV,
-    BACKOFF_ENV,
-    DirectoryReader,
-    GoogleError,
-    ServiceAccountKey,
-    endpoint_from_environment,
-)
+from komeet_sync.google_directory import DirectoryReader
 from komeet_sync.komeet_client import KomeetClient
+from komeet_sync.sync import google_reader
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -55,14 +49,7 @@ class GoogleResource(dg.ConfigurableResource):
     endpoint: str | None = None
 
     def reader(self, config: DomainConfig) -> DirectoryReader:
-        if not config.admin_email:
-            raise GoogleError(f"{config.domain} has no admin email for the delegation")
-        return DirectoryReader(
-            ServiceAccountKey.load(self.service_account_file),
-            config.admin_email,
-            endpoint=self.endpoint or endpoint_from_environment(),
-            backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
-        )
+        return google_reader(config, self.service_account_file, self.endpoint)
 
 
 class KomeetResource(dg.ConfigurableResource):
