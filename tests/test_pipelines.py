@@ -18,7 +18,7 @@ from komeet_sync.sync_failures import recent_failures
 from pipelines.definitions import defs
 from pipelines.partitions import domains
 from pipelines.resources import DatabaseResource
-from pipelines.sensors import sync_failures
+from pipelines.sensors import domain_partitions, scim_pushes, sync_failures
 
 from .google_workspace import member
 from .provisioning import account_for, person
@@ -26,12 +26,12 @@ from .provisioning import account_for, person
 ADMIN = "admin@acme.com"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+NAMES = ("anna.schmidt", "ben.weber", "clara.wagner")
 
 
-@pytest.fixture
-def world(monkeypatch, tmp_path, workspace, komeet, scim):
-    """acme.com (Google, 6 people) and globex.com (SCIM, 3 people pushed), an empty Komeet,
-    the environment pointing at all of them, and the two domain partitions."""
+def build_world(monkeypatch, tmp_path, workspace, komeet, scim, scim_domains=("globex.com",)):
+    """acme.com (Google, 6 people) and SCIM domains (3 people pushed each, by their IdP to
+    our endpoint), an empty Komeet, and the environment pointing at all of them."""
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", str(scim.engine.url))
     people = [person(0, ADMIN), *(person(i) for i in range(1, 6))]
@@ -43,16 +43,23 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
     DomainStore(scim.engine).add(
         DomainConfig.create("acme.com", "google", admin_email=ADMIN, groups=["all@acme.com"])
     )
-    secret = scim.add_domain("globex.com", groups=["Komeet Users"])
-    with scim.client("globex.com", secret) as idp:
+    for domain in scim_domains:
+        push_directory(scim, domain)
+    return people
+
+
+def push_directory(scim, domain):
+    """What an IdP pushes for a domain of 3 people in the group "Komeet Users"."""
+    secret = scim.add_domain(domain, groups=["Komeet Users"])
+    with scim.client(domain, secret) as idp:
         ids = []
-        for name in ("anna.schmidt", "ben.weber", "clara.wagner"):
+        for name in NAMES:
             given, family = name.split(".")
             created = idp.post(
                 "/Users",
                 json={
                     "schemas": [USER],
-                    "userName": f"{name}@globex.com",
+                    "userName": f"{name}@{domain}",
                     "externalId": f"entra-{name}",
                     "name": {"givenName": given.title(), "familyName": family.title()},
                     "active": True,
@@ -70,6 +77,11 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
         )
         assert group.status_code == 201, group.text
     scim.flush_log()
+
+
+@pytest.fixture
+def world(monkeypatch, tmp_path, workspace, komeet, scim):
+    people = build_world(monkeypatch, tmp_path, workspace, komeet, scim)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(domains.name, ["acme.com", "globex.com"])
     return instance, people, scim
@@ -185,3 +197,48 @@ def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch):
         sync_failures(context.for_run_failure())
     failures = recent_failures(open_database(str(scim.engine.url)), "acme.com")
     assert len(failures) == 1 and failures.loc[0, "run_id"] == result.run_id
+
+
+def test_the_partitions_follow_the_domain_configurations(world):
+    instance, _, scim = world
+    store = DomainStore(scim.engine)
+    store.add(DomainConfig.create("initech.com", "scim"))
+    store.remove("acme.com")
+
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": DatabaseResource()}
+    ) as context:
+        result = domain_partitions(context)
+
+    requests = {
+        type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests
+    }
+    assert requests == {
+        "AddDynamicPartitionsRequest": ["initech.com"],
+        "DeleteDynamicPartitionsRequest": ["acme.com"],
+    }
+
+
+def test_a_scim_push_launches_a_run_of_that_domain(world):
+    instance, _, scim = world
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": DatabaseResource()}
+    ) as context:
+        first = list(scim_pushes(context))  # the log's end: where watching starts
+        assert [type(item).__name__ for item in first] == ["SkipReason"]
+        with scim.client("globex.com") as idp:
+            found = idp.get("/Users", params={"filter": 'userName eq "ben.weber@globex.com"'})
+            user_id = found.json()["Resources"][0]["id"]
+            patched = idp.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": False}],
+                },
+            )
+            assert patched.status_code in (200, 204)
+        scim.flush_log()
+
+        second = list(scim_pushes(context))
+
+    assert [(r.partition_key, type(r).__name__) for r in second] == [("globex.com", "RunRequest")]
