@@ -12,6 +12,9 @@ from .schedules import every_domain
 from .sensors import domain_partitions, scim_pushes, sync_failures
 
 defs = dg.Definitions(
+    # A domain's steps run one after the other in the run's process: a process per step
+    # would cost more in imports than the steps take.
+    executor=dg.in_process_executor,
     assets=[
         google_directory,
         scim_staging,
