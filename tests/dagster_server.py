@@ -51,14 +51,15 @@ class DagsterDev:
             self.process.wait()
 
 
-def start(dagster_home: Path, env: dict[str, str]) -> DagsterDev:
+def start(dagster_home: Path, env: dict[str, str], command: str = "dagster") -> DagsterDev:
+    """``dagster dev`` (or ``dg dev``) on workspace.yaml, once its code location loaded."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     dagster_home.mkdir(parents=True, exist_ok=True)
     log = dagster_home / "dagster-dev.log"
     process = subprocess.Popen(
-        [str(DAGSTER), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [str(DAGSTER.with_name(command)), "dev", "-w", "workspace.yaml", "-p", str(port)],
         cwd=ROOT,
         env=os.environ | env | {"DAGSTER_HOME": str(dagster_home)},
         stdout=log.open("w"),

@@ -116,3 +116,24 @@ def test_a_backfill_of_three_domains_launched_through_graphql(dagster_dev, komee
     accounts = komeet.by_user_name()
     assert len(accounts) == 6 + 2 * len(NAMES)
     assert {f"{name}@initech.com" for name in NAMES} <= set(accounts)
+
+
+def test_dg_dev_serves_the_definitions_without_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {key: value for key, value in os.environ.items() if key.startswith("KOMEET")}
+    server = start(home, env, command="dg")
+    try:
+        location = server.location()
+        jobs = server.graphql(
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        )
+    finally:
+        server.stop()
+    assert location == "pipelines.definitions"
+    names = {job["name"] for job in jobs["repositoriesOrError"]["nodes"][0]["jobs"]}
+    assert "sync_domain" in names
+    warnings = [line for line in server.log.read_text().splitlines() if "warning" in line.lower()]
+    assert warnings == [], warnings
