@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests use (PostgreSQL server) when they are missing.
+# Installs the system packages the tests use when they are missing: a PostgreSQL server
+# (storage, ledger and Dagster instance tests) and Chromium (the Dagster UI test, driven by
+# Playwright).
 set -euo pipefail
-if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
+command -v chromium > /dev/null || missing+=(chromium)
+if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
-    echo "The tests need a PostgreSQL server: run 'sudo apt-get install postgresql'." >&2
+    echo "The tests need ${missing[*]}: run 'sudo apt-get install ${missing[*]}'." >&2
     exit 1
 fi
-echo "Installing PostgreSQL from the system's packages..."
+echo "Installing ${missing[*]} from the system's packages..."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends postgresql > /dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
