@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo test lint bench bench-engine bench-google bench-scim bench-apply install system-packages clean
+.PHONY: demo test lint bench bench-engine bench-google bench-scim bench-apply bench-pipeline install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-google bench-scim bench-apply
+bench: bench-engine bench-google bench-scim bench-apply bench-pipeline
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
@@ -59,6 +59,9 @@ bench-scim: $(STAMP)
 
 bench-apply: $(STAMP)
 	$(BIN)/python benchmarks/apply.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis

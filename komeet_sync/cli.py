@@ -378,7 +378,30 @@ def _lookup(args: argparse.Namespace, action: Callable[[Any, str], Any]):
 
 
 def _domains_show(args: argparse.Namespace) -> int:
-    _print_config(_lookup(args, lambda store, domain: store.get(domain)), args)
+    from komeet_sync.sync_failures import recent_failures
+
+    store = _store()
+    config = _lookup(args, lambda _, domain: store.get(domain))
+    failures = recent_failures(store.engine, config.domain)
+    if args.json:
+        print(
+            json.dumps(
+                _config_dict(config)
+                | {
+                    "recent_failures": json.loads(
+                        failures.to_json(orient="records", date_format="iso")
+                    )
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    _print_config(config, args)
+    if len(failures):
+        print("\nRecent failed syncs (newest first):")
+        for row in failures.itertuples(index=False):  # five at most
+            first_line = str(row.message).strip().splitlines()[0]
+            print(f"  {row.at:%Y-%m-%d %H:%M} UTC  run {str(row.run_id)[:8]}: {first_line}")
     return EXIT_OK
 
 

@@ -56,10 +56,22 @@ def sync_failures(context: dg.RunFailureSensorContext, database: DatabaseResourc
     """Record each failed run with its domain, for ``komeet-sync domains show`` and the
     notebooks."""
     run = context.dagster_run
+    steps = [
+        f"{event.step_key}: {_cause(event.step_failure_data.error)}"
+        for event in context.get_step_failure_events()
+        if event.step_failure_data.error is not None
+    ]
     record_failure(
         database.engine(),
         run.tags.get("dagster/partition"),
         run.run_id,
         run.job_name,
-        context.failure_event.message or "the run failed",
+        "; ".join(steps) or context.failure_event.message or "the run failed",
     )
+
+
+def _cause(error) -> str:
+    """The error at the root of a step's failure (Dagster wraps it), in one line."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0]

@@ -180,7 +180,7 @@ def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, t
     assert sum(not account["active"] for account in komeet.users()) == 3
 
 
-def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch):
+def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli):
     instance, _, scim = world
     monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")
 
@@ -197,6 +197,11 @@ def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch):
         sync_failures(context.for_run_failure())
     failures = recent_failures(open_database(str(scim.engine.url)), "acme.com")
     assert len(failures) == 1 and failures.loc[0, "run_id"] == result.run_id
+    code, out, _ = cli("domains", "show", "acme.com")
+    assert code == 0
+    assert "Recent failed syncs" in out and f"run {result.run_id[:8]}" in out
+    assert "KOMEET_SCIM_TOKEN" in out  # the reason, in the operator's words
+    assert cli.json("domains", "show", "acme.com")["recent_failures"][0]["run_id"] == result.run_id
 
 
 def test_the_partitions_follow_the_domain_configurations(world):
