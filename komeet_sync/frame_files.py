@@ -22,6 +22,7 @@ import pandas as pd
 from upath import UPath
 
 FIELDS = "fields.json"
+STAMP = "stamp.json"  # when and by which run the result was written
 FRAME = "frame.parquet"  # a result that is a DataFrame on its own
 NOTHING = "nothing.json"  # a result that is None: the asset read nothing for this domain
 
@@ -30,9 +31,12 @@ class FrameFileError(ValueError):
     """A folder that does not hold a result written here."""
 
 
-def write_result(result: Any, folder: UPath) -> list[UPath]:
-    """Write ``result`` into ``folder``; return the files written."""
+def write_result(result: Any, folder: UPath, stamp: dict[str, str] | None = None) -> list[UPath]:
+    """Write ``result`` into ``folder``, with ``stamp`` (its run and time) beside it; return
+    the files written."""
     folder.mkdir(parents=True, exist_ok=True)
+    if stamp is not None:
+        (folder / STAMP).write_text(json.dumps(stamp))
     if result is None:
         (folder / NOTHING).write_text("null")
         return [folder / NOTHING]
@@ -55,6 +59,12 @@ def write_result(result: Any, folder: UPath) -> list[UPath]:
             fields[field.name] = _to_json(value)
     (folder / FIELDS).write_text(json.dumps(fields, indent=1, sort_keys=True))
     return [*written, folder / FIELDS]
+
+
+def read_stamp(folder: UPath) -> dict[str, str]:
+    """The run and time a result was written by, if recorded."""
+    path = folder / STAMP
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_result(folder: UPath) -> Any:

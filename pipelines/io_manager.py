@@ -10,6 +10,7 @@ materialization's metadata.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -28,9 +29,10 @@ class FrameStore(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         if path.exists():
             path.fs.rm(str(path), recursive=True)
-        write_result(obj, path)
+        stamp = {"run_id": context.run_id, "written_at": datetime.now(UTC).isoformat()}
+        write_result(obj, path, stamp)
         history = self._base_path / "history" / path.relative_to(self._base_path) / context.run_id
-        write_result(obj, history)
+        write_result(obj, history, stamp)
         context.add_output_metadata({"history": dg.MetadataValue.path(str(history))})
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:

@@ -1,0 +1,53 @@
+"""The notebooks' loader, on the state real syncs left: the Dagster job run twice for a Google
+domain, a SCIM domain pushed by its IdP, Komeet the scim2-server stand-in."""
+
+from __future__ import annotations
+
+import pytest
+
+from komeet_sync.loader import Loader, NotStored
+
+from .test_pipelines import run, world  # noqa: F401 (the fixture)
+
+
+def test_the_latest_and_past_reports_of_a_domain(world, komeet, tmp_path):  # noqa: F811
+    instance, people, _ = world
+    first = run(instance, "acme.com")
+    komeet.add(**{"userName": "stray@acme.com", "externalId": "gone-1", "active": True})
+    second = run(instance, "acme.com")
+    assert first.success and second.success
+    sync = Loader()
+
+    history = sync.history("acme.com", "joiners")
+    assert list(history["run_id"]) == [first.run_id, second.run_id]
+    assert len(sync.report("acme.com", "joiners", run_id=first.run_id)) == len(people)
+    assert sync.report("acme.com", "joiners").empty  # the second run had nobody to create
+    leavers = sync.report("acme.com", "leavers")
+    assert list(leavers["email"]) == ["stray@acme.com"]
+    at_first = history["written_at"].iloc[0]
+    assert len(sync.report("acme.com", "joiners", at=at_first)) == len(people)
+    with pytest.raises(NotStored, match=r"no joiners stored for acme\.com at 2000-01-01"):
+        sync.report("acme.com", "joiners", at="2000-01-01")
+    assert set(sync.snapshot("acme.com").users["email"]) == {p["primaryEmail"] for p in people}
+    plan = sync.report("acme.com", "provisioning_plan", run_id=first.run_id)
+    assert set(plan["action"]) == {"create"}
+
+    plans = sync.plans("acme.com")
+    assert len(plans) == 2
+    ledger = sync.ledger("acme.com")
+    assert len(ledger) == len(people) + 1  # the creates, then the stray's deactivation
+    assert set(ledger["status"]) == {"applied"} and set(ledger["domain"]) == {"acme.com"}
+    results = sync.report("acme.com", "provisioning_results")
+    assert list(results["action"]) == ["deactivate"]
+
+
+def test_the_scim_request_log_of_a_domain(world):  # noqa: F811
+    sync = Loader()
+
+    requests = sync.scim_requests("globex.com")
+
+    assert list(requests["method"]) == ["POST"] * 4  # 3 users, then the group
+    assert list(requests["status"]) == [201] * 4
+    assert sync.scim_requests("acme.com").empty  # a Google domain: nothing pushed
+    assert sync.scim_requests("globex.com", since="2000-01-01").shape == requests.shape
+    assert sync.scim_requests("globex.com", since="2999-01-01").empty
