@@ -18,21 +18,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job on the embedded default: the offline audit of the bundled examples; then, with
-# scim2-server as the Komeet stand-in, acme.com read from the Google Directory API emulator
-# and globex.com pushed to the SCIM endpoint as Entra ID would, each synced: reconciled and
-# its plan applied to Komeet. Exit code 3 is a plan held by a guard: a result, not a failure.
+# The main job on the embedded default: the offline audit of the bundled examples, then the
+# whole product (scripts/demo.py): acme.example read from the Google Directory API emulator
+# (a generated directory of 3,000 people), globex.com pushed to the SCIM endpoint as Entra ID
+# would, scim2-server as Komeet, both domains materialized by the Dagster job and a summary
+# printed, then the Dagster UI served until Ctrl-C. `make demo DEMO_ARGS=--no-ui` ends after
+# the summary. Exit code 3 of an audit is a plan held by a guard: a result, not a failure.
+DEMO_ARGS ?=
 demo: $(STAMP)
 	$(BIN)/komeet-sync audit --domain acme.com --alias-domain acme.io --group all@acme.com \
 	    --protect it-admin@acme.com --max-deactivation-share 0.4 \
 	    --google-users $(EXAMPLES)/acme/users.json --google-members $(EXAMPLES)/acme/members.json \
 	    --komeet $(EXAMPLES)/acme/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/acme.com \
-	    || [ $$? -eq 3 ]
+	    > /dev/null || [ $$? -eq 3 ]
 	$(BIN)/komeet-sync audit --domain globex.com --group "Komeet Users" \
 	    --scim-users $(EXAMPLES)/globex/scim_users.json --scim-groups $(EXAMPLES)/globex/scim_groups.json \
 	    --komeet $(EXAMPLES)/globex/komeet_users.json --out $(KOMEET_SYNC_HOME)/audit/globex.com \
-	    || [ $$? -eq 3 ]
-	BIN=$(BIN) scripts/demo-sync.sh
+	    > /dev/null || [ $$? -eq 3 ]
+	@echo "Offline audits of the bundled exports written to $(KOMEET_SYNC_HOME)/audit/"
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint

@@ -1,8 +1,7 @@
-"""The SCIM part of the demo: globex.com's IdP pushes the bundled users and groups to
-`komeet-sync scim serve`, as Entra ID would (string booleans, a capitalised op, a member
-removal by value list, a deletion), then `komeet-sync sync globex.com` reads the staging
-tables and applies its plan to the Komeet at KOMEET_SCIM_URL. Run by `make demo` (through
-scripts/demo-sync.sh) with KOMEET_SYNC_HOME set."""
+"""globex.com's IdP pushing the bundled users and groups to `komeet-sync scim serve`, as
+Entra ID would (string booleans, a capitalised op, a member removal by value list, a
+deletion). ``push`` is what scripts/demo.py replays; run on its own, this script serves the
+endpoint, pushes, then runs `komeet-sync sync globex.com` against KOMEET_SCIM_URL."""
 
 from __future__ import annotations
 
