@@ -45,6 +45,12 @@ def planned(engine, komeet, client):
     return run.plan.plan_id, people
 
 
+def applied(engine) -> int:
+    with engine.connect() as connection:
+        statuses = Counter(connection.scalars(select(LedgerRow.status)))
+    return statuses[Status.APPLIED.value]
+
+
 def test_killed_applies_resume_to_exactly_the_desired_accounts(komeet_server, tmp_path):
     rng = random.Random(20261129)
     interrupted = 0
@@ -64,17 +70,22 @@ def test_killed_applies_resume_to_exactly_the_desired_accounts(komeet_server, tm
             }
             command = [str(KOMEET_SYNC), "apply", plan_id, "--mode", mode]
             for _ in range(2):  # killed up to twice, at a random moment each
+                before = applied(engine)
                 process = subprocess.Popen(
                     command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
                 )
-                time.sleep(rng.uniform(1.0, 3.0))
+                # Once it applies (however long its start took on a loaded machine), kill
+                # it at a random moment: before, during or after a request or a write.
+                deadline = time.monotonic() + 60
+                while process.poll() is None and applied(engine) <= before:
+                    assert time.monotonic() < deadline, "the apply never started"
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.8))
                 if process.poll() is not None:
                     break
                 process.send_signal(signal.SIGKILL)
                 process.wait()
-                with engine.connect() as connection:
-                    statuses = Counter(connection.scalars(select(LedgerRow.status)))
-                interrupted += bool(statuses) and statuses[Status.APPLIED.value] < 210
+                interrupted += applied(engine) < 210
             finished = subprocess.run(command, env=env, capture_output=True, text=True)
             assert finished.returncode == 0, finished.stderr
         finally:

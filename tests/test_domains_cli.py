@@ -42,7 +42,7 @@ def test_add_list_show_enable_disable_remove(cli, komeet_env):
 
     listed = cli.json("domains", "list")
     assert [d["domain"] for d in listed] == ["acme.com", "globex.com"]
-    assert cli.json("domains", "show", "acme.com") == added
+    assert cli.json("domains", "show", "acme.com") == added | {"recent_failures": []}
 
     assert cli.json("domains", "disable", "acme.com")["enabled"] is False
     assert cli.json("domains", "show", "acme.com")["enabled"] is False
