@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Engine
 
-from komeet_sync import scim_resources
 from komeet_sync.apply import DEFAULT_CONCURRENCY, Mode, NotApplied, apply_plan
 from komeet_sync.domain_config import DomainConfig, SourceKind
 from komeet_sync.komeet_client import KomeetClient
 from komeet_sync.ledger import Ledger
 from komeet_sync.plan_store import PlanStore, StoredPlan
 from komeet_sync.reconcile import Reconciliation, reconcile
-from komeet_sync.sync import SourceRead
+from komeet_sync.sync import SourceRead, komeet_users
 
 
 class StepError(Exception):
@@ -68,7 +67,7 @@ def domain_source(
 
 def read_komeet(client: KomeetClient, config: DomainConfig) -> KomeetRead:
     """The domain's Komeet accounts, read from the SCIM API (``sync.komeet_users``)."""
-    accounts, errors = scim_resources.komeet_users(client.list_users(config.domains))
+    accounts, errors = komeet_users(client, config)
     return KomeetRead(accounts, errors)
 
 
