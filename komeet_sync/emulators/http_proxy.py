@@ -34,7 +34,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -515,44 +515,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 # --- running it on its own -----------------------------------------------------------------
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+def _number(kind: type, what: str, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) from 0 up to ``high`` (no upper bound when
+    None), its error naming the value and what was expected."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} is not between 0 and {high:g}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more seconds")
-    return value
-
-
-def _whole_seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more seconds")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port between 0 and 65535")
-    return value
+_fraction = _number(float, "a number", 1.0)
+_seconds = _number(float, "a number of seconds")
+_whole_seconds = _number(int, "a whole number of seconds")
+_port = _number(int, "a port number", 65535)
 
 
 def _fault_kinds(text: str) -> tuple[FaultKind, ...]:
