@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo test lint bench bench-engine bench-google bench-scim bench-apply bench-pipeline install system-packages clean
+.PHONY: demo lab test lint bench bench-engine bench-google bench-scim bench-apply bench-pipeline install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	    --disable-pip-version-check pip
 	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip install --quiet \
 	    --disable-pip-version-check -e '.[dev]'
+	@# Notebook outputs never reach a commit: git strips them on add (.gitattributes).
+	@if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then $(BIN)/nbstripout --install; fi
 	touch $@
 
 install: $(STAMP)
@@ -37,6 +39,13 @@ demo: $(STAMP)
 	    > /dev/null || [ $$? -eq 3 ]
 	@echo "Offline audits of the bundled exports written to $(KOMEET_SYNC_HOME)/audit/"
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+# The analysts' notebooks in JupyterLab, reading the state `make demo` left.
+LAB_ARGS ?=
+lab: $(STAMP)
+	@[ -d "$(KOMEET_SYNC_HOME)/assets" ] || echo "Nothing synced under $(KOMEET_SYNC_HOME) yet:" \
+	    "run make demo first, the notebooks read its reports."
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Every test, PostgreSQL included (installed from the system's packages when missing).
 test: $(STAMP) system-packages lint

@@ -10,21 +10,24 @@ run's copy under ``history/``); the rest is in the database (``KOMEET_SYNC_DATAB
     sync.report("acme.com", "sync_errors")                  # the latest
     sync.report("acme.com", "joiners", at="2026-11-01")     # the last one written by then
     sync.history("acme.com", "joiners")                     # every materialization
+    sync.trend("acme.com")                                  # the counts of every sync
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 from upath import UPath
 
 from komeet_sync import settings
 from komeet_sync.database import open_database
-from komeet_sync.frame_files import read_result, read_stamp
+from komeet_sync.frame_files import FRAME, read_result, read_stamp
 from komeet_sync.frames import DirectorySnapshot
 from komeet_sync.ledger import Ledger
 from komeet_sync.plan_store import PlanStore
@@ -45,6 +48,9 @@ REPORTS = (
 )
 
 
+TREND_REPORTS = ("joiners", "leavers", "updates", "duplicates", "sync_errors")
+
+
 class NotStored(LookupError):
     """Nothing of that name is stored for that domain (at that time); the message says what
     there is."""
@@ -52,7 +58,9 @@ class NotStored(LookupError):
 
 @dataclass
 class Loader:
-    """Reads komeet-sync's state: ``home`` and ``database_url`` default to the settings."""
+    """Reads komeet-sync's state: ``home`` and ``database_url`` default to the settings
+    (``KOMEET_SYNC_HOME``, ``KOMEET_SYNC_DATABASE_URL``); with ``home`` alone, the SQLite
+    database in it."""
 
     home: str | None = None
     database_url: str | None = None
@@ -65,7 +73,10 @@ class Loader:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = open_database(self.database_url or settings.database_url())
+            url = self.database_url or settings.database_url()
+            if self.home and not self.database_url and not settings.database_url_configured():
+                url = f"sqlite:///{(Path(self.home) / 'komeet_sync.db').resolve()}"
+            self._engine = open_database(url)
         return self._engine
 
     # Reports and snapshots ------------------------------------------------------------
@@ -92,6 +103,8 @@ class Loader:
     def value(self, domain: str, name: str, at: Any = None, run_id: str | None = None) -> Any:
         """The stored value of ``name``: the latest, the one ``run_id`` wrote, or the last
         one written at or before ``at`` (a datetime or a date string)."""
+        if name not in REPORTS:
+            raise NotStored(f"{name!r} is not a stored report: name one of {', '.join(REPORTS)}")
         if at is None and run_id is None:
             folder = self.assets / name / domain
             if not folder.exists():
@@ -123,16 +136,73 @@ class Loader:
             return value.snapshot.users
         raise NotStored(f"{name} of {domain} is not a table")
 
+    def trend(self, domain: str) -> pd.DataFrame:
+        """One row per sync of ``domain`` that computed reports, oldest first: when, its
+        run, how many rows each report had, its plan, the guards that held it, who approved
+        it, and how many actions Komeet accepted (``applied``) and refused (``failed``)
+        after it, before the next sync (the ledger)."""
+        runs = self.history(domain, "joiners")
+        if runs.empty:
+            raise NotStored(self._nothing(domain, "joiners"))
+        rows = []
+        for run in runs.to_dict("records"):
+            run_id = str(run["run_id"])
+            row: dict[str, Any] = {"written_at": run["written_at"], "run_id": run_id}
+            for name in TREND_REPORTS:
+                stored = self.assets / "history" / name / domain / run_id / FRAME
+                row[name] = pq.ParquetFile(stored.open("rb")).metadata.num_rows
+            plan_folder = self.assets / "history" / "provisioning_plan" / domain / run_id
+            plan = read_result(plan_folder).plan if plan_folder.exists() else None
+            row["plan_id"] = plan.plan_id if plan else None
+            row["actions"] = plan.size if plan else 0
+            row["held"] = ", ".join(hold.guard.value for hold in plan.holds) if plan else ""
+            row["approved_by"] = plan.approved_by if plan else None
+            rows.append(row)
+        frame = pd.DataFrame(
+            rows, columns=["written_at", "run_id", *TREND_REPORTS, "plan_id", "actions",
+                           "held", "approved_by"],
+        )  # fmt: skip
+        frame[["applied", "failed"]] = self._outcomes_after(domain, frame["written_at"])
+        return frame
+
+    def _outcomes_after(self, domain: str, syncs: pd.Series) -> pd.DataFrame:
+        """The ledger's applied and failed actions of ``domain``, counted against the last
+        sync (``syncs``, ascending times) before each was sent."""
+        ledger = self.ledger(domain)
+        done = ledger[ledger["status"].isin(["applied", "failed"])]
+        runs = pd.DataFrame({"sync": range(len(syncs)), "at": syncs.reset_index(drop=True)})
+        if done.empty:
+            return pd.DataFrame(0, index=runs.index, columns=["applied", "failed"])
+        sent = pd.to_datetime(done["sent_at"].fillna(done["finished_at"]))
+        sent = sent.dt.tz_localize(UTC) if sent.dt.tz is None else sent.dt.tz_convert(UTC)
+        timed = pd.DataFrame(
+            {"at": sent.reset_index(drop=True), "status": done["status"].reset_index(drop=True)}
+        )
+        placed = pd.merge_asof(
+            timed.sort_values("at"), runs.astype({"at": timed["at"].dtype}), on="at"
+        )
+        counts = placed.pivot_table(
+            index="sync", columns="status", values="at", aggfunc="count", fill_value=0
+        )
+        counts = counts.reindex(index=runs["sync"], columns=["applied", "failed"], fill_value=0)
+        return counts.fillna(0).astype("int64").reset_index(drop=True)
+
     def snapshot(self, domain: str, at: Any = None, run_id: str | None = None) -> DirectorySnapshot:
         """The directory as the sync read it: users, aliases, members, groups."""
         return self.value(domain, "directory_users", at, run_id).snapshot
 
+    def domains(self) -> list[str]:
+        """The domains with stored reports."""
+        folder = self.assets / "joiners"
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
     def _nothing(self, domain: str, name: str, when: Any = None) -> str:
-        known = sorted(p.name for p in self.assets.iterdir()) if self.assets.exists() else []
+        folder = self.assets / name
+        known = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
         when_text = f" at {when}" if when is not None else ""
         return (
-            f"no {name} stored for {domain}{when_text} under {self.assets}; stored: "
-            f"{', '.join(k for k in known if k != 'history') or 'nothing yet (run a sync)'}"
+            f"no {name} stored for {domain}{when_text} under {self.assets}; domains with "
+            f"{name}: {', '.join(known) or 'none yet (run a sync, or make demo)'}"
         )
 
     # The database ---------------------------------------------------------------------
@@ -155,8 +225,7 @@ class Loader:
         )
         if domain is not None:
             query = query.where(PlanRow.domain == domain)
-        with self.engine.connect() as connection:
-            return pd.DataFrame(connection.execute(query).mappings().all())
+        return self._frame(query)
 
     def scim_requests(
         self, domain: str | None = None, since: Any = None, limit: int = 10_000
@@ -169,9 +238,13 @@ class Loader:
             moment = pd.Timestamp(since)
             moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment
             query = query.where(ScimRequestRow.at >= moment.to_pydatetime())
+        return self._frame(query).iloc[::-1].reset_index(drop=True)
+
+    def _frame(self, query: Any) -> pd.DataFrame:
+        """The rows of ``query``, with its columns even when there are none."""
         with self.engine.connect() as connection:
-            frame = pd.DataFrame(connection.execute(query).mappings().all())
-        return frame.iloc[::-1].reset_index(drop=True)
+            result = connection.execute(query)
+            return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
     def failures(self, domain: str | None = None, limit: int = 100) -> pd.DataFrame:
         return recent_failures(self.engine, domain, limit)

@@ -23,5 +23,9 @@ def database_url() -> str:
     return f"sqlite:///{(home() / 'komeet_sync.db').resolve()}"
 
 
+def database_url_configured() -> bool:
+    return bool(os.environ.get("KOMEET_SYNC_DATABASE_URL"))
+
+
 def public_url() -> str:
     return (os.environ.get("KOMEET_SYNC_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")

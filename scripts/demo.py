@@ -11,17 +11,25 @@
   managed ones, some with old names, some deactivated, some for people who left, and an
   unmanaged shared mailbox.
 
-Both domains are materialized by the Dagster job ``sync_domain``; a summary is printed;
-then the Dagster UI is served (unless ``--no-ui``) until Ctrl-C, which stops every process
-the demo started. State lives under ``KOMEET_SYNC_HOME`` (default ``./.komeet_sync``), so a
-second run continues from the first.
+Both domains are materialized by the Dagster job ``sync_domain`` for three weeks of
+changes: week 1 is the first sync; in week 2 people join the selected groups, others are
+suspended, one is renamed, and a Komeet admin creates an account by hand under the new
+address while the sync runs (its rename fails with 409); in week 3 more join and leave, and
+an admin approves globex.com's held plan. A summary is printed (and written to
+``KOMEET_SYNC_HOME/demo/summary.json``), then the Dagster UI is served (unless ``--no-ui``)
+until Ctrl-C, which stops every process the demo started. State lives under
+``KOMEET_SYNC_HOME`` (default ``./.komeet_sync``), so a second run continues from the first;
+``make lab`` opens the analysts' notebooks on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -39,6 +47,7 @@ BIN = Path(sys.executable).parent
 GOOGLE_DOMAIN = "acme.example"
 SCIM_DOMAIN = "globex.com"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+APPROVER = "Dana Admin (globex.com IT)"
 
 
 def free_port() -> int:
@@ -90,12 +99,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        generated = start_google(args.people, home)
-        start_komeet(processes, generated)
+        generated, emulator = start_google(args.people, home)
+        komeet = start_komeet(processes, generated)
         configure(generated)
         push_scim(processes)
-        summary = materialize()
-        print_summary(summary)
+        rows, changes = run_weeks(generated, emulator, komeet)
+        print_summary(rows, changes)
+        summary = home / "demo" / "summary.json"
+        summary.write_text(json.dumps({"weeks": rows, "changes": changes}, indent=1))
         if args.no_ui:
             return 0
         serve_ui(processes, args.port)
@@ -126,10 +137,10 @@ def start_google(people: int, home: Path):
     os.environ["GOOGLE_SERVICE_ACCOUNT_FILE"] = str(key_file)
     os.environ["GOOGLE_DIRECTORY_API_ENDPOINT"] = emulator.url
     print(f"Google Workspace emulator: {emulator.url} ({people:,} people in {GOOGLE_DOMAIN})")
-    return generated
+    return generated, emulator
 
 
-def start_komeet(processes: Processes, generated) -> None:
+def start_komeet(processes: Processes, generated) -> requests.Session:
     """scim2-server as Komeet, holding accounts for part of acme.example."""
     port = free_port()
     token = secrets.token_urlsafe(24)
@@ -157,6 +168,8 @@ def start_komeet(processes: Processes, generated) -> None:
     for account in accounts:
         session.post(f"{url}/Users", json={"schemas": [USER], **account}).raise_for_status()
     print(f"Komeet stand-in (scim2-server): {url}, {len(accounts):,} accounts")
+    session.base_url = url  # type: ignore[attr-defined]
+    return session
 
 
 def members(directory, selected: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -284,8 +297,97 @@ def push_scim(processes: Processes) -> None:
     demo_scim.push(f"{url}/scim/{SCIM_DOMAIN}/v2", secret)
 
 
-def materialize() -> list[dict[str, Any]]:
-    """Run the sync_domain job for both domains, as the schedule would."""
+def run_weeks(generated, emulator, komeet: requests.Session):
+    """Three weekly syncs of both domains, the directory changing in between."""
+    rows = [*sync_week(1, GOOGLE_DOMAIN), *sync_week(1, SCIM_DOMAIN)]
+    changes = []
+    for week in (2, 3):
+        directory, changed = next_week(emulator.directory, generated.selected, week)
+        emulator.directory = directory
+        changes.append(changed)
+        race = None
+        if changed["renamed"]:
+            race = functools.partial(create_by_hand, komeet, changed["renamed"][0]["to"])
+        rows.append(sync_week(week, GOOGLE_DOMAIN, before_apply=race)[0])
+        approve = rows[-2]["plan_id"] if week == 3 else ""  # the plan globex.com held
+        rows.append(sync_week(week, SCIM_DOMAIN, approve=approve)[0])
+    return rows, changes
+
+
+def next_week(directory, selected: tuple[str, ...], week: int):
+    """The directory a week later: people join the first selected group, others are
+    suspended, and in week 2 one person is renamed (the old address stays an alias)."""
+    from komeet_sync.emulators.google_directory import Directory
+
+    rng = random.Random(week)
+    users = copy.deepcopy(directory.users)
+    groups = copy.deepcopy(directory.groups)
+    desired = [u for u in members(Directory(users, groups), selected) if full_name(u)]
+    desired_ids = {u["id"] for u in members(Directory(users, groups), selected)}
+    leaving = rng.sample(desired, 15 if week == 2 else 10)
+    for user in leaving:
+        user["suspended"] = True
+    outside = [
+        u
+        for u in users
+        if u["id"] not in desired_ids
+        and full_name(u)
+        and not u.get("suspended")
+        and not u.get("archived")
+        and not u.get("isAdmin")
+    ]
+    joining = rng.sample(outside, min(len(outside), 25 if week == 2 else 20))
+    first = next(g for g in groups if g["email"] == selected[0])
+    first["members"] += [
+        {"kind": "admin#directory#member", "id": u["id"], "email": u["primaryEmail"],
+         "role": "MEMBER", "type": "USER", "status": "ACTIVE"}
+        for u in joining
+    ]  # fmt: skip
+    renamed = []
+    if week == 2:
+        left = {u["id"] for u in leaving}
+        person = next(u for u in desired if u["id"] not in left and not u.get("aliases"))
+        old = person["primaryEmail"]
+        local, _, domain = old.partition("@")
+        given, _, number = local.split(".")
+        new = f"{given}.rossi.{number}@{domain}"
+        person["primaryEmail"] = new
+        person["aliases"] = [old]
+        person["name"]["familyName"] = "Rossi"
+        person["emails"] = [{"address": new, "primary": True}, {"address": old}]
+        for group in groups:
+            for member in group.get("members", []):
+                if member.get("id") == person["id"]:
+                    member["email"] = new
+        renamed.append({"from": old, "to": new, "id": person["id"]})
+    changed = {
+        "week": week,
+        "joined": sorted(u["primaryEmail"] for u in joining),
+        "left": sorted(u["primaryEmail"] for u in leaving),
+        "renamed": renamed,
+    }
+    return Directory(users, groups), changed
+
+
+def full_name(user: dict[str, Any]) -> bool:
+    name = user.get("name") or {}
+    return bool(str(name.get("givenName") or "").strip()) and bool(
+        str(name.get("familyName") or "").strip()
+    )
+
+
+def create_by_hand(komeet: requests.Session, user_name: str) -> None:
+    """A Komeet admin creates an account for the person's new address by hand, between the
+    sync's read of Komeet and its apply."""
+    url = komeet.base_url  # type: ignore[attr-defined]
+    account = {"schemas": [USER], "userName": user_name, "active": True}
+    komeet.post(f"{url}/Users", json=account).raise_for_status()
+    print(f"  week 2: a Komeet admin created {user_name} by hand while the sync ran")
+
+
+def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> list[dict]:
+    """The sync_domain job for one domain, as the schedule runs it; with ``before_apply``,
+    in two runs (reports and plan, then the apply) with it in between."""
     import dagster as dg
 
     from komeet_sync.loader import Loader
@@ -293,46 +395,78 @@ def materialize() -> list[dict[str, Any]]:
     from pipelines.partitions import domains
 
     instance = dg.DagsterInstance.get()
-    existing = set(instance.get_dynamic_partitions(domains.name))
-    new = [d for d in (GOOGLE_DOMAIN, SCIM_DOMAIN) if d not in existing]
-    if new:
-        instance.add_dynamic_partitions(domains.name, new)
+    if domain not in set(instance.get_dynamic_partitions(domains.name)):
+        instance.add_dynamic_partitions(domains.name, [domain])
+    job = defs.resolve_job_def("sync_domain")
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if approve:
+        run_config["ops"] = {
+            "reconciliation": {"config": {"plan_id": approve, "approved_by": APPROVER}}
+        }
+    tags = {"demo/week": str(week)}
+    if before_apply is None:
+        job.execute_in_process(
+            instance=instance, partition_key=domain, raise_on_error=False,
+            run_config=run_config, tags=tags,
+        )  # fmt: skip
+    else:
+        apply = dg.AssetKey("provisioning_results")
+        keys = [key for key in job.asset_layer.executable_asset_keys if key != apply]
+        for selection in (keys, [apply]):
+            job.execute_in_process(
+                instance=instance, partition_key=domain, raise_on_error=False,
+                run_config=run_config, tags=tags, asset_selection=selection,
+            )  # fmt: skip
+            if selection is keys:
+                before_apply()
     loader = Loader()
-    rows = []
-    for domain in (GOOGLE_DOMAIN, SCIM_DOMAIN):
-        result = defs.resolve_job_def("sync_domain").execute_in_process(
-            instance=instance,
-            partition_key=domain,
-            raise_on_error=False,
-            # The summary says what matters; the run's events are in the UI.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        )
-        held = [
-            evaluation.check_name
-            for evaluation in result.get_asset_check_evaluations()
-            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-        ]
-        row: dict[str, Any] = {"domain": domain}
-        for name in ("joiners", "leavers", "updates", "duplicates", "sync_errors"):
-            row[name] = len(loader.report(domain, name))
-        plan = loader.value(domain, "provisioning_plan").plan
-        row["plan"] = plan.plan_id
-        applied = loader.value(domain, "provisioning_results") if not held else None
-        row["applied"] = applied.counts.get("applied", 0) if applied else 0
-        row["held"] = ", ".join(hold.guard.value for hold in plan.holds) if held else ""
-        rows.append(row)
-    return rows
+    latest = loader.trend(domain).iloc[-1]
+    duplicates = loader.report(domain, "duplicates")
+    held = latest["held"]
+    if held and latest["approved_by"]:
+        held = f"{held}, approved by {latest['approved_by']}"
+    return [
+        {
+            "week": week,
+            "domain": domain,
+            "joiners": int(latest["joiners"]),
+            "leavers": int(latest["leavers"]),
+            "updates": int(latest["updates"]),
+            "duplicates": int(duplicates["cluster_id"].nunique()),
+            "errors": int(latest["sync_errors"]),
+            "plan_id": latest["plan_id"],
+            "applied": int(latest["applied"]),
+            "failed": int(latest["failed"]),
+            "held": held,
+        }
+    ]
 
 
-def print_summary(rows: list[dict[str, Any]]) -> None:
+def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> None:
     print()
-    print(tabulate(rows, headers="keys"))
-    for row in rows:
-        if row["held"]:
+    for change in changes:
+        renamed = "".join(f", {r['from']} renamed {r['to']}" for r in change["renamed"])
+        print(
+            f"Week {change['week']}: {len(change['joined'])} people joined the selected groups, "
+            f"{len(change['left'])} were suspended{renamed}"
+        )
+    print()
+    shown = [{k: v for k, v in row.items() if k != "plan_id"} for row in rows]
+    print(tabulate(shown, headers="keys"))
+    print("(duplicates: clusters of accounts that are one person; errors: people not synced)")
+    last = {row["domain"]: row for row in rows}
+    for row in last.values():
+        if row["held"] and "approved by" not in row["held"]:
             print(
-                f"{row['domain']}: plan {row['plan']} is held ({row['held']}); review it with "
-                f"`komeet-sync plans show {row['plan']}`"
+                f"{row['domain']}: plan {row['plan_id']} is held ({row['held']}); review it "
+                f"with `komeet-sync plans show {row['plan_id']}`"
             )
+    failed = sum(row["failed"] for row in rows)
+    if failed:
+        print(
+            f"{failed} action(s) failed: notebooks/investigate_sync_errors.ipynb tells why "
+            "(`make lab`)"
+        )
 
 
 def serve_ui(processes: Processes, port: int) -> None:
@@ -352,7 +486,7 @@ def serve_ui(processes: Processes, port: int) -> None:
         if ui.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the Dagster UI did not start on {url}")
         time.sleep(0.5)
-    print(f"\nDagster UI: {url}  (Ctrl-C stops the demo)")
+    print(f"\nDagster UI: {url}  (Ctrl-C stops the demo; `make lab` opens the notebooks)")
     ui.wait()
 
 

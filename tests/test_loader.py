@@ -40,6 +40,19 @@ def test_the_latest_and_past_reports_of_a_domain(world, komeet, tmp_path):  # no
     results = sync.report("acme.com", "provisioning_results")
     assert list(results["action"]) == ["deactivate"]
 
+    trend = sync.trend("acme.com")
+    assert list(trend["run_id"]) == [first.run_id, second.run_id]
+    assert list(trend["joiners"]) == [len(people), 0]
+    assert list(trend["leavers"]) == [0, 1]
+    assert list(trend["applied"]) == [len(people), 1]
+    assert list(trend["failed"]) == [0, 0]
+    assert list(trend["held"]) == ["", ""]
+    assert sync.domains() == ["acme.com"]
+    with pytest.raises(NotStored, match=r"no joiners stored for acme\.org .*: acme\.com"):
+        sync.trend("acme.org")
+    with pytest.raises(NotStored, match=r"'joiner' is not a stored report: name one of"):
+        sync.report("acme.com", "joiner")
+
 
 def test_the_scim_request_log_of_a_domain(world):  # noqa: F811
     sync = Loader()
