@@ -84,6 +84,8 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=3000, help="acme.example's directory")
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port")
     args = parser.parse_args()
+    if args.people < 1000:  # fewer, and the 40 leavers exceed the deactivation budget
+        parser.error(f"--people {args.people}: give at least 1000")
     home = Path(os.environ.setdefault("KOMEET_SYNC_HOME", str(ROOT / ".komeet_sync"))).resolve()
     os.environ["KOMEET_SYNC_HOME"] = str(home)
     dagster_home = home / "dagster"
@@ -299,7 +301,7 @@ def push_scim(processes: Processes) -> None:
 
 def run_weeks(generated, emulator, komeet: requests.Session):
     """Three weekly syncs of both domains, the directory changing in between."""
-    rows = [*sync_week(1, GOOGLE_DOMAIN), *sync_week(1, SCIM_DOMAIN)]
+    rows = [sync_week(1, GOOGLE_DOMAIN), sync_week(1, SCIM_DOMAIN)]
     changes = []
     for week in (2, 3):
         directory, changed = next_week(emulator.directory, generated.selected, week)
@@ -308,9 +310,9 @@ def run_weeks(generated, emulator, komeet: requests.Session):
         race = None
         if changed["renamed"]:
             race = functools.partial(create_by_hand, komeet, changed["renamed"][0]["to"])
-        rows.append(sync_week(week, GOOGLE_DOMAIN, before_apply=race)[0])
-        approve = rows[-2]["plan_id"] if week == 3 else ""  # the plan globex.com held
-        rows.append(sync_week(week, SCIM_DOMAIN, approve=approve)[0])
+        held_plan = rows[-1]["plan_id"]  # globex.com's, held the week before
+        rows.append(sync_week(week, GOOGLE_DOMAIN, before_apply=race))
+        rows.append(sync_week(week, SCIM_DOMAIN, approve=held_plan if week == 3 else ""))
     return rows, changes
 
 
@@ -322,8 +324,9 @@ def next_week(directory, selected: tuple[str, ...], week: int):
     rng = random.Random(week)
     users = copy.deepcopy(directory.users)
     groups = copy.deepcopy(directory.groups)
-    desired = [u for u in members(Directory(users, groups), selected) if full_name(u)]
-    desired_ids = {u["id"] for u in members(Directory(users, groups), selected)}
+    in_groups = members(Directory(users, groups), selected)
+    desired = [u for u in in_groups if full_name(u)]
+    desired_ids = {u["id"] for u in in_groups}
     leaving = rng.sample(desired, 15 if week == 2 else 10)
     for user in leaving:
         user["suspended"] = True
@@ -385,9 +388,9 @@ def create_by_hand(komeet: requests.Session, user_name: str) -> None:
     print(f"  week 2: a Komeet admin created {user_name} by hand while the sync ran")
 
 
-def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> list[dict]:
+def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> dict[str, Any]:
     """The sync_domain job for one domain, as the schedule runs it; with ``before_apply``,
-    in two runs (reports and plan, then the apply) with it in between."""
+    in two runs with it in between. Its row of the summary, from what the runs stored."""
     import dagster as dg
 
     from komeet_sync.loader import Loader
@@ -404,42 +407,60 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> l
             "reconciliation": {"config": {"plan_id": approve, "approved_by": APPROVER}}
         }
     tags = {"demo/week": str(week)}
-    if before_apply is None:
-        job.execute_in_process(
+    apply = dg.AssetKey("provisioning_results")
+    everything = list(job.asset_layer.executable_asset_keys)
+    steps = [everything]
+    if before_apply is not None:  # reports and plan, then the apply, in two runs
+        steps = [[key for key in everything if key != apply], [apply]]
+    for number, selection in enumerate(steps):
+        if number:
+            before_apply()
+        result = job.execute_in_process(
             instance=instance, partition_key=domain, raise_on_error=False,
-            run_config=run_config, tags=tags,
+            run_config=run_config, tags=tags, asset_selection=selection,
         )  # fmt: skip
-    else:
-        apply = dg.AssetKey("provisioning_results")
-        keys = [key for key in job.asset_layer.executable_asset_keys if key != apply]
-        for selection in (keys, [apply]):
-            job.execute_in_process(
-                instance=instance, partition_key=domain, raise_on_error=False,
-                run_config=run_config, tags=tags, asset_selection=selection,
-            )  # fmt: skip
-            if selection is keys:
-                before_apply()
+        # A blocking guard check fails its run on purpose (the plan is held); anything
+        # else failing is a broken demo, said as such.
+        held = any(
+            not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+            for evaluation in result.get_asset_check_evaluations()
+        )
+        if not result.success and not held:
+            failures = [
+                root_cause(event.step_failure_data.error)
+                for event in result.all_events
+                if event.is_step_failure and event.step_failure_data.error is not None
+            ]
+            raise SystemExit(
+                f"week {week}, {domain}: the Dagster run {result.run_id} failed: "
+                f"{'; '.join(failures) or 'see its events in the Dagster UI'}"
+            )
     loader = Loader()
     latest = loader.trend(domain).iloc[-1]
     duplicates = loader.report(domain, "duplicates")
     held = latest["held"]
     if held and latest["approved_by"]:
         held = f"{held}, approved by {latest['approved_by']}"
-    return [
-        {
-            "week": week,
-            "domain": domain,
-            "joiners": int(latest["joiners"]),
-            "leavers": int(latest["leavers"]),
-            "updates": int(latest["updates"]),
-            "duplicates": int(duplicates["cluster_id"].nunique()),
-            "errors": int(latest["sync_errors"]),
-            "plan_id": latest["plan_id"],
-            "applied": int(latest["applied"]),
-            "failed": int(latest["failed"]),
-            "held": held,
-        }
-    ]
+    return {
+        "week": week,
+        "domain": domain,
+        "joiners": int(latest["joiners"]),
+        "leavers": int(latest["leavers"]),
+        "updates": int(latest["updates"]),
+        "duplicates": int(duplicates["cluster_id"].nunique()),
+        "errors": int(latest["sync_errors"]),
+        "plan_id": latest["plan_id"],
+        "applied": int(latest["applied"]),
+        "failed": int(latest["failed"]),
+        "held": held,
+    }
+
+
+def root_cause(error) -> str:
+    """The innermost error of a failed step: the sync's own message, not Dagster's wrapper."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> None:
