@@ -73,9 +73,12 @@ class Loader:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            url = self.database_url or settings.database_url()
-            if self.home and not self.database_url and not settings.database_url_configured():
+            if self.database_url:
+                url = self.database_url
+            elif self.home and not settings.database_url_configured():
                 url = f"sqlite:///{(Path(self.home) / 'komeet_sync.db').resolve()}"
+            else:
+                url = settings.database_url()
             self._engine = open_database(url)
         return self._engine
 
