@@ -438,7 +438,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
     latest = loader.trend(domain).iloc[-1]
     duplicates = loader.report(domain, "duplicates")
     held = latest["held"]
-    if held and latest["approved_by"]:
+    if held and isinstance(latest["approved_by"], str):  # pandas gives NaN for "nobody"
         held = f"{held}, approved by {latest['approved_by']}"
     return {
         "week": week,

@@ -230,6 +230,10 @@ def test_a_second_demo_runs_on_the_state_the_first_left(demo):
     before = len(Loader(home=str(home)).history(GOOGLE, "joiners"))
     make("demo", home, "DEMO_ARGS=--no-ui")
     assert len(Loader(home=str(home)).history(GOOGLE, "joiners")) == before + 3
+    weeks = json.loads((home / "demo" / "summary.json").read_text())["weeks"]
+    approved = "deactivation_budget, approved by Dana Admin (globex.com IT)"
+    assert {row["held"] for row in weeks} <= {"", "deactivation_budget", approved}
+    assert weeks[-1]["held"] == approved
 
 
 def test_make_lab_serves_the_notebooks(demo):
