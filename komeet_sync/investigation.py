@@ -6,13 +6,12 @@ and each duplicate cluster with the role of every account in it and what to do a
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pandas as pd
 
-from komeet_sync.loader import Loader
+from komeet_sync.loader import Loader, utc
 
 TIMELINE_COLUMNS = ["at", "stage", "detail", "run_id", "plan_id"]
 CLUSTER_COLUMNS = [
@@ -81,7 +80,7 @@ def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> 
             status = f" (HTTP {entry['http_status']})" if pd.notna(entry["http_status"]) else ""
             rows.append(
                 _row(
-                    _utc(entry["finished_at"] or entry["sent_at"]),
+                    utc(entry["finished_at"] or entry["sent_at"]),
                     "komeet",
                     f"{entry['action']} {entry['status']}{status}: {entry['outcome']}",
                     plan_id=entry["plan_id"],
@@ -94,7 +93,7 @@ def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> 
         for request in requests[named].to_dict("records"):
             rows.append(
                 _row(
-                    _utc(request["at"]),
+                    utc(request["at"]),
                     "idp push",
                     f"{request['method']} {request['path']} -> {request['status']}",
                 )
@@ -190,28 +189,7 @@ def _naming(report: pd.DataFrame, emails: set[str], ids: set[str]) -> pd.DataFra
     return report[mask]
 
 
-def _utc(moment: Any) -> pd.Timestamp:
-    """Database times: naive UTC from SQLite, aware from PostgreSQL."""
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _row(
     at: Any, stage: str, detail: str, run_id: str | None = None, plan_id: str | None = None
 ) -> dict[str, Any]:
     return {"at": at, "stage": stage, "detail": detail, "run_id": run_id, "plan_id": plan_id}
-
-
-def response_detail(body: Any) -> str:
-    """The ``detail`` (and ``scimType``) of a SCIM error body (RFC 7644 §3.12), else the
-    body itself."""
-    if body is None or (isinstance(body, float) and pd.isna(body)):
-        return ""
-    try:
-        error = json.loads(body)
-    except (TypeError, ValueError):
-        return str(body)
-    if not isinstance(error, dict):
-        return str(body)
-    kind = f"{error['scimType']}: " if error.get("scimType") else ""
-    return f"{kind}{error.get('detail', '')}".strip() or str(body)

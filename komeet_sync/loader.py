@@ -51,6 +51,13 @@ REPORTS = (
 TREND_REPORTS = ("joiners", "leavers", "updates", "duplicates", "sync_errors")
 
 
+def utc(moment: Any) -> pd.Timestamp:
+    """A time given by a user or read from the database, in UTC: a naive one is taken as
+    UTC (SQLite gives naive datetimes, stored in UTC)."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
 class NotStored(LookupError):
     """Nothing of that name is stored for that domain (at that time); the message says what
     there is."""
@@ -117,9 +124,7 @@ class Loader:
         if run_id is not None:
             chosen = history[history["run_id"] == run_id]
         else:
-            moment = pd.Timestamp(at)
-            moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment
-            chosen = history[history["written_at"] <= moment].tail(1)
+            chosen = history[history["written_at"] <= utc(at)].tail(1)
         if chosen.empty:
             raise NotStored(self._nothing(domain, name, at or run_id))
         return read_result(UPath(chosen["path"].iloc[-1]))
@@ -238,9 +243,7 @@ class Loader:
         if domain is not None:
             query = query.where(ScimRequestRow.domain == domain)
         if since is not None:
-            moment = pd.Timestamp(since)
-            moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment
-            query = query.where(ScimRequestRow.at >= moment.to_pydatetime())
+            query = query.where(ScimRequestRow.at >= utc(since).to_pydatetime())
         return self._frame(query).iloc[::-1].reset_index(drop=True)
 
     def _frame(self, query: Any) -> pd.DataFrame:
