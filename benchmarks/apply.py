@@ -31,13 +31,13 @@ from pathlib import Path
 
 from machine import describe  # benchmarks/machine.py, beside this script
 
-from komeet_sync import google_resources
-from komeet_sync.apply import Mode, apply_plan
-from komeet_sync.database import open_database
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.komeet_client import KomeetClient
-from komeet_sync.sync import SourceRead, sync
+from komeet_sync.komeet.apply import Mode, apply_plan
+from komeet_sync.komeet.client import KomeetClient
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.runs.sync import SourceRead, sync
+from komeet_sync.sources.google import resources as google_resources
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
 
 DOMAIN = "bench.example"
 GROUP = f"all@{DOMAIN}"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 def measure(phase: str, url: str, key_file: str, admin: str, domain: str, groups: list[str]):
     """One phase in this (fresh) process: its wall time, requests and peak RSS."""
-    from komeet_sync.google_directory import DirectoryReader, ServiceAccountKey
+    from komeet_sync.sources.google.reader import DirectoryReader, ServiceAccountKey
 
     reader = DirectoryReader(ServiceAccountKey.load(key_file), admin, endpoint=url)
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="google-bench-"))
     emulator = subprocess.Popen(
         [
-            sys.executable, "-m", "komeet_sync.emulators.google_directory",
+            sys.executable, "-m", "komeet_sync.emulators.directory_api",
             "--generate", str(args.users), "--groups", str(args.groups),
             "--group-size", str(args.group_size), "--nesting", str(args.nesting),
             "--latency", str(args.latency), "--key-out", str(folder / "key.json"),

@@ -86,7 +86,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     google, line = started(
-        [sys.executable, "-m", "komeet_sync.emulators.google_directory", "--generate",
+        [sys.executable, "-m", "komeet_sync.emulators.directory_api", "--generate",
          str(args.people), "--groups", "3", "--domain", "bench.example",
          "--key-out", str(folder / "key.json")],
         r"^\{",
@@ -114,12 +114,12 @@ def main() -> int:
 def one_domain(args, folder: Path, emulator: dict, komeet_port: int) -> tuple[float, float]:
     import dagster as dg
 
-    from komeet_sync.database import open_database
-    from komeet_sync.domain_config import DomainConfig
-    from komeet_sync.domain_store import DomainStore
-    from komeet_sync.domain_sync import apply_planned, plan_sync, read_komeet
-    from komeet_sync.komeet_client import KomeetClient
-    from komeet_sync.sync import google_reader, read_google
+    from komeet_sync.komeet.client import KomeetClient
+    from komeet_sync.model.domain_config import DomainConfig
+    from komeet_sync.runs.steps import apply_planned, plan_sync, read_komeet
+    from komeet_sync.runs.sync import google_reader, read_google
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.domains import DomainStore
     from pipelines.definitions import defs
     from pipelines.partitions import domains
 

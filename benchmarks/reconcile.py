@@ -24,9 +24,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.frames import DirectorySnapshot, Source
-from komeet_sync.reconcile import reconcile
+from komeet_sync.engine.reconcile import reconcile
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.frames import DirectorySnapshot, Source
 
 CONFIG = DomainConfig.create(
     "acme.com",

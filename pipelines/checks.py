@@ -8,9 +8,9 @@ nothing is sent to Komeet. The WARN checks flag what an analyst should look at.
 import dagster as dg
 import pandas as pd
 
-from komeet_sync.guards import Guard
-from komeet_sync.plan_store import StoredPlan
-from komeet_sync.sync import SourceRead
+from komeet_sync.engine.guards import Guard
+from komeet_sync.runs.sync import SourceRead
+from komeet_sync.store.plans import StoredPlan
 
 SOURCE_READ_COMPLETE = dg.AssetCheckSpec(
     "source_read_complete",

@@ -18,11 +18,11 @@ from pydantic import Field
 from upath import UPath
 
 from komeet_sync import settings
-from komeet_sync.frame_files import read_result, write_result
+from komeet_sync.store.frame_files import read_result, write_result
 
 
 class FrameStore(dg.UPathIOManager):
-    """A ``dg.UPathIOManager`` writing each value as a folder (``komeet_sync.frame_files``)."""
+    """A ``dg.UPathIOManager`` writing each value as a folder (``store.frame_files``)."""
 
     extension = ""  # a folder per asset and domain
 

@@ -7,14 +7,15 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from komeet_sync import komeet_client, settings
+from komeet_sync import settings
 from komeet_sync.backoff import Backoff
-from komeet_sync.database import open_database
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.google_directory import DirectoryReader
-from komeet_sync.komeet_client import KomeetClient
-from komeet_sync.sync import google_reader
+from komeet_sync.komeet import client as komeet_client
+from komeet_sync.komeet.client import KomeetClient
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.runs.sync import google_reader
+from komeet_sync.sources.google.reader import DirectoryReader
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
 
 
 class DatabaseResource(dg.ConfigurableResource):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from komeet_sync.domain_store import DomainStore
+from komeet_sync.store.domains import DomainStore
 
 from .jobs import sync_domain
 from .resources import DatabaseResource

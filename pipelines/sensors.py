@@ -5,9 +5,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.staging import pushed_domains
-from komeet_sync.sync_failures import record_failure
+from komeet_sync.sources.scim.staging import pushed_domains
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.failures import record_failure
 
 from .jobs import sync_domain
 from .partitions import domains

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from komeet_sync.export_files import load_json, unpack
+from komeet_sync.sources.exports import load_json, unpack
 
 BIN = Path(sys.argv[1] if len(sys.argv) > 1 else ".venv/bin")
 EXAMPLES = Path("komeet_sync/examples/globex")

@@ -121,12 +121,12 @@ def main() -> int:
 
 def start_google(people: int, home: Path):
     """The Directory API emulator, in this process, with a throwaway key."""
-    from komeet_sync.emulators.directory_generator import generate_directory
-    from komeet_sync.emulators.google_directory import (
+    from komeet_sync.emulators.directory_api import (
         READ_ONLY_SCOPES,
         DirectoryEmulator,
         service_account_key,
     )
+    from komeet_sync.emulators.directory_generator import generate_directory
 
     generated = generate_directory(people, domain=GOOGLE_DOMAIN, groups=3, seed=7)
     emulator = DirectoryEmulator(generated.directory).start()
@@ -236,7 +236,7 @@ def komeet_accounts(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def globex_accounts() -> list[dict[str, Any]]:
     """globex.com's Komeet accounts, from the bundled export."""
-    from komeet_sync.export_files import load_json, unpack
+    from komeet_sync.sources.exports import load_json, unpack
 
     path = ROOT / "komeet_sync" / "examples" / "globex" / "komeet_users.json"
     kept = {"userName", "externalId", "name", "active", "emails"}
@@ -247,9 +247,9 @@ def globex_accounts() -> list[dict[str, Any]]:
 
 
 def configure(generated) -> None:
-    from komeet_sync.database import open_database
-    from komeet_sync.domain_config import DomainConfig
-    from komeet_sync.domain_store import DomainStore
+    from komeet_sync.model.domain_config import DomainConfig
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.domains import DomainStore
 
     store = DomainStore(open_database())
     known = {config.domain for config in store.list()}
@@ -276,9 +276,9 @@ def push_scim(processes: Processes) -> None:
     """globex.com's IdP pushes its users and groups as Entra ID would (scripts/demo-scim.py)."""
     import importlib.util
 
-    from komeet_sync.database import open_database
-    from komeet_sync.domain_store import DomainStore
-    from komeet_sync.scim_secret import hash_secret, new_secret
+    from komeet_sync.sources.scim.secret import hash_secret, new_secret
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.domains import DomainStore
 
     secret = new_secret()
     DomainStore(open_database()).set_scim_secret_hash(SCIM_DOMAIN, hash_secret(secret))
@@ -318,7 +318,7 @@ def run_weeks(generated, emulator, komeet: requests.Session):
 def next_week(directory, selected: tuple[str, ...], week: int):
     """The directory a week later: people join the first selected group, others are
     suspended, and in week 2 one person is renamed (the old address stays an alias)."""
-    from komeet_sync.emulators.google_directory import Directory
+    from komeet_sync.emulators.directory_api import Directory
 
     rng = random.Random(week)
     users = copy.deepcopy(directory.users)
@@ -392,7 +392,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
     in two runs with it in between. Its row of the summary, from what the runs stored."""
     import dagster as dg
 
-    from komeet_sync.loader import Loader
+    from komeet_sync.analysis.loader import Loader
     from pipelines.definitions import defs
     from pipelines.partitions import domains
 

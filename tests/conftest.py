@@ -79,7 +79,7 @@ def cli(capsys) -> Cli:
 @pytest.fixture(scope="session")
 def service_account_info() -> dict:
     """A throwaway RSA service-account key, made once: generating one takes a while."""
-    from komeet_sync.emulators.google_directory import service_account_key
+    from komeet_sync.emulators.directory_api import service_account_key
 
     return service_account_key("http://127.0.0.1:9/token")
 
@@ -104,7 +104,7 @@ def workspace(tmp_path, service_account_info):
 @pytest.fixture
 def scim(database_url):
     """The SCIM endpoint on loopback over a fresh database (SQLite, then PostgreSQL)."""
-    from komeet_sync.database import open_database
+    from komeet_sync.store.database import open_database
 
     from .scim_server import serve, stop
 

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from komeet_sync.backoff import Backoff
-from komeet_sync.komeet_client import KomeetClient
+from komeet_sync.komeet.client import KomeetClient
 
 SCIM2_SERVER = Path(sys.executable).with_name("scim2-server")
 TOKEN = "komeet-test-token"

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from komeet_sync import google_resources
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.sync import SourceRead
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.runs.sync import SourceRead
+from komeet_sync.sources.google import resources as google_resources
+from komeet_sync.store.domains import DomainStore
 
 from .google_workspace import member
 

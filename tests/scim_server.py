@@ -12,10 +12,10 @@ import httpx
 import uvicorn
 from sqlalchemy import Engine
 
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.scim_endpoint import ScimEndpoint
-from komeet_sync.scim_secret import hash_secret, new_secret
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.sources.scim.endpoint import ScimEndpoint
+from komeet_sync.sources.scim.secret import hash_secret, new_secret
+from komeet_sync.store.domains import DomainStore
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"

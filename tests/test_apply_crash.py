@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from komeet_sync.database import open_database
-from komeet_sync.domain_store import DomainStore
 from komeet_sync.emulators.http_proxy import HttpProxy
-from komeet_sync.ledger import Status
-from komeet_sync.sync import sync
-from komeet_sync.tables import LedgerRow
+from komeet_sync.runs.sync import sync
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.ledger import Status
+from komeet_sync.store.tables import LedgerRow
 
 from .provisioning import DOMAIN, account_for, configure, directory, person
 

@@ -18,9 +18,9 @@ import papermill
 import pytest
 import requests
 
+from komeet_sync.analysis.investigation import duplicate_clusters
+from komeet_sync.analysis.loader import Loader
 from komeet_sync.emulators.directory_generator import generate_directory
-from komeet_sync.investigation import duplicate_clusters
-from komeet_sync.loader import Loader
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

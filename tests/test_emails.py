@@ -8,7 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from komeet_sync.emails import InvalidEmail, normalise_email, normalise_emails
+from komeet_sync.model.emails import InvalidEmail, normalise_email, normalise_emails
 
 
 @pytest.mark.parametrize(

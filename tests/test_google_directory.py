@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 
 from komeet_sync.backoff import Backoff
-from komeet_sync.domain_config import DomainConfig
+from komeet_sync.emulators.directory_api import Directory
 from komeet_sync.emulators.directory_generator import NEVER, generate_directory
-from komeet_sync.emulators.google_directory import Directory
-from komeet_sync.google_directory import (
+from komeet_sync.engine.reconcile import reconcile
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.sources.google.reader import (
     SCOPES,
     AuthorisationRefused,
     ExtractionFailed,
 )
-from komeet_sync.reconcile import reconcile
-from komeet_sync.scim_resources import komeet_users
+from komeet_sync.sources.scim.resources import komeet_users
 
 from .google_workspace import FAST, member, user
 

@@ -173,7 +173,7 @@ def test_a_token_for_other_scopes_cannot_read_users(workspace):
 
 
 def test_a_jwt_signed_by_another_key_is_refused(workspace, google):
-    from komeet_sync.emulators.google_directory import service_account_key
+    from komeet_sync.emulators.directory_api import service_account_key
 
     impostor = dict(service_account_key(google.emulator.token_uri))
     impostor["client_email"] = google.key["client_email"]
@@ -223,7 +223,7 @@ def test_the_generator_is_deterministic_and_realistic():
 def test_it_runs_on_its_own(tmp_path):
     key_file = tmp_path / "key.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "komeet_sync.emulators.google_directory", "--generate", "50",
+        [sys.executable, "-m", "komeet_sync.emulators.directory_api", "--generate", "50",
          "--domain", "acme.com", "--groups", "2", "--key-out", str(key_file)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from komeet_sync.loader import Loader, NotStored
+from komeet_sync.analysis.loader import Loader, NotStored
 
 from .test_pipelines import run, world  # noqa: F401 (the fixture)
 

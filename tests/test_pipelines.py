@@ -8,13 +8,13 @@ import dagster as dg
 import pytest
 from upath import UPath
 
-from komeet_sync.database import open_database
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.emulators.google_directory import Directory
-from komeet_sync.frame_files import read_result
-from komeet_sync.plan_store import PlanStore
-from komeet_sync.sync_failures import recent_failures
+from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.failures import recent_failures
+from komeet_sync.store.frame_files import read_result
+from komeet_sync.store.plans import PlanStore
 from pipelines.definitions import defs
 from pipelines.partitions import domains
 from pipelines.resources import DatabaseResource

@@ -8,10 +8,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.emails import normalise_emails
-from komeet_sync.frames import KOMEET_USERS, DirectorySnapshot, Source
-from komeet_sync.reconcile import reconcile
+from komeet_sync.engine.reconcile import reconcile
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.emails import normalise_emails
+from komeet_sync.model.frames import KOMEET_USERS, DirectorySnapshot, Source
 
 CONFIG = DomainConfig.create(
     "acme.com",

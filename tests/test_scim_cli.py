@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from komeet_sync.export_files import unpack
+from komeet_sync.sources.exports import unpack
 
 from .conftest import EXAMPLES
 from .scim_server import GROUP, USER

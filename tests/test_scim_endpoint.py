@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from komeet_sync.tables import ScimRequestRow, ScimResourceRow
+from komeet_sync.store.tables import ScimRequestRow, ScimResourceRow
 
 from .scim_server import PATCH_OP, USER
 
@@ -60,7 +60,7 @@ def test_a_secret_reaches_only_its_own_domain(scim):
 
 
 def test_a_disabled_domain_answers_403(scim):
-    from komeet_sync.domain_store import DomainStore
+    from komeet_sync.store.domains import DomainStore
 
     scim.add_domain("globex.com")
     DomainStore(scim.engine).set_enabled("globex.com", False)
@@ -175,7 +175,7 @@ def test_a_refused_write_leaves_nothing_half_done(scim):
     ],
 )
 def test_the_log_never_keeps_a_password_however_it_is_written(body):
-    from komeet_sync.scim_endpoint import redacted
+    from komeet_sync.sources.scim.endpoint import redacted
 
     logged = redacted(body)
     assert logged is not None and "Tr0ub4dor" not in logged

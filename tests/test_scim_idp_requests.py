@@ -25,7 +25,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from komeet_sync.tables import ScimMembershipRow, ScimRequestRow, ScimResourceRow
+from komeet_sync.store.tables import ScimMembershipRow, ScimRequestRow, ScimResourceRow
 
 from .scim_server import ENTERPRISE, GROUP, PATCH_OP, USER
 
@@ -540,8 +540,8 @@ def test_okta_renames_a_group_with_a_pathless_replace(scim):
 
 
 def test_deleted_user_is_gone_from_scim_but_kept_as_a_leaver(scim):
-    from komeet_sync.domain_store import DomainStore
-    from komeet_sync.staging import read_staging
+    from komeet_sync.sources.scim.staging import read_staging
+    from komeet_sync.store.domains import DomainStore
 
     scim.add_domain("globex.com")
     with scim.client("globex.com") as client:

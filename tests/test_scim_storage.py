@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from scim2_server.testing import ScimStorageContract
 
-from komeet_sync.database import open_database
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.scim_storage import StagingStorage
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.sources.scim.storage import StagingStorage
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
 
 
 class TestStagingStorage(ScimStorageContract):

@@ -374,7 +374,7 @@ def test_the_plan_id_names_exactly_one_plan(cli, audit):
 
 
 def test_scim_users_carry_their_department_and_creation_time():
-    from komeet_sync.scim_resources import snapshot
+    from komeet_sync.sources.scim.resources import snapshot
 
     enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
     found = snapshot(

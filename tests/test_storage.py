@@ -9,9 +9,9 @@ import threading
 import pytest
 from sqlalchemy import inspect, text
 
-from komeet_sync.database import DatabaseUnavailable, open_database
-from komeet_sync.domain_config import DomainConfig
-from komeet_sync.domain_store import DomainConflict, DomainStore
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.store.database import DatabaseUnavailable, open_database
+from komeet_sync.store.domains import DomainConflict, DomainStore
 
 
 def test_migrations_create_the_schema_once(database_url):

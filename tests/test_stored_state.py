@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from upath import UPath
 
-from komeet_sync.database import open_database
-from komeet_sync.domain_store import DomainStore
-from komeet_sync.frame_files import read_result
-from komeet_sync.ledger import Ledger
-from komeet_sync.plan_store import PlanStore
-from komeet_sync.staging import read_staging
-from komeet_sync.sync_failures import recent_failures
+from komeet_sync.sources.scim.staging import read_staging
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.failures import recent_failures
+from komeet_sync.store.frame_files import read_result
+from komeet_sync.store.ledger import Ledger
+from komeet_sync.store.plans import PlanStore
 
 FIXTURE = Path(__file__).parent / "fixtures" / "state_before_layers"
 

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from komeet_sync.domain_config import SourceKind
-from komeet_sync.domain_sync import KomeetRead, read_komeet
-from komeet_sync.sync import SourceRead, read_google, read_scim
+from komeet_sync.model.domain_config import SourceKind
+from komeet_sync.runs.steps import KomeetRead, read_komeet
+from komeet_sync.runs.sync import SourceRead, read_google, read_scim
 
 from ..metadata import frame_metadata
 from ..partitions import domains

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from komeet_sync.domain_sync import AppliedSync, PlannedSync, apply_planned
+from komeet_sync.runs.steps import AppliedSync, PlannedSync, apply_planned
 
 from ..metadata import frame_metadata
 from ..partitions import domains

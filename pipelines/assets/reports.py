@@ -4,10 +4,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from komeet_sync import scope
-from komeet_sync.domain_sync import KomeetRead, PlannedSync, domain_source, plan_sync
-from komeet_sync.plan_store import PlanStore
-from komeet_sync.sync import SourceRead
+from komeet_sync.engine import scope
+from komeet_sync.runs.steps import KomeetRead, PlannedSync, domain_source, plan_sync
+from komeet_sync.runs.sync import SourceRead
+from komeet_sync.store.plans import PlanStore
 
 from .. import checks
 from ..metadata import frame_metadata

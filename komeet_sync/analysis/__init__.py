@@ -1,0 +1,1 @@
+"""What notebooks read: the loader and the investigations."""

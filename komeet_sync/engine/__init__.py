@@ -1,0 +1,1 @@
+"""Pure decisions, no I/O: scope, matching, reconciliation, guards, the plan."""

@@ -1,0 +1,508 @@
+"""Reconciliation: from a directory snapshot and Komeet's accounts to reports and a plan.
+
+Pure pandas, no I/O (ARCHITECTURE.md, "Layers"). One row per person or account, each with
+its situation (ARCHITECTURE.md, "Situations"), the action it needs and the reason in words;
+the reports are views of those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from komeet_sync.engine import guards, scope
+from komeet_sync.engine.matching import KeyKind, Keys, Links, MatchRule, dispute_clusters, link
+from komeet_sync.engine.planning import Plan, build_plan
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.emails import email_domain, normalise_emails
+from komeet_sync.model.frames import (
+    KOMEET_USERS,
+    DirectorySnapshot,
+    Source,
+    conform,
+    contains,
+    text_array,
+)
+from komeet_sync.model.situations import ACTION_OF, Action, Situation
+
+REPORT_COLUMNS: dict[str, list[str]] = {
+    "joiners": [
+        "email",
+        "situation",
+        "source",
+        "account_id",
+        "stable_id",
+        "given_name",
+        "family_name",
+        "org_unit",
+        "created_at",
+        "komeet_id",
+        "reason",
+    ],
+    "leavers": ["email", "komeet_id", "external_id", "protected", "source", "account_id", "reason"],
+    "updates": [
+        "email",
+        "komeet_id",
+        "komeet_user_name",
+        "changes",
+        "source",
+        "account_id",
+        "reason",
+    ],
+    "duplicates": ["cluster_id", "source", "account_id", "email", "reason"],
+    "errors": ["source", "account_id", "email", "error", "detail", "reason"],
+    "out_of_scope": ["email", "source", "account_id", "org_unit", "last_login_at", "reason"],
+}
+
+_RULE_WORDS = {
+    MatchRule.STABLE_ID.value: "matched by externalId",
+    MatchRule.EMAIL.value: "matched by email",
+    MatchRule.ALIAS.value: "matched by alias (renamed)",
+}
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Everything one reconciliation decided, for one domain."""
+
+    domain: str
+    rows: pd.DataFrame  # one per person or account
+    reports: dict[str, pd.DataFrame]  # joiners, leavers, updates, duplicates, errors, ...
+    plan: Plan
+    stats: dict[str, int]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "domain": self.domain,
+            "counts": {name: len(frame) for name, frame in self.reports.items()}
+            | {"plan": len(self.plan.actions)},
+            "actions": self.plan.counts(),
+            "plan_id": self.plan.plan_id,
+            "held": self.plan.held,
+            "hold_reasons": [hold.as_dict() for hold in self.plan.holds],
+            **self.stats,
+        }
+
+
+def reconcile(
+    snapshot: DirectorySnapshot,
+    komeet_users: pd.DataFrame,
+    config: DomainConfig,
+    *,
+    last_good_desired: int | None = None,
+    komeet_errors: pd.DataFrame | None = None,
+) -> Reconciliation:
+    """Decide every person's and account's situation, the reports and the plan.
+
+    ``last_good_desired`` is the number of desired people in the last snapshot that was
+    applied; the shrink guard compares against it. ``komeet_errors`` are Komeet accounts
+    that could not be read (READ_ERRORS); they are listed in the errors report.
+    """
+    assessed = scope.assess(snapshot, config)
+    people = assessed.people.reset_index(drop=True)
+    accounts, outside = _domain_accounts(
+        conform(komeet_users, KOMEET_USERS, "komeet users"), config
+    )
+
+    n, m = len(people), len(accounts)
+    links = link(_keys(people, assessed.aliases, accounts), n, m)
+    clusters = dispute_clusters(links, _namer(people, accounts))
+
+    rows = _rows(people, accounts, links, clusters)
+    rows = _situate(rows, assessed, config)
+
+    errors = assessed.errors
+    if komeet_errors is not None and len(komeet_errors):
+        errors = pd.concat(
+            [errors, komeet_errors.assign(reason="this Komeet account is left as it is")],
+            ignore_index=True,
+        )
+    desired = int(people["desired"].sum())
+    active_managed = int((accounts["active"] & accounts["managed"]).sum())
+    planned = rows[rows["action"] != ""]
+    holds = guards.evaluate(
+        config,
+        missing_groups=assessed.missing_groups,
+        desired=desired,
+        last_good_desired=last_good_desired,
+        deactivations=int((planned["action"] == Action.DEACTIVATE).sum()),
+        active_managed=active_managed,
+    )
+    plan = build_plan(config.domain, _plan_rows(planned), holds)
+    reports = {
+        "joiners": rows[rows["situation"].isin([Situation.JOINER, Situation.RETURNER])],
+        "leavers": rows[rows["situation"] == Situation.LEAVER],
+        "updates": rows[rows["situation"] == Situation.CHANGED],
+        "duplicates": rows[rows["situation"] == Situation.DISPUTED].assign(
+            source=lambda frame: frame["source"].fillna(Source.KOMEET.value),
+            account_id=lambda frame: frame["account_id"].fillna(frame["komeet_id"]),
+        ),
+        "errors": errors,
+        "out_of_scope": rows[
+            rows["has_person"] & rows["person_active"] & ~rows["in_scope"].astype(bool)
+        ].assign(reason=_out_of_scope_reason(config)),
+    }
+    reports = {
+        name: frame[REPORT_COLUMNS[name]]
+        .sort_values(REPORT_COLUMNS[name][:2], kind="stable")
+        .reset_index(drop=True)
+        for name, frame in reports.items()
+    }
+    stats = {
+        "directory_users": n,
+        "desired": desired,
+        "komeet_accounts": m,
+        "komeet_accounts_outside_domain": outside,
+        "active_managed_accounts": active_managed,
+    }
+    return Reconciliation(config.domain, rows, reports, plan, stats)
+
+
+def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -> list[Keys]:
+    """What each person and account is known by (ARCHITECTURE.md, "Identity and
+    matching"). People are nodes 0..n-1, accounts n..n+m-1."""
+    n, m = len(people), len(accounts)
+    alias_owner = aliases.merge(
+        pd.DataFrame({"account_id": people["account_id"], "position": np.arange(n)}),
+        on="account_id",
+    )
+    # Each address once per node: an alias that is the person's own email adds nothing.
+    own = (
+        alias_owner["alias"].to_numpy(object)
+        == people["email"].to_numpy(object)[alias_owner["position"].to_numpy()]
+    )
+    alias_owner = alias_owner[~own].drop_duplicates(["position", "alias"])
+    account_email = accounts["email_norm"].where(
+        accounts["email_norm"] != accounts["user_name_norm"]
+    )
+    people_nodes, account_nodes = np.arange(n), np.arange(n, n + m)
+    return [
+        Keys(KeyKind.STABLE_ID, people_nodes, _key_text(people["stable_id"])),
+        Keys(KeyKind.EMAIL, people_nodes, people["email"]),
+        Keys(KeyKind.ALIAS, alias_owner["position"].to_numpy(), alias_owner["alias"]),
+        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, _key_text(people["employee_id"])),
+        Keys(KeyKind.EXTERNAL_ID, account_nodes, _key_text(accounts["external_id"])),
+        Keys(KeyKind.USER_NAME, account_nodes, accounts["user_name_norm"]),
+        Keys(KeyKind.ACCOUNT_EMAIL, account_nodes, account_email),
+        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, _key_text(accounts["employee_id"])),
+    ]
+
+
+def _namer(people: pd.DataFrame, accounts: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """How the duplicates report names nodes: "google user 123", "komeet account 9"."""
+    n = len(people)
+
+    def names(nodes: np.ndarray) -> np.ndarray:
+        person = nodes < n
+        label = np.empty(len(nodes), dtype=object)
+        at = nodes[person]
+        label[person] = (
+            people["source"].to_numpy(object)[at]
+            + " user "
+            + people["account_id"].to_numpy(object)[at]
+        )
+        label[~person] = (
+            "komeet account " + accounts["komeet_id"].to_numpy(object)[nodes[~person] - n]
+        )
+        return label
+
+    return names
+
+
+def _key_text(values: pd.Series) -> pd.Series:
+    """An identifier as a matching key: trimmed, and missing when empty."""
+    text = values.astype("str").str.strip()
+    return text.where(text != "")
+
+
+def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.DataFrame, int]:
+    """The domain's accounts: userName in the domain or an alias domain. The sync never
+    reads or writes any other account."""
+    normal = normalise_emails(komeet["user_name"])
+    # A userName that is not a valid email still identifies its account, lower-cased.
+    user_name = normal["email"].fillna(komeet["user_name"].str.strip().str.lower())
+    domain = normal["domain"].fillna(email_domain(user_name[normal["email"].isna()]))
+    mine = contains(domain, pd.Series(config.domains, dtype="str"))
+    accounts = komeet[mine].reset_index(drop=True)
+    accounts["user_name_norm"] = user_name[mine].array
+    accounts["email_norm"] = normalise_emails(accounts["email"])["email"]
+    external = accounts["external_id"].str.strip()
+    accounts["managed"] = (external.notna() & (external != "")).to_numpy()
+    protected = set(config.protected)
+    accounts["protected"] = (
+        accounts["user_name_norm"].isin(protected) | accounts["email_norm"].isin(protected)
+    ).to_numpy()
+    return accounts, int((~mine).sum())
+
+
+_ACCOUNT_SIDE = {
+    "komeet_id": "komeet_id",
+    "user_name_norm": "komeet_user_name",
+    "active": "komeet_active",
+    "external_id": "external_id",
+    "given_name": "komeet_given_name",
+    "family_name": "komeet_family_name",
+    "managed": "managed",
+    "protected": "protected",
+}
+
+
+def _rows(
+    people: pd.DataFrame, accounts: pd.DataFrame, links: Links, clusters: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per person (with the account matched to them, if any) and one per account
+    that no person was matched to. Columns are taken by position; -1 is "none"."""
+    n = len(people)
+    matched = links.matched_account
+    alone = np.ones(len(accounts), dtype=bool)
+    alone[matched[matched >= 0]] = False
+    lone_accounts = np.flatnonzero(alone)
+    person_at = np.concatenate([np.arange(n), np.full(len(lone_accounts), -1)])
+    account_at = np.concatenate([matched, lone_accounts])
+    node = np.concatenate([np.arange(n), lone_accounts + n])
+
+    def take(frame: pd.DataFrame, column: str, at: np.ndarray):
+        values = frame[column]
+        if values.dtype == bool:
+            if values.empty:
+                return np.zeros(len(at), dtype=bool)
+            return np.where(at >= 0, values.to_numpy()[np.maximum(at, 0)], False)
+        return values.astype("str").array.take(at, allow_fill=True)
+
+    columns = {
+        ("person_active" if column == "active" else column): take(people, column, person_at)
+        for column in people.columns
+    }
+    columns |= {name: take(accounts, column, account_at) for column, name in _ACCOUNT_SIDE.items()}
+    columns["has_person"] = person_at >= 0
+    columns["has_account"] = account_at >= 0
+    rule = links.match_rule if n else np.array([""], dtype=object)
+    columns["match_rule"] = np.where(person_at >= 0, rule[np.maximum(person_at, 0)], "")
+    columns["node"] = node
+    columns["disputed"] = links.disputed[node]
+    for column in ("cluster_id", "reason"):
+        by_node = pd.Series(pd.NA, index=range(n + len(accounts)), dtype="str")
+        by_node[clusters["node"].to_numpy()] = clusters[column].to_numpy()
+        name = "dispute_reason" if column == "reason" else column
+        columns[name] = by_node.array.take(node)
+    return pd.DataFrame(columns)
+
+
+# In order: the first that holds is a row's situation (ARCHITECTURE.md, "Situations").
+_SITUATION_ORDER = [
+    Situation.DISPUTED,
+    Situation.INVALID,
+    Situation.JOINER,
+    Situation.RETURNER,
+    Situation.CHANGED,
+    Situation.UNCHANGED,
+    Situation.LEAVER,
+    Situation.UNMANAGED,
+    Situation.OUT_OF_SCOPE,
+    Situation.INACTIVE,
+]
+
+
+def _situate(rows: pd.DataFrame, assessed: scope.Scope, config: DomainConfig) -> pd.DataFrame:
+    """Each row's situation, action and reason (ARCHITECTURE.md, "Situations")."""
+    has_person = rows["has_person"].to_numpy()
+    has_account = rows["has_account"].to_numpy()
+    desired = has_person & rows["desired"].to_numpy()
+    active = rows["komeet_active"].to_numpy()
+    managed = rows["managed"].to_numpy()
+    invalid = has_person & rows["error"].notna().to_numpy()
+
+    changes, differs = _changes(rows, desired & has_account)
+    code = np.select(
+        [
+            rows["disputed"].to_numpy(),
+            invalid,
+            desired & ~has_account,
+            desired & ~active,
+            desired & differs,
+            desired,
+            has_account & active & managed,
+            has_account & active,
+            has_person & rows["person_active"].to_numpy() & ~rows["in_scope"].to_numpy(),
+        ],
+        list(range(len(_SITUATION_ORDER) - 1)),
+        default=len(_SITUATION_ORDER) - 1,
+    )
+    situation = np.array([s.value for s in _SITUATION_ORDER], dtype=object)[code]
+    action_of = np.array([ACTION_OF[s].value if s in ACTION_OF else "" for s in _SITUATION_ORDER])
+    action = action_of[code]
+    action[(code == _SITUATION_ORDER.index(Situation.LEAVER)) & rows["protected"].to_numpy()] = ""
+    rows = rows.assign(situation=text_array(situation), changes=changes, action=text_array(action))
+    rows["reason"] = text_array(_reasons(rows, situation, assessed, config))
+    rows["email"] = rows["email"].fillna(rows["email_given"]).fillna(rows["komeet_user_name"])
+    return rows
+
+
+def _changes(rows: pd.DataFrame, compared: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """What differs between a desired person and their account, in words."""
+
+    def differ(ours: str, theirs: str) -> np.ndarray:
+        a = rows[ours].fillna("").str.strip()
+        b = rows[theirs].fillna("").str.strip()
+        return compared & (a != b).to_numpy()
+
+    user_name = differ("email", "komeet_user_name")
+    given = differ("given_name", "komeet_given_name")
+    family = differ("family_name", "komeet_family_name")
+    external = differ("stable_id", "external_id")
+    differs = user_name | given | family | external
+    changes = pd.Series("", index=rows.index, dtype="str")
+    if not differs.any():
+        return changes, differs
+    sub = rows[differs].fillna({"external_id": ""})
+    parts = []
+    for mask, label, before, after in (
+        (user_name, "userName", "komeet_user_name", "email"),
+        (given, "givenName", "komeet_given_name", "given_name"),
+        (family, "familyName", "komeet_family_name", "family_name"),
+        (external, "externalId", "external_id", "stable_id"),
+    ):
+        text = (
+            label + " " + sub[before].fillna("(none)").replace("", "(none)") + " -> " + sub[after]
+        )
+        parts.append(text.where(mask[differs], ""))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.str.cat(part, sep="; ")
+    # Empty parts leave separators behind: fold runs of them, drop them at the ends.
+    joined = joined.str.replace(r"(?:; ){2,}", "; ", regex=True)
+    changes[differs] = joined.str.replace(r"^(?:; )+|(?:; )+$", "", regex=True).to_numpy()
+    return changes, differs
+
+
+def _reasons(
+    rows: pd.DataFrame, situation: np.ndarray, assessed: scope.Scope, config: DomainConfig
+) -> np.ndarray:
+    """Each row's reason in words. Built per situation, on that situation's rows only."""
+    reason = np.full(len(rows), "", dtype=object)
+
+    def rule(sub: pd.DataFrame) -> pd.Series:
+        return sub["match_rule"].astype(object).map(_RULE_WORDS).astype("str")
+
+    def in_groups(sub: pd.DataFrame) -> pd.Series:
+        member_of = assessed.groups_of(sub["account_id"])
+        return ("member of " + member_of).fillna("active in the directory")
+
+    def komeet_id(sub: pd.DataFrame) -> pd.Series:
+        return sub["komeet_id"].fillna("")
+
+    def leaver(sub: pd.DataFrame) -> pd.Series:
+        gone = _why_not_desired(sub, config)
+        return (gone + "; deactivate (never delete) account " + komeet_id(sub)).where(
+            ~sub["protected"], gone + "; account is protected: kept active"
+        )
+
+    def unmanaged(sub: pd.DataFrame) -> pd.Series:
+        return pd.Series(
+            np.where(
+                sub["has_person"],
+                "account has no externalId, so the sync never touches it ("
+                + _why_not_desired(sub, config)
+                + ")",
+                "account has no externalId and matches nobody in the directory: the sync "
+                "did not create it and never touches it",
+            ),
+            index=sub.index,
+        )
+
+    def inactive(sub: pd.DataFrame) -> pd.Series:
+        return pd.Series(
+            np.where(
+                sub["has_person"],
+                sub["inactive_reason"].fillna("not desired") + "; no active Komeet account",
+                "deactivated account; nobody in the directory matches it",
+            ),
+            index=sub.index,
+        )
+
+    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | str]] = {
+        Situation.JOINER: lambda sub: (
+            in_groups(sub) + "; no Komeet account has this person's externalId, email or aliases"
+        ),
+        Situation.RETURNER: lambda sub: (
+            in_groups(sub) + "; " + rule(sub) + " to deactivated account " + komeet_id(sub)
+        ),
+        Situation.CHANGED: lambda sub: rule(sub) + ": " + sub["changes"],
+        Situation.UNCHANGED: lambda sub: (
+            sub["match_rule"]
+            .astype(object)
+            .map({rule: words + "; up to date" for rule, words in _RULE_WORDS.items()})
+        ),
+        Situation.INVALID: lambda sub: (
+            sub["error"].fillna("")
+            + " ("
+            + sub["error_detail"].fillna("")
+            + "): "
+            + scope.NO_ACTION
+        ),
+        Situation.DISPUTED: lambda sub: sub["dispute_reason"].fillna(""),
+        Situation.LEAVER: leaver,
+        Situation.UNMANAGED: unmanaged,
+        Situation.OUT_OF_SCOPE: lambda sub: _out_of_scope_reason(config),
+        Situation.INACTIVE: inactive,
+    }
+    needs = {
+        Situation.UNCHANGED: ["match_rule"],
+        Situation.OUT_OF_SCOPE: [],
+    }
+    for which, build in builders.items():
+        mask = situation == which
+        if mask.any():
+            # Take only the columns a reason needs: most rows are unchanged ones.
+            text = build(rows.loc[mask, needs.get(which, list(rows.columns))])
+            reason[mask] = text.to_numpy(object) if isinstance(text, pd.Series) else text
+    return reason
+
+
+def _why_not_desired(rows: pd.DataFrame, config: DomainConfig) -> pd.Series:
+    return pd.Series(
+        np.select(
+            [
+                ~rows["has_person"].to_numpy(),
+                ~rows["person_active"].to_numpy(),
+            ],
+            [
+                (
+                    "no directory user has externalId "
+                    + rows["external_id"].fillna("")
+                    + " or email "
+                    + rows["komeet_user_name"].fillna("")
+                ).to_numpy(object),
+                rows["inactive_reason"].fillna("inactive in the directory").to_numpy(object),
+            ],
+            default=f"in none of the selected groups ({', '.join(config.groups)})",
+        ),
+        index=rows.index,
+        dtype="str",
+    )
+
+
+def _out_of_scope_reason(config: DomainConfig) -> str:
+    return (
+        f"active in the directory but in none of the selected groups ({', '.join(config.groups)})"
+    )
+
+
+def _plan_rows(planned: pd.DataFrame) -> pd.DataFrame:
+    deactivate = (planned["action"] == Action.DEACTIVATE).to_numpy()
+    return pd.DataFrame(
+        {
+            "action": planned["action"],
+            "email": planned["email"],
+            "komeet_id": planned["komeet_id"],
+            "user_name": planned["email"].where(~deactivate, planned["komeet_user_name"]),
+            "external_id": planned["stable_id"].where(~deactivate, planned["external_id"]),
+            "given_name": planned["given_name"].where(~deactivate, None),
+            "family_name": planned["family_name"].where(~deactivate, None),
+            "changes": planned["changes"],
+            "reason": planned["reason"],
+        }
+    )

@@ -1,0 +1,231 @@
+"""Who is desired: valid, active, and in a selected group (ARCHITECTURE.md, "Situations").
+
+*Desired* = valid, active (Google: not suspended, not archived; SCIM: ``active``), and a
+member (direct or nested) of at least one selected group. With no selected group on a SCIM
+domain every active staged user is in scope: the IdP's assignment already scoped them.
+A person who would be desired but is invalid is reported in errors and gets no action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.emails import email_domain, normalise_emails
+from komeet_sync.model.frames import (
+    READ_ERRORS,
+    DirectorySnapshot,
+    conform,
+    contains,
+    empty_frame,
+    text_array,
+)
+
+ERRORS: dict[str, str] = {**READ_ERRORS, "reason": "str"}
+
+NO_ACTION = "no Komeet account is created or changed for this person until it is fixed"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The directory's people with their normalised email, validity and scope."""
+
+    people: pd.DataFrame
+    aliases: pd.DataFrame  # account_id, alias (normalised, valid only)
+    errors: pd.DataFrame  # ERRORS
+    missing_groups: pd.DataFrame  # group, error (group_not_found | group_empty), detail
+    memberships: pd.DataFrame  # account_id, group: the selected groups each person is in
+
+    def groups_of(self, account_ids: pd.Series) -> pd.Series:
+        """The selected groups each of ``account_ids`` is in, as text; NA when none."""
+        wanted = self.memberships[contains(self.memberships["account_id"], account_ids)]
+        wanted = wanted.drop_duplicates().sort_values(["account_id", "group"])
+        several = wanted["account_id"].duplicated(keep=False).to_numpy()
+        joined = pd.concat(
+            [
+                wanted[~several].set_index("account_id")["group"],
+                wanted[several].groupby("account_id")["group"].agg(", ".join),
+            ]
+        )
+        return account_ids.map(joined).astype("str")
+
+
+def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
+    """Normalise each person's email, decide who is in scope and who is desired, and list
+    what is wrong: invalid people, unknown members, missing or empty selected groups."""
+    users = snapshot.users
+    normal = normalise_emails(users["email"])
+    people = users.assign(email_given=users["email"], email=normal["email"])
+    domains = set(config.domains)
+    in_domain = contains(normal["domain"], pd.Series(sorted(domains), dtype="str"))
+
+    group_status = _group_status(snapshot, config)
+    members = snapshot.members[snapshot.members["group"].isin(config.groups)]
+    if config.groups:
+        in_scope, memberships, member_errors = _membership(
+            members, people, domains, snapshot.source.value
+        )
+    else:
+        in_scope = np.ones(len(people), dtype=bool)
+        memberships = pd.DataFrame({"account_id": [], "group": []}, dtype="str")
+        member_errors = empty_frame(ERRORS)
+
+    candidate = people["active"].to_numpy() & in_scope
+    no_name = (
+        people["given_name"].fillna("").str.strip().eq("")
+        | people["family_name"].fillna("").str.strip().eq("")
+    ).to_numpy()
+    bad_email = normal["email"].isna().to_numpy()
+    # The first problem found is the one reported.
+    error = np.full(len(people), None, dtype=object)
+    detail = np.full(len(people), None, dtype=object)
+    missing_name = candidate & no_name
+    error[missing_name] = "missing_name"
+    detail[missing_name] = "givenName and familyName are both required"
+    outside = candidate & ~in_domain
+    error[outside] = "outside_domain"
+    detail[outside] = f"its domain is not {_listing(config.domains)}"
+    invalid = candidate & bad_email
+    error[invalid] = "invalid_email"
+    detail[invalid] = normal["error"][invalid].to_numpy(dtype=object)
+    flagged = missing_name | outside | invalid
+    people["in_scope"] = in_scope
+    people["error"] = text_array(error)
+    people["error_detail"] = text_array(detail)
+    people["desired"] = candidate & ~flagged
+
+    person_errors = pd.DataFrame(
+        {
+            "source": people["source"][flagged],
+            "account_id": people["account_id"][flagged],
+            "email": people["email_given"][flagged],
+            "error": error[flagged],
+            "detail": detail[flagged],
+            "reason": NO_ACTION,
+        }
+    )
+    alias_normal = normalise_emails(snapshot.aliases["alias"])
+    aliases = pd.DataFrame(
+        {"account_id": snapshot.aliases["account_id"], "alias": alias_normal["email"]}
+    ).dropna()
+    read_errors = snapshot.read_errors.assign(reason=NO_ACTION)
+    group_errors = pd.DataFrame(
+        {
+            "source": snapshot.source.value,
+            "account_id": group_status["group"],
+            "email": group_status["group"],
+            "error": group_status["error"],
+            "detail": group_status["detail"],
+            "reason": "the domain's plan is held: no account is created, changed or "
+            "deactivated until the group selection is fixed",
+        }
+    )
+    errors = pd.concat(
+        [frame for frame in (group_errors, read_errors, person_errors, member_errors) if len(frame)]
+        or [empty_frame(ERRORS)],
+        ignore_index=True,
+    )
+    return Scope(
+        people=people,
+        aliases=aliases,
+        errors=conform(errors, ERRORS, "errors"),
+        missing_groups=group_status[["group", "error", "detail"]],
+        memberships=memberships,
+    )
+
+
+def _group_status(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataFrame:
+    """The selected groups that do not exist or came back empty: each stops the domain."""
+    found = set(snapshot.groups.loc[snapshot.groups["found"], "group"])
+    counts = snapshot.members["group"].value_counts()
+    rows = []
+    for group in config.groups:
+        if group not in found:
+            rows.append(
+                (
+                    group,
+                    "group_not_found",
+                    f"selected group {group!r} does not exist in the "
+                    "directory; select an existing group or remove it from the configuration",
+                )
+            )
+        elif counts.get(group, 0) == 0:
+            rows.append(
+                (
+                    group,
+                    "group_empty",
+                    f"selected group {group!r} has no members; an empty "
+                    "group would deactivate everyone in it, so the domain is held",
+                )
+            )
+    return pd.DataFrame(rows, columns=["group", "error", "detail"], dtype="str")
+
+
+def _membership(
+    members: pd.DataFrame, people: pd.DataFrame, domains: set[str], source: str
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Which people are in a selected group, and which members are nobody we know."""
+    if (members["member_type"] == "CUSTOMER").any():
+        # A CUSTOMER member makes every user of the Workspace account a member.
+        customer = members.loc[members["member_type"] == "CUSTOMER", "group"].iloc[0]
+        everyone = pd.DataFrame({"account_id": people["account_id"], "group": customer})
+        return np.ones(len(people), dtype=bool), everyone, empty_frame(ERRORS)
+    users = members[(members["member_type"] != "GROUP").to_numpy()]
+    ids = pd.concat([people["account_id"], users["member_id"]], ignore_index=True)
+    codes, uniques = pd.factorize(ids)
+    person_code, member_code = codes[: len(people)], codes[len(people) :]
+    is_person = np.zeros(len(uniques) + 1, dtype=bool)  # the extra slot is NA's -1
+    is_person[person_code] = True
+    is_person[-1] = False
+    by_id = is_person[member_code]
+    matched_id = users["member_id"].where(by_id)
+    if not by_id.all():  # members known by email only: map them to the user with it
+        known = people.dropna(subset=["email"]).drop_duplicates("email")
+        email_to_id = pd.Series(known["account_id"].to_numpy(), index=known["email"])
+        by_email = normalise_emails(users["member_email"][~by_id])["email"].map(email_to_id)
+        matched_id[~by_id] = by_email.astype("str")
+    found = matched_id.notna().to_numpy()
+    memberships = pd.DataFrame({"account_id": matched_id[found], "group": users["group"][found]})
+    is_member = np.zeros(len(uniques) + 1, dtype=bool)
+    is_member[member_code[found]] = True
+    is_member[-1] = False
+    in_scope = is_member[person_code]
+    if not by_id.all():  # some were matched by email: look their ids up
+        in_scope |= contains(people["account_id"], memberships["account_id"])
+
+    strangers = users[~found]
+    if strangers.empty:
+        return in_scope, memberships, empty_frame(ERRORS)
+    strangers = strangers.assign(email_norm=normalise_emails(strangers["member_email"])["email"])
+    outside = ~email_domain(strangers["email_norm"]).isin(domains)
+    listed = (
+        strangers.assign(outside=outside)
+        .sort_values(["member_id", "group"])
+        .groupby(["member_id", "member_email", "outside"], dropna=False)["group"]
+        .agg(", ".join)
+        .reset_index()
+    )
+    domain_list = _listing(sorted(domains))
+    errors = pd.DataFrame(
+        {
+            "source": source,
+            "account_id": listed["member_id"],
+            "email": listed["member_email"],
+            "error": np.where(listed["outside"], "outside_domain", "member_not_found"),
+            "detail": np.where(
+                listed["outside"],
+                "member of " + listed["group"] + f", but its address is not in {domain_list}",
+                "member of " + listed["group"] + ", but not among the domain's users",
+            ),
+            "reason": "not synced: only users of the domain itself get Komeet accounts",
+        }
+    )
+    return in_scope, memberships, errors
+
+
+def _listing(names: tuple[str, ...] | list[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

@@ -1,0 +1,1 @@
+"""Komeet's SCIM API: the client, reading accounts, applying plans."""

@@ -1,0 +1,592 @@
+"""Applying a stored plan to Komeet, each action exactly once in effect (ARCHITECTURE.md,
+"Applying a plan").
+
+- Nothing is sent for a disabled domain, or for a held plan until an admin approved it
+  (ARCHITECTURE.md, "Guards").
+- Every action has its ledger row before its first request; it is marked ``sending``
+  before each request and gets its outcome after. Actions already applied or failed are
+  never sent again, so a second apply or a resume after a crash repeats nothing.
+- Before each create, Komeet is searched for the userName (``filter=userName eq``): a
+  create whose answer was lost, or that a killed process never recorded, is found and
+  recorded instead of being sent twice. A 409 on create also searches, then links the
+  account that holds the userName (sets its externalId), unless another person's
+  externalId is on it.
+- PATCH carries ``replace`` operations only, so resending one is harmless; 429, 5xx,
+  timeouts and dropped connections are retried with capped backoff, a 4xx is recorded
+  with the response body and the other actions go on.
+- Concurrency is bounded (default 8 requests in flight); SCIM Bulk (RFC 7644 §3.7) is
+  used where the target announces it, within its ``maxOperations`` and
+  ``maxPayloadSize``, each operation's own status read.
+
+No code path sends DELETE: ``KomeetClient.send`` refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from komeet_sync.komeet.client import (
+    Capabilities,
+    KomeetClient,
+    Reply,
+    replace_operations,
+    user_resource,
+)
+from komeet_sync.model.situations import Action
+from komeet_sync.store.domains import DomainStore, UnknownDomain
+from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, Status
+from komeet_sync.store.plans import PlanStore, StoredPlan
+
+DEFAULT_CONCURRENCY = 8
+# A Bulk request is kept this far under the target's maxPayloadSize, for the envelope.
+PAYLOAD_MARGIN = 0.9
+
+
+class Mode(StrEnum):
+    SEQUENTIAL = "sequential"  # one request at a time
+    CONCURRENT = "concurrent"  # up to ``concurrency`` requests at a time
+    BULK = "bulk"  # SCIM Bulk requests, when the target announces them
+
+
+class NotApplied(Exception):
+    """Nothing was sent, and why: a guard stopped it. ``kind`` says which."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "held" | "stopped" | "disabled" | "unknown_domain"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan_id: str
+    domain: str
+    application_id: int | None  # None: the plan had been applied, nothing was sent
+    resumed: bool
+    mode: Mode
+    sent: int  # actions worked on this time
+    counts: dict[str, int]  # ledger rows of the application, by status
+    seconds: float
+    requests: int
+    failures: pd.DataFrame  # ledger rows that failed: action, user_name, http_status, outcome
+    finished: bool  # no action is left to send
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(Status.FAILED.value, 0)
+
+    @property
+    def applied(self) -> int:
+        return self.counts.get(Status.APPLIED.value, 0)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "domain": self.domain,
+            "application_id": self.application_id,
+            "resumed": self.resumed,
+            "mode": self.mode.value,
+            "sent": self.sent,
+            "ledger": self.counts,
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+            "finished": self.finished,
+            "failures": self.failures.to_dict("records"),
+        }
+
+
+def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
+    """Raise NotApplied when a guard forbids sending this plan."""
+    try:
+        config = DomainStore(engine).get(plan.domain)
+    except UnknownDomain:
+        raise NotApplied(
+            "unknown_domain",
+            f"{plan.plan_id} is for {plan.domain}, which is no longer configured: nothing was sent",
+        ) from None
+    if not config.enabled:
+        raise NotApplied(
+            "disabled",
+            f"{plan.domain} is disabled: nothing was sent. Enable it with `komeet-sync "
+            f"domains enable {plan.domain}`, then apply {plan.plan_id}",
+        )
+    if plan.stopped:
+        raise NotApplied(
+            "stopped",
+            f"{plan.plan_id} is stopped: "
+            + "; ".join(hold.detail for hold in plan.stopped)
+            + ". Nothing was sent; fix the cause and sync again",
+        )
+    if plan.waiting_for_approval:
+        raise NotApplied(
+            "held",
+            f"{plan.plan_id} is HELD and not approved: "
+            + "; ".join(hold.detail for hold in plan.holds)
+            + f". Nothing was sent. Review it with `komeet-sync plans show {plan.plan_id}`, "
+            f"approve it with `komeet-sync plans approve {plan.plan_id} --by NAME`, then "
+            f"`komeet-sync apply {plan.plan_id}`",
+        )
+
+
+def apply_plan(
+    engine: Engine,
+    plan_id: str,
+    client: KomeetClient,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    mode: Mode | None = None,
+    trigger: str = "apply",
+    again: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ApplyResult:
+    """Apply (or resume) a stored plan. ``again``: start a new application of a plan that
+    was applied before (a sync found its actions still needed). ``progress(done, total)``
+    is called as actions finish. Raises NotApplied when a guard forbids it, and
+    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume)."""
+    started = time.monotonic()
+    requests_before = client.requests_sent
+    plans = PlanStore(engine)
+    plan = plans.get(plan_id)
+    check_may_apply(engine, plan)
+    ledger = Ledger(engine)
+    application = ledger.open_application(plan.plan_id, trigger, again=again)
+    if application is None:
+        return _result(ledger, plan, None, Mode.SEQUENTIAL, 0, started, client, requests_before)
+    entries = ledger.to_send(application)
+    capabilities = client.capabilities() if entries else None
+    if mode is None:
+        mode = _default_mode(capabilities, concurrency)
+    if mode is Mode.BULK and capabilities is not None and not capabilities.bulk:
+        mode = Mode.CONCURRENT
+    workers = 1 if mode is Mode.SEQUENTIAL else max(1, concurrency)
+    if entries:
+        assert capabilities is not None
+        applier = _Applier(client, ledger, capabilities, workers, len(entries), progress)
+        if mode is Mode.BULK:
+            applier.apply_bulk(entries)
+        else:
+            applier.apply_each(entries)
+    ledger.finish(application)
+    return _result(ledger, plan, application, mode, len(entries), started, client, requests_before)
+
+
+def _default_mode(capabilities: Capabilities | None, concurrency: int) -> Mode:
+    if capabilities is not None and capabilities.bulk:
+        return Mode.BULK
+    return Mode.CONCURRENT if concurrency > 1 else Mode.SEQUENTIAL
+
+
+def _result(
+    ledger: Ledger,
+    plan: StoredPlan,
+    application: Application | None,
+    mode: Mode,
+    sent: int,
+    started: float,
+    client: KomeetClient,
+    requests_before: int,
+) -> ApplyResult:
+    entries = ledger.entries(plan.plan_id, application.id if application else None)
+    counts = {str(k): int(v) for k, v in entries["status"].value_counts().sort_index().items()}
+    failures = entries[entries["status"] == Status.FAILED.value][
+        ["action", "user_name", "komeet_id", "http_status", "attempts", "outcome"]
+    ].reset_index(drop=True)
+    finished = not entries["status"].isin([Status.PENDING.value, Status.SENDING.value]).any()
+    return ApplyResult(
+        plan_id=plan.plan_id,
+        domain=plan.domain,
+        application_id=application.id if application else None,
+        resumed=bool(application and application.resumed),
+        mode=mode,
+        sent=sent,
+        counts=counts,
+        seconds=time.monotonic() - started,
+        requests=client.requests_sent - requests_before,
+        failures=failures,
+        finished=finished,
+    )
+
+
+class _Applier:
+    """The requests of one application, and what they become in the ledger."""
+
+    def __init__(
+        self,
+        client: KomeetClient,
+        ledger: Ledger,
+        capabilities: Capabilities,
+        workers: int,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.capabilities = capabilities
+        self.workers = workers
+        self.total = total
+        self.progress = progress
+        self._done = 0
+        self._done_lock = threading.Lock()
+        self._accounts: dict[str, dict[str, Any]] | None = None  # when filters are missing
+        self._accounts_lock = threading.Lock()
+
+    # One action at a time, on ``workers`` threads ------------------------------------
+
+    def apply_each(self, entries: list[Entry]) -> None:
+        self._in_parallel(self.apply_one, entries)
+
+    def apply_one(self, entry: Entry) -> None:
+        self.ledger.mark_sending([entry.key])
+        outcome = self.outcome_of(entry)
+        self.ledger.record([(entry.key, outcome)])
+        self._advance(1)
+
+    def outcome_of(self, entry: Entry) -> Outcome:
+        if entry.action == Action.CREATE:
+            return self._create(entry)
+        return self._patch(entry)
+
+    def _create(self, entry: Entry) -> Outcome:
+        sent = 0
+        conflict: Reply | None = None
+        last: Reply | None = None
+        for attempt in range(1, self.client.backoff.attempts + 1):
+            search, found = self._search(entry.user_name, fresh=conflict is not None)
+            sent += search.attempts
+            if not search.ok:
+                return _failed(search, sent, f"searching {entry.user_name} before the create")
+            if found is not None:
+                earlier = entry.status is not Status.PENDING or attempt > 1
+                return self._existing(entry, found, sent, earlier)
+            if conflict is not None:  # a 409, yet nobody holds the userName
+                return _failed(conflict, sent, "the create")
+            reply = self.client.create_user(
+                user_resource(
+                    entry.user_name,
+                    entry.external_id or "",
+                    entry.given_name,
+                    entry.family_name,
+                )
+            )
+            sent += 1
+            if reply.ok:
+                return Outcome(
+                    Status.APPLIED,
+                    "created",
+                    sent,
+                    http_status=reply.status,
+                    komeet_id=str(reply.document().get("id") or "") or None,
+                )
+            if reply.status == 409:
+                conflict = reply
+                continue
+            if not reply.transient:
+                return _failed(reply, sent, "the create")
+            last = reply
+            wait_for = self.client.wait_before_retry(reply, attempt)
+            if wait_for is None:
+                break
+            self.client.sleep(wait_for)
+        assert last is not None
+        return _failed(last, sent, f"the create, after {sent} requests")
+
+    def _existing(self, entry: Entry, found: dict[str, Any], sent: int, earlier: bool) -> Outcome:
+        """A create whose userName Komeet already holds: ours from an earlier attempt,
+        linked if it carries no externalId, refused if it carries another person's."""
+        komeet_id = str(found.get("id") or "")
+        external_id = (found.get("externalId") or "").strip()
+        if external_id and external_id != entry.external_id:
+            return Outcome(
+                Status.FAILED,
+                f"not created: {entry.user_name} is held by Komeet account {komeet_id}, "
+                f"linked to another person (externalId {external_id}); see the duplicates "
+                "report",
+                sent,
+                komeet_id=komeet_id,
+            )
+        if external_id and found.get("active") is not False:
+            what = "an earlier attempt created it" if earlier else "it was already there"
+            return Outcome(
+                Status.APPLIED,
+                f"found in Komeet ({what}); not created again",
+                sent,
+                komeet_id=komeet_id,
+            )
+        reply = self.client.patch_user(komeet_id, _link_operations(entry))
+        sent += reply.attempts
+        if not reply.ok:
+            return _failed(reply, sent, f"linking the existing account {komeet_id}", komeet_id)
+        done = (
+            f"reactivated the existing account {komeet_id} (it carried this person's "
+            "externalId but was inactive)"
+            if external_id
+            else f"linked the existing account {komeet_id} (it held {entry.user_name} "
+            "without an externalId)"
+        )
+        return Outcome(Status.APPLIED, done, sent, http_status=reply.status, komeet_id=komeet_id)
+
+    def _patch(self, entry: Entry) -> Outcome:
+        if not entry.komeet_id:
+            return Outcome(Status.FAILED, "the plan names no Komeet account to change", 0)
+        if entry.action == Action.DEACTIVATE and not entry.external_id:
+            # Unmanaged accounts are never touched (ARCHITECTURE.md, "Situations").
+            return Outcome(
+                Status.FAILED,
+                "refused: the account carries no externalId, so the sync does not manage it",
+                0,
+                komeet_id=entry.komeet_id,
+            )
+        reply = self.client.patch_user(entry.komeet_id, patch_operations(entry))
+        if reply.ok:
+            return Outcome(
+                Status.APPLIED,
+                _DONE[entry.action],
+                reply.attempts,
+                http_status=reply.status,
+                komeet_id=entry.komeet_id,
+            )
+        if reply.status == 404:
+            return _failed(
+                reply, reply.attempts, "the account is no longer in Komeet", entry.komeet_id
+            )
+        return _failed(reply, reply.attempts, f"the {entry.action}", entry.komeet_id)
+
+    def _search(self, user_name: str, fresh: bool = False) -> tuple[Reply, dict[str, Any] | None]:
+        """The account holding ``user_name``. Without filters, from one listing of every
+        account, read after any crash, and read again when ``fresh`` (after a 409)."""
+        if self.capabilities.filter:
+            return self.client.find_user(user_name)
+        with self._accounts_lock:
+            if self._accounts is None or fresh:
+                self._accounts = {
+                    str(user.get("userName", "")).casefold(): user
+                    for user in self.client.list_users([])
+                }
+        return Reply(200, "", 0), self._accounts.get(user_name.casefold())
+
+    # Bulk -----------------------------------------------------------------------------
+
+    def apply_bulk(self, entries: list[Entry]) -> None:
+        """Creates are searched first (concurrently); those Komeet does not hold, and every
+        patch, go in Bulk requests; an operation Bulk could not settle (a 409, a transient
+        error, or a whole request lost) is applied on its own, the careful way."""
+        creates = [entry for entry in entries if entry.action == Action.CREATE]
+        patches = [entry for entry in entries if entry.action != Action.CREATE]
+        searched: dict[str, tuple[Reply, dict[str, Any] | None]] = {}
+        searched_lock = threading.Lock()
+
+        def search(entry: Entry) -> None:
+            result = self._search(entry.user_name)
+            with searched_lock:
+                searched[entry.key] = result
+
+        self._in_parallel(search, creates)
+        to_post: list[Entry] = []
+        one_by_one: list[Entry] = []
+        for entry in creates:
+            reply, found = searched[entry.key]
+            if reply.ok and found is None:
+                to_post.append(entry)
+            else:
+                one_by_one.append(entry)  # found, or the search failed: settle it alone
+        self._in_parallel(self.apply_one, one_by_one)
+
+        retry_alone: list[Entry] = []
+        for batch in self._batches([*to_post, *patches]):
+            retry_alone.extend(self._send_batch(batch))
+        self._in_parallel(self.apply_one, retry_alone)
+
+    def _batches(self, entries: list[Entry]) -> Iterable[list[tuple[Entry, dict[str, Any]]]]:
+        limit = int(self.capabilities.max_payload_size * PAYLOAD_MARGIN) or 1 << 20
+        batch: list[tuple[Entry, dict[str, Any]]] = []
+        size = 200  # the envelope
+        for entry in entries:
+            operation = self._operation(entry)
+            length = len(json.dumps(operation)) + 2
+            if batch and (len(batch) >= self.capabilities.max_operations or size + length > limit):
+                yield batch
+                batch, size = [], 200
+            batch.append((entry, operation))
+            size += length
+        if batch:
+            yield batch
+
+    def _operation(self, entry: Entry) -> dict[str, Any]:
+        if entry.action == Action.CREATE:
+            return {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": entry.key,
+                "data": user_resource(
+                    entry.user_name, entry.external_id or "", entry.given_name, entry.family_name
+                ),
+            }
+        return {
+            "method": "PATCH",
+            "path": f"/Users/{entry.komeet_id}",
+            "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": patch_operations(entry),
+            },
+        }
+
+    def _send_batch(self, batch: list[tuple[Entry, dict[str, Any]]]) -> list[Entry]:
+        """Send one Bulk request; record what it settled; return what must go alone."""
+        sendable = [(entry, op) for entry, op in batch if _bulk_safe(entry)]
+        alone = [entry for entry, op in batch if not _bulk_safe(entry)]
+        if not sendable:
+            return alone
+        self.ledger.mark_sending(entry.key for entry, _ in sendable)
+        reply = self.client.bulk([op for _, op in sendable])
+        if not reply.ok:
+            return alone + [entry for entry, _ in sendable]  # the whole request: one by one
+        answers = reply.document().get("Operations") or []
+        outcomes: list[tuple[str, Outcome]] = []
+        for index, (entry, op) in enumerate(sendable):
+            answer = _answer_for(answers, index, op)
+            status = _status(answer)
+            if status is not None and 200 <= status < 300:
+                location = str(answer.get("location") or "") if answer else ""
+                komeet_id = location.rstrip("/").rsplit("/", 1)[-1] or entry.komeet_id
+                outcomes.append(
+                    (
+                        entry.key,
+                        Outcome(
+                            Status.APPLIED,
+                            "created (bulk)"
+                            if entry.action == Action.CREATE
+                            else f"{_DONE[entry.action]} (bulk)",
+                            1,
+                            http_status=status,
+                            komeet_id=komeet_id or None,
+                        ),
+                    )
+                )
+            elif status is None or status in (409, 429) or status >= 500:
+                alone.append(entry)  # not settled: a search, a link or a retry will
+            else:
+                body = json.dumps(answer.get("response")) if answer else ""
+                what = (
+                    "the account is no longer in Komeet"
+                    if status == 404 and entry.action != Action.CREATE
+                    else f"the {entry.action} (bulk)"
+                )
+                failure = _failed(Reply(status, body, 1), 1, what, entry.komeet_id)
+                outcomes.append((entry.key, failure))
+        self.ledger.record(outcomes)
+        self._advance(len(outcomes))
+        return alone
+
+    # Plumbing -------------------------------------------------------------------------
+
+    def _in_parallel(self, work: Callable[[Entry], None], entries: list[Entry]) -> None:
+        if not entries:
+            return
+        if self.workers == 1:
+            for entry in entries:
+                work(entry)
+            return
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="komeet-apply") as pool:
+            futures: list[Future[None]] = [pool.submit(work, entry) for entry in entries]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise failed.exception()  # type: ignore[misc]
+
+    def _advance(self, count: int) -> None:
+        with self._done_lock:
+            self._done += count
+            done = self._done
+        if self.progress is not None:
+            self.progress(done, self.total)
+
+
+_DONE = {
+    Action.CREATE.value: "created",
+    Action.UPDATE.value: "updated",
+    Action.REACTIVATE.value: "reactivated",
+    Action.DEACTIVATE.value: "deactivated",
+}
+
+
+def patch_operations(entry: Entry) -> list[dict[str, Any]]:
+    """The PATCH of an update, a reactivation or a deactivation: ``replace`` operations
+    only (RFC 7644 §3.5.2.3), so that sending one twice changes nothing more."""
+    if entry.action == Action.DEACTIVATE:
+        return replace_operations([("active", False)])
+    values: list[tuple[str, Any]] = [
+        ("userName", entry.user_name),
+        ("externalId", entry.external_id),
+        ("name.givenName", entry.given_name),
+        ("name.familyName", entry.family_name),
+    ]
+    if entry.action == Action.REACTIVATE:
+        values.append(("active", True))
+    return replace_operations(values)
+
+
+def _link_operations(entry: Entry) -> list[dict[str, Any]]:
+    """Make an existing account this person's: their externalId and names, active."""
+    return replace_operations(
+        [
+            ("externalId", entry.external_id),
+            ("name.givenName", entry.given_name),
+            ("name.familyName", entry.family_name),
+            ("active", True),
+        ]
+    )
+
+
+def _bulk_safe(entry: Entry) -> bool:
+    """A create that may already have reached Komeet is settled alone, search first."""
+    return entry.action != Action.CREATE or entry.status is Status.PENDING
+
+
+def _answer_for(answers: list[Any], index: int, operation: dict[str, Any]) -> dict[str, Any] | None:
+    """The Bulk response operation of a request operation: by bulkId for a POST, by
+    location for a PATCH, else by position (RFC 7644 §3.7.3)."""
+    if operation["method"] == "POST":
+        for answer in answers:
+            if isinstance(answer, dict) and answer.get("bulkId") == operation["bulkId"]:
+                return answer
+        return None
+    for answer in answers:
+        if (
+            isinstance(answer, dict)
+            and answer.get("method", "").upper() == "PATCH"
+            and str(answer.get("location", "")).endswith(operation["path"])
+        ):
+            return answer
+    answer = answers[index] if index < len(answers) else None
+    return answer if isinstance(answer, dict) else None
+
+
+def _status(answer: dict[str, Any] | None) -> int | None:
+    if answer is None:
+        return None
+    try:
+        return int(str(answer.get("status", "")).split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _failed(reply: Reply, sent: int, what: str, komeet_id: str | None = None) -> Outcome:
+    return Outcome(
+        Status.FAILED,
+        f"{what}: {reply.describe()}",
+        sent,
+        http_status=reply.status,
+        komeet_id=komeet_id,
+        response_body=reply.kept_body(),
+        retryable=reply.transient,
+    )

@@ -1,0 +1,1 @@
+"""The vocabulary: the frames the engine reads, situations, domain configurations, emails."""

@@ -1,0 +1,1 @@
+"""Reading a customer's directory into a snapshot."""

@@ -1,0 +1,1 @@
+"""Google Workspace: the Directory API reader and its resources."""

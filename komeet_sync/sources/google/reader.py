@@ -1,0 +1,552 @@
+"""Reading a Google Workspace domain through the Admin SDK Directory API, as Komeet's service
+account acting for the customer's admin (domain-wide delegation).
+
+The whole directory is read in the fewest requests Google allows (``users.list`` 500 a page,
+``members.list`` 200 a page with nested groups flattened by Google), member lists
+concurrently while the users page, or nothing is read: a page that still fails after its
+retries fails the whole extraction (ARCHITECTURE.md, "Guards": never plan from a partial
+read).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from komeet_sync.backoff import Backoff
+from komeet_sync.model.frames import DirectorySnapshot
+from komeet_sync.sources.google import resources as google_resources
+
+KEY_FILE_ENV = "GOOGLE_SERVICE_ACCOUNT_FILE"
+ENDPOINT_ENV = "GOOGLE_DIRECTORY_API_ENDPOINT"
+ATTEMPTS_ENV = "KOMEET_SYNC_GOOGLE_ATTEMPTS"
+BACKOFF_ENV = "KOMEET_SYNC_GOOGLE_BACKOFF"
+
+# Read-only: the sync never writes to the customer's directory.
+SCOPES = (
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
+)
+USERS_PAGE = 500  # users.list maxResults limit
+MEMBERS_PAGE = 200  # members.list maxResults limit
+# Partial responses (Directory API "fields"): exactly what the engine and the reports use.
+USER_FIELDS = (
+    "nextPageToken,users(id,primaryEmail,name(givenName,familyName),suspended,archived,"
+    "aliases,nonEditableAliases,emails,externalIds,orgUnitPath,creationTime,lastLoginTime)"
+)
+MEMBER_FIELDS = "nextPageToken,members(id,email,type)"
+COUNT_FIELDS = "nextPageToken,members(type)"
+GROUP_FIELDS = "id,email,name"
+# Google's rate-limit answers: 429, and 403 with one of these reasons (Directory API,
+# "Limits and quotas"); 5xx are transient server errors.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+DELEGATION_PAGE = (
+    "Google Admin console > Security > Access and data control > API controls > "
+    "Manage domain-wide delegation"
+)
+
+
+class GoogleError(Exception):
+    """Google could not be read; the message says what failed and what to do."""
+
+
+class KeyFileError(GoogleError):
+    """The service-account key file is missing or is not a key."""
+
+
+class AuthorisationRefused(GoogleError):
+    """Google refused the delegation: the customer's admin console must grant it."""
+
+
+class ExtractionFailed(GoogleError):
+    """A request failed for good: no snapshot was produced."""
+
+    def __init__(self, call: str, status: str, detail: str, attempts: int = 1) -> None:
+        self.call = call
+        self.status = status
+        self.detail = detail
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(
+            f"{call} failed{tries}: {status} ({detail}); nothing was read, so no plan was made. "
+            "Run it again later; if it keeps failing, check Google Workspace's status."
+        )
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    """A selected group as Google resolved it."""
+
+    group: str
+    found: bool
+    name: str | None = None
+    members: int = 0  # users, direct and nested (derived membership)
+
+
+@dataclass(frozen=True)
+class GoogleExtract:
+    """One complete read of a domain: the engine's frames, when and at what cost."""
+
+    snapshot: DirectorySnapshot
+    started_at: datetime  # the snapshot's time: nothing older than this is in it
+    finished_at: datetime
+    requests: int  # HTTP requests sent, the token request and retries included
+    users: int
+    members: int  # Member resources read, over every selected group
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """What ``komeet-sync google check`` found: counts, and problems in words."""
+
+    domains: tuple[str, ...]  # the domain, then its alias domains
+    subject: str
+    client_id: str
+    users: int | None
+    groups: tuple[GroupCount, ...]
+    problems: tuple[str, ...]
+    requests: int
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    """Komeet's service-account key file (JSON). Its content never appears in a repr or a
+    message: it holds the private key."""
+
+    path: str
+    info: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> ServiceAccountKey:
+        """The key file at ``path``, else at ``GOOGLE_SERVICE_ACCOUNT_FILE``."""
+        where = str(path or os.environ.get(KEY_FILE_ENV) or "")
+        if not where:
+            raise KeyFileError(
+                f"set {KEY_FILE_ENV} to the path of Komeet's service-account key file (JSON), "
+                "the one whose client id the customer authorised for domain-wide delegation"
+            )
+        try:
+            info = json.loads(Path(where).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise KeyFileError(f"{KEY_FILE_ENV}={where}: no such file") from None
+        except IsADirectoryError:
+            raise KeyFileError(f"{KEY_FILE_ENV}={where}: is a folder, not a key file") from None
+        except (ValueError, UnicodeDecodeError):
+            raise KeyFileError(
+                f"{KEY_FILE_ENV}={where} is not JSON; give the JSON key of the service account "
+                "(Google Cloud console > IAM > Service accounts > Keys)"
+            ) from None
+        missing = [
+            name
+            for name in ("type", "client_email", "client_id", "private_key", "token_uri")
+            if not isinstance(info, dict) or not info.get(name)
+        ]
+        if missing or info.get("type") != "service_account":
+            raise KeyFileError(
+                f"{KEY_FILE_ENV}={where} is not a service-account key file (missing: "
+                f"{', '.join(missing) or 'type service_account'}); give the JSON key of the "
+                "service account (Google Cloud console > IAM > Service accounts > Keys)"
+            )
+        return cls(where, info)
+
+    @property
+    def client_id(self) -> str:
+        """What the customer's admin authorises for domain-wide delegation."""
+        return str(self.info["client_id"])
+
+    @property
+    def token_uri(self) -> str:
+        return str(self.info["token_uri"])
+
+    def delegated(self, subject: str) -> service_account.Credentials:
+        """Credentials acting as ``subject`` for the read-only scopes."""
+        try:
+            return service_account.Credentials.from_service_account_info(
+                self.info, scopes=list(SCOPES), subject=subject
+            )
+        except (ValueError, KeyError) as exc:  # the private key does not parse
+            raise KeyFileError(
+                f"{KEY_FILE_ENV}={self.path}: its private key cannot be read "
+                f"({type(exc).__name__}); download a new key for the service account"
+            ) from None
+
+
+def endpoint_from_environment() -> str | None:
+    """``GOOGLE_DIRECTORY_API_ENDPOINT`` checked, or None for Google's own."""
+    value = os.environ.get(ENDPOINT_ENV, "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise GoogleError(
+            f"{ENDPOINT_ENV}={value!r} is not a URL; give one like http://127.0.0.1:8085, "
+            "or unset it to use Google"
+        )
+    return value.rstrip("/") + "/"
+
+
+class _RequestCount:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+class _CountingHttp(httplib2.Http):
+    """An ``httplib2.Http`` that counts the requests it sends."""
+
+    def __init__(self, count: _RequestCount, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._count = count
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._count.add()
+        return super().request(*args, **kwargs)
+
+
+class _Stopped(Exception):
+    """Another part of the extraction failed: stop reading."""
+
+
+@dataclass
+class DirectoryReader:
+    """Reads one Google Workspace through the Directory API with delegated credentials.
+
+    ``workers`` bounds the member lists read at once; each thread has its own ``Http``
+    (httplib2 is not thread-safe).
+    """
+
+    key: ServiceAccountKey
+    subject: str  # the customer's super admin the service account acts as
+    endpoint: str | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    workers: int = 4
+    timeout: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.credentials = self.key.delegated(self.subject)
+        self._count = _RequestCount()
+        self._local = threading.local()
+        self._rng = random.Random(self.seed)
+        self._rng_lock = threading.Lock()
+        self._service = build(
+            "admin",
+            "directory_v1",
+            http=self._http(),
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": self.endpoint} if self.endpoint else None,
+        )
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, the token requests and retries included."""
+        return self._count.value
+
+    @property
+    def client_id(self) -> str:
+        return self.key.client_id
+
+    # -- reading --
+
+    def authenticate(self) -> None:
+        """Get an access token for the delegated admin (one token request), retrying when
+        the token endpoint cannot be reached or answers a transient error."""
+        request = google_auth_httplib2.Request(self._http().http)
+        call = f"the token request to {self.key.token_uri}"
+        status, detail = "no response", ""
+        for attempt in range(1, self.backoff.attempts + 1):
+            try:
+                self.credentials.refresh(request)
+                return
+            except RefreshError as exc:
+                if not getattr(exc, "retryable", False):
+                    raise self._refused(exc) from None
+                status, detail = "transient error", _first_line(exc)
+            except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
+                status, detail = "no response", _first_line(exc)
+            self._wait(attempt)
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+
+    def extract(self, domains: Sequence[str], groups: Sequence[str]) -> GoogleExtract:
+        """Every user whose primary email is in one of ``domains`` (the domain, then its
+        alias domains) and the members of each selected group, read whole.
+
+        Raises ExtractionFailed or AuthorisationRefused, and then nothing is returned.
+        """
+        started = datetime.now(UTC)
+        before = self.requests
+        self.authenticate()
+        users, _, by_group = self._concurrently(domains, groups, self._group_members)
+        members = {group: listing for group, (_, listing) in by_group.items()}
+        snapshot = google_resources.snapshot(users, members)
+        return GoogleExtract(
+            snapshot=snapshot,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            requests=self.requests - before,
+            users=len(users),
+            members=sum(len(listing or []) for listing in members.values()),
+        )
+
+    def check(self, domains: Sequence[str], groups: Sequence[str]) -> DomainCheck:
+        """Authenticate, count the users, resolve each selected group and count its members:
+        the "launch and verify" step of setting a domain up."""
+        before = self.requests
+        domain = domains[0]
+        problems: list[str] = []
+        try:
+            self.authenticate()
+            users, unknown, by_group = self._concurrently(
+                domains, groups, self._group_count, count=True
+            )
+        except GoogleError as exc:
+            return DomainCheck(
+                tuple(domains),
+                self.subject,
+                self.client_id,
+                None,
+                (),
+                (str(exc),),
+                self.requests - before,
+            )
+        counts = tuple(by_group[group][0] for group in groups)
+        for group in counts:
+            if not group.found:
+                problems.append(
+                    f"selected group {group.group} does not exist in Google Workspace: "
+                    "correct its email, or remove it from the domain's groups"
+                )
+            elif group.members == 0:
+                problems.append(
+                    f"selected group {group.group} has no user members: syncing it would "
+                    "deactivate everyone, so the domain would be held"
+                )
+        for alias in unknown:
+            problems.append(
+                f"alias domain {alias} is not a domain of this Google Workspace: nobody's "
+                "primary email can be in it; remove it from the alias domains if that is wrong"
+            )
+        if not users:
+            problems.append(f"Google Workspace has no user in {domain}")
+        return DomainCheck(
+            tuple(domains),
+            self.subject,
+            self.client_id,
+            len(users),
+            counts,
+            tuple(problems),
+            self.requests - before,
+        )
+
+    def _concurrently(
+        self,
+        domains: Sequence[str],
+        groups: Sequence[str],
+        read_group: Callable[[str, threading.Event], tuple[GroupCount, list | None]],
+        count: bool = False,
+    ) -> tuple[list[Any], list[str], dict[str, tuple[GroupCount, list | None]]]:
+        """Page the users here while a bounded pool reads the groups; any failure stops
+        every reader and is raised."""
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, min(self.workers, len(groups))), thread_name_prefix="members"
+        )
+        try:
+            futures = {group: pool.submit(read_group, group, stop) for group in groups}
+            users: list[Any] = []
+            unknown: list[str] = []
+            for position, domain in enumerate(domains):
+                # An alias domain the Workspace does not have holds nobody: not a failure.
+                found = self._users(domain, futures, count, missing=position > 0)
+                if found is None:
+                    unknown.append(domain)
+                users.extend(found or [])
+            return users, unknown, {group: future.result() for group, future in futures.items()}
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _users(
+        self, domain: str, futures: dict[str, Future], count: bool, missing: bool
+    ) -> list[Any] | None:
+        """The users of one domain, or None when ``missing`` and Google does not know it."""
+        users: list[Any] = []
+        fields = "nextPageToken,users(id)" if count else USER_FIELDS
+        request = self._service.users().list(domain=domain, maxResults=USERS_PAGE, fields=fields)
+        page = 1
+        while request is not None:
+            for future in futures.values():  # a group already failed: stop paging
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+            response = self._execute(
+                request, f"users.list page {page} of {domain}", missing=missing and page == 1
+            )
+            if response is None:
+                return None
+            users.extend(response.get("users") or [])
+            request = self._service.users().list_next(request, response)
+            page += 1
+        return users
+
+    def _group_members(self, group: str, stop: threading.Event) -> tuple[GroupCount, list | None]:
+        return self._group(group, stop, MEMBER_FIELDS)
+
+    def _group_count(self, group: str, stop: threading.Event) -> tuple[GroupCount, list | None]:
+        return self._group(group, stop, COUNT_FIELDS)
+
+    def _group(
+        self, group: str, stop: threading.Event, fields: str
+    ) -> tuple[GroupCount, list | None]:
+        """A selected group resolved (``groups.get``) and its members, nested groups
+        flattened by Google (``includeDerivedMembership``); None when it does not exist."""
+        groups = self._service.groups()
+        resolved = self._execute(
+            groups.get(groupKey=group, fields=GROUP_FIELDS), f"groups.get {group}", missing=True
+        )
+        if resolved is None:
+            return GroupCount(group, found=False), None
+        members: list[Any] = []
+        listing = self._service.members()
+        request = listing.list(
+            groupKey=group, includeDerivedMembership=True, maxResults=MEMBERS_PAGE, fields=fields
+        )
+        page = 1
+        while request is not None:
+            if stop.is_set():
+                raise _Stopped
+            response = self._execute(request, f"members.list page {page} of {group}", missing=True)
+            if response is None:  # deleted while we read it
+                return GroupCount(group, found=False), None
+            members.extend(response.get("members") or [])
+            request = listing.list_next(request, response)
+            page += 1
+        users = sum(1 for member in members if str(member.get("type", "USER")) != "GROUP")
+        return GroupCount(group, True, resolved.get("name"), users), members
+
+    # -- one request --
+
+    def _execute(self, request: Any, call: str, missing: bool = False) -> Any:
+        """Send ``request`` on this thread's Http, retrying what Google says is transient."""
+        http = self._http()
+        status, detail = "no response", ""
+        for attempt in range(1, self.backoff.attempts + 1):
+            try:
+                return request.execute(http=http, num_retries=0)
+            except HttpError as exc:
+                code = int(exc.resp.status)
+                reason, message = _error_of(exc)
+                if missing and (code == 404 or (code == 400 and reason == "notFound")):
+                    return None
+                if not (code == 429 or code >= 500 or reason in RATE_LIMIT_REASONS):
+                    raise self._answer(call, code, reason, message) from None
+                status, detail = f"HTTP {code} {reason}".rstrip(), message
+            except RefreshError as exc:
+                raise self._refused(exc) from None
+            except (httplib2.HttpLib2Error, OSError) as exc:  # refused, reset, timed out
+                status, detail = "no response", _first_line(exc) or type(exc).__name__
+            self._wait(attempt)
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+
+    def _wait(self, attempt: int) -> None:
+        """The backoff before the next attempt, if there is one."""
+        if attempt < self.backoff.attempts:
+            with self._rng_lock:
+                wait = self.backoff.delay(attempt, self._rng)
+            self.sleep(wait)
+
+    def _http(self) -> google_auth_httplib2.AuthorizedHttp:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = google_auth_httplib2.AuthorizedHttp(
+                self.credentials, http=_CountingHttp(self._count, self.timeout)
+            )
+            self._local.http = http
+        return http
+
+    # -- explaining a refusal --
+
+    def _grant_advice(self) -> str:
+        return (
+            f"In the {DELEGATION_PAGE}, the customer must authorise client id "
+            f"{self.client_id} for the scopes {','.join(SCOPES)}"
+        )
+
+    def _refused(self, exc: RefreshError) -> GoogleError:
+        detail = _first_line(exc)
+        if "invalid_grant" in detail and "email" in detail.lower():
+            return AuthorisationRefused(
+                f"Google does not know {self.subject} as an active user ({detail}): set the "
+                "domain's admin email to an active super admin of the customer's Workspace"
+            )
+        if "unauthorized_client" in detail or "access_denied" in detail:
+            return AuthorisationRefused(
+                f"Google refused to let Komeet's service account act as {self.subject} "
+                f"({detail}). {self._grant_advice()}."
+            )
+        return AuthorisationRefused(
+            f"Google refused a token for {self.subject} ({detail}). {self._grant_advice()}, "
+            f"and {KEY_FILE_ENV} must be that service account's current key."
+        )
+
+    def _answer(self, call: str, code: int, reason: str, message: str) -> GoogleError:
+        if code == 403 and "scope" in message.lower():
+            return AuthorisationRefused(
+                f"{call}: Google answered {code} {message}. {self._grant_advice()}."
+            )
+        if code in (401, 403):
+            return AuthorisationRefused(
+                f"{call}: Google answered {code} {message}: {self.subject} must be a super "
+                "admin of the customer's Workspace; set the domain's admin email to one"
+            )
+        if code == 400 and reason == "notFound" and call.startswith("users.list"):
+            return ExtractionFailed(
+                call, f"HTTP {code} {reason}", f"{message}: is the domain in this Workspace?"
+            )
+        return ExtractionFailed(call, f"HTTP {code} {reason}".rstrip(), message)
+
+
+def _error_of(exc: HttpError) -> tuple[str, str]:
+    """The reason and message of Google's JSON error body (Directory API, "Error
+    responses"), e.g. ``("rateLimitExceeded", "Quota exceeded ...")``."""
+    details = exc.error_details if isinstance(exc.error_details, list) else []
+    reason = next(
+        (str(d["reason"]) for d in details if isinstance(d, dict) and d.get("reason")), ""
+    )
+    message = str(exc.reason or "") or str(exc.resp.reason or "")
+    return reason, message
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # "Connection refused", not errno 111
+        return exc.strerror
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,1 @@
+"""The SCIM endpoint IdPs push to, its storage, and the staged snapshot."""

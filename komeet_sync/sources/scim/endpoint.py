@@ -1,0 +1,522 @@
+"""The SCIM endpoint Entra ID and Okta push to: one URL and one secret per domain.
+
+``/scim/{domain}/v2/...`` serves that domain's staging tables with scim2-server (RFC 7644),
+after three checks: the domain is configured for SCIM (else 404), the bearer secret is
+that domain's (else 401: a secret reaches only its own domain's URL), and its sync is
+enabled (else 403). A body over 1 MiB is refused with 413 before it is read whole. Every
+request is logged (time, domain, method, path, status, duration, body without secrets).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from scim2_models import (
+    AuthenticationScheme,
+    Bulk,
+    External,
+    NoTargetException,
+    PatchOp,
+    Reference,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    ScimProvider,
+    SearchRequest,
+)
+from scim2_server.applications.asgi import ASGIApplication
+from scim2_server.requests import ScimRequest
+from scim2_server.service import ScimService
+from scim2_server.storage import AsyncScimStorage, SearchPage, search_page
+from scim2_server.utils import (
+    load_default_resource_types,
+    load_default_schemas,
+    load_default_service_provider_config,
+)
+from sqlalchemy import Engine, bindparam, insert, select
+
+from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.sources.scim import quirks as idp_requests
+from komeet_sync.sources.scim import secret as scim_secret
+from komeet_sync.sources.scim.storage import StagingStorage
+from komeet_sync.store.database import write_lock
+from komeet_sync.store.domains import DomainStore, UnknownDomain
+from komeet_sync.store.tables import DomainConfigRow, ScimRequestRow
+
+MAX_BODY = 1 << 20  # 1 MiB
+LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+_ACCESS = select(
+    DomainConfigRow.id,
+    DomainConfigRow.updated_at,
+    DomainConfigRow.scim_secret_hash,
+).where(DomainConfigRow.domain == bindparam("domain"))
+_ROUTE = re.compile(r"^/scim/(?P<domain>[^/]+)(?P<rest>/.*)?$")
+_FILTERED_PATH = re.compile(
+    r'^(?P<attribute>[\w:.]+)\[(?P<key>\w+) eq "(?P<match>[^"]*)"\]\.(?P<field>\w+)$'
+)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("komeet_sync.scim")
+
+
+def staging_provider() -> ScimProvider:
+    """What the endpoint announces (RFC 7643 §5): RFC 7643's User (with the enterprise
+    extension) and Group; PATCH, filters, sorting, ETags and bearer tokens; no bulk."""
+    config = load_default_service_provider_config().model_copy(
+        update={
+            "bulk": Bulk(supported=False, max_operations=0, max_payload_size=0),
+            "authentication_schemes": [
+                AuthenticationScheme(
+                    type=AuthenticationScheme.Type.oauthbearertoken,
+                    name="bearer_token",
+                    description="The domain's secret, as an HTTP Bearer Token",
+                    spec_uri=Reference[External]("https://datatracker.ietf.org/doc/html/rfc6750"),
+                )
+            ],
+        }
+    )
+    return ScimProvider.from_discovery(
+        load_default_schemas().values(), load_default_resource_types().values(), config=config
+    )
+
+
+class StagingService(ScimService):
+    """scim2-server's service, reading requests as IdPs write them (``idp_requests``)."""
+
+    def read_creation(
+        self, resource_type: ResourceType, body: bytes, content_type: str | None
+    ) -> Resource[Any]:
+        mended = self._mend(resource_type, body, content_type, idp_requests.resource)
+        return super().read_creation(resource_type, mended, content_type)
+
+    def read_replacement(
+        self, resource_type: ResourceType, body: bytes, content_type: str | None
+    ) -> Resource[Any]:
+        mended = self._mend(resource_type, body, content_type, idp_requests.resource)
+        return super().read_replacement(resource_type, mended, content_type)
+
+    def read_patch(
+        self, resource_type: ResourceType, body: bytes, content_type: str | None
+    ) -> PatchOp[Any]:
+        mended = self._mend(resource_type, body, content_type, idp_requests.patch)
+        return super().read_patch(resource_type, mended, content_type)
+
+    def apply_patch(
+        self, current: Resource[Any], patch_op: PatchOp[Any], conditions: Any
+    ) -> Resource[Any] | None:
+        """Apply the operations one by one. An ``add`` or ``replace`` on a filtered path
+        that matches no value (``emails[type eq "work"].value`` on a user without a work
+        email) creates that value, as Entra ID expects."""
+        self.check_preconditions(current, "PATCH", conditions)
+        operations = patch_op.operations or []
+        if not any(_FILTERED_PATH.match(str(o.path)) for o in operations if o.path):
+            return current if patch_op.patch(current) else None
+        # ``current`` is the storage's copy, made for this request: an operation that fails
+        # leaves it half patched, but then nothing is written.
+        patched = current
+        changed = False
+        for operation in operations:
+            try:
+                changed |= bool(type(patch_op)(Operations=[operation]).patch(patched))
+            except NoTargetException:
+                found = _FILTERED_PATH.match(str(operation.path))
+                if found is None or str(operation.op) not in ("add", "replace"):
+                    raise
+                value = {found["key"]: found["match"], found["field"]: operation.value}
+                added = type(operation).model_validate(
+                    {"op": "add", "path": found["attribute"], "value": [value]}
+                )
+                changed |= bool(type(patch_op)(Operations=[added]).patch(patched))
+        return patched if changed else None
+
+    def publish(self, base_url: str, resource: Resource[Any]) -> Resource[Any]:
+        """scim2-server's ``publish`` without its deep copy: the staging storage gives each
+        request resources of its own (read from the database, or copied on write), so they
+        can be published in place."""
+        assert resource.meta is not None and resource.id is not None
+        location = self.resource_location(
+            base_url, self.get_resource_type_of(resource), resource.id
+        )
+        resource.meta = resource.meta.model_copy(update={"location": location})
+        self._publish_references(base_url, resource)
+        return resource
+
+    def _mend(
+        self,
+        resource_type: ResourceType,
+        body: bytes,
+        content_type: str | None,
+        rewrite: Callable[[Any, list[str]], Any],
+    ) -> bytes:
+        self.ensure_json(content_type)
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return body  # scim2-server answers 400 invalidSyntax, naming the position
+        known = [str(resource_type.schema_), PATCH_OP] + [
+            str(extension.schema_) for extension in resource_type.schema_extensions or []
+        ]
+        return json.dumps(rewrite(document, known)).encode()
+
+
+class AsyncStaging(AsyncScimStorage):
+    """The staging storage for an ASGI server.
+
+    On PostgreSQL each call runs in a worker thread, so that a slow network never blocks the
+    event loop. On SQLite (the embedded default: a local file, one writer at a time) calls
+    run in the loop itself: they take a millisecond, and handing each to a thread costs
+    more than it saves.
+    """
+
+    supports_cursors = False
+
+    def __init__(self, storage: StagingStorage) -> None:
+        self.storage = storage
+        self.inline = storage.engine.dialect.name == "sqlite"
+
+    async def _call(self, call: Callable[[], Any]) -> Any:
+        return call() if self.inline else await anyio.to_thread.run_sync(call)
+
+    async def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        return await self._call(lambda: self.storage.get(resource_type, resource_id))
+
+    async def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        return await self._call(
+            lambda: search_page(self.storage, resource_types, search_request, position)
+        )
+
+    async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        return await self._call(lambda: self.storage.create(resource_type, resource))
+
+    async def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        return await self._call(
+            lambda: self.storage.update(resource_type, resource, expected_version=expected_version)
+        )
+
+    async def delete(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        expected_version: str | None = None,
+    ) -> None:
+        await self._call(
+            lambda: self.storage.delete(
+                resource_type, resource_id, expected_version=expected_version
+            )
+        )
+
+
+class _DomainApplication(ASGIApplication):
+    """scim2-server's ASGI application for one domain, under its public URL."""
+
+    def __init__(self, storage: AsyncScimStorage, provider: ScimProvider, base_url: str):
+        super().__init__(storage, provider, StagingService(provider))
+        self.base_url = base_url
+
+    def get_base_url(self, scope: Scope) -> str:  # type: ignore[override]
+        return self.base_url
+
+
+class ScimEndpoint:
+    """The ASGI application of ``komeet-sync scim serve``: every SCIM domain's endpoint."""
+
+    def __init__(self, engine: Engine, public_url: str) -> None:
+        self.engine = engine
+        self.store = DomainStore(engine)
+        self.public_url = public_url.rstrip("/")
+        self.provider = staging_provider()
+        self._applications: dict[tuple[str, int, tuple[str, ...]], _DomainApplication] = {}
+        self._log = RequestLog(engine)
+        self.inline = engine.dialect.name == "sqlite"  # see AsyncStaging
+        self._configs: dict[str, tuple[tuple[int, Any], DomainConfig]] = {}
+
+    def url_of(self, domain: str) -> str:
+        """The SCIM URL of a domain, as its IdP is given it."""
+        return f"{self.public_url}/scim/{domain}/v2"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        route = _ROUTE.match(path)
+        domain = route["domain"].lower() if route else None
+        body = b""
+        status = 500
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+                status = await _error(send, 413, f"the body exceeds {MAX_BODY} bytes (1 MiB)")
+                return
+            body, too_large = await _read_body(receive)
+            if too_large:
+                status = await _error(send, 413, f"the body exceeds {MAX_BODY} bytes (1 MiB)")
+                return
+            if route is None or domain is None:
+                status = await _error(
+                    send, 404, "no SCIM endpoint here: the SCIM URL is /scim/{domain}/v2"
+                )
+                return
+            if self.inline:
+                refusal = self._refusal(domain, scope)
+            else:
+                refusal = await anyio.to_thread.run_sync(self._refusal, domain, scope)
+            if isinstance(refusal, tuple):
+                status = await _error(send, *refusal)
+                return
+            application = refusal
+            status = await self._forward(
+                application, scope, domain, route["rest"] or "", body, send
+            )
+        finally:
+            self._log.add(
+                {
+                    "at": datetime.now(UTC),
+                    "domain": domain[:253] if domain else None,
+                    "method": method,
+                    "path": (path + ("?" + query if query else ""))[:2048],
+                    "status": status,
+                    "duration_ms": (time.perf_counter() - started) * 1000,
+                    "body": redacted(body),
+                }
+            )
+
+    def _refusal(self, domain: str, scope: Scope):
+        """The error to answer (status, detail), or the domain's application."""
+        found = self._access(domain)
+        if found is None:
+            return 404, f"no SCIM endpoint for {domain}: it is not configured in Komeet"
+        config, domain_id, secret_hash = found
+        if config.source is not SourceKind.SCIM or config.domain != domain:
+            return 404, f"no SCIM endpoint for {domain}: it is not configured for SCIM"
+        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not scim_secret.matches(token.strip(), secret_hash):
+            return 401, (
+                f"the secret is not {domain}'s: give the secret Komeet issued for this SCIM "
+                "URL as a Bearer token"
+            )
+        if not config.enabled:
+            return 403, (
+                f"sync of {domain} is disabled in Komeet: nothing is accepted until Komeet "
+                "enables it again"
+            )
+        key = (domain, domain_id, config.domains)
+        application = self._applications.get(key)
+        if application is None:
+            storage = StagingStorage(
+                self.engine, domain_id, self.provider, user_name_domains=config.domains
+            )
+            application = _DomainApplication(
+                AsyncStaging(storage), self.provider, self.url_of(domain)
+            )
+            self._applications[key] = application
+        return application
+
+    def _access(self, domain: str) -> tuple[DomainConfig, int, str | None] | None:
+        """A domain's configuration, id and secret hash. One small query a request: the
+        whole configuration is read again only when it changed (``updated_at``), so that
+        disabling a domain or rotating its secret takes effect at the next request."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_ACCESS, {"domain": domain}).one_or_none()
+        if row is None:
+            return None
+        key = (row.id, row.updated_at)
+        cached = self._configs.get(domain)
+        if cached is not None and cached[0] == key:
+            config = cached[1]
+        else:
+            try:
+                config = self.store.get(domain)
+            except UnknownDomain:
+                return None
+            self._configs[domain] = (key, config)
+        return config, row.id, row.scim_secret_hash
+
+    async def _forward(
+        self,
+        application: _DomainApplication,
+        scope: Scope,
+        domain: str,
+        rest: str,
+        body: bytes,
+        send: Send,
+    ) -> int:
+        request = ScimRequest(
+            method=scope["method"],
+            base_url=application.base_url,
+            path=application.split_path(rest),
+            query=_query(scope),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            body=body,
+        )
+        response = await application.serve(request)
+        await application.send_response(response, send)
+        return int(response.status)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._log.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class RequestLog:
+    """Writes the request log from a thread of its own, a batch per transaction, so that
+    logging never slows a push down."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._write, name="scim-request-log", daemon=True)
+        self._thread.start()
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Log a request: a dict of ScimRequestRow's columns."""
+        self._queue.put(row)
+
+    def flush(self) -> None:
+        """Wait until every request logged so far is written."""
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _write(self) -> None:
+        while True:
+            rows = [self._queue.get()]
+            while True:
+                try:
+                    rows.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [row for row in rows if row is not None]
+            try:
+                if batch:
+                    with write_lock(self.engine), self.engine.begin() as connection:
+                        connection.execute(insert(ScimRequestRow), batch)
+            except Exception:  # the log must never stop the endpoint
+                log.exception("could not write %d rows of the SCIM request log", len(batch))
+            finally:
+                for _ in rows:
+                    self._queue.task_done()
+            if len(batch) != len(rows):
+                return
+
+
+def redacted(body: bytes) -> str | None:
+    """A request body for the log, its first 64 KiB: as sent when it cannot hold a
+    password; else JSON without any ``password`` (attribute or PATCH value), or, when it
+    is not JSON, described rather than kept."""
+    if not body:
+        return None
+    if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return f"<{len(body)} bytes, not JSON>"
+        text = json.dumps(_without_secrets(document), ensure_ascii=False)
+    else:  # nothing to remove: keep the body as sent
+        text = body.decode("utf-8", errors="replace")
+    return text if len(text) <= LOGGED_BODY else text[:LOGGED_BODY] + "…"
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        path = str(value.get("path", "")).lower()
+        cleaned = {
+            key: _without_secrets(item)
+            for key, item in value.items()
+            if key.lower().rsplit(":", 1)[-1] not in idp_requests.SECRET_ATTRIBUTES
+        }
+        if "password" in path and "value" in cleaned:
+            cleaned["value"] = "[removed]"
+        return cleaned
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks), size > MAX_BODY
+
+
+async def _error(send: Send, status: int, detail: str) -> int:
+    """Answer a SCIM error (RFC 7644 §3.12)."""
+    body = json.dumps({"schemas": [ERROR], "status": str(status), "detail": detail}).encode()
+    headers = [(b"content-type", b"application/scim+json"), (b"cache-control", b"no-cache")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="komeet-scim"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))

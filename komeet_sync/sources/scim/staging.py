@@ -1,0 +1,66 @@
+"""Reading a SCIM domain's staging tables as the engine's frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.frames import DirectorySnapshot
+from komeet_sync.sources.scim import resources as scim_resources
+from komeet_sync.sources.scim.storage import GROUP, USER
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.tables import ScimRequestRow, ScimResourceRow
+
+
+def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
+    """The users (deleted ones included, as inactive) and the live groups the IdP pushed to
+    ``config``'s domain, with ``config.groups`` selected."""
+    domain_id = DomainStore(engine).id_of(config.domain)
+    users: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    deleted: set[str] = set()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                ScimResourceRow.id,
+                ScimResourceRow.resource_type,
+                ScimResourceRow.deleted_at,
+                ScimResourceRow.document,
+            ).where(ScimResourceRow.domain_id == domain_id)
+        )
+        for resource_id, resource_type, deleted_at, document in rows:
+            if resource_type == USER:
+                users.append({**document, "id": resource_id})
+                if deleted_at is not None:
+                    deleted.add(resource_id)
+            elif resource_type == GROUP and deleted_at is None:
+                groups.append({**document, "id": resource_id})
+    return scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
+
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def pushed_domains(engine: Engine, after_id: int | None) -> tuple[list[str], int]:
+    """The domains whose IdP wrote to the SCIM endpoint (a 2xx write in the request log)
+    since the request ``after_id``, and the last request's id. With no ``after_id``, none:
+    the log's current end is where watching starts."""
+    with engine.connect() as connection:
+        last = connection.scalar(select(func.max(ScimRequestRow.id))) or 0
+        if after_id is None:
+            return [], last
+        domains = connection.scalars(
+            select(ScimRequestRow.domain)
+            .where(
+                ScimRequestRow.id > after_id,
+                ScimRequestRow.id <= last,
+                ScimRequestRow.method.in_(WRITES),
+                ScimRequestRow.status < 300,
+                ScimRequestRow.domain.is_not(None),
+            )
+            .distinct()
+        ).all()
+    return sorted(str(domain) for domain in domains), last

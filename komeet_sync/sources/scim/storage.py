@@ -1,0 +1,538 @@
+"""The SCIM staging tables of one domain, as scim2-server's storage (``ScimStorage``).
+
+Every write is one transaction: a resource, its unique values and its group memberships
+change together or not at all, so a crash cannot leave half a request in staging. Unique
+values (RFC 7643 §2.1: ``userName`` is unique on the server, whatever its case) are rows
+with a primary key, so that of two concurrent creations of the same user one succeeds and
+the other gets 409 ``uniqueness``. A deleted resource is kept and marked: a user the IdP
+deleted becomes a leaver (ARCHITECTURE.md, "Situations").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, cast
+
+from scim2_models import (
+    InvalidValueException,
+    Meta,
+    NotFoundException,
+    Path,
+    PreconditionFailedException,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    ScimFilter,
+    ScimProvider,
+    SearchRequest,
+    Uniqueness,
+    UniquenessException,
+)
+from scim2_models.path import CompareOperator, Comparison
+from scim2_server.storage import ScimStorage, SearchPage
+from scim2_server.utils import parametrize
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from komeet_sync.model.emails import InvalidEmail, normalise_email
+from komeet_sync.sources.scim.quirks import SECRET_ATTRIBUTES
+from komeet_sync.store.database import as_utc, write_lock
+from komeet_sync.store.tables import ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
+
+USER = "User"
+GROUP = "Group"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StagingStorage(ScimStorage):
+    """The staged resources of one domain configuration (``domain_id``).
+
+    ``user_name_domains``, when given, are the domains a User's ``userName`` must be an
+    email address of; a userName outside them is refused with 400 ``invalidValue``.
+    """
+
+    supports_cursors = False
+
+    def __init__(
+        self,
+        engine: Engine,
+        domain_id: int,
+        provider: ScimProvider,
+        *,
+        user_name_domains: Sequence[str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.domain_id = domain_id
+        self.user_name_domains = tuple(user_name_domains) if user_name_domains else None
+        self.clock = clock
+        self._models = {
+            str(rt.name): cast(type[Resource[Any]], provider.model_for(rt))
+            for rt in provider.resource_types
+        }
+
+    # -- ScimStorage --
+
+    def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        with self.engine.connect() as connection:
+            return self._resource(self._fetch(connection, resource_type, resource_id))
+
+    def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        names = list(dict.fromkeys(str(rt.name) for rt in resource_types))
+        scim_filter = search_request.filter
+        start = search_request.start_index_0 or 0
+        count = search_request.count
+        with Session(self.engine) as session:
+            query = select(ScimResourceRow).where(
+                ScimResourceRow.domain_id == self.domain_id,
+                ScimResourceRow.resource_type.in_(names),
+                ScimResourceRow.deleted_at.is_(None),
+            )
+            if scim_filter is None and search_request.sort_by is None:
+                # Index paging in SQL, in the order of the identifiers.
+                total = session.scalar(select(func.count()).select_from(query.subquery()))
+                page = query.order_by(ScimResourceRow.id).offset(start)
+                if count is not None:
+                    page = page.limit(count)
+                rows = session.scalars(page).all()
+                return SearchPage(int(total or 0), [self._resource(row) for row in rows])
+            user_name = _user_name_equality(scim_filter) if names == [USER] else None
+            if user_name is not None:  # what IdPs ask before each creation
+                query = query.where(ScimResourceRow.user_name_key == user_name.casefold())
+            candidates = [self._resource(row) for row in session.scalars(query)]
+        if scim_filter is not None and not scim_filter.models and candidates:
+            models = tuple(dict.fromkeys(type(r) for r in candidates))
+            scim_filter = parametrize(ScimFilter, models[0] if len(models) == 1 else models)(
+                str(scim_filter)
+            )
+        found = [r for r in candidates if scim_filter is None or scim_filter.match(r)]
+        descending = (
+            search_request.sort_by is not None
+            and search_request.sort_order == SearchRequest.SortOrder.descending
+        )
+        found.sort(key=lambda r: _sort_key(search_request, r), reverse=descending)
+        stop = None if count is None else start + count
+        return SearchPage(len(found), found[start:stop])
+
+    def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        resource = _without_secrets(resource)
+        self._check_user_name(resource_type, resource)
+        now = self.clock()
+        resource_id = uuid.uuid4().hex
+        values = _unique_values(resource)
+        try:
+            with write_lock(self.engine), self.engine.begin() as connection:
+                connection.execute(
+                    _INSERT,
+                    {
+                        "id": resource_id,
+                        "domain_id": self.domain_id,
+                        "resource_type": str(resource_type.name),
+                        "user_name_key": _user_name_key(resource_type, resource),
+                        "unique_digest": _digest(values),
+                        "version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                        "deleted_at": None,
+                        "document": _document(resource),
+                    },
+                )
+                self._add_unique_values(connection, resource_id, values)
+                self._add_members(connection, resource_id, _member_ids(resource))
+        except IntegrityError:
+            raise UniquenessException() from None
+        return _stamped(resource, resource_type, resource_id, now, now, 1)
+
+    def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        resource = _without_secrets(resource)
+        self._check_user_name(resource_type, resource)
+        resource_id = cast(str, resource.id)
+        quick = self._update_in_place(resource_type, resource, expected_version)
+        if quick is not None:
+            return quick
+        for _ in range(5):  # another writer changed it between our read and our write
+            now = self.clock()
+            try:
+                with write_lock(self.engine), self.engine.begin() as connection:
+                    row = self._fetch(connection, resource_type, resource_id)
+                    _check_version(row.version, expected_version)
+                    values = _unique_values(resource)
+                    self._reindex(connection, resource_id, resource, values, row.unique_digest)
+                    written = connection.execute(
+                        update(_RESOURCES)
+                        .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
+                        .values(
+                            document=_document(resource),
+                            user_name_key=_user_name_key(resource_type, resource),
+                            unique_digest=_digest(values),
+                            updated_at=now,
+                            version=row.version + 1,
+                        )
+                    )
+                    if written.rowcount != 1:
+                        raise _Stale
+            except IntegrityError:
+                raise UniquenessException() from None
+            except _Stale:
+                if expected_version is not None:
+                    raise PreconditionFailedException() from None
+                continue
+            return _stamped(
+                resource, resource_type, resource_id, as_utc(row.created_at), now, row.version + 1
+            )
+        raise PreconditionFailedException(detail="the resource kept changing; send it again")
+
+    def _update_in_place(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        expected_version: str | None,
+    ) -> Resource[Any] | None:
+        """The common update in one statement: the resource is still at the version it was
+        read at (or the one expected) and keeps its unique values. None when that does not
+        hold; the caller then reads the row and updates it in full."""
+        meta = resource.meta
+        version = _version_number(expected_version or (meta.version if meta else None))
+        if version is None or meta is None or meta.created is None:
+            return None
+        values = _unique_values(resource)
+        now = self.clock()
+        try:
+            with write_lock(self.engine), self.engine.begin() as connection:
+                written = connection.execute(
+                    update(_RESOURCES)
+                    .where(
+                        _RESOURCES.c.id == resource.id,
+                        _RESOURCES.c.domain_id == self.domain_id,
+                        _RESOURCES.c.resource_type == resource_type.name,
+                        _RESOURCES.c.deleted_at.is_(None),
+                        _RESOURCES.c.version == version,
+                        _RESOURCES.c.unique_digest == _digest(values),
+                    )
+                    .values(
+                        document=_document(resource),
+                        user_name_key=_user_name_key(resource_type, resource),
+                        updated_at=now,
+                        version=version + 1,
+                    )
+                )
+                if written.rowcount != 1:
+                    return None
+                if hasattr(resource, "members"):
+                    self._reindex_members(connection, cast(str, resource.id), _member_ids(resource))
+        except IntegrityError:
+            raise UniquenessException() from None
+        return _stamped(
+            resource, resource_type, cast(str, resource.id), meta.created, now, version + 1
+        )
+
+    def delete(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        expected_version: str | None = None,
+    ) -> None:
+        now = self.clock()
+        with write_lock(self.engine), self.engine.begin() as connection:
+            row = self._fetch(connection, resource_type, resource_id)
+            _check_version(row.version, expected_version)
+            written = connection.execute(
+                update(_RESOURCES)
+                .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
+                .values(deleted_at=now, updated_at=now, version=row.version + 1)
+            )
+            if written.rowcount != 1:
+                raise PreconditionFailedException()
+            connection.execute(delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id))
+            connection.execute(delete(_MEMBERS).where(_MEMBERS.c.group_id == resource_id))
+
+    # -- rows and resources --
+
+    def _fetch(self, connection: Connection, resource_type: ResourceType, resource_id: str):
+        found = None
+        if resource_id:
+            found = connection.execute(
+                _FETCH,
+                {"id": resource_id, "domain_id": self.domain_id, "type": str(resource_type.name)},
+            ).one_or_none()
+        if found is None:
+            raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
+        return found
+
+    def _resource(self, row: Any) -> Resource[Any]:
+        resource = self._models[row.resource_type].model_validate(row.document)
+        resource.id = row.id
+        resource.meta = Meta(
+            resource_type=row.resource_type,
+            created=as_utc(row.created_at),
+            last_modified=as_utc(row.updated_at),
+            version=f'W/"{row.version}"',
+        )
+        return resource
+
+    def _reindex(
+        self,
+        connection: Connection,
+        resource_id: str,
+        resource: Resource[Any],
+        values: dict[str, str],
+        stored_digest: str | None,
+    ) -> None:
+        """Bring the unique values and memberships in line with the new state, touching
+        only the rows that change (none for the unique values when their digest is the
+        stored one)."""
+        if _digest(values) != stored_digest:
+            self._reindex_unique_values(connection, resource_id, values)
+        if hasattr(resource, "members"):
+            self._reindex_members(connection, resource_id, _member_ids(resource))
+
+    def _reindex_unique_values(
+        self, connection: Connection, resource_id: str, values: dict[str, str]
+    ) -> None:
+        stored = dict(
+            connection.execute(
+                select(_UNIQUE.c.urn, _UNIQUE.c.value).where(_UNIQUE.c.resource_id == resource_id)
+            ).all()
+        )
+        gone = [urn for urn, value in stored.items() if values.get(urn) != value]
+        if gone:
+            connection.execute(
+                delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id, _UNIQUE.c.urn.in_(gone))
+            )
+        self._add_unique_values(
+            connection, resource_id, {u: v for u, v in values.items() if stored.get(u) != v}
+        )
+
+    def _reindex_members(self, connection: Connection, group_id: str, members: list[str]) -> None:
+        current = set(
+            connection.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group_id))
+        )
+        left = current - set(members)
+        if left:
+            connection.execute(
+                delete(_MEMBERS).where(
+                    _MEMBERS.c.group_id == group_id, _MEMBERS.c.member_id.in_(left)
+                )
+            )
+        self._add_members(connection, group_id, [m for m in members if m not in current])
+
+    def _add_unique_values(self, connection: Connection, resource_id: str, values: dict) -> None:
+        if values:
+            connection.execute(
+                _INSERT_UNIQUE,
+                [
+                    {"domain_id": self.domain_id, "urn": u, "value": v, "resource_id": resource_id}
+                    for u, v in values.items()
+                ],
+            )
+
+    def _add_members(self, connection: Connection, group_id: str, member_ids: list[str]) -> None:
+        if member_ids:
+            connection.execute(
+                insert(_MEMBERS),
+                [
+                    {"group_id": group_id, "member_id": m, "domain_id": self.domain_id}
+                    for m in member_ids
+                ],
+            )
+
+    def _check_user_name(self, resource_type: ResourceType, resource: Resource[Any]) -> None:
+        """A staged user's userName must be an email address of the domain (ARCHITECTURE.md:
+        a person's email decides their Komeet account), so the IdP's provisioning log tells
+        the customer what to fix."""
+        if self.user_name_domains is None or resource_type.name != USER:
+            return
+        user_name = str(getattr(resource, "user_name", None) or "")
+        expected = " or ".join(self.user_name_domains)
+        try:
+            email = normalise_email(user_name)
+        except InvalidEmail as exc:
+            raise InvalidValueException(
+                detail=f"userName {user_name!r} is not a valid email address ({exc.reason}); "
+                f"Komeet needs the user's email in {expected}"
+            ) from None
+        if email.rpartition("@")[2] not in self.user_name_domains:
+            raise InvalidValueException(
+                detail=f"userName {user_name!r} is not in {expected}: this SCIM URL and secret "
+                f"are for {expected}; map userName to the user's email in that domain"
+            )
+
+
+_RESOURCES = cast(Table, ScimResourceRow.__table__)
+_UNIQUE = cast(Table, ScimUniqueValueRow.__table__)
+_MEMBERS = cast(Table, ScimMembershipRow.__table__)
+_READ = (
+    _RESOURCES.c.id,
+    _RESOURCES.c.resource_type,
+    _RESOURCES.c.version,
+    _RESOURCES.c.created_at,
+    _RESOURCES.c.updated_at,
+    _RESOURCES.c.unique_digest,
+    _RESOURCES.c.document,
+)
+
+# Built once: every request runs some of these.
+_INSERT = insert(_RESOURCES)
+_INSERT_UNIQUE = insert(_UNIQUE)
+_FETCH = select(*_READ).where(
+    _RESOURCES.c.id == bindparam("id"),
+    _RESOURCES.c.domain_id == bindparam("domain_id"),
+    _RESOURCES.c.resource_type == bindparam("type"),
+    _RESOURCES.c.deleted_at.is_(None),
+)
+
+
+class _Stale(Exception):
+    """Another writer changed the resource between our read and our write."""
+
+
+def _version_number(version: str | None) -> int | None:
+    """The write count in an ETag we gave (``W/"7"``), or None for any other value."""
+    if not version:
+        return None
+    text = version.removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() else None
+
+
+def _check_version(version: int, expected_version: str | None) -> None:
+    if expected_version is not None and f'W/"{version}"' != expected_version:
+        raise PreconditionFailedException()
+
+
+def _stamped(
+    resource: Resource[Any],
+    resource_type: ResourceType,
+    resource_id: str,
+    created: datetime,
+    modified: datetime,
+    version: int,
+) -> Resource[Any]:
+    """The resource as stored: a copy with its id and meta (RFC 7643 §3.1)."""
+    meta = Meta(
+        resource_type=str(resource_type.name),
+        created=created,
+        last_modified=modified,
+        version=f'W/"{version}"',
+    )
+    return resource.model_copy(update={"id": resource_id, "meta": meta})
+
+
+def _document(resource: Resource[Any]) -> dict[str, Any]:
+    document = resource.model_dump(mode="json", exclude={"id", "meta"})
+    return cast(dict[str, Any], document)
+
+
+def _without_secrets(resource: Resource[Any]) -> Resource[Any]:
+    """The resource without its password (a copy only when it has one: the resource given
+    to the storage is not changed)."""
+    present = {name: None for name in SECRET_ATTRIBUTES if getattr(resource, name, None)}
+    return resource.model_copy(update=present) if present else resource
+
+
+def _digest(values: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
+
+
+def _member_ids(resource: Resource[Any]) -> list[str]:
+    members = getattr(resource, "members", None) or []
+    return list(dict.fromkeys(m.value for m in members if getattr(m, "value", None)))
+
+
+def _user_name_key(resource_type: ResourceType, resource: Resource[Any]) -> str | None:
+    if resource_type.name != USER:
+        return None
+    user_name = getattr(resource, "user_name", None)
+    return str(user_name).casefold()[:254] if user_name else None
+
+
+@lru_cache(maxsize=64)
+def _unique_attributes(model: type[Resource[Any]]) -> tuple[tuple[Any, Any], ...]:
+    """A model's attributes whose uniqueness is ``server`` or ``global``, each with the
+    path that reads it: found once per model, not per request."""
+    paths = parametrize(Path, model).iter_paths(
+        include_subattributes=False, uniqueness=[Uniqueness.server, Uniqueness.global_]
+    )
+    found = []
+    for path in paths:
+        attribute = path.resolve()
+        if attribute is not None:
+            found.append((attribute, parametrize(Path, model)(attribute.urn)))
+    return tuple(found)
+
+
+def _unique_values(resource: Resource[Any]) -> dict[str, str]:
+    """The values of the attributes whose uniqueness is ``server`` or ``global``, by URN,
+    in the form they are compared in (a case-insensitive one case-folded)."""
+    values = {}
+    for attribute, reader in _unique_attributes(type(resource)):
+        value = reader.get(resource, strict=False)
+        try:
+            comparable = attribute.comparable(value)
+        except ValueError:
+            continue
+        if comparable is None:
+            continue
+        text = str(comparable)
+        if len(text) > 512:
+            text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        values[attribute.urn] = text
+    return values
+
+
+def _user_name_equality(scim_filter: ScimFilter[Any] | None) -> str | None:
+    """The value of a ``userName eq "..."`` filter, if that is the whole filter."""
+    if scim_filter is None:
+        return None
+    node = scim_filter.ast
+    if (
+        isinstance(node, Comparison)
+        and node.op == CompareOperator.eq
+        and isinstance(node.value, str)
+        and str(node.attr_path).lower().rsplit(":", 1)[-1] == "username"
+    ):
+        return node.value
+    return None
+
+
+def _sort_key(search_request: SearchRequest[Any], resource: Resource[Any]) -> tuple:
+    """The sort value, missing values last, then the identifier (as scim2-server sorts)."""
+    value = search_request.sort_value(resource) if search_request.sort_by else None
+    return (value is None, value if value is not None else "", resource.id)
