@@ -43,7 +43,7 @@ demo: $(STAMP)
 # The analysts' notebooks in JupyterLab, reading the state `make demo` left.
 LAB_ARGS ?=
 lab: $(STAMP)
-	@[ -d "$(KOMEET_SYNC_HOME)/assets" ] || echo "Nothing synced under $(KOMEET_SYNC_HOME) yet:" \
+	@[ -d "$(KOMEET_SYNC_HOME)/syncs" ] || [ -d "$(KOMEET_SYNC_HOME)/assets" ] || echo "Nothing synced under $(KOMEET_SYNC_HOME) yet:" \
 	    "run make demo first, the notebooks read its reports."
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 

@@ -19,6 +19,7 @@ Actions per second are the plan's actions over the application's wall time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import subprocess
@@ -34,10 +35,11 @@ from machine import describe  # benchmarks/machine.py, beside this script
 from komeet_sync.komeet.apply import Mode, apply_plan
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.runs.sync import SourceRead, sync
+from komeet_sync.runs import sync
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.results import ResultStore
 
 DOMAIN = "bench.example"
 GROUP = f"all@{DOMAIN}"
@@ -119,14 +121,16 @@ def main() -> int:
                                 for p in directory]}
         )  # fmt: skip
         first = f"{proxy_url}/plan/v2"
-        planned = sync(
+        planned = sync.sync(
             config,
-            lambda: SourceRead(snapshot, datetime.now(UTC), 0.0, "bench"),
-            KomeetClient(first, TOKEN),
             engine,
+            ResultStore.from_settings(),
+            read_directory=lambda: dataclasses.replace(snapshot, started_at=datetime.now(UTC)),
+            client=KomeetClient(first, TOKEN),
         )
-        plan_id = planned.plan.plan_id
-        assert planned.plan.counts == {"create": args.people}, planned.plan.counts
+        plan_id = planned.planned.plan_id
+        counts = planned.planned.reconciliation.plan.counts()
+        assert counts == {"create": args.people}, counts
         DomainStore(engine).set_enabled(DOMAIN, True)
         print(f"Plan {plan_id}: {args.people:,} creates; latency {args.latency * 1000:g} ms")
 

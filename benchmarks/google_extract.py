@@ -42,8 +42,8 @@ def measure(phase: str, url: str, key_file: str, admin: str, domain: str, groups
         "phase": phase,
         "seconds": seconds,
         "requests": extract.requests,
-        "users": extract.users,
-        "members": extract.members,
+        "users": len(extract.users),
+        "members": len(extract.members),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

@@ -8,9 +8,9 @@ Three measures, in one run:
 1. Definitions load time: ``import pipelines.definitions`` in a fresh interpreter, 3 times.
 2. One Google domain of ``--people`` people, extract to applied, against the Directory API
    emulator and scim2-server (each in its own process, Komeet empty each time): first the
-   core's functions called one after the other (read_google, read_komeet, plan_sync,
-   apply_planned), then the ``sync_domain`` job executed in process with the Parquet IO
-   manager. The Dagster overhead is the ratio of the two wall times.
+   core's sync (``runs.sync.sync``, what ``komeet-sync sync`` runs: read, plan, store,
+   apply), then the ``sync_domain`` job executed in process, storing the same results in
+   the same store. The Dagster overhead is the ratio of the two wall times.
 3. A backfill of ``--domains`` SCIM domains (50 people each, pushed to ``komeet-sync scim
    serve``) launched through ``dagster dev``'s GraphQL API, timed to its end.
 """
@@ -116,10 +116,10 @@ def one_domain(args, folder: Path, emulator: dict, komeet_port: int) -> tuple[fl
 
     from komeet_sync.komeet.client import KomeetClient
     from komeet_sync.model.domain_config import DomainConfig
-    from komeet_sync.runs.steps import apply_planned, plan_sync, read_komeet
-    from komeet_sync.runs.sync import google_reader, read_google
+    from komeet_sync.runs import sync
     from komeet_sync.store.database import open_database
     from komeet_sync.store.domains import DomainStore
+    from komeet_sync.store.results import ResultStore
     from pipelines.definitions import defs
     from pipelines.partitions import domains
 
@@ -140,11 +140,16 @@ def one_domain(args, folder: Path, emulator: dict, komeet_port: int) -> tuple[fl
         started_at = time.perf_counter()
         if mode == "core":
             client = KomeetClient(os.environ["KOMEET_SCIM_URL"], TOKEN)
-            read = read_google(config, google_reader(config))
-            komeet = read_komeet(client, config)
-            _, planned = plan_sync(engine, config, read, komeet)
-            applied = apply_planned(engine, planned.plan.plan_id, client, trigger="bench")
-            counts = applied.counts
+            run = sync.sync(
+                config,
+                engine,
+                ResultStore.from_settings(),
+                read_directory=lambda: sync.read_source(config, engine),  # noqa: B023
+                client=client,
+                trigger="bench",
+            )
+            assert run.applied is not None and run.applied.result is not None
+            counts = run.applied.result.counts
         else:
             instance = dg.DagsterInstance.ephemeral()
             instance.add_dynamic_partitions(domains.name, [config.domain])
@@ -217,10 +222,17 @@ def backfill(args, folder: Path, komeet_port: int) -> None:
                 k=name,
             )
         assets = [
-            "google_directory", "scim_staging", "komeet_users", "directory_users", "joiners",
-            "leavers", "updates", "duplicates", "sync_errors", "out_of_scope",
-            "provisioning_plan", "provisioning_results",
-        ]  # fmt: skip
+            "snapshot",
+            "komeet_accounts",
+            "joiners",
+            "leavers",
+            "updates",
+            "duplicates",
+            "errors",
+            "out_of_scope",
+            "plan",
+            "results",
+        ]
         began = time.perf_counter()
         launched = server.graphql(
             "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p)"

@@ -26,7 +26,8 @@ import pandas as pd
 
 from komeet_sync.engine.reconcile import reconcile
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.model.frames import DirectorySnapshot, Source
+from komeet_sync.model.frames import Source
+from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 
 CONFIG = DomainConfig.create(
     "acme.com",
@@ -117,8 +118,10 @@ def measure(size: int, repeat: int) -> dict[str, object]:
             komeet[["komeet_id", "user_name"]], left_on="email", right_on="user_name", how="outer"
         )
 
+    accounts = KomeetAccounts.of(komeet)
+
     def engine():
-        return reconcile(snapshot, komeet, CONFIG)
+        return reconcile(snapshot, accounts, CONFIG)
 
     floor_times, engine_times, result = [], [], None
     for _ in range(repeat):  # interleaved, so drift on a shared machine hits both alike

@@ -1,9 +1,11 @@
 """Where komeet-sync keeps its state, from the environment.
 
-``KOMEET_SYNC_HOME`` (default ``./.komeet_sync/``) holds the embedded SQLite database and the
-reports; ``KOMEET_SYNC_DATABASE_URL`` selects another database (PostgreSQL:
-``postgresql+psycopg://user@host/dbname``); ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs
-reach the SCIM endpoint at (default ``http://127.0.0.1:8000``).
+``KOMEET_SYNC_HOME`` (default ``./.komeet_sync/``) holds the embedded SQLite database and every
+sync's results (``syncs/``); ``KOMEET_SYNC_DATABASE_URL`` selects another database
+(PostgreSQL: ``postgresql+psycopg://user@host/dbname``); ``KOMEET_SYNC_RESULTS`` another
+place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``);
+``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs reach the SCIM endpoint at (default
+``http://127.0.0.1:8000``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def database_url() -> str:
 
 def database_url_configured() -> bool:
     return bool(os.environ.get("KOMEET_SYNC_DATABASE_URL"))
+
+
+def results_url() -> str:
+    """Where every sync's results are stored (``store.results``)."""
+    return os.environ.get("KOMEET_SYNC_RESULTS") or str((home() / "syncs").resolve())
 
 
 def public_url() -> str:

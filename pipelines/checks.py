@@ -1,40 +1,41 @@
 """Checks on each domain's read and plan (ARCHITECTURE.md, "Guards"), evaluated by the assets
 that make them, in the same run and partition.
 
-The ERROR checks are blocking: when one fails, ``provisioning_results`` does not run, so
+The ERROR checks are blocking: when one fails, ``results`` does not run, so
 nothing is sent to Komeet. The WARN checks flag what an analyst should look at.
 """
 
 import dagster as dg
 import pandas as pd
 
-from komeet_sync.engine.guards import Guard
-from komeet_sync.runs.sync import SourceRead
+from komeet_sync.model.holds import Guard
+from komeet_sync.model.reports import DUPLICATES, ERRORS, PLAN, SNAPSHOT
+from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.store.plans import StoredPlan
 
 SOURCE_READ_COMPLETE = dg.AssetCheckSpec(
     "source_read_complete",
-    asset="directory_users",
+    asset=SNAPSHOT,
     blocking=True,
     description="The source was read whole and holds people: an empty directory is never trusted.",
 )
 GUARD_CHECKS = {
     Guard.GROUP_MISSING: dg.AssetCheckSpec(
         "selected_groups_found",
-        asset="provisioning_plan",
+        asset=PLAN.name,
         blocking=True,
         description="Every selected group exists and has members (no approval lifts this).",
     ),
     Guard.SHRINK: dg.AssetCheckSpec(
         "directory_not_shrunk",
-        asset="provisioning_plan",
+        asset=PLAN.name,
         blocking=True,
         description="The directory did not shrink beyond the guard since the last applied "
         "plan, or an admin approved this plan.",
     ),
     Guard.DEACTIVATION_BUDGET: dg.AssetCheckSpec(
         "deactivations_within_budget",
-        asset="provisioning_plan",
+        asset=PLAN.name,
         blocking=True,
         description="The deactivations are within the budget, or an admin approved this plan "
         "by its id (komeet-sync plans approve, or the run config).",
@@ -42,23 +43,23 @@ GUARD_CHECKS = {
 }
 NO_INVALID_EMAILS = dg.AssetCheckSpec(
     "no_invalid_emails",
-    asset="sync_errors",
+    asset=ERRORS.name,
     description="People whose email is invalid or outside the domain get no account.",
 )
 NO_DUPLICATES = dg.AssetCheckSpec(
     "no_duplicates",
-    asset="duplicates",
+    asset=DUPLICATES.name,
     description="Disputed people and accounts get no action until someone resolves them.",
 )
 
 
-def source_read_complete(read: SourceRead) -> dg.AssetCheckResult:
-    users = len(read.snapshot.users)
+def source_read_complete(read: DirectorySnapshot, domain: str) -> dg.AssetCheckResult:
+    users = len(read.users)
     return dg.AssetCheckResult(
         check_name=SOURCE_READ_COMPLETE.name,
         passed=users > 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"users": users, "headline": read.headline},
+        metadata={"users": users, "headline": read.describe(domain)},
     )
 
 

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from .assets.extract import google_directory, komeet_users, scim_staging
-from .assets.provisioning import provisioning_results
-from .assets.reports import directory_users, reconciliation
-from .io_manager import ParquetIOManager
+from .assets.extract import komeet_accounts, snapshot
+from .assets.provisioning import results
+from .assets.reports import reconciliation
+from .io_manager import sync_store
 from .jobs import sync_domain
 from .resources import DatabaseResource, GoogleResource, KomeetResource
 from .schedules import every_domain
@@ -15,19 +15,12 @@ defs = dg.Definitions(
     # A domain's steps run one after the other in the run's process: a process per step
     # would cost more in imports than the steps take.
     executor=dg.in_process_executor,
-    assets=[
-        google_directory,
-        scim_staging,
-        komeet_users,
-        directory_users,
-        reconciliation,
-        provisioning_results,
-    ],
+    assets=[snapshot, komeet_accounts, reconciliation, results],
     jobs=[sync_domain],
     schedules=[every_domain],
     sensors=[domain_partitions, scim_pushes, sync_failures],
     resources={
-        "io_manager": ParquetIOManager(),
+        "io_manager": sync_store,
         "database": DatabaseResource(),
         "google": GoogleResource(),
         "komeet": KomeetResource(

@@ -1,52 +1,61 @@
-"""Where the assets' values live: Parquet files (and JSON beside them) under
-``KOMEET_SYNC_HOME/assets`` by default, or under any fsspec URL (``s3://bucket/komeet``,
-``gs://...``) when configured.
+"""Where the assets' values live: the result store (``komeet_sync.store.results``), where
+``komeet-sync sync`` stores its syncs too. Each run of a domain is one sync folder, each
+asset stored under its name there; ``KOMEET_SYNC_RESULTS`` (a folder, or an fsspec URL such
+as ``s3://bucket/komeet``) says where, for Dagster, the CLI and the notebooks alike.
 
-Each materialization is written twice: at ``<asset>/<domain>/`` (the latest, which
-downstream assets read) and at ``history/<asset>/<domain>/<run id>/``, so that every
-snapshot and report stays retrievable for trends and audits; the run's path is in the
-materialization's metadata.
+A step loads its inputs from its own run's folder when the run made them, else from the
+domain's latest sync that stored them (a run of part of the graph, like the apply alone).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
-from upath import UPath
 
-from komeet_sync import settings
-from komeet_sync.store.frame_files import read_result, write_result
+from komeet_sync.store.results import ResultStore
+from komeet_sync.store.sync_folder import ResultError, SyncFolder
 
 
-class FrameStore(dg.UPathIOManager):
-    """A ``dg.UPathIOManager`` writing each value as a folder (``store.frame_files``)."""
-
-    extension = ""  # a folder per asset and domain
-
-    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        if path.exists():
-            path.fs.rm(str(path), recursive=True)
-        stamp = {"run_id": context.run_id, "written_at": datetime.now(UTC).isoformat()}
-        write_result(obj, path, stamp)
-        history = self._base_path / "history" / path.relative_to(self._base_path) / context.run_id
-        write_result(obj, history, stamp)
-        context.add_output_metadata({"history": dg.MetadataValue.path(str(history))})
-
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
-        return read_result(path)
+def run_folder(instance: dg.DagsterInstance, run_id: str, domain: str) -> SyncFolder:
+    """The folder of a run's sync of ``domain``, named after the run's creation."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        raise ResultError(f"no Dagster run {run_id} in this instance")
+    return ResultStore.from_settings().folder(domain, record.create_timestamp, run_id)
 
 
-class ParquetIOManager(dg.ConfigurableIOManagerFactory):
-    """The Parquet IO manager: ``base_path`` is a folder or an fsspec URL (default
-    ``$KOMEET_SYNC_HOME/assets``); ``storage_options`` go to fsspec (credentials from
-    ``dg.EnvVar``)."""
+class SyncStoreIOManager(dg.IOManager):
+    """Each asset's value written to its run's sync folder, under the asset's name."""
 
-    base_path: str | None = None
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        instance, domain = context.step_context.instance, context.asset_partition_key
+        record = instance.get_run_record_by_id(context.run_id)
+        if record is None:
+            raise ResultError(f"no Dagster run {context.run_id} in this instance")
+        folder = ResultStore.from_settings().start(
+            domain,
+            f"dagster run {context.run_id}",
+            started_at=record.create_timestamp,
+            run_id=context.run_id,
+        )
+        folder.write(context.asset_key.path[-1], obj)
+        context.add_output_metadata({"stored in": dg.MetadataValue.path(folder.location)})
 
-    def create_io_manager(self, context: dg.InitResourceContext) -> FrameStore:
-        base = self.base_path or str((settings.home() / "assets").resolve())
-        return FrameStore(base_path=UPath(base, **self.storage_options))
+    def load_input(self, context: dg.InputContext) -> Any:
+        name, domain = context.asset_key.path[-1], context.asset_partition_key
+        mine = run_folder(context.instance, context.step_context.run_id, domain)
+        if mine.has(name):
+            return mine.read(name)
+        latest = ResultStore.from_settings().latest(domain, name)
+        if latest is None:
+            raise ResultError(
+                f"no {name} is stored for {domain}: materialize it first (its sync's upstream "
+                "assets)"
+            )
+        return latest.read(name)
+
+
+@dg.io_manager(description="Every asset in its run's sync folder of the result store.")
+def sync_store() -> SyncStoreIOManager:
+    return SyncStoreIOManager()

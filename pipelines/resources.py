@@ -11,9 +11,8 @@ from komeet_sync import settings
 from komeet_sync.backoff import Backoff
 from komeet_sync.komeet import client as komeet_client
 from komeet_sync.komeet.client import KomeetClient
-from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.runs.sync import google_reader
-from komeet_sync.sources.google.reader import DirectoryReader
+from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 
@@ -49,8 +48,11 @@ class GoogleResource(dg.ConfigurableResource):
     service_account_file: str | None = None
     endpoint: str | None = None
 
-    def reader(self, config: DomainConfig) -> DirectoryReader:
-        return google_reader(config, self.service_account_file, self.endpoint)
+    def reader(self, config: DomainConfig) -> DirectoryReader | None:
+        """The reader of a Google domain; None for a domain that syncs by SCIM."""
+        if config.source is not SourceKind.GOOGLE:
+            return None
+        return reader_for(config, self.service_account_file, self.endpoint)
 
 
 class KomeetResource(dg.ConfigurableResource):

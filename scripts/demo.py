@@ -406,7 +406,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
             "reconciliation": {"config": {"plan_id": approve, "approved_by": APPROVER}}
         }
     tags = {"demo/week": str(week)}
-    apply = dg.AssetKey("provisioning_results")
+    apply = dg.AssetKey("results")
     everything = list(job.asset_layer.executable_asset_keys)
     steps = [everything]
     if before_apply is not None:  # reports and plan, then the apply, in two runs
@@ -447,7 +447,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
         "leavers": int(latest["leavers"]),
         "updates": int(latest["updates"]),
         "duplicates": int(duplicates["cluster_id"].nunique()),
-        "errors": int(latest["sync_errors"]),
+        "errors": int(latest["errors"]),
         "plan_id": latest["plan_id"],
         "applied": int(latest["applied"]),
         "failed": int(latest["failed"]),

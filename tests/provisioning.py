@@ -3,16 +3,20 @@ given as Directory API User resources, all in the selected group unless said oth
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.runs.sync import SourceRead
+from komeet_sync.model.snapshots import DirectorySnapshot
+from komeet_sync.runs import sync
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.results import ResultStore
 
 from .google_workspace import member
 
@@ -42,17 +46,30 @@ def person(number: int, email: str | None = None, **fields: Any) -> dict[str, An
 
 def directory(
     people: Iterable[dict[str, Any]], outside: Iterable[dict[str, Any]] = ()
-) -> Callable[[], SourceRead]:
-    """A source read of ``people`` (in the selected group) and ``outside`` (in none)."""
+) -> Callable[[], DirectorySnapshot]:
+    """A read of ``people`` (in the selected group) and ``outside`` (in none)."""
     people, outside = list(people), list(outside)
 
-    def read() -> SourceRead:
+    def read() -> DirectorySnapshot:
         snapshot = google_resources.snapshot(
             people + outside, {GROUP: [member(user) for user in people]}
         )
-        return SourceRead(snapshot, datetime.now(UTC), 0.0, f"{len(people)} people")
+        return dataclasses.replace(snapshot, started_at=datetime.now(UTC))
 
     return read
+
+
+def synced(
+    config: DomainConfig,
+    read: Callable[[], DirectorySnapshot],
+    client: KomeetClient,
+    engine: Engine,
+    **options: Any,
+) -> sync.SyncRun:
+    """``komeet-sync sync`` of ``config``'s domain, stored where the settings say."""
+    return sync.sync(
+        config, engine, ResultStore.from_settings(), read_directory=read, client=client, **options
+    )
 
 
 def account_for(user: dict[str, Any], **changes: Any) -> dict[str, Any]:

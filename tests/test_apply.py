@@ -16,14 +16,13 @@ from sqlalchemy import select
 from komeet_sync.emulators.http_proxy import FaultKind, Faults, HttpProxy
 from komeet_sync.komeet.apply import Mode, NotApplied, apply_plan
 from komeet_sync.komeet.client import KomeetError, KomeetRefused, retry_after
-from komeet_sync.runs.sync import sync
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.ledger import Ledger, Status
 from komeet_sync.store.plans import PlanError, PlanStore
 from komeet_sync.store.tables import LedgerRow
 
-from .provisioning import DOMAIN, account_for, configure, directory, person
+from .provisioning import DOMAIN, account_for, configure, directory, person, synced
 
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 
@@ -66,16 +65,16 @@ def test_every_action_kind_brings_komeet_to_the_desired_state(komeet, engine):
     people = seeded(komeet)
     client = komeet.client()
 
-    run = sync(config, directory(people), client, engine)
+    run = synced(config, directory(people), client, engine)
 
-    assert run.stopped is None and run.applied is not None
-    assert run.run.result.plan.counts() == {
+    assert run.applied.stopped is None and run.applied.result is not None
+    assert run.planned.reconciliation.plan.counts() == {
         "create": 10,
         "deactivate": 1,
         "reactivate": 1,
         "update": 2,
     }
-    assert run.applied.counts == {"applied": 14} and run.applied.finished
+    assert run.applied.result.counts == {"applied": 14} and run.applied.result.finished
     accounts = komeet.by_user_name()
     for user in people:
         account = accounts[user["primaryEmail"]]
@@ -89,10 +88,10 @@ def test_every_action_kind_brings_komeet_to_the_desired_state(komeet, engine):
     assert accounts["someone@globex.com"]["externalId"] == "x1"
     assert len(accounts) == len(people) + 3
 
-    again = sync(config, directory(people), client, engine)  # nothing left to do
+    again = synced(config, directory(people), client, engine)  # nothing left to do
 
-    assert again.run.result.plan.counts() == {}
-    assert again.applied is not None and again.applied.requests == 0
+    assert again.planned.reconciliation.plan.counts() == {}
+    assert again.applied.result is not None and again.applied.result.requests == 0
 
 
 def test_a_second_apply_of_a_plan_sends_nothing(komeet, sqlite_engine):
@@ -101,10 +100,10 @@ def test_a_second_apply_of_a_plan_sends_nothing(komeet, sqlite_engine):
     proxy = HttpProxy(komeet.url).start()
     try:
         client = komeet.client(proxy.url)
-        run = sync(config, directory(people), client, sqlite_engine)
+        run = synced(config, directory(people), client, sqlite_engine)
         writes = sum(r.method in WRITES for r in proxy.stats().requests)
 
-        second = apply_plan(sqlite_engine, run.plan.plan_id, client)
+        second = apply_plan(sqlite_engine, run.planned.plan_id, client)
 
         assert second.application_id is None and second.counts == {"applied": 5}
         assert sum(r.method in WRITES for r in proxy.stats().requests) == writes
@@ -118,20 +117,20 @@ def test_a_create_whose_answer_was_lost_is_found_not_sent_again(komeet, sqlite_e
     config = configure(sqlite_engine)
     people = [person(i) for i in range(3)]
     config = DomainStore(sqlite_engine).set_enabled(DOMAIN, False)
-    run = sync(config, directory(people), komeet.client(), sqlite_engine)
-    assert run.stopped is not None and run.stopped.kind == "disabled"
+    run = synced(config, directory(people), komeet.client(), sqlite_engine)
+    assert run.applied.stopped is not None and run.applied.stopped.kind == "disabled"
     DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
     ledger = Ledger(sqlite_engine)
-    application = ledger.open_application(run.plan.plan_id, "test", again=False)
+    application = ledger.open_application(run.planned.plan_id, "test", again=False)
     assert application is not None
     first = ledger.to_send(application)[0]
     ledger.mark_sending([first.key])
     komeet.add(**account_for(people[0]))  # the POST that reached Komeet
 
-    result = apply_plan(sqlite_engine, run.plan.plan_id, komeet.client())
+    result = apply_plan(sqlite_engine, run.planned.plan_id, komeet.client())
 
     assert result.resumed and result.counts == {"applied": 3}
-    entries = ledger.entries(run.plan.plan_id)
+    entries = ledger.entries(run.planned.plan_id)
     assert "an earlier attempt created it" in entries.loc[0, "outcome"]
     assert sorted(komeet.by_user_name()) == [p["primaryEmail"] for p in people]
 
@@ -140,13 +139,13 @@ def test_an_account_holding_the_user_name_is_linked_not_duplicated(komeet, sqlit
     config = configure(sqlite_engine)
     people = [person(1), person(2)]
     DomainStore(sqlite_engine).set_enabled(DOMAIN, False)
-    run = sync(config, directory(people), komeet.client(), sqlite_engine)  # plans 2 creates
+    run = synced(config, directory(people), komeet.client(), sqlite_engine)  # plans 2 creates
     DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
     # Meanwhile someone made both accounts by hand: one bare, one for another person.
     bare = komeet.add(people[0]["primaryEmail"])
     komeet.add(people[1]["primaryEmail"], externalId="somebody-else")
 
-    result = apply_plan(sqlite_engine, run.plan.plan_id, komeet.client())
+    result = apply_plan(sqlite_engine, run.planned.plan_id, komeet.client())
 
     accounts = komeet.by_user_name()
     assert len(accounts) == 2
@@ -167,16 +166,16 @@ def test_a_held_plan_sends_nothing_until_approved(komeet, sqlite_engine):
     proxy = HttpProxy(komeet.url).start()
     try:
         client = komeet.client(proxy.url)
-        run = sync(config, directory(people[:7]), client, sqlite_engine)  # 3 leavers
+        run = synced(config, directory(people[:7]), client, sqlite_engine)  # 3 leavers
 
-        assert run.stopped is not None and run.stopped.kind == "held"
+        assert run.applied.stopped is not None and run.applied.stopped.kind == "held"
         assert not any(r.method in WRITES for r in proxy.stats().requests)
         with pytest.raises(NotApplied, match="HELD and not approved"):
-            apply_plan(sqlite_engine, run.plan.plan_id, client)
+            apply_plan(sqlite_engine, run.planned.plan_id, client)
         assert all(account["active"] for account in komeet.users())
 
-        PlanStore(sqlite_engine).approve(run.plan.plan_id, "Jane Admin")
-        result = apply_plan(sqlite_engine, run.plan.plan_id, client)
+        PlanStore(sqlite_engine).approve(run.planned.plan_id, "Jane Admin")
+        result = apply_plan(sqlite_engine, run.planned.plan_id, client)
 
         assert result.counts == {"applied": 3}
         inactive = sorted(a["userName"] for a in komeet.users() if not a["active"])
@@ -191,14 +190,14 @@ def test_an_approval_does_not_carry_over_to_another_plan(komeet, sqlite_engine):
     people = [person(i) for i in range(10)]
     for user in people:
         komeet.add(**account_for(user))
-    first = sync(config, directory(people[:7]), komeet.client(), sqlite_engine)
-    PlanStore(sqlite_engine).approve(first.plan.plan_id, "Jane Admin")
+    first = synced(config, directory(people[:7]), komeet.client(), sqlite_engine)
+    PlanStore(sqlite_engine).approve(first.planned.plan_id, "Jane Admin")
 
     # One more leaver: another plan, which the approval of the first does not cover.
-    second = sync(config, directory(people[:6]), komeet.client(), sqlite_engine)
+    second = synced(config, directory(people[:6]), komeet.client(), sqlite_engine)
 
-    assert second.plan.plan_id != first.plan.plan_id
-    assert second.stopped is not None and second.stopped.kind == "held"
+    assert second.planned.plan_id != first.planned.plan_id
+    assert second.applied.stopped is not None and second.applied.stopped.kind == "held"
     assert all(account["active"] for account in komeet.users())
 
 
@@ -208,22 +207,22 @@ def test_a_plan_stopped_by_a_missing_group_cannot_be_approved(komeet, sqlite_eng
             DOMAIN, "google", admin_email="admin@acme.com", groups=["all@acme.com", "gone@acme.com"]
         )
     )
-    run = sync(config, directory([person(1)]), komeet.client(), sqlite_engine)
+    run = synced(config, directory([person(1)]), komeet.client(), sqlite_engine)
 
-    assert run.stopped is not None and run.stopped.kind == "stopped"
+    assert run.applied.stopped is not None and run.applied.stopped.kind == "stopped"
     with pytest.raises(PlanError, match="cannot be approved"):
-        PlanStore(sqlite_engine).approve(run.plan.plan_id, "Jane Admin")
+        PlanStore(sqlite_engine).approve(run.planned.plan_id, "Jane Admin")
     assert komeet.users() == []
 
 
 def test_a_disabled_domain_sends_nothing_but_still_reports(komeet, sqlite_engine):
     config = configure(sqlite_engine, enabled=False)
 
-    run = sync(config, directory([person(1), person(2)]), komeet.client(), sqlite_engine)
+    run = synced(config, directory([person(1), person(2)]), komeet.client(), sqlite_engine)
 
-    assert run.stopped is not None and run.stopped.kind == "disabled"
+    assert run.applied.stopped is not None and run.applied.stopped.kind == "disabled"
     assert komeet.users() == []
-    joiners = pd.read_csv(run.run.out / "joiners.csv")
+    joiners = pd.read_csv(run.folder.path / "joiners.csv")
     assert list(joiners["email"]) == ["user00001@acme.com", "user00002@acme.com"]
 
 
@@ -233,13 +232,13 @@ def test_every_mode_ends_in_the_same_state(komeet, sqlite_engine, mode):
     people = seeded(komeet)
     proxy = HttpProxy(komeet.url).start()
     try:
-        run = sync(config, directory(people), komeet.client(proxy.url), sqlite_engine, mode=mode)
+        run = synced(config, directory(people), komeet.client(proxy.url), sqlite_engine, mode=mode)
         paths = {(r.method, r.path.rsplit("/", 1)[-1]) for r in proxy.stats().requests}
     finally:
         proxy.stop()
 
-    assert run.applied is not None and run.applied.counts == {"applied": 14}
-    assert run.applied.mode is mode
+    assert run.applied.result is not None and run.applied.result.counts == {"applied": 14}
+    assert run.applied.result.mode is mode
     assert (("POST", "Bulk") in paths) == (mode is Mode.BULK)
     accounts = komeet.by_user_name()
     assert {a["userName"] for a in accounts.values() if a.get("externalId")} >= {
@@ -256,13 +255,18 @@ def test_a_komeet_without_filters_or_bulk_is_listed_and_matched_locally(
     people = seeded(komeet)
     client = komeet.client()
 
-    run = sync(config, directory(people), client, sqlite_engine)
+    run = synced(config, directory(people), client, sqlite_engine)
 
     assert not client.capabilities().filter and not client.capabilities().bulk
-    assert run.applied is not None and run.applied.mode is Mode.CONCURRENT
-    assert run.applied.counts == {"applied": 14}
+    assert run.applied.result is not None and run.applied.result.mode is Mode.CONCURRENT
+    assert run.applied.result.counts == {"applied": 14}
     assert len(komeet.users()) == len(people) + 3
-    assert sync(config, directory(people), client, sqlite_engine).run.result.plan.counts() == {}
+    assert (
+        synced(
+            config, directory(people), client, sqlite_engine
+        ).planned.reconciliation.plan.counts()
+        == {}
+    )
 
 
 @pytest.mark.parametrize("mode", [Mode.CONCURRENT, Mode.BULK])
@@ -281,21 +285,21 @@ def test_faults_on_a_fifth_of_the_requests_leave_every_action_settled(komeet, sq
     proxy = HttpProxy(komeet.url, faults=faults).start()
     try:
         client = komeet.client(proxy.url, timeout=0.3)
-        run = sync(config, directory(people), client, sqlite_engine, mode=mode)
+        run = synced(config, directory(people), client, sqlite_engine, mode=mode)
         stats = proxy.stats()
     finally:
         proxy.stop()
 
-    assert run.applied is not None
-    assert sum(run.applied.counts.values()) == 130
-    assert set(run.applied.counts) <= {"applied", "failed"}
+    assert run.applied.result is not None
+    assert sum(run.applied.result.counts.values()) == 130
+    assert set(run.applied.result.counts) <= {"applied", "failed"}
     assert all(stats.faults[kind] > 0 for kind in faults.kinds), stats.faults
     assert not any(r.method == "DELETE" for r in stats.requests)
     with sqlite_engine.connect() as connection:
         statuses = set(connection.scalars(select(LedgerRow.status)))
     assert statuses <= {Status.APPLIED.value, Status.FAILED.value}
     # Whatever failed for good is resumed to the end once the faults stop.
-    result = apply_plan(sqlite_engine, run.plan.plan_id, komeet.client())
+    result = apply_plan(sqlite_engine, run.planned.plan_id, komeet.client())
     assert result.counts == {"applied": 130}, result.failures
     accounts = komeet.users()
     names = [a["userName"].lower() for a in accounts]
@@ -308,14 +312,14 @@ def test_faults_on_a_fifth_of_the_requests_leave_every_action_settled(komeet, sq
 def test_a_refused_token_stops_with_a_message_and_leaves_the_rest_pending(komeet, sqlite_engine):
     config = configure(sqlite_engine)
     config = DomainStore(sqlite_engine).set_enabled(DOMAIN, False)
-    run = sync(config, directory([person(1), person(2)]), komeet.client(), sqlite_engine)
+    run = synced(config, directory([person(1), person(2)]), komeet.client(), sqlite_engine)
     DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
 
     with pytest.raises(KomeetRefused, match="KOMEET_SCIM_TOKEN"):
-        apply_plan(sqlite_engine, run.plan.plan_id, komeet.client(token="wrong"))
+        apply_plan(sqlite_engine, run.planned.plan_id, komeet.client(token="wrong"))
 
     assert komeet.users() == []
-    result = apply_plan(sqlite_engine, run.plan.plan_id, komeet.client())
+    result = apply_plan(sqlite_engine, run.planned.plan_id, komeet.client())
     assert result.counts == {"applied": 2}
 
 
@@ -370,12 +374,12 @@ def test_429_is_retried_after_its_retry_after(komeet, sqlite_engine):
     waits: list[float] = []
     try:
         client = komeet.client(proxy.url, sleep=waits.append)  # waits recorded, not slept
-        run = sync(config, directory([person(i) for i in range(20)]), client, sqlite_engine)
+        run = synced(config, directory([person(i) for i in range(20)]), client, sqlite_engine)
         refused = proxy.stats().faults[FaultKind.TOO_MANY_REQUESTS]
     finally:
         proxy.stop()
 
-    assert run.applied is not None and run.applied.counts == {"applied": 20}
+    assert run.applied.result is not None and run.applied.result.counts == {"applied": 20}
     assert refused > 0 and len(waits) == refused
     assert min(waits) >= 2.0
     assert len(komeet.users()) == 20
@@ -433,7 +437,7 @@ def test_a_409_on_create_links_the_account_made_meanwhile(request, sqlite_engine
     komeet = request.getfixturevalue(server).tenant()
     people = [person(i) for i in range(6)]
     config = configure(sqlite_engine, enabled=False)
-    run = sync(config, directory(people), komeet.client(), sqlite_engine)  # 6 creates
+    run = synced(config, directory(people), komeet.client(), sqlite_engine)  # 6 creates
     DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
     komeet.add(people[0]["primaryEmail"])  # made by hand before the apply: found, linked
     made: list[dict] = []
@@ -443,7 +447,7 @@ def test_a_409_on_create_links_the_account_made_meanwhile(request, sqlite_engine
             made.append(komeet.add(people[5]["primaryEmail"]))
 
     result = apply_plan(
-        sqlite_engine, run.plan.plan_id, komeet.client(), mode=mode, progress=meanwhile
+        sqlite_engine, run.planned.plan_id, komeet.client(), mode=mode, progress=meanwhile
     )
 
     assert result.counts == {"applied": 6}, result.failures
@@ -451,5 +455,5 @@ def test_a_409_on_create_links_the_account_made_meanwhile(request, sqlite_engine
     assert len(accounts) == 6
     linked = accounts[people[5]["primaryEmail"]]
     assert linked["id"] == made[0]["id"] and linked["externalId"] == people[5]["id"]
-    outcomes = Ledger(sqlite_engine).entries(run.plan.plan_id)["outcome"]
+    outcomes = Ledger(sqlite_engine).entries(run.planned.plan_id)["outcome"]
     assert outcomes.str.startswith("linked the existing account").sum() == 2

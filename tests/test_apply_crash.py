@@ -17,13 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from komeet_sync.emulators.http_proxy import HttpProxy
-from komeet_sync.runs.sync import sync
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
 
-from .provisioning import DOMAIN, account_for, configure, directory, person
+from .provisioning import DOMAIN, account_for, configure, directory, person, synced
 
 ROUNDS = 20
 KOMEET_SYNC = Path(sys.executable).with_name("komeet-sync")
@@ -38,11 +37,11 @@ def planned(engine, komeet, client):
     for number in range(900, 920):
         komeet.add(**account_for(person(number)))
     config = DomainStore(engine).get(DOMAIN)
-    run = sync(config, directory(people), client, engine)
-    assert run.stopped is not None and run.stopped.kind == "disabled"
-    assert run.plan.counts == {"create": 160, "deactivate": 20, "update": 30}
+    run = synced(config, directory(people), client, engine)
+    assert run.applied.stopped is not None and run.applied.stopped.kind == "disabled"
+    assert run.planned.report.stored.counts == {"create": 160, "deactivate": 20, "update": 30}
     DomainStore(engine).set_enabled(DOMAIN, True)
-    return run.plan.plan_id, people
+    return run.planned.plan_id, people
 
 
 def applied(engine) -> int:

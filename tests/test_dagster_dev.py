@@ -41,9 +41,8 @@ mutation Add($selector: RepositorySelector!, $key: String!) {
   }
 }"""
 ASSETS = [
-    "google_directory", "scim_staging", "komeet_users", "directory_users", "joiners",
-    "leavers", "updates", "duplicates", "sync_errors", "out_of_scope", "provisioning_plan",
-    "provisioning_results",
+    "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
+    "out_of_scope", "plan", "results",
 ]  # fmt: skip
 DOMAINS = ["acme.com", "globex.com", "initech.com"]
 

@@ -86,12 +86,12 @@ def test_the_demo_summary_matches_the_generated_directory(demo):
     # Week 1: every desired person without an active account is a joiner (a returner when
     # the account is inactive); every managed account of nobody in the directory is a
     # leaver; unnamed people and guests are errors.
-    first_run = sync.history(GOOGLE, "joiners")["run_id"].iloc[0]
-    accounts = sync.report(GOOGLE, "komeet_users", run_id=first_run)
+    first_run = sync.history(GOOGLE, "joiners")["sync_id"].iloc[0]
+    accounts = sync.report(GOOGLE, "komeet_accounts", sync_id=first_run)
     live = accounts[accounts["active"]]
     has_account = set(live["external_id"].dropna()) | set(live["user_name"])
     joiners = {p["primaryEmail"] for p in people if p["id"] not in has_account}
-    assert set(sync.report(GOOGLE, "joiners", run_id=first_run)["email"]) == joiners
+    assert set(sync.report(GOOGLE, "joiners", sync_id=first_run)["email"]) == joiners
     ids = {p["id"] for p in generated.directory.users}
     gone = accounts[accounts["external_id"].notna() & ~accounts["external_id"].isin(ids)]
     week1 = weeks[(1, GOOGLE)]
@@ -103,8 +103,8 @@ def test_the_demo_summary_matches_the_generated_directory(demo):
 
     # After week 1's apply, Komeet (as week 2 read it) holds an active account with the
     # externalId of every desired person, and none of the 40 leavers is active.
-    second_run = sync.history(GOOGLE, "joiners")["run_id"].iloc[1]
-    after = sync.report(GOOGLE, "komeet_users", run_id=second_run)
+    second_run = sync.history(GOOGLE, "joiners")["sync_id"].iloc[1]
+    after = sync.report(GOOGLE, "komeet_accounts", sync_id=second_run)
     active_ids = set(after.loc[after["active"], "external_id"].dropna())
     assert {p["id"] for p in people} <= active_ids
     assert not (set(gone["external_id"]) & active_ids)
@@ -112,12 +112,14 @@ def test_the_demo_summary_matches_the_generated_directory(demo):
     # Weeks 2 and 3: joiners and leavers are exactly the people the directory changes moved.
     for change in summary["changes"]:
         week = change["week"]
-        run_id = sync.history(GOOGLE, "joiners")["run_id"].iloc[week - 1]
-        assert set(sync.report(GOOGLE, "joiners", run_id=run_id)["email"]) == set(change["joined"])
-        assert set(sync.report(GOOGLE, "leavers", run_id=run_id)["email"]) == set(change["left"])
+        sync_id = sync.history(GOOGLE, "joiners")["sync_id"].iloc[week - 1]
+        assert set(sync.report(GOOGLE, "joiners", sync_id=sync_id)["email"]) == set(
+            change["joined"]
+        )
+        assert set(sync.report(GOOGLE, "leavers", sync_id=sync_id)["email"]) == set(change["left"])
         row = weeks[(week, GOOGLE)]
         assert row["joiners"] == len(change["joined"]) and row["leavers"] == len(change["left"])
-        plan = sync.report(GOOGLE, "provisioning_plan", run_id=run_id)
+        plan = sync.report(GOOGLE, "plan", sync_id=sync_id)
         assert row["applied"] + row["failed"] == len(plan)
 
     # Week 2's rename met an account a Komeet admin made by hand: a 409, then a duplicate.

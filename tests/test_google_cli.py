@@ -128,12 +128,15 @@ def test_dry_run_writes_the_reports_the_audit_writes(cli, acme, tmp_path):
     assert summary["plan_id"] == json.loads((audited / "summary.json").read_text())["plan_id"]
 
 
-def test_dry_run_reports_go_under_the_home_folder_by_default(cli, acme, komeet_env, tmp_path):
+def test_dry_run_reports_go_to_the_result_store(cli, acme, komeet_env, tmp_path):
     code, out, _ = cli("sync", "acme.com", "--dry-run", "--komeet", ACME / "komeet_users.json")
 
     assert code in (0, 3)
-    [folder] = (tmp_path / "home" / "reports" / "acme.com").iterdir()
+    [folder] = (tmp_path / "home" / "syncs" / "acme.com").iterdir()
     assert (folder / "plan.parquet").exists() and str(folder) in out
+    record = json.loads((folder / "sync.json").read_text())
+    assert record["trigger"] == "komeet-sync sync --dry-run"
+    assert (folder / "snapshot" / "users.parquet").exists()
 
 
 def test_a_failed_read_writes_nothing(cli, acme, tmp_path):

@@ -13,13 +13,13 @@ from komeet_sync.backoff import Backoff
 from komeet_sync.emulators.directory_api import Directory
 from komeet_sync.emulators.directory_generator import NEVER, generate_directory
 from komeet_sync.engine.reconcile import reconcile
+from komeet_sync.komeet.accounts import accounts_from_resources
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.sources.google.reader import (
     SCOPES,
     AuthorisationRefused,
     ExtractionFailed,
 )
-from komeet_sync.sources.scim.resources import komeet_users
 
 from .google_workspace import FAST, member, user
 
@@ -45,9 +45,9 @@ def test_reads_every_page_in_the_fewest_requests(workspace, generated):
     extract = reader.extract([generated.domain], generated.selected)
 
     directory = generated.directory
-    assert extract.users == len(directory.users) == len(extract.snapshot.users)
-    assert set(extract.snapshot.users["account_id"]) == {u["id"] for u in directory.users}
-    per_group = extract.snapshot.members.groupby("group").size().to_dict()
+    assert len(extract.users) == len(directory.users) == len(extract.users)
+    assert set(extract.users["account_id"]) == {u["id"] for u in directory.users}
+    per_group = extract.members.groupby("group").size().to_dict()
     for group in generated.selected:
         expected = directory.members(directory.group(group), derived=True)
         assert per_group[group] == len(expected) > 400  # three pages of 200
@@ -94,7 +94,7 @@ def test_the_snapshot_keeps_what_the_engine_uses(workspace):
     )
     google = workspace(directory)
 
-    snapshot = google.reader("admin@acme.com").extract(["acme.com"], ["all@acme.com"]).snapshot
+    snapshot = google.reader("admin@acme.com").extract(["acme.com"], ["all@acme.com"])
 
     people = snapshot.users.set_index("account_id")
     assert people.loc["2", "employee_id"] == "E042"
@@ -148,7 +148,7 @@ def test_nested_groups_make_their_users_members(workspace):
     )
 
     extract = google.reader("admin@acme.com").extract(config.domains, config.groups)
-    result = reconcile(extract.snapshot, komeet_users([])[0], config)
+    result = reconcile(extract, accounts_from_resources([]), config)
 
     joiners = set(result.reports["joiners"]["email"])
     assert joiners == {"ana.costa@acme.com", "ben.kim@acme.com", "cleo.roux@acme.com"}
@@ -172,7 +172,7 @@ def test_alias_domains_are_read_too(workspace):
     )
 
     # acme.dev is no domain of this Workspace: nobody can be in it, and that is not a failure.
-    assert set(extract.snapshot.users["email"]) == {"admin@acme.com", "nora.dubois@acme.io"}
+    assert set(extract.users["email"]) == {"admin@acme.com", "nora.dubois@acme.io"}
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_transient_errors_are_retried(workspace, generated, status, reason):
 
     extract = google.reader(generated.admin).extract([generated.domain], generated.selected)
 
-    assert extract.users == len(generated.directory.users)
+    assert len(extract.users) == len(generated.directory.users)
     minimum = minimum_requests(generated.directory, generated.domain, generated.selected)
     assert extract.requests == minimum + 3
     assert len(google.waits) == 3
@@ -249,9 +249,9 @@ def test_a_missing_group_stops_the_domain(workspace, generated):
     config = DomainConfig.create("acme.com", "google", groups=groups, admin_email=generated.admin)
 
     extract = google.reader(generated.admin).extract(config.domains, config.groups)
-    result = reconcile(extract.snapshot, komeet_users([])[0], config)
+    result = reconcile(extract, accounts_from_resources([]), config)
 
-    assert extract.snapshot.groups.set_index("group")["found"].to_dict() == {
+    assert extract.groups.set_index("group")["found"].to_dict() == {
         generated.selected[0]: True,
         "gone@acme.com": False,
     }
@@ -323,9 +323,9 @@ def test_extraction_feeds_the_engine_directly(workspace, generated):
     )
 
     extract = google.reader(generated.admin).extract(config.domains, config.groups)
-    result = reconcile(extract.snapshot, komeet_users([])[0], config)
+    result = reconcile(extract, accounts_from_resources([]), config)
 
-    assert pd.api.types.is_bool_dtype(extract.snapshot.users["active"])
+    assert pd.api.types.is_bool_dtype(extract.users["active"])
     joiners = len(result.reports["joiners"])
     assert 0 < joiners < len(generated.directory.users)
     assert result.plan.actions["action"].value_counts().to_dict() == {"create": joiners}
@@ -338,7 +338,7 @@ def test_the_token_request_is_retried_when_google_is_briefly_unavailable(workspa
     extract = google.reader(generated.admin).extract([generated.domain], generated.selected)
 
     assert google.emulator.requests["token"] == 2
-    assert extract.users == len(generated.directory.users)
+    assert len(extract.users) == len(generated.directory.users)
 
 
 def test_an_unreachable_token_endpoint_fails_after_the_retries(workspace, generated):

@@ -20,16 +20,22 @@ def test_the_latest_and_past_reports_of_a_domain(world, komeet, tmp_path):  # no
 
     history = sync.history("acme.com", "joiners")
     assert list(history["run_id"]) == [first.run_id, second.run_id]
-    assert len(sync.report("acme.com", "joiners", run_id=first.run_id)) == len(people)
+    assert list(history["trigger"]) == [
+        f"dagster run {first.run_id}",
+        f"dagster run {second.run_id}",
+    ]
+    first_sync = history["sync_id"].iloc[0]
+    assert first_sync.endswith(first.run_id.replace("-", "")[:8])
+    assert len(sync.report("acme.com", "joiners", sync_id=first_sync)) == len(people)
     assert sync.report("acme.com", "joiners").empty  # the second run had nobody to create
     leavers = sync.report("acme.com", "leavers")
     assert list(leavers["email"]) == ["stray@acme.com"]
-    at_first = history["written_at"].iloc[0]
+    at_first = history["started_at"].iloc[0]
     assert len(sync.report("acme.com", "joiners", at=at_first)) == len(people)
     with pytest.raises(NotStored, match=r"no joiners stored for acme\.com at 2000-01-01"):
         sync.report("acme.com", "joiners", at="2000-01-01")
     assert set(sync.snapshot("acme.com").users["email"]) == {p["primaryEmail"] for p in people}
-    plan = sync.report("acme.com", "provisioning_plan", run_id=first.run_id)
+    plan = sync.report("acme.com", "plan", sync_id=first_sync)
     assert set(plan["action"]) == {"create"}
 
     plans = sync.plans("acme.com")
@@ -37,11 +43,12 @@ def test_the_latest_and_past_reports_of_a_domain(world, komeet, tmp_path):  # no
     ledger = sync.ledger("acme.com")
     assert len(ledger) == len(people) + 1  # the creates, then the stray's deactivation
     assert set(ledger["status"]) == {"applied"} and set(ledger["domain"]) == {"acme.com"}
-    results = sync.report("acme.com", "provisioning_results")
+    results = sync.report("acme.com", "results")
     assert list(results["action"]) == ["deactivate"]
 
     trend = sync.trend("acme.com")
     assert list(trend["run_id"]) == [first.run_id, second.run_id]
+    assert list(trend["errors"]) == [0, 0]
     assert list(trend["joiners"]) == [len(people), 0]
     assert list(trend["leavers"]) == [0, 1]
     assert list(trend["applied"]) == [len(people), 1]

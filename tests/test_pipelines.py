@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from upath import UPath
 
 from komeet_sync.emulators.directory_api import Directory
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.failures import recent_failures
-from komeet_sync.store.frame_files import read_result
 from komeet_sync.store.plans import PlanStore
+from komeet_sync.store.results import ResultStore
 from pipelines.definitions import defs
 from pipelines.partitions import domains
 from pipelines.resources import DatabaseResource
@@ -94,17 +93,18 @@ def run(instance, domain, run_config=None):
     )
 
 
-def stored(tmp_path, asset, domain):
-    return read_result(UPath(tmp_path / "home" / "assets" / asset / domain))
+def stored(tmp_path, name, domain):
+    """What the domain's latest sync stored under ``name``."""
+    latest = ResultStore(tmp_path / "home" / "syncs").latest(domain, name)
+    return latest.read(name) if latest is not None else None
 
 
 def test_the_definitions_load():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
-        "google_directory", "scim_staging", "komeet_users", "directory_users", "joiners",
-        "leavers", "updates", "duplicates", "sync_errors", "out_of_scope",
-        "provisioning_plan", "provisioning_results",
+        "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
+        "out_of_scope", "plan", "results",
     }  # fmt: skip
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {"extract", "reports", "provisioning"}
@@ -121,20 +121,29 @@ def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path,
     materialized = {
         event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
     }
-    assert "provisioning_results" in materialized and "joiners" in materialized
+    assert "results" in materialized and "joiners" in materialized
     accounts = komeet.by_user_name()
     if domain == "acme.com":
         assert sorted(accounts) == sorted(p["primaryEmail"] for p in people)
-        assert stored(tmp_path, "scim_staging", domain) is None  # read only its own source
+        assert stored(tmp_path, "snapshot", domain).source.value == "google"
     else:
         assert sorted(accounts) == [
             f"{n}@globex.com" for n in ("anna.schmidt", "ben.weber", "clara.wagner")
         ]
-        assert stored(tmp_path, "google_directory", domain) is None
+        assert stored(tmp_path, "snapshot", domain).source.value == "scim"
     joiners = stored(tmp_path, "joiners", domain)
     assert len(joiners) == len(accounts)
-    applied = stored(tmp_path, "provisioning_results", domain)
+    applied = stored(tmp_path, "results", domain)
     assert applied.counts == {"applied": len(accounts)} and applied.stopped == ""
+    # The run's sync folder holds every name, and the plan names it as its reports.
+    [folder] = (tmp_path / "home" / "syncs" / domain).iterdir()
+    assert folder.name.endswith(result.run_id.replace("-", "")[:8])
+    assert {"joiners.csv", "errors.parquet", "plan.json", "results.csv", "sync.json"} <= {
+        path.name for path in folder.iterdir()
+    }
+    assert PlanStore(open_database(str(world[2].engine.url))).get(applied.plan_id).reports == str(
+        folder
+    )
     preview = next(
         event
         for event in result.get_asset_materialization_events()
@@ -142,8 +151,6 @@ def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path,
     ).materialization.metadata
     assert preview["dagster/row_count"].value == len(accounts)
     assert "| email" in preview["preview"].value
-    history = tmp_path / "home" / "assets" / "history" / "joiners" / domain / result.run_id
-    assert (history / "frame.parquet").exists()
 
 
 def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, tmp_path):
@@ -162,11 +169,11 @@ def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, t
     }
     assert checks["deactivations_within_budget"] is False
     assert checks["selected_groups_found"] is True
-    assert "provisioning_results" not in {
+    assert "results" not in {
         event.asset_key.to_user_string() for event in held.get_asset_materialization_events()
     }
     assert all(account["active"] for account in komeet.users())
-    plan = stored(tmp_path, "provisioning_plan", "acme.com").plan
+    plan = stored(tmp_path, "plan", "acme.com").stored
     assert plan.waiting_for_approval
 
     approved = run(

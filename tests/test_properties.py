@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from komeet_sync.engine.reconcile import reconcile
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import normalise_emails
-from komeet_sync.model.frames import KOMEET_USERS, DirectorySnapshot, Source
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source
+from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 
 CONFIG = DomainConfig.create(
     "acme.com",
@@ -115,7 +116,7 @@ def komeet_of(generated: list[dict], order: list[int] | None = None) -> pd.DataF
     rows = [dict(a, komeet_id=f"k{i}", email=None) for i, a in enumerate(generated)]
     if order is not None:
         rows = [rows[i] for i in order]
-    return pd.DataFrame(rows, columns=list(KOMEET_USERS)).astype(KOMEET_USERS)
+    return pd.DataFrame(rows, columns=list(KOMEET_ACCOUNTS)).astype(KOMEET_ACCOUNTS)
 
 
 def apply(plan: pd.DataFrame, komeet: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +150,7 @@ def apply(plan: pd.DataFrame, komeet: pd.DataFrame) -> pd.DataFrame:
             state.loc[action.komeet_id, "active"] = False
         else:
             raise AssertionError(f"unexpected action {action.action}")
-    return state.reset_index(drop=True).astype(KOMEET_USERS)
+    return state.reset_index(drop=True).astype(KOMEET_ACCOUNTS)
 
 
 # HYPOTHESIS_PROFILE=thorough explores ten times more cases than the default run.
@@ -167,16 +168,16 @@ PROPERTY = settings()
 @given(people, accounts)
 def test_applying_the_plan_then_reconciling_again_yields_no_action(directory, komeet):
     snapshot = snapshot_of(directory)
-    first = reconcile(snapshot, komeet_of(komeet), CONFIG)
+    first = reconcile(snapshot, KomeetAccounts.of(komeet_of(komeet)), CONFIG)
     after = apply(first.plan.actions, komeet_of(komeet))
-    second = reconcile(snapshot, after, CONFIG)
+    second = reconcile(snapshot, KomeetAccounts.of(after), CONFIG)
     assert second.plan.actions.empty, second.plan.actions.to_dict("records")
 
 
 @PROPERTY
 @given(people, accounts)
 def test_nobody_gets_two_creates_nor_a_create_beside_an_existing_account(directory, komeet):
-    result = reconcile(snapshot_of(directory), komeet_of(komeet), CONFIG)
+    result = reconcile(snapshot_of(directory), KomeetAccounts.of(komeet_of(komeet)), CONFIG)
     plan = result.plan.actions
     assert plan["komeet_id"].dropna().is_unique  # one action per account at most
     creates = plan[plan["action"] == "create"]
@@ -202,7 +203,7 @@ def test_nobody_gets_two_creates_nor_a_create_beside_an_existing_account(directo
 @given(people, accounts)
 def test_no_action_targets_a_user_name_another_account_holds(directory, komeet):
     accounts_frame = komeet_of(komeet)
-    result = reconcile(snapshot_of(directory), accounts_frame, CONFIG)
+    result = reconcile(snapshot_of(directory), KomeetAccounts.of(accounts_frame), CONFIG)
     plan = result.plan.actions
     holders = pd.DataFrame(
         {
@@ -221,7 +222,7 @@ def test_no_action_targets_a_user_name_another_account_holds(directory, komeet):
 @PROPERTY
 @given(people, accounts)
 def test_joiners_and_leavers_never_overlap(directory, komeet):
-    result = reconcile(snapshot_of(directory), komeet_of(komeet), CONFIG)
+    result = reconcile(snapshot_of(directory), KomeetAccounts.of(komeet_of(komeet)), CONFIG)
     joiners, leavers = result.reports["joiners"], result.reports["leavers"]
     assert not set(joiners["email"]) & set(leavers["email"])
     assert not set(joiners["komeet_id"].dropna()) & set(leavers["komeet_id"])
@@ -231,7 +232,7 @@ def test_joiners_and_leavers_never_overlap(directory, komeet):
 @given(people, accounts)
 def test_protected_and_unmanaged_accounts_are_never_deactivated(directory, komeet):
     accounts_frame = komeet_of(komeet)
-    result = reconcile(snapshot_of(directory), accounts_frame, CONFIG)
+    result = reconcile(snapshot_of(directory), KomeetAccounts.of(accounts_frame), CONFIG)
     deactivated = set(result.plan.actions.query("action == 'deactivate'")["komeet_id"])
     unmanaged = set(accounts_frame.loc[accounts_frame["external_id"].isna(), "komeet_id"])
     protected = set(
@@ -246,11 +247,13 @@ def test_protected_and_unmanaged_accounts_are_never_deactivated(directory, komee
 @PROPERTY
 @given(people, accounts, st.randoms(use_true_random=False))
 def test_the_plan_does_not_depend_on_the_order_of_input_rows(directory, komeet, random):
-    first = reconcile(snapshot_of(directory), komeet_of(komeet), CONFIG)
+    first = reconcile(snapshot_of(directory), KomeetAccounts.of(komeet_of(komeet)), CONFIG)
     people_order = random.sample(range(len(directory)), len(directory))
     account_order = random.sample(range(len(komeet)), len(komeet))
     second = reconcile(
-        snapshot_of(directory, people_order), komeet_of(komeet, account_order), CONFIG
+        snapshot_of(directory, people_order),
+        KomeetAccounts.of(komeet_of(komeet, account_order)),
+        CONFIG,
     )
     assert first.plan.plan_id == second.plan.plan_id
     pd.testing.assert_frame_equal(first.plan.actions, second.plan.actions)

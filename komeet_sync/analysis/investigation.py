@@ -12,13 +12,14 @@ from typing import Any
 import pandas as pd
 
 from komeet_sync.analysis.loader import Loader, utc
+from komeet_sync.model.reports import ACCOUNTS, RECONCILED, SNAPSHOT
 
-TIMELINE_COLUMNS = ["at", "stage", "detail", "run_id", "plan_id"]
+TIMELINE_COLUMNS = ["at", "stage", "detail", "sync_id", "plan_id"]
 CLUSTER_COLUMNS = [
     "cluster_id", "role", "source", "account_id", "email", "user_name", "active",
     "external_id", "reason", "advice",
 ]  # fmt: skip
-PERSON_REPORTS = ("joiners", "leavers", "updates", "duplicates", "sync_errors", "out_of_scope")
+PERSON_REPORTS = tuple(report.name for report in RECONCILED)
 
 
 def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> pd.DataFrame:
@@ -28,7 +29,9 @@ def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> 
     sent to Komeet for them (the ledger) and every SCIM push that named them."""
     wanted = email.strip().lower()
     history = loader.history(domain, "joiners").tail(runs)
-    snapshots = {run_id: loader.snapshot(domain, run_id=run_id) for run_id in history["run_id"]}
+    snapshots = {
+        sync_id: loader.snapshot(domain, sync_id=sync_id) for sync_id in history["sync_id"]
+    }
     # Who the person is: every address and directory id they had in any of these syncs,
     # so that a renamed person is followed under their old address too.
     emails, ids = {wanted}, set[str]()
@@ -41,11 +44,11 @@ def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> 
         emails.update(aliases["alias"].str.lower())
     rows: list[dict[str, Any]] = []
     for run in history.to_dict("records"):
-        at, run_id = run["written_at"], str(run["run_id"])
-        snapshot = snapshots[run_id]
+        at, sync_id = run["started_at"], str(run["sync_id"])
+        snapshot = snapshots[sync_id]
         found = snapshot.users[snapshot.users["account_id"].astype(str).isin(ids)]
         if found.empty:
-            rows.append(_row(at, "directory", f"no directory user has {wanted}", run_id))
+            rows.append(_row(at, "directory", f"no directory user has {wanted}", sync_id))
         for user in found.to_dict("records"):
             groups = snapshot.members.loc[
                 snapshot.members["member_id"].astype(str) == str(user["account_id"]), "group"
@@ -57,23 +60,24 @@ def person_timeline(loader: Loader, domain: str, email: str, runs: int = 20) -> 
                     "directory",
                     f"{user['email']}: {state}, member of "
                     f"{', '.join(sorted(groups)) or 'no group'}",
-                    run_id,
+                    sync_id,
                 )
             )
         for name in PERSON_REPORTS:
-            report = loader.report(domain, name, run_id=run_id)
+            report = loader.report(domain, name, sync_id=sync_id)
             for reason in _naming(report, emails, ids)["reason"]:
-                rows.append(_row(at, name, str(reason), run_id))
-        plan = loader.value(domain, "provisioning_plan", run_id=run_id)
+                rows.append(_row(at, name, str(reason), sync_id))
+        plan = loader.value(domain, "plan", sync_id=sync_id)
+        plan_id = plan.stored.plan_id if plan.stored else plan.summary.get("plan_id")
         actions = plan.actions
         mine = actions["user_name"].str.lower().isin(emails) | actions["email"].str.lower().isin(
             emails
         )
         for action in actions[mine].to_dict("records"):
             what = f"{action['action']}: {action['reason']}"
-            rows.append(_row(at, "plan", what, run_id, plan.plan.plan_id))
+            rows.append(_row(at, "plan", what, sync_id, plan_id))
         if not mine.any():
-            rows.append(_row(at, "plan", "no action for this person", run_id, plan.plan.plan_id))
+            rows.append(_row(at, "plan", "no action for this person", sync_id, plan_id))
     ledger = loader.ledger(domain)
     if not ledger.empty:
         for entry in ledger[ledger["user_name"].str.lower().isin(emails)].to_dict("records"):
@@ -110,8 +114,8 @@ def duplicate_clusters(loader: Loader, domain: str) -> pd.DataFrame:
     duplicates = loader.report(domain, "duplicates")
     if duplicates.empty:
         return pd.DataFrame(columns=CLUSTER_COLUMNS)
-    accounts = loader.report(domain, "komeet_users")
-    users = loader.report(domain, "directory_users")
+    accounts = loader.report(domain, ACCOUNTS)
+    users = loader.report(domain, SNAPSHOT)
     clusters = duplicates.merge(
         accounts[["komeet_id", "user_name", "external_id", "active"]],
         how="left",
@@ -190,6 +194,6 @@ def _naming(report: pd.DataFrame, emails: set[str], ids: set[str]) -> pd.DataFra
 
 
 def _row(
-    at: Any, stage: str, detail: str, run_id: str | None = None, plan_id: str | None = None
+    at: Any, stage: str, detail: str, sync_id: str | None = None, plan_id: str | None = None
 ) -> dict[str, Any]:
-    return {"at": at, "stage": stage, "detail": detail, "run_id": run_id, "plan_id": plan_id}
+    return {"at": at, "stage": stage, "detail": detail, "sync_id": sync_id, "plan_id": plan_id}

@@ -2,14 +2,15 @@
 plans, the ledger, the SCIM request log and the failed syncs, as DataFrames, by domain and
 time, without knowing where they are stored.
 
-Reports and snapshots are the Dagster assets' values (``$KOMEET_SYNC_HOME/assets``, each
-run's copy under ``history/``); the rest is in the database (``KOMEET_SYNC_DATABASE_URL``).
+Reports and snapshots are in the result store (``store.results``: every sync, whether
+``komeet-sync sync`` or a Dagster run made it, under the README's report names); the rest
+is in the database (``KOMEET_SYNC_DATABASE_URL``).
 
     from komeet_sync.analysis.loader import Loader
     sync = Loader()
-    sync.report("acme.com", "sync_errors")                  # the latest
-    sync.report("acme.com", "joiners", at="2026-11-01")     # the last one written by then
-    sync.history("acme.com", "joiners")                     # every materialization
+    sync.report("acme.com", "errors")                       # the latest
+    sync.report("acme.com", "joiners", at="2026-11-01")     # the last one made by then
+    sync.history("acme.com", "joiners")                     # every sync that made one
     sync.trend("acme.com")                                  # the counts of every sync
 """
 
@@ -21,34 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
-from upath import UPath
 
 from komeet_sync import settings
-from komeet_sync.model.frames import DirectorySnapshot
+from komeet_sync.model.reports import ACCOUNTS, PLAN, RESULTS, SNAPSHOT, STORED_NAMES
+from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.store.database import open_database
 from komeet_sync.store.failures import recent_failures
-from komeet_sync.store.frame_files import FRAME, read_result, read_stamp
 from komeet_sync.store.ledger import Ledger
 from komeet_sync.store.plans import PlanStore
+from komeet_sync.store.results import ResultStore
+from komeet_sync.store.sync_folder import StoredSync
 from komeet_sync.store.tables import LedgerRow, PlanRow, ScimRequestRow
 
-REPORTS = (
-    "joiners",
-    "leavers",
-    "updates",
-    "duplicates",
-    "sync_errors",
-    "out_of_scope",
-    "provisioning_plan",
-    "provisioning_results",
-    "komeet_users",
-    "directory_users",
-)
-
-
-TREND_REPORTS = ("joiners", "leavers", "updates", "duplicates", "sync_errors")
+TREND_REPORTS = ("joiners", "leavers", "updates", "duplicates", "errors")
+SYNC_COLUMNS = ["sync_id", "started_at", "trigger", "run_id", "location"]
 
 
 def utc(moment: Any) -> pd.Timestamp:
@@ -65,16 +53,18 @@ class NotStored(LookupError):
 
 @dataclass
 class Loader:
-    """Reads komeet-sync's state: ``home`` and ``database_url`` default to the settings
-    (``KOMEET_SYNC_HOME``, ``KOMEET_SYNC_DATABASE_URL``); with ``home`` alone, the SQLite
-    database in it."""
+    """Reads komeet-sync's state: ``home``, ``database_url`` and ``results`` default to the
+    settings (``KOMEET_SYNC_HOME``, ``KOMEET_SYNC_DATABASE_URL``, ``KOMEET_SYNC_RESULTS``);
+    with ``home`` alone, the SQLite database and the syncs in it."""
 
     home: str | None = None
     database_url: str | None = None
+    results: str | None = None
 
     def __post_init__(self) -> None:
-        root = self.home or str(settings.home().resolve())
-        self.assets = UPath(root) / "assets"
+        home = Path(self.home) if self.home else settings.home()
+        root = self.results or (str((home / "syncs").resolve()) if self.home else None)
+        self.store = ResultStore(root or settings.results_url(), legacy_home=home)
         self._engine: Engine | None = None
 
     @property
@@ -91,86 +81,86 @@ class Loader:
 
     # Reports and snapshots ------------------------------------------------------------
 
-    def history(self, domain: str, name: str) -> pd.DataFrame:
-        """Every stored materialization of ``name`` for ``domain``, oldest first: its run
-        and when it was written."""
-        folder = self.assets / "history" / name / domain
+    def syncs(self, domain: str, name: str | None = None) -> pd.DataFrame:
+        """Every stored sync of ``domain`` (that made ``name``, if given), oldest first: its
+        id, when it started, who ran it (``komeet-sync sync``, a Dagster run) and where it
+        is stored."""
         rows = []
-        if folder.exists():
-            for run in folder.iterdir():
-                stamp = read_stamp(run)
-                written = stamp.get("written_at")
-                rows.append(
-                    {
-                        "run_id": stamp.get("run_id", run.name),
-                        "written_at": pd.Timestamp(written) if written else pd.NaT,
-                        "path": str(run),
-                    }
-                )
-        frame = pd.DataFrame(rows, columns=["run_id", "written_at", "path"])
-        return frame.sort_values("written_at", kind="stable").reset_index(drop=True)
+        for sync in self.store.syncs(domain):
+            if name is not None and not sync.has(name):
+                continue
+            record = sync.record()
+            rows.append(
+                {
+                    "sync_id": sync.sync_id,
+                    "started_at": pd.Timestamp(sync.started_at) if sync.started_at else pd.NaT,
+                    "trigger": record.get("trigger", ""),
+                    "run_id": record.get("run_id"),
+                    "location": sync.location,
+                }
+            )
+        return pd.DataFrame(rows, columns=SYNC_COLUMNS)
 
-    def value(self, domain: str, name: str, at: Any = None, run_id: str | None = None) -> Any:
-        """The stored value of ``name``: the latest, the one ``run_id`` wrote, or the last
-        one written at or before ``at`` (a datetime or a date string)."""
-        if name not in REPORTS:
-            raise NotStored(f"{name!r} is not a stored report: name one of {', '.join(REPORTS)}")
-        if at is None and run_id is None:
-            folder = self.assets / name / domain
-            if not folder.exists():
-                raise NotStored(self._nothing(domain, name))
-            return read_result(folder)
-        history = self.history(domain, name)
-        if run_id is not None:
-            chosen = history[history["run_id"] == run_id]
-        else:
-            chosen = history[history["written_at"] <= utc(at)].tail(1)
-        if chosen.empty:
-            raise NotStored(self._nothing(domain, name, at or run_id))
-        return read_result(UPath(chosen["path"].iloc[-1]))
+    def history(self, domain: str, name: str) -> pd.DataFrame:
+        """Every stored sync of ``domain`` that made ``name``, oldest first."""
+        self._check_name(name)
+        return self.syncs(domain, name)
+
+    def value(self, domain: str, name: str, at: Any = None, sync_id: str | None = None) -> Any:
+        """The stored value of ``name``: the latest, the one of ``sync_id``, or the last one
+        made at or before ``at`` (a datetime or a date string)."""
+        self._check_name(name)
+        return self._sync(domain, name, at, sync_id).read(name)
 
     def report(
-        self, domain: str, name: str, at: Any = None, run_id: str | None = None
+        self, domain: str, name: str, at: Any = None, sync_id: str | None = None
     ) -> pd.DataFrame:
-        """A report as a DataFrame (the plan's actions, the results' ledger rows, the
-        Komeet accounts and the desired people included)."""
-        value = self.value(domain, name, at, run_id)
-        if isinstance(value, pd.DataFrame):
-            return value
-        for frame in ("actions", "results", "accounts"):
-            if hasattr(value, frame):
-                return getattr(value, frame)
-        if hasattr(value, "snapshot"):
-            return value.snapshot.users
-        raise NotStored(f"{name} of {domain} is not a table")
+        """A report as a DataFrame (``plan``: its actions; ``results``: the ledger rows;
+        ``snapshot``: the directory's users; ``komeet_accounts``: the accounts)."""
+        value = self.value(domain, name, at, sync_id)
+        if name == PLAN.name:
+            return value.actions
+        if name == RESULTS.name:
+            return value.entries
+        if name == SNAPSHOT:
+            return value.users
+        if name == ACCOUNTS:
+            return value.accounts
+        return value
+
+    def snapshot(
+        self, domain: str, at: Any = None, sync_id: str | None = None
+    ) -> DirectorySnapshot:
+        """The directory as the sync read it: users, aliases, members, groups."""
+        return self.value(domain, SNAPSHOT, at, sync_id)
 
     def trend(self, domain: str) -> pd.DataFrame:
-        """One row per sync of ``domain`` that computed reports, oldest first: when, its
-        run, how many rows each report had, its plan, the guards that held it, who approved
-        it, and how many actions Komeet accepted (``applied``) and refused (``failed``)
-        after it, before the next sync (the ledger)."""
-        runs = self.history(domain, "joiners")
-        if runs.empty:
-            raise NotStored(self._nothing(domain, "joiners"))
+        """One row per sync of ``domain`` that made reports, oldest first: when, its id and
+        trigger, how many rows each report had, its plan, the guards that held it, who
+        approved it (as the sync stored it), and how many actions Komeet accepted
+        (``applied``) and refused (``failed``) after it, before the next sync (the ledger)."""
         rows = []
-        for run in runs.to_dict("records"):
-            run_id = str(run["run_id"])
-            row: dict[str, Any] = {"written_at": run["written_at"], "run_id": run_id}
-            for name in TREND_REPORTS:
-                stored = self.assets / "history" / name / domain / run_id / FRAME
-                row[name] = pq.ParquetFile(stored.open("rb")).metadata.num_rows
-            plan_folder = self.assets / "history" / "provisioning_plan" / domain / run_id
-            plan = read_result(plan_folder).plan if plan_folder.exists() else None
+        for sync in self.store.syncs(domain):
+            if not sync.has("joiners"):
+                continue
+            record = sync.record()
+            row: dict[str, Any] = {
+                "started_at": pd.Timestamp(sync.started_at) if sync.started_at else pd.NaT,
+                "sync_id": sync.sync_id,
+                "trigger": record.get("trigger", ""),
+                "run_id": record.get("run_id"),
+            }
+            row |= {name: sync.rows(name) for name in TREND_REPORTS}
+            plan = sync.read(PLAN.name).stored if sync.has(PLAN.name) else None
             row["plan_id"] = plan.plan_id if plan else None
             row["actions"] = plan.size if plan else 0
             row["held"] = ", ".join(hold.guard.value for hold in plan.holds) if plan else ""
             row["approved_by"] = plan.approved_by if plan else None
             rows.append(row)
-        frame = pd.DataFrame(
-            rows, columns=["written_at", "run_id", *TREND_REPORTS, "plan_id", "actions",
-                           "held", "approved_by"],
-        )  # fmt: skip
-        frame[["applied", "failed"]] = self._outcomes_after(domain, frame["written_at"])
+        if not rows:
+            raise NotStored(self._nothing(domain, "joiners"))
+        frame = pd.DataFrame(rows)
+        frame[["applied", "failed"]] = self._outcomes_after(domain, frame["started_at"])
         return frame
 
     def _outcomes_after(self, domain: str, syncs: pd.Series) -> pd.DataFrame:
@@ -195,21 +185,31 @@ class Loader:
         counts = counts.reindex(index=runs["sync"], columns=["applied", "failed"], fill_value=0)
         return counts.fillna(0).astype("int64").reset_index(drop=True)
 
-    def snapshot(self, domain: str, at: Any = None, run_id: str | None = None) -> DirectorySnapshot:
-        """The directory as the sync read it: users, aliases, members, groups."""
-        return self.value(domain, "directory_users", at, run_id).snapshot
-
     def domains(self) -> list[str]:
-        """The domains with stored reports."""
-        folder = self.assets / "joiners"
-        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        """The domains with stored syncs."""
+        return self.store.domains()
+
+    def _check_name(self, name: str) -> None:
+        if name not in STORED_NAMES:
+            raise NotStored(
+                f"{name!r} is not a stored report: name one of {', '.join(STORED_NAMES)}"
+            )
+
+    def _sync(self, domain: str, name: str, at: Any, sync_id: str | None) -> StoredSync:
+        syncs = [sync for sync in self.store.syncs(domain) if sync.has(name)]
+        if sync_id is not None:
+            syncs = [sync for sync in syncs if sync.sync_id == sync_id]
+        elif at is not None:
+            syncs = [sync for sync in syncs if sync.started_at and sync.started_at <= utc(at)]
+        if not syncs:
+            raise NotStored(self._nothing(domain, name, at or sync_id))
+        return syncs[-1]
 
     def _nothing(self, domain: str, name: str, when: Any = None) -> str:
-        folder = self.assets / name
-        known = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        known = [other for other in self.store.domains() if self.store.latest(other, name)]
         when_text = f" at {when}" if when is not None else ""
         return (
-            f"no {name} stored for {domain}{when_text} under {self.assets}; domains with "
+            f"no {name} stored for {domain}{when_text} in {self.store.root}; domains with "
             f"{name}: {', '.join(known) or 'none yet (run a sync, or make demo)'}"
         )
 

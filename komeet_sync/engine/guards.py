@@ -13,38 +13,11 @@ here: it produces no snapshot. A disabled domain is stopped where plans are appl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import StrEnum
 
 import pandas as pd
 
 from komeet_sync.model.domain_config import DomainConfig
-
-
-class Guard(StrEnum):
-    GROUP_MISSING = "group_missing"
-    SHRINK = "shrink"
-    DEACTIVATION_BUDGET = "deactivation_budget"
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A guard that held a plan: which, by how much, and whether an approval may lift it."""
-
-    guard: Guard
-    detail: str
-    approvable: bool
-    measured: float
-    limit: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "guard": self.guard.value,
-            "detail": self.detail,
-            "approvable": self.approvable,
-            "measured": self.measured,
-            "limit": self.limit,
-        }
+from komeet_sync.model.holds import Guard, Hold
 
 
 def deactivation_budget(config: DomainConfig, active_managed: int) -> int:

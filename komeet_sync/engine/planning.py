@@ -8,44 +8,14 @@ names exactly one plan.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import pandas as pd
 
-from komeet_sync.engine.guards import Hold
-
-PLAN_COLUMNS: dict[str, str] = {
-    "action": "str",  # create | reactivate | update | deactivate
-    "email": "str",  # the person's normalised email; the account's userName for deactivate
-    "komeet_id": "str",  # empty for create
-    "user_name": "str",  # the userName the account must have
-    "external_id": "str",  # the externalId the account must carry
-    "given_name": "str",
-    "family_name": "str",
-    "changes": "str",  # for update and reactivate: what changes, before and after
-    "reason": "str",
-}
+from komeet_sync.model.holds import Hold
+from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 
 # What identifies an action; the reason is explanation only and is left out of the id.
 _IDENTITY = ["action", "komeet_id", "user_name", "external_id", "given_name", "family_name"]
-
-
-@dataclass(frozen=True)
-class Plan:
-    domain: str
-    plan_id: str
-    actions: pd.DataFrame  # PLAN_COLUMNS
-    holds: tuple[Hold, ...]
-
-    @property
-    def held(self) -> bool:
-        return bool(self.holds)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            str(action): int(count)
-            for action, count in self.actions["action"].value_counts().sort_index().items()
-        }
 
 
 def build_plan(domain: str, actions: pd.DataFrame, holds: tuple[Hold, ...]) -> Plan:

@@ -15,47 +15,14 @@ import pandas as pd
 
 from komeet_sync.engine import guards, scope
 from komeet_sync.engine.matching import KeyKind, Keys, Links, MatchRule, dispute_clusters, link
-from komeet_sync.engine.planning import Plan, build_plan
+from komeet_sync.engine.planning import build_plan
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import email_domain, normalise_emails
-from komeet_sync.model.frames import (
-    KOMEET_USERS,
-    DirectorySnapshot,
-    Source,
-    conform,
-    contains,
-    text_array,
-)
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source, conform, contains, text_array
+from komeet_sync.model.plan import Plan
+from komeet_sync.model.reports import RECONCILED
 from komeet_sync.model.situations import ACTION_OF, Action, Situation
-
-REPORT_COLUMNS: dict[str, list[str]] = {
-    "joiners": [
-        "email",
-        "situation",
-        "source",
-        "account_id",
-        "stable_id",
-        "given_name",
-        "family_name",
-        "org_unit",
-        "created_at",
-        "komeet_id",
-        "reason",
-    ],
-    "leavers": ["email", "komeet_id", "external_id", "protected", "source", "account_id", "reason"],
-    "updates": [
-        "email",
-        "komeet_id",
-        "komeet_user_name",
-        "changes",
-        "source",
-        "account_id",
-        "reason",
-    ],
-    "duplicates": ["cluster_id", "source", "account_id", "email", "reason"],
-    "errors": ["source", "account_id", "email", "error", "detail", "reason"],
-    "out_of_scope": ["email", "source", "account_id", "org_unit", "last_login_at", "reason"],
-}
+from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 
 _RULE_WORDS = {
     MatchRule.STABLE_ID.value: "matched by externalId",
@@ -89,22 +56,21 @@ class Reconciliation:
 
 def reconcile(
     snapshot: DirectorySnapshot,
-    komeet_users: pd.DataFrame,
+    komeet: KomeetAccounts,
     config: DomainConfig,
     *,
     last_good_desired: int | None = None,
-    komeet_errors: pd.DataFrame | None = None,
 ) -> Reconciliation:
     """Decide every person's and account's situation, the reports and the plan.
 
     ``last_good_desired`` is the number of desired people in the last snapshot that was
-    applied; the shrink guard compares against it. ``komeet_errors`` are Komeet accounts
-    that could not be read (READ_ERRORS); they are listed in the errors report.
+    applied; the shrink guard compares against it. Komeet's unreadable accounts are listed
+    in the errors report.
     """
     assessed = scope.assess(snapshot, config)
     people = assessed.people.reset_index(drop=True)
     accounts, outside = _domain_accounts(
-        conform(komeet_users, KOMEET_USERS, "komeet users"), config
+        conform(komeet.accounts, KOMEET_ACCOUNTS, "komeet accounts"), config
     )
 
     n, m = len(people), len(accounts)
@@ -115,9 +81,9 @@ def reconcile(
     rows = _situate(rows, assessed, config)
 
     errors = assessed.errors
-    if komeet_errors is not None and len(komeet_errors):
+    if len(komeet.unreadable):
         errors = pd.concat(
-            [errors, komeet_errors.assign(reason="this Komeet account is left as it is")],
+            [errors, komeet.unreadable.assign(reason="this Komeet account is left as it is")],
             ignore_index=True,
         )
     desired = int(people["desired"].sum())
@@ -146,10 +112,10 @@ def reconcile(
         ].assign(reason=_out_of_scope_reason(config)),
     }
     reports = {
-        name: frame[REPORT_COLUMNS[name]]
-        .sort_values(REPORT_COLUMNS[name][:2], kind="stable")
+        report.name: reports[report.name][list(report.columns)]
+        .sort_values(list(report.columns[:2]), kind="stable")
         .reset_index(drop=True)
-        for name, frame in reports.items()
+        for report in RECONCILED
     }
     stats = {
         "directory_users": n,

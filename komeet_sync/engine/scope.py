@@ -17,12 +17,12 @@ from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import email_domain, normalise_emails
 from komeet_sync.model.frames import (
     READ_ERRORS,
-    DirectorySnapshot,
     conform,
     contains,
     empty_frame,
     text_array,
 )
+from komeet_sync.model.snapshots import DirectorySnapshot
 
 ERRORS: dict[str, str] = {**READ_ERRORS, "reason": "str"}
 

@@ -44,7 +44,7 @@ from komeet_sync.komeet.client import (
 )
 from komeet_sync.model.situations import Action
 from komeet_sync.store.domains import DomainStore, UnknownDomain
-from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, Status
+from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, ResultsReport, Status
 from komeet_sync.store.plans import PlanStore, StoredPlan
 
 DEFAULT_CONCURRENCY = 8
@@ -79,6 +79,7 @@ class ApplyResult:
     requests: int
     failures: pd.DataFrame  # ledger rows that failed: action, user_name, http_status, outcome
     finished: bool  # no action is left to send
+    entries: pd.DataFrame  # every ledger row of the application (model.reports.RESULTS)
 
     @property
     def failed(self) -> int:
@@ -87,6 +88,10 @@ class ApplyResult:
     @property
     def applied(self) -> int:
         return self.counts.get(Status.APPLIED.value, 0)
+
+    def report(self) -> ResultsReport:
+        """The sync's ``results``: the application's ledger rows."""
+        return ResultsReport(self.plan_id, self.application_id, self.entries, self.counts)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -213,6 +218,7 @@ def _result(
         requests=client.requests_sent - requests_before,
         failures=failures,
         finished=finished,
+        entries=entries,
     )
 
 

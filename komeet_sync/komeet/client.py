@@ -43,7 +43,7 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-# What the engine reads of an account (scim_resources.komeet_users), and nothing more.
+# What the engine reads of an account (komeet.accounts), and nothing more.
 USER_ATTRIBUTES = ",".join(
     [
         "userName",

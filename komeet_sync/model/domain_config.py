@@ -50,6 +50,20 @@ class DomainConfig:
         userName is in one of them."""
         return (self.domain, *self.alias_domains)
 
+    def as_dict(self) -> dict[str, object]:
+        """The configuration as JSON values (``domains show --json``)."""
+        return {
+            "domain": self.domain,
+            "source": self.source.value,
+            "groups": list(self.groups),
+            "alias_domains": list(self.alias_domains),
+            "protected": list(self.protected),
+            "admin_email": self.admin_email,
+            "enabled": self.enabled,
+            "max_deactivations": self.max_deactivations,
+            "max_deactivation_share": self.max_deactivation_share,
+        }
+
     @classmethod
     def create(
         cls,

@@ -1,13 +1,12 @@
 """The frames the engine reads, each declared once and checked where it enters the core.
 
-A directory snapshot (Google or SCIM) and the Komeet state reach the engine as these frames,
-whatever they were read from: exported files, the Directory API, the SCIM staging tables or
-the Komeet SCIM API.
+A directory snapshot (Google or SCIM) and Komeet's accounts (``snapshots``) reach the engine
+as these frames, whatever they were read from: exported files, the Directory API, the SCIM
+staging tables or the Komeet SCIM API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -68,7 +67,7 @@ GROUPS: dict[str, str] = {
     "found": "bool",
 }
 
-KOMEET_USERS: dict[str, str] = {
+KOMEET_ACCOUNTS: dict[str, str] = {
     "komeet_id": "str",
     "user_name": "str",
     "email": "str",  # the account's primary email, if any
@@ -142,39 +141,3 @@ def conform(
         else:
             columns[column] = values.astype("str").array
     return pd.DataFrame(columns)
-
-
-@dataclass(frozen=True)
-class DirectorySnapshot:
-    """One complete read of a domain's directory, as the engine consumes it."""
-
-    source: Source
-    users: pd.DataFrame  # DIRECTORY_USERS
-    aliases: pd.DataFrame  # DIRECTORY_ALIASES
-    members: pd.DataFrame  # GROUP_MEMBERS
-    groups: pd.DataFrame  # GROUPS
-    read_errors: pd.DataFrame  # READ_ERRORS
-
-    @classmethod
-    def of(
-        cls,
-        source: Source,
-        users: pd.DataFrame,
-        aliases: pd.DataFrame | None = None,
-        members: pd.DataFrame | None = None,
-        groups: pd.DataFrame | None = None,
-        read_errors: pd.DataFrame | None = None,
-    ) -> DirectorySnapshot:
-        """A snapshot whose frames are checked against their schemas."""
-
-        def checked(frame: pd.DataFrame | None, schema: dict[str, str], name: str):
-            return conform(empty_frame(schema) if frame is None else frame, schema, name)
-
-        return cls(
-            source=Source(source),
-            users=conform(users, DIRECTORY_USERS, "directory users", OPTIONAL_USER_COLUMNS),
-            aliases=checked(aliases, DIRECTORY_ALIASES, "directory aliases"),
-            members=checked(members, GROUP_MEMBERS, "group members"),
-            groups=checked(groups, GROUPS, "groups"),
-            read_errors=checked(read_errors, READ_ERRORS, "read errors"),
-        )

@@ -1,271 +1,278 @@
-"""A domain's sync: read its directory whole, read Komeet's accounts, reconcile, write the
-reports, store the plan and apply it unless a guard holds it. ``dry_run`` stops before
-storing the plan: nothing is sent to Komeet."""
+"""One domain's sync, step by step (ARCHITECTURE.md, "Data flow"): read the source, read
+Komeet's accounts, reconcile and store the plan, apply it, record the outcome.
+
+``komeet-sync sync`` (``--dry-run`` included) runs the steps one after the other through
+``sync``, and ``komeet-sync apply`` resumes a plan through ``resume``; the Dagster assets call
+each step as an asset, and their IO manager stores what each returns in the same place,
+under the same names (``store.results``). No step is written twice.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from komeet_sync import settings
-from komeet_sync.backoff import Backoff
 from komeet_sync.engine.reconcile import Reconciliation, reconcile
+from komeet_sync.komeet.accounts import read_accounts
 from komeet_sync.komeet.apply import DEFAULT_CONCURRENCY, ApplyResult, Mode, NotApplied, apply_plan
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
-from komeet_sync.model.frames import DirectorySnapshot
-from komeet_sync.runs.audit import read_komeet, write_reports
-from komeet_sync.sources.google.reader import (
-    ATTEMPTS_ENV,
-    BACKOFF_ENV,
-    DirectoryReader,
-    GoogleError,
-    ServiceAccountKey,
-    endpoint_from_environment,
-)
-from komeet_sync.sources.scim import resources as scim_resources
-from komeet_sync.store.ledger import Ledger
-from komeet_sync.store.plans import PlanStore, StoredPlan
+from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
+from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.sources.google.reader import DirectoryReader, reader_for
+from komeet_sync.sources.scim.staging import read_staging
+from komeet_sync.store.ledger import ResultsReport
+from komeet_sync.store.plans import PlanReport, PlanStore
+from komeet_sync.store.results import ResultStore
+from komeet_sync.store.sync_folder import SyncFolder
+
+Progress = Callable[[int, int], None]
+
+
+def read_source(
+    config: DomainConfig, engine: Engine, reader: DirectoryReader | None = None
+) -> DirectorySnapshot:
+    """The domain's own source, read whole: the Directory API for a Google domain (with
+    ``reader``, else one made from the environment), the SCIM staging tables for a SCIM
+    domain."""
+    if config.source is SourceKind.GOOGLE:
+        return (reader or reader_for(config)).extract(config.domains, config.groups)
+    return read_staging(engine, config)
+
+
+def read_komeet(client: KomeetClient, config: DomainConfig) -> KomeetAccounts:
+    """The domain's accounts in Komeet, read whole from its SCIM API."""
+    return read_accounts(client, config)
 
 
 @dataclass(frozen=True)
-class SourceRead:
-    """A complete read of a domain's source, and what it took."""
+class Approval:
+    """An admin's approval of the plan a sync makes, if it is ``plan_id`` (read beforehand in
+    ``plans show`` or the UI): ``plans approve`` given with the sync."""
 
-    snapshot: DirectorySnapshot
-    started_at: datetime  # the snapshot's time: nothing older than this is in it
-    seconds: float
-    headline: str  # what was read, in words
-    details: dict[str, object] = field(default_factory=dict)
+    plan_id: str
+    by: str
 
 
 @dataclass(frozen=True)
-class DryRun:
-    read: SourceRead
-    result: Reconciliation
-    out: Path
+class Planned:
+    """What reconciliation decided, and the plan as stored (the sync's ``plan``)."""
 
-    def summary(self) -> dict[str, object]:
-        return self.result.summary() | {
-            "snapshot": {
-                "source": self.read.snapshot.source.value,
-                "started_at": self.read.started_at.isoformat(),
-                "seconds": round(self.read.seconds, 3),
-            }
-            | self.read.details,
-            "out": str(self.out),
-        }
+    reconciliation: Reconciliation
+    report: PlanReport
+
+    @property
+    def plan_id(self) -> str:
+        return self.reconciliation.plan.plan_id
 
 
-def google_reader(
-    config: DomainConfig, key_file: str | None = None, endpoint: str | None = None
-) -> DirectoryReader:
-    """A reader for a Google domain. The key file and the endpoint, unless given, come from
-    ``GOOGLE_SERVICE_ACCOUNT_FILE`` and ``GOOGLE_DIRECTORY_API_ENDPOINT``; the retry
-    settings from ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
-    if config.source is not SourceKind.GOOGLE:
-        raise GoogleError(f"{config.domain} syncs by SCIM, not from Google Workspace")
-    if not config.admin_email:
-        raise GoogleError(
-            f"{config.domain} has no admin email: the delegation needs the super admin to act "
-            "as; configure it again with --admin-email"
-        )
-    return DirectoryReader(
-        ServiceAccountKey.load(key_file),
-        config.admin_email,
-        endpoint=endpoint or endpoint_from_environment(),
-        backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
-    )
-
-
-def read_google(config: DomainConfig, reader: DirectoryReader) -> SourceRead:
-    extract = reader.extract(config.domains, config.groups)
-    return SourceRead(
-        snapshot=extract.snapshot,
-        started_at=extract.started_at,
-        seconds=extract.seconds,
-        headline=(
-            f"Read {config.domain} from Google Workspace: {extract.users:,} users and "
-            f"{extract.members:,} group members in {extract.requests:,} requests"
-        ),
-        details={"requests": extract.requests, "users": extract.users, "members": extract.members},
-    )
-
-
-def read_scim(config: DomainConfig, engine: Engine) -> SourceRead:
-    from komeet_sync.sources.scim.staging import read_staging
-
-    started = datetime.now(UTC)
-    snapshot = read_staging(engine, config)
-    users = len(snapshot.users)
-    inactive = int((~snapshot.users["active"]).sum())
-    return SourceRead(
-        snapshot=snapshot,
-        started_at=started,
-        seconds=(datetime.now(UTC) - started).total_seconds(),
-        headline=(
-            f"Read {config.domain} from the SCIM staging tables: {users:,} users "
-            f"({inactive:,} inactive or deleted) and {len(snapshot.members):,} group members"
-        ),
-        details={"users": users, "members": len(snapshot.members)},
-    )
-
-
-def reports_folder(config: DomainConfig, read: SourceRead) -> Path:
-    stamp = read.started_at.strftime("%Y%m%dT%H%M%SZ")
-    return settings.home() / "reports" / config.domain / stamp
-
-
-FAILED_ACTION = "action_failed"  # the errors report's error for an action Komeet refused
-KomeetAccounts = tuple[pd.DataFrame, pd.DataFrame]  # KOMEET_USERS, and READ_ERRORS
-
-
-def komeet_file_reader(path: Path) -> Callable[[], KomeetAccounts]:
-    """Komeet's accounts from an export of its SCIM API (GET /Users), read at once so that
-    a bad file fails before a long extraction."""
-    accounts = read_komeet(path)
-    return lambda: accounts
-
-
-def komeet_api_reader(client: KomeetClient, config: DomainConfig) -> Callable[[], KomeetAccounts]:
-    """The domain's Komeet accounts, read from the SCIM API when called (``komeet_users``)."""
-    return lambda: komeet_users(client, config)
-
-
-def komeet_users(client: KomeetClient, config: DomainConfig) -> KomeetAccounts:
-    """The domain's accounts in Komeet as the engine's frame (KOMEET_USERS), and those that
-    could not be read. Accounts outside the domain and its alias domains are left out by
-    the engine; unmanaged ones are kept, so that a person can be matched to them, and are
-    never touched otherwise (ARCHITECTURE.md, "Situations")."""
-    return scim_resources.komeet_users(client.list_users(config.domains))
-
-
-def dry_run(
+def plan(
+    engine: Engine,
     config: DomainConfig,
-    read_source: Callable[[], SourceRead],
-    read_komeet_accounts: Callable[[], KomeetAccounts],
-    out: Path | None = None,
+    snapshot: DirectorySnapshot,
+    komeet: KomeetAccounts,
     *,
+    reports: SyncFolder | None,
+    store_plan: bool = True,
     last_good_desired: int | None = None,
-) -> DryRun:
-    """Read the source and Komeet's accounts, reconcile, write the reports."""
-    read = read_source()
-    komeet, komeet_errors = read_komeet_accounts()
-    result = reconcile(
-        read.snapshot,
-        komeet,
-        config,
-        last_good_desired=last_good_desired,
-        komeet_errors=komeet_errors,
+    approval: Approval | None = None,
+) -> Planned:
+    """Reconcile, and store the plan, held or not, naming the folder of its reports, so that
+    it can be read, approved and applied by its id. The shrink guard compares with the last
+    plan of the domain applied in full, unless ``last_good_desired`` is given. A dry run
+    (``store_plan=False``) stores nothing."""
+    plans = PlanStore(engine)
+    if last_good_desired is None and store_plan:
+        last_good_desired = plans.last_good_desired(config.domain)
+    result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
+    summary = result.summary() | {"snapshot": snapshot.details()}
+    if not store_plan:
+        return Planned(result, PlanReport(result.plan.actions, summary))
+    stored = plans.save(
+        result.plan,
+        source=snapshot.source.value,
+        snapshot_at=snapshot.started_at,
+        desired=result.stats["desired"],
+        reports=reports.location if reports is not None else None,
     )
-    run = DryRun(read, result, out or reports_folder(config, read))
-    write_reports(result, run.out, run.summary())
-    return run
+    approved = approval is not None and approval.plan_id.strip() == stored.plan_id
+    if approved and stored.waiting_for_approval:
+        assert approval is not None
+        stored = plans.approve(stored.plan_id, approval.by)
+    return Planned(result, PlanReport(result.plan.actions, summary, stored))
+
+
+def write_reports(folder: SyncFolder, planned: Planned) -> None:
+    """Every report and the plan into a sync's folder (the audit's ``--out`` too)."""
+    for report in RECONCILED:
+        folder.write(report.name, planned.reconciliation.reports[report.name])
+    folder.write(PLAN.name, planned.report)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An apply that went as far as the guards let it: what was sent, or why nothing was."""
+
+    result: ApplyResult | None  # None: nothing was sent, ``stopped`` says why
+    stopped: NotApplied | None
+    report: ResultsReport  # the sync's ``results``
+    unrecorded: str = ""  # why the results could not be written beside the reports
+
+
+def apply(
+    engine: Engine,
+    plan_id: str,
+    client: KomeetClient,
+    *,
+    trigger: str,
+    again: bool = True,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    mode: Mode | None = None,
+    progress: Progress | None = None,
+) -> Applied:
+    """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
+    ``again``: a sync that finds a plan applied before applies its actions again (they are
+    still needed); ``apply PLAN_ID`` only resumes."""
+    try:
+        result = apply_plan(
+            engine,
+            plan_id,
+            client,
+            concurrency=concurrency,
+            mode=mode,
+            trigger=trigger,
+            again=again,
+            progress=progress,
+        )
+    except NotApplied as stopped:
+        nothing = pd.DataFrame(columns=list(RESULTS.columns))
+        return Applied(None, stopped, ResultsReport(plan_id, None, nothing, {}, str(stopped)))
+    return Applied(result, None, result.report())
 
 
 @dataclass(frozen=True)
 class SyncRun:
-    """A sync that went as far as the guards let it."""
+    """A sync as far as it went: where it is stored, what it read, its plan, and what
+    was applied (None for a dry run)."""
 
-    run: DryRun
-    plan: StoredPlan
-    applied: ApplyResult | None  # None: nothing was sent, ``stopped`` says why
-    stopped: NotApplied | None
+    folder: SyncFolder
+    snapshot: DirectorySnapshot
+    planned: Planned
+    applied: Applied | None
 
     def summary(self) -> dict[str, object]:
-        return self.run.summary() | {
-            "applied": self.applied.summary() if self.applied else None,
-            "stopped": {"kind": self.stopped.kind, "detail": str(self.stopped)}
-            if self.stopped
-            else None,
+        summary = self.planned.report.summary | {
+            "sync_id": self.folder.sync_id,
+            "out": self.folder.location,
+        }
+        if self.applied is None:
+            return summary
+        result, stopped = self.applied.result, self.applied.stopped
+        return summary | {
+            "applied": result.summary() if result else None,
+            "stopped": {"kind": stopped.kind, "detail": str(stopped)} if stopped else None,
         }
 
 
 def sync(
     config: DomainConfig,
-    read_source: Callable[[], SourceRead],
-    client: KomeetClient,
     engine: Engine,
-    out: Path | None = None,
+    store: ResultStore,
     *,
+    read_directory: Callable[[], DirectorySnapshot],
+    client: KomeetClient | None = None,
+    komeet: KomeetAccounts | None = None,
+    dry_run: bool = False,
+    trigger: str = "komeet-sync sync",
     last_good_desired: int | None = None,
+    also_to: SyncFolder | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
-    trigger: str = "sync",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> SyncRun:
-    """Extract, reconcile, plan and apply one domain.
+    """A whole sync of one domain, stored in ``store``: read the directory, read Komeet's
+    accounts (or take ``komeet``, an export, for a dry run), reconcile, write the reports,
+    store the plan and apply it, unless a guard holds it or this is a dry run.
 
     Komeet's discovery is read first, so that a wrong URL or token fails before a long
-    extraction; its accounts are read after the source, as late as possible. The plan is
-    stored whatever happens next; the shrink guard compares with the desired count of the
-    last plan that was applied in full, unless ``last_good_desired`` is given.
+    extraction; its accounts are read after the directory, as late as possible. Nothing is
+    stored when a read fails. ``also_to``: a second folder for the reports (``--out``).
     """
-    client.capabilities()
-    plans = PlanStore(engine)
-    if last_good_desired is None:
-        last_good_desired = plans.last_good_desired(config.domain)
-    run = dry_run(
+    if client is not None:
+        client.capabilities()
+    started_at = datetime.now(UTC)
+    snapshot = read_directory()
+    if komeet is None:
+        if client is None:
+            raise ValueError("give the Komeet client, or Komeet's accounts for a dry run")
+        komeet = read_komeet(client, config)
+    folder = store.start(config.domain, trigger, started_at=started_at)
+    folder.write(SNAPSHOT, snapshot)
+    folder.write(ACCOUNTS, komeet)
+    planned = plan(
+        engine,
         config,
-        read_source,
-        komeet_api_reader(client, config),
-        out,
+        snapshot,
+        komeet,
+        reports=folder,
+        store_plan=not dry_run,
         last_good_desired=last_good_desired,
     )
-    stored = plans.save(
-        run.result.plan,
-        source=run.read.snapshot.source.value,
-        snapshot_at=run.read.started_at,
-        desired=run.result.stats["desired"],
-        reports=str(run.out),
+    for destination in (folder, also_to):
+        if destination is not None:
+            write_reports(destination, planned)
+    if dry_run:
+        return SyncRun(folder, snapshot, planned, None)
+    assert client is not None
+    applied = apply(
+        engine,
+        planned.plan_id,
+        client,
+        trigger=trigger,
+        concurrency=concurrency,
+        mode=mode,
+        progress=progress,
     )
+    if applied.result is not None:
+        for destination in (folder, also_to):
+            if destination is not None:
+                destination.write(RESULTS.name, applied.report)
+    return SyncRun(folder, snapshot, planned, applied)
+
+
+def resume(
+    engine: Engine,
+    store: ResultStore,
+    plan_id: str,
+    client: KomeetClient,
+    *,
+    trigger: str = "komeet-sync apply",
+    concurrency: int = DEFAULT_CONCURRENCY,
+    mode: Mode | None = None,
+    progress: Progress | None = None,
+) -> Applied:
+    """Apply a stored plan, or resume its interrupted application, and record the results
+    beside the plan's reports (``unrecorded`` says why when they could not be)."""
+    applied = apply(
+        engine,
+        plan_id,
+        client,
+        trigger=trigger,
+        again=False,
+        concurrency=concurrency,
+        mode=mode,
+        progress=progress,
+    )
+    stored = PlanStore(engine).get(plan_id)
+    if applied.result is None or applied.result.application_id is None or not stored.reports:
+        return applied
     try:
-        applied = apply_plan(
-            engine,
-            stored.plan_id,
-            client,
-            concurrency=concurrency,
-            mode=mode,
-            trigger=trigger,
-            again=True,
-            progress=progress,
-        )
-    except NotApplied as stopped:
-        return SyncRun(run, stored, None, stopped)
-    write_results(engine, applied, run.out)
-    return SyncRun(run, stored, applied, None)
-
-
-def write_results(engine: Engine, applied: ApplyResult, out: Path) -> Path:
-    """Every action's outcome (the ledger rows of the application) beside the plan's
-    reports, as ``results.csv`` and ``results.parquet``: the provisioning results. The
-    actions that failed are added to the errors report there (ARCHITECTURE.md, "Reports":
-    errors include failed actions)."""
-    entries = Ledger(engine).entries(applied.plan_id, applied.application_id)
-    out.mkdir(parents=True, exist_ok=True)
-    entries.to_csv(out / "results.csv", index=False)
-    entries.to_parquet(out / "results.parquet", index=False)
-    failed = entries[entries["status"] == "failed"]
-    errors_file = out / "errors.parquet"
-    if len(failed) and errors_file.exists():
-        errors = pd.read_parquet(errors_file)
-        errors = errors[errors["error"] != FAILED_ACTION]  # an earlier apply's, replaced
-        added = pd.DataFrame(
-            {
-                "source": "komeet",
-                "account_id": failed["komeet_id"],
-                "email": failed["user_name"],
-                "error": FAILED_ACTION,
-                "detail": failed["outcome"],
-                "reason": failed["action"] + " failed; see results.csv for the response",
-            }
-        ).astype(errors.dtypes.to_dict())
-        errors = pd.concat([errors, added], ignore_index=True)
-        errors.to_csv(out / "errors.csv", index=False)
-        errors.to_parquet(errors_file, index=False)
-    return out / "results.csv"
+        store.at(stored.reports).write(RESULTS.name, applied.report)
+    except OSError as exc:
+        return dataclasses.replace(applied, unrecorded=f"{stored.reports}: {exc.strerror or exc}")
+    return applied

@@ -1,4 +1,5 @@
-"""Reading exported directory data from JSON files, in the sources' own formats.
+"""Reading exported directory data from JSON files, in the sources' own formats, for the
+offline audit.
 
 A file that is not JSON, or whose shape is not the format expected, is refused whole with
 one error naming the file, the position and the format; a record inside it with a bad
@@ -8,8 +9,14 @@ value is the parsers' business (it becomes a row of the errors report).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.snapshots import DirectorySnapshot
+from komeet_sync.sources.google import resources as google_resources
+from komeet_sync.sources.scim import resources as scim_resources
 
 
 class ExportFormatError(ValueError):
@@ -89,3 +96,78 @@ def _is_page(item: dict[str, Any], list_key: str) -> bool:
     return any(key.lower() == list_key.lower() for key in item) or (
         "nextPageToken" in item or str(item.get("kind", "")).endswith("#users")
     )
+
+
+@dataclass(frozen=True)
+class DirectoryExport:
+    """The exported files of a domain's directory: Google's users and members, or the
+    SCIM users and groups an IdP holds."""
+
+    google_users: Path | None = None
+    google_members: Path | None = None
+    scim_users: Path | None = None
+    scim_groups: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """ "google" or "scim": the one source these files are of."""
+        google = self.google_users is not None or self.google_members is not None
+        scim = self.scim_users is not None or self.scim_groups is not None
+        if google == scim:
+            raise ExportFormatError(
+                "give one source: --google-users with --google-members, or --scim-users "
+                "(with --scim-groups when groups are selected)"
+            )
+        return "google" if google else "scim"
+
+
+def read_export(config: DomainConfig, files: DirectoryExport) -> DirectorySnapshot:
+    """The directory as its exported files hold it; ExportFormatError names a file that
+    cannot be read."""
+    if files.source == "google":
+        if files.google_users is None or files.google_members is None:
+            raise ExportFormatError(
+                "a Google audit needs both --google-users (users.list) and --google-members "
+                "(members.list of each selected group)"
+            )
+        users = unpack(
+            load_json(files.google_users, GOOGLE_USERS), files.google_users, "users", GOOGLE_USERS
+        )
+        members = _members_by_group(files.google_members)
+        return google_resources.snapshot(
+            users, {group: members.get(group) for group in config.groups} | members
+        )
+    assert files.scim_users is not None
+    if files.scim_groups is None and config.groups:
+        raise ExportFormatError(
+            f"groups are selected ({', '.join(config.groups)}) but no --scim-groups file was "
+            "given: export the IdP's groups, or leave out --group"
+        )
+    users_kind = SCIM_RESOURCES.format(kind="User")
+    users = unpack(
+        load_json(files.scim_users, users_kind), files.scim_users, "Resources", users_kind
+    )
+    groups: list = []
+    if files.scim_groups is not None:
+        groups_kind = SCIM_RESOURCES.format(kind="Group")
+        groups = unpack(
+            load_json(files.scim_groups, groups_kind), files.scim_groups, "Resources", groups_kind
+        )
+    return scim_resources.snapshot(users, groups, config.groups)
+
+
+def _members_by_group(path: Path) -> dict[str, list | None]:
+    document = load_json(path, GOOGLE_MEMBERS)
+    if not isinstance(document, dict):
+        raise ExportFormatError(
+            f"{path}: the top level is {type(document).__name__}; expected {GOOGLE_MEMBERS}"
+        )
+    members: dict[str, list | None] = {}
+    for group, value in document.items():
+        if value is None:
+            members[str(group).strip().lower()] = None
+            continue
+        members[str(group).strip().lower()] = unpack(
+            value, Path(f"{path}[{group!r}]"), "members", GOOGLE_MEMBERS
+        )
+    return members

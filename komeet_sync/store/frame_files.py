@@ -1,7 +1,7 @@
 """Writing the sync's results to a folder and reading them back: every DataFrame as a Parquet
 file, everything else as JSON beside it.
 
-A result is a DataFrame, or a frozen dataclass (a directory snapshot, a source read, a plan)
+A result is a DataFrame, or a frozen dataclass (a directory snapshot, Komeet's accounts)
 whose fields are DataFrames, other such dataclasses, or JSON values (text, numbers, times,
 enums, and lists or dicts of them). A dataclass becomes a folder: ``<field>.parquet`` for
 each frame, a sub-folder for each nested dataclass, and ``fields.json`` for the rest with the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -67,26 +68,28 @@ def read_stamp(folder: UPath) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def read_result(folder: UPath) -> Any:
-    """What ``write_result`` wrote into ``folder``."""
+def read_result(folder: UPath, renamed: Mapping[str, Callable[..., Any]] | None = None) -> Any:
+    """What ``write_result`` wrote into ``folder``. ``renamed`` maps the import paths of
+    types that moved or changed since the folder was written to what builds them now
+    (``store.legacy``)."""
     if (folder / NOTHING).exists():
         return None
     if (folder / FRAME).exists():
         return _read_frame(folder / FRAME)
     if not (folder / FIELDS).exists():
         raise FrameFileError(f"{folder} holds no stored result (no {FIELDS} or {FRAME})")
+    renamed = renamed or {}
     fields = json.loads((folder / FIELDS).read_text())
-    kind = _import(fields.pop("__type__"))
+    kind = _import(fields.pop("__type__"), renamed)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(kind):
-        if field.name in fields:
-            value = fields[field.name]
-            if isinstance(value, dict) and "__folder__" in value:
-                values[field.name] = read_result(folder / value["__folder__"])
-            else:
-                values[field.name] = _from_json(value)
-        elif (folder / f"{field.name}.parquet").exists():
-            values[field.name] = _read_frame(folder / f"{field.name}.parquet")
+    for name, value in fields.items():
+        if isinstance(value, dict) and "__folder__" in value:
+            values[name] = read_result(folder / value["__folder__"], renamed)
+        else:
+            values[name] = _from_json(value, renamed)
+    for path in folder.iterdir():
+        if path.name.endswith(".parquet") and path.name != FRAME:
+            values[path.name.removesuffix(".parquet")] = _read_frame(path)
     return kind(**values)
 
 
@@ -133,43 +136,42 @@ def _to_json(value: Any) -> Any:
     raise FrameFileError(f"cannot store a {type(value).__name__} value as JSON: {value!r}")
 
 
-def _from_json(value: Any) -> Any:
+def _from_json(value: Any, renamed: Mapping[str, Callable[..., Any]]) -> Any:
     if isinstance(value, list):
-        return [_from_json(item) for item in value]
+        return [_from_json(item, renamed) for item in value]
     if not isinstance(value, dict):
         return value
     if "__enum__" in value:
-        return _import(value["__enum__"])(value["value"])
+        return _import(value["__enum__"], renamed)(value["value"])
     if "__datetime__" in value:
         return datetime.fromisoformat(value["__datetime__"])
     if "__tuple__" in value:
-        return tuple(_from_json(item) for item in value["__tuple__"])
+        return tuple(_from_json(item, renamed) for item in value["__tuple__"])
     if "__type__" in value:
-        kind = _import(value["__type__"])
-        return kind(**{key: _from_json(item) for key, item in value.items() if key != "__type__"})
-    return {key: _from_json(item) for key, item in value.items()}
+        kind = _import(value["__type__"], renamed)
+        return kind(
+            **{key: _from_json(item, renamed) for key, item in value.items() if key != "__type__"}
+        )
+    return {key: _from_json(item, renamed) for key, item in value.items()}
 
 
 def _type_path(kind: type) -> str:
     return f"{kind.__module__}:{kind.__qualname__}"
 
 
-# Where the types named in folders written before the layered layout live now.
-MOVED_MODULES = {
-    "komeet_sync.frames": "komeet_sync.model.frames",
-    "komeet_sync.guards": "komeet_sync.engine.guards",
-    "komeet_sync.plan_store": "komeet_sync.store.plans",
-    "komeet_sync.sync": "komeet_sync.runs.sync",
-    "komeet_sync.domain_sync": "komeet_sync.runs.steps",
-}
-
-
-def _import(path: str) -> Any:
+def _import(path: str, renamed: Mapping[str, Callable[..., Any]]) -> Any:
+    if path in renamed:
+        return renamed[path]
     module, _, name = path.partition(":")
-    module = MOVED_MODULES.get(module, module)
     if not module.startswith("komeet_sync."):
         raise FrameFileError(f"{path}: only komeet_sync's own types are read back")
-    found: Any = importlib.import_module(module)
-    for part in name.split("."):
-        found = getattr(found, part)
+    try:
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        raise FrameFileError(
+            f"{path}: no such type in this version of komeet-sync; read the folder with "
+            "komeet_sync.store.legacy.read_result if an older version wrote it"
+        ) from None
     return found

@@ -18,6 +18,7 @@ from enum import StrEnum
 import pandas as pd
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
+from komeet_sync.model.reports import RESULTS
 from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import ApplicationRow, LedgerRow, PlanActionRow
 
@@ -64,6 +65,30 @@ class Application:
     plan_id: str
     started_at: datetime
     resumed: bool  # an unfinished application taken up again
+
+
+@dataclass(frozen=True)
+class ResultsReport:
+    """The ``results`` of a sync (model.reports.RESULTS): the ledger rows of one application
+    of its plan, or why nothing was sent."""
+
+    plan_id: str
+    application_id: int | None  # None: nothing was sent (``stopped`` says why)
+    entries: pd.DataFrame  # RESULTS columns
+    counts: dict[str, int]  # ledger status -> actions
+    stopped: str = ""  # why nothing was sent; empty when the plan was applied
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.entries[self.entries["status"] == Status.FAILED.value]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "plan_id": self.plan_id,
+            "application_id": self.application_id,
+            "counts": dict(self.counts),
+            "stopped": self.stopped,
+        }
 
 
 class Ledger:
@@ -242,20 +267,7 @@ class Ledger:
                 application_id = connection.scalar(
                     select(func.max(ApplicationRow.id)).where(ApplicationRow.plan_id == plan_id)
                 )
-        columns = [
-            "position",
-            "action",
-            "user_name",
-            "status",
-            "outcome",
-            "attempts",
-            "http_status",
-            "komeet_id",
-            "response_body",
-            "idempotency_key",
-            "sent_at",
-            "finished_at",
-        ]
+        columns = list(RESULTS.columns)
         if application_id is None:
             return pd.DataFrame(columns=columns)
         query = (

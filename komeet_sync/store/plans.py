@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, update
 
-from komeet_sync.engine.guards import Guard, Hold
-from komeet_sync.engine.planning import PLAN_COLUMNS, Plan
+from komeet_sync.model.holds import Hold
+from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import ApplicationRow, PlanActionRow, PlanRow
 
@@ -62,6 +62,52 @@ class StoredPlan:
     @property
     def may_apply(self) -> bool:
         return not self.held or (not self.stopped and self.approved_by is not None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON values: ``plans show --json`` and a sync's ``plan.json``."""
+        return {
+            "plan_id": self.plan_id,
+            "domain": self.domain,
+            "created_at": self.created_at.isoformat(),
+            "source": self.source,
+            "snapshot_at": self.snapshot_at.isoformat() if self.snapshot_at else None,
+            "desired": self.desired,
+            "counts": dict(self.counts),
+            "holds": [hold.as_dict() for hold in self.holds],
+            "approved_by": self.approved_by,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
+            "reports": self.reports,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredPlan:
+        def moment(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            plan_id=data["plan_id"],
+            domain=data["domain"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            source=data["source"],
+            snapshot_at=moment(data.get("snapshot_at")),
+            desired=int(data["desired"]),
+            counts={str(k): int(v) for k, v in data["counts"].items()},
+            holds=tuple(Hold.from_dict(hold) for hold in data["holds"]),
+            reports=data.get("reports"),
+            approved_by=data.get("approved_by"),
+            approved_at=moment(data.get("approved_at")),
+        )
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """The ``plan`` of a sync (model.reports.PLAN): its actions, the reconciliation's summary
+    (counts, plan id, holds: ``summary.json``), and the plan as stored, for a sync that
+    stored it (the offline audit and a dry run do not)."""
+
+    actions: pd.DataFrame  # PLAN_COLUMNS
+    summary: dict[str, Any]
+    stored: StoredPlan | None = None
 
 
 class PlanStore:
@@ -126,16 +172,7 @@ class PlanStore:
             snapshot_at=as_utc(row.snapshot_at) if row.snapshot_at else None,
             desired=row.desired,
             counts=dict(row.counts),
-            holds=tuple(
-                Hold(
-                    Guard(hold["guard"]),
-                    hold["detail"],
-                    hold["approvable"],
-                    hold["measured"],
-                    hold["limit"],
-                )
-                for hold in row.holds
-            ),
+            holds=tuple(Hold.from_dict(hold) for hold in row.holds),
             reports=row.reports,
             approved_by=row.approved_by,
             approved_at=as_utc(row.approved_at) if row.approved_at else None,

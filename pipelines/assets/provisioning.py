@@ -2,7 +2,10 @@
 
 import dagster as dg
 
-from komeet_sync.runs.steps import AppliedSync, PlannedSync, apply_planned
+from komeet_sync.model.reports import RESULTS
+from komeet_sync.runs import sync
+from komeet_sync.store.ledger import ResultsReport
+from komeet_sync.store.plans import PlanReport
 
 from ..metadata import frame_metadata
 from ..partitions import domains
@@ -13,27 +16,35 @@ from ..resources import DatabaseResource, KomeetResource
 KOMEET_POOL = "komeet_api"
 
 
-@dg.asset(partitions_def=domains, group_name="provisioning", pool=KOMEET_POOL)
-def provisioning_results(
+@dg.asset(
+    name=RESULTS.name,
+    partitions_def=domains,
+    group_name="provisioning",
+    pool=KOMEET_POOL,
+    description=RESULTS.description,
+)
+def results(
     context: dg.AssetExecutionContext,
     database: DatabaseResource,
     komeet: KomeetResource,
-    provisioning_plan: PlannedSync,
-) -> AppliedSync:
+    plan: PlanReport,
+) -> ResultsReport:
     """Each action's outcome in Komeet (the ledger), or why nothing was sent. Runs only when
     the blocking checks on the plan pass."""
-    applied = apply_planned(
+    assert plan.stored is not None
+    applied = sync.apply(
         database.engine(),
-        provisioning_plan.plan.plan_id,
+        plan.stored.plan_id,
         komeet.client(),
         trigger=f"dagster run {context.run.run_id}",
     )
+    report = applied.report
     context.add_output_metadata(
         frame_metadata(
-            applied.results,
-            plan_id=applied.plan_id,
-            stopped=applied.stopped or "no",
-            **{f"ledger/{status}": count for status, count in applied.counts.items()},
+            report.entries,
+            plan_id=report.plan_id,
+            stopped=report.stopped or "no",
+            **{f"ledger/{status}": count for status, count in report.counts.items()},
         )
     )
-    return applied
+    return report

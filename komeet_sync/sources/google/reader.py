@@ -10,6 +10,7 @@ read).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -31,7 +32,8 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from komeet_sync.backoff import Backoff
-from komeet_sync.model.frames import DirectorySnapshot
+from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.google import resources as google_resources
 
 KEY_FILE_ENV = "GOOGLE_SERVICE_ACCOUNT_FILE"
@@ -98,22 +100,6 @@ class GroupCount:
     found: bool
     name: str | None = None
     members: int = 0  # users, direct and nested (derived membership)
-
-
-@dataclass(frozen=True)
-class GoogleExtract:
-    """One complete read of a domain: the engine's frames, when and at what cost."""
-
-    snapshot: DirectorySnapshot
-    started_at: datetime  # the snapshot's time: nothing older than this is in it
-    finished_at: datetime
-    requests: int  # HTTP requests sent, the token request and retries included
-    users: int
-    members: int  # Member resources read, over every selected group
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -190,6 +176,28 @@ class ServiceAccountKey:
                 f"{KEY_FILE_ENV}={self.path}: its private key cannot be read "
                 f"({type(exc).__name__}); download a new key for the service account"
             ) from None
+
+
+def reader_for(
+    config: DomainConfig, key_file: str | None = None, endpoint: str | None = None
+) -> DirectoryReader:
+    """The reader of a Google domain, acting as its delegated admin. The key file and the
+    endpoint, unless given, come from ``GOOGLE_SERVICE_ACCOUNT_FILE`` and
+    ``GOOGLE_DIRECTORY_API_ENDPOINT``; the retry settings from
+    ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
+    if config.source is not SourceKind.GOOGLE:
+        raise GoogleError(f"{config.domain} syncs by SCIM, not from Google Workspace")
+    if not config.admin_email:
+        raise GoogleError(
+            f"{config.domain} has no admin email: the delegation needs the super admin to act "
+            "as; configure it again with --admin-email"
+        )
+    return DirectoryReader(
+        ServiceAccountKey.load(key_file),
+        config.admin_email,
+        endpoint=endpoint or endpoint_from_environment(),
+        backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
+    )
 
 
 def endpoint_from_environment() -> str | None:
@@ -294,25 +302,23 @@ class DirectoryReader:
             self._wait(attempt)
         raise ExtractionFailed(call, status, detail, self.backoff.attempts)
 
-    def extract(self, domains: Sequence[str], groups: Sequence[str]) -> GoogleExtract:
+    def extract(self, domains: Sequence[str], groups: Sequence[str]) -> DirectorySnapshot:
         """Every user whose primary email is in one of ``domains`` (the domain, then its
-        alias domains) and the members of each selected group, read whole.
+        alias domains) and the members of each selected group, read whole, with the time
+        the read began and the requests it took.
 
         Raises ExtractionFailed or AuthorisationRefused, and then nothing is returned.
         """
-        started = datetime.now(UTC)
+        started, clock = datetime.now(UTC), time.monotonic()
         before = self.requests
         self.authenticate()
         users, _, by_group = self._concurrently(domains, groups, self._group_members)
         members = {group: listing for group, (_, listing) in by_group.items()}
-        snapshot = google_resources.snapshot(users, members)
-        return GoogleExtract(
-            snapshot=snapshot,
+        return dataclasses.replace(
+            google_resources.snapshot(users, members),
             started_at=started,
-            finished_at=datetime.now(UTC),
+            seconds=time.monotonic() - clock,
             requests=self.requests - before,
-            users=len(users),
-            members=sum(len(listing or []) for listing in members.values()),
         )
 
     def check(self, domains: Sequence[str], groups: Sequence[str]) -> DomainCheck:

@@ -18,9 +18,9 @@ from komeet_sync.model.frames import (
     GROUP_MEMBERS,
     GROUPS,
     READ_ERRORS,
-    DirectorySnapshot,
     Source,
 )
+from komeet_sync.model.snapshots import DirectorySnapshot
 
 SUSPENDED = "suspended in Google Workspace"
 ARCHIVED = "archived in Google Workspace"

@@ -250,6 +250,11 @@ class _DomainApplication(ASGIApplication):
         return self.base_url
 
 
+def scim_url(public_url: str, domain: str) -> str:
+    """The SCIM URL of a domain, as its IdP is given it: the base of RFC 7644's endpoints."""
+    return f"{public_url.rstrip('/')}/scim/{domain}/v2"
+
+
 class ScimEndpoint:
     """The ASGI application of ``komeet-sync scim serve``: every SCIM domain's endpoint."""
 
@@ -265,7 +270,7 @@ class ScimEndpoint:
 
     def url_of(self, domain: str) -> str:
         """The SCIM URL of a domain, as its IdP is given it."""
-        return f"{self.public_url}/scim/{domain}/v2"
+        return scim_url(self.public_url, domain)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -10,6 +10,9 @@ import hashlib
 import hmac
 import secrets
 
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.store.domains import DomainStore
+
 PREFIX = "sha256:"
 
 
@@ -26,3 +29,10 @@ def matches(secret: str | None, stored_hash: str | None) -> bool:
     if not secret or not stored_hash:
         return False
     return hmac.compare_digest(hash_secret(secret).encode(), stored_hash.encode())
+
+
+def issue_secret(store: DomainStore, domain: str) -> tuple[DomainConfig, str]:
+    """A new secret for a SCIM domain, its hash stored in place of the former one's (which
+    stops working at once); the secret itself is returned to be shown once, never kept."""
+    secret = new_secret()
+    return store.set_scim_secret_hash(domain, hash_secret(secret)), secret

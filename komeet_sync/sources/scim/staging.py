@@ -1,14 +1,17 @@
-"""Reading a SCIM domain's staging tables as the engine's frames."""
+"""Reading a SCIM domain's staging tables (what its IdP pushed) as a directory snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.model.frames import DirectorySnapshot
+from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.scim import resources as scim_resources
 from komeet_sync.sources.scim.storage import GROUP, USER
 from komeet_sync.store.domains import DomainStore
@@ -17,7 +20,8 @@ from komeet_sync.store.tables import ScimRequestRow, ScimResourceRow
 
 def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
     """The users (deleted ones included, as inactive) and the live groups the IdP pushed to
-    ``config``'s domain, with ``config.groups`` selected."""
+    ``config``'s domain, with ``config.groups`` selected, read in one pass."""
+    started, clock = datetime.now(UTC), time.monotonic()
     domain_id = DomainStore(engine).id_of(config.domain)
     users: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
@@ -38,7 +42,8 @@ def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
                     deleted.add(resource_id)
             elif resource_type == GROUP and deleted_at is None:
                 groups.append({**document, "id": resource_id})
-    return scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
+    snapshot = scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
+    return dataclasses.replace(snapshot, started_at=started, seconds=time.monotonic() - clock)
 
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")

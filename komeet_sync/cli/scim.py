@@ -1,0 +1,105 @@
+"""``komeet-sync scim ...``: the endpoint Entra ID and Okta push to, and its secrets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+
+from komeet_sync.cli.output import EXIT_OK, Parser, UserError, command, configured
+
+
+def register(commands) -> None:
+    scim = commands.add_parser("scim", help="the SCIM endpoint Entra ID and Okta push to")
+    group = scim.add_subparsers(title="scim commands", parser_class=Parser)
+    serve = command(group, "serve", "serve every SCIM domain's endpoint", _serve)
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
+    rotate = command(
+        group,
+        "rotate-secret",
+        "make a new secret for a SCIM domain; the former one stops working",
+        _rotate_secret,
+    )
+    rotate.add_argument("domain")
+
+
+def print_credentials(config, secret: str, args: argparse.Namespace, headline: str) -> None:
+    """A SCIM domain's URL and secret: the only time the secret is shown."""
+    from komeet_sync.settings import public_url
+    from komeet_sync.sources.scim.endpoint import scim_url
+
+    url = scim_url(public_url(), config.domain)
+    if args.json:
+        print(json.dumps(config.as_dict() | {"scim_url": url, "secret": secret}, indent=2))
+        return
+    print(headline)
+    print(f"  SCIM URL:   {url}")
+    print(f"  Secret key: {secret}")
+    print(
+        "Enter both in Entra ID or Okta (Tenant URL / Base URL, and Secret Token / API token). "
+        "The secret is shown only now; 'komeet-sync scim rotate-secret "
+        f"{config.domain}' makes a new one."
+    )
+
+
+def _rotate_secret(args: argparse.Namespace) -> int:
+    from komeet_sync.sources.scim.secret import issue_secret
+    from komeet_sync.store.domains import UnknownDomain
+
+    store, config = configured(args.domain)
+    try:
+        config, secret = issue_secret(store, config.domain)
+    except UnknownDomain as exc:  # a Google domain has no secret
+        raise UserError(str(exc)) from None
+    print_credentials(
+        config,
+        secret,
+        args,
+        f"New secret for {config.domain}: the former one no longer works. Update the IdP.",
+    )
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from komeet_sync.settings import public_url
+    from komeet_sync.sources.scim.endpoint import ScimEndpoint
+    from komeet_sync.store.database import DatabaseUnavailable, open_database
+
+    try:
+        engine = open_database()
+    except DatabaseUnavailable as exc:
+        raise UserError(str(exc)) from None
+    listening = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((args.host, args.port))
+    except OSError as exc:  # the port is taken, or not ours to bind
+        listening.close()
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
+        ) from None
+    endpoint = ScimEndpoint(engine, public_url())
+    port = listening.getsockname()[1]  # the one the system chose for --port 0
+    print(
+        f"Serving SCIM on http://{args.host}:{port}/scim/DOMAIN/v2 "
+        f"(public URL {public_url()}); Ctrl-C stops.",
+        flush=True,
+    )
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
+    # is a normal stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
+    try:
+        server = uvicorn.Server(uvicorn.Config(endpoint, log_level="warning"))
+        server.run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        endpoint.close()
+        listening.close()
+    print("Stopped.", flush=True)
+    return EXIT_OK

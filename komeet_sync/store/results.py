@@ -1,0 +1,115 @@
+"""Every sync's results in one store, in one layout, under one set of names, whoever ran it:
+``komeet-sync sync`` or a Dagster run (ARCHITECTURE.md, "Layers": one sync path).
+
+    ROOT/DOMAIN/SYNC_ID/
+        sync.json                      the sync: its id, domain, start, who ran it
+        snapshot/                      the directory as read (model.snapshots, Parquet + JSON)
+        komeet_accounts/               Komeet's accounts as read
+        joiners.csv  joiners.parquet   one pair per report (model.reports), as the audit's
+        ...
+        plan.csv  plan.parquet         the plan's actions
+        summary.json                   counts, plan id and holds (as the offline audit's)
+        plan.json                      the plan as stored: holds, approval (not for a dry run)
+        results.csv  results.parquet   after an apply: each action's outcome (the ledger)
+        results.json                   the application, its counts, or why nothing was sent
+
+The root is ``KOMEET_SYNC_RESULTS`` (a folder or an fsspec URL: ``s3://bucket/komeet``),
+by default ``$KOMEET_SYNC_HOME/syncs``. A sync id begins with its start time in UTC, to the
+millisecond (``20261201T093000.250Z-1a2b3c4d``), so a domain's folders list in the order they
+ran. The
+offline audit writes the same files to its ``--out``. Syncs stored before this layout are
+listed too, read-only (``store.legacy``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from upath import UPath
+
+from komeet_sync import settings
+from komeet_sync.store.legacy import legacy_domains, legacy_syncs
+from komeet_sync.store.sync_folder import SYNC_FILE, StoredSync, SyncFolder
+
+
+class ResultStore:
+    """Every domain's syncs under one root (see the module's docstring)."""
+
+    def __init__(
+        self,
+        root: str | UPath | None = None,
+        *,
+        legacy_home: str | Path | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = UPath(root or settings.results_url(), **(storage_options or {}))
+        self.legacy_home = Path(legacy_home) if legacy_home is not None else None
+
+    @classmethod
+    def from_settings(cls) -> ResultStore:
+        """The store ``KOMEET_SYNC_RESULTS`` names, with what ``KOMEET_SYNC_HOME`` held
+        before this layout."""
+        return cls(settings.results_url(), legacy_home=settings.home())
+
+    def folder(self, domain: str, started_at: datetime, run_id: str | None = None) -> SyncFolder:
+        """Where the sync of ``domain`` that began at ``started_at`` is stored: a Dagster run
+        gives its id, so that each of its steps finds the same folder."""
+        suffix = (run_id or uuid.uuid4().hex).replace("-", "")[:8]
+        moment = started_at.astimezone(UTC)
+        stamp = f"{moment:%Y%m%dT%H%M%S}.{moment.microsecond // 1000:03d}Z"
+        return SyncFolder(self.root / domain / f"{stamp}-{suffix}")
+
+    def start(
+        self,
+        domain: str,
+        trigger: str,
+        *,
+        started_at: datetime | None = None,
+        run_id: str | None = None,
+    ) -> SyncFolder:
+        """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it)."""
+        started_at = (started_at or datetime.now(UTC)).astimezone(UTC)
+        folder = self.folder(domain, started_at, run_id)
+        if not (folder.path / SYNC_FILE).exists():
+            folder.path.mkdir(parents=True, exist_ok=True)
+            record = {
+                "sync_id": folder.sync_id,
+                "domain": domain,
+                "started_at": started_at.isoformat(),
+                "trigger": trigger,
+                "run_id": run_id,
+            }
+            (folder.path / SYNC_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        return folder
+
+    def at(self, location: str) -> SyncFolder:
+        """The sync folder at ``location`` (a plan's ``reports``)."""
+        return SyncFolder(UPath(location, **self.root.storage_options))
+
+    def syncs(self, domain: str) -> list[StoredSync]:
+        """The domain's syncs, oldest first."""
+        folder = self.root / domain
+        found: list[StoredSync] = (
+            [SyncFolder(path) for path in folder.iterdir() if path.is_dir()]
+            if folder.exists()
+            else []
+        )
+        if self.legacy_home is not None:
+            found += legacy_syncs(self.legacy_home, domain)
+        never = datetime.min.replace(tzinfo=UTC)
+        return sorted(found, key=lambda sync: (sync.started_at or never, sync.sync_id))
+
+    def latest(self, domain: str, name: str) -> StoredSync | None:
+        """The domain's latest sync that stored ``name``."""
+        return next((sync for sync in reversed(self.syncs(domain)) if sync.has(name)), None)
+
+    def domains(self) -> list[str]:
+        """The domains with a stored sync."""
+        names = {path.name for path in self.root.iterdir()} if self.root.exists() else set()
+        if self.legacy_home is not None:
+            names |= set(legacy_domains(self.legacy_home))
+        return sorted(names)
