@@ -51,9 +51,11 @@ lab: $(STAMP)
 test: $(STAMP) system-packages lint
 	$(BIN)/pytest
 
+# Ruff, the layers' import contracts (pyproject.toml, [tool.importlinter]), then mypy.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 system-packages:
@@ -77,4 +79,4 @@ bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 
 clean:
-	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

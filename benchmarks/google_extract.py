@@ -32,7 +32,8 @@ from pathlib import Path
 
 def measure(phase: str, url: str, key_file: str, admin: str, domain: str, groups: list[str]):
     """One phase in this (fresh) process: its wall time, requests and peak RSS."""
-    from komeet_sync.sources.google.reader import DirectoryReader, ServiceAccountKey
+    from komeet_sync.sources.google.credentials import ServiceAccountKey
+    from komeet_sync.sources.google.reader import DirectoryReader
 
     reader = DirectoryReader(ServiceAccountKey.load(key_file), admin, endpoint=url)
     started = time.perf_counter()

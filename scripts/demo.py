@@ -121,12 +121,9 @@ def main() -> int:
 
 def start_google(people: int, home: Path):
     """The Directory API emulator, in this process, with a throwaway key."""
-    from komeet_sync.emulators.directory_api import (
-        READ_ONLY_SCOPES,
-        DirectoryEmulator,
-        service_account_key,
-    )
+    from komeet_sync.emulators.directory_api import READ_ONLY_SCOPES, DirectoryEmulator
     from komeet_sync.emulators.directory_generator import generate_directory
+    from komeet_sync.emulators.service_account import service_account_key
 
     generated = generate_directory(people, domain=GOOGLE_DOMAIN, groups=3, seed=7)
     emulator = DirectoryEmulator(generated.directory).start()
@@ -318,7 +315,7 @@ def run_weeks(generated, emulator, komeet: requests.Session):
 def next_week(directory, selected: tuple[str, ...], week: int):
     """The directory a week later: people join the first selected group, others are
     suspended, and in week 2 one person is renamed (the old address stays an alias)."""
-    from komeet_sync.emulators.directory_api import Directory
+    from komeet_sync.emulators.directory import Directory
 
     rng = random.Random(week)
     users = copy.deepcopy(directory.users)

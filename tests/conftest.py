@@ -79,7 +79,7 @@ def cli(capsys) -> Cli:
 @pytest.fixture(scope="session")
 def service_account_info() -> dict:
     """A throwaway RSA service-account key, made once: generating one takes a while."""
-    from komeet_sync.emulators.directory_api import service_account_key
+    from komeet_sync.emulators.service_account import service_account_key
 
     return service_account_key("http://127.0.0.1:9/token")
 

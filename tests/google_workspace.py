@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from komeet_sync.backoff import Backoff
-from komeet_sync.emulators.directory_api import (
-    READ_ONLY_SCOPES,
-    Directory,
-    DirectoryEmulator,
-    service_account_key,
-)
-from komeet_sync.sources.google.reader import DirectoryReader, ServiceAccountKey
+from komeet_sync.emulators.directory import Directory
+from komeet_sync.emulators.directory_api import READ_ONLY_SCOPES, DirectoryEmulator
+from komeet_sync.emulators.service_account import service_account_key
+from komeet_sync.sources.google.credentials import ServiceAccountKey
+from komeet_sync.sources.google.reader import DirectoryReader
 
 FAST = Backoff(attempts=4, base=0.001, cap=0.004)
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.emulators.directory import Directory
 
 from .google_workspace import member
 from .komeet_server import SCIM_JSON

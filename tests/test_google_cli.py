@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.emulators.directory import Directory
 
 from .conftest import EXAMPLES
 from .test_audit_cli import example_args

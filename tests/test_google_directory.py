@@ -10,16 +10,13 @@ import pandas as pd
 import pytest
 
 from komeet_sync.backoff import Backoff
-from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.emulators.directory import Directory
 from komeet_sync.emulators.directory_generator import NEVER, generate_directory
 from komeet_sync.engine.reconcile import reconcile
 from komeet_sync.komeet.accounts import accounts_from_resources
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.sources.google.reader import (
-    SCOPES,
-    AuthorisationRefused,
-    ExtractionFailed,
-)
+from komeet_sync.sources.google.credentials import SCOPES
+from komeet_sync.sources.google.reader import AuthorisationRefused, ExtractionFailed
 
 from .google_workspace import FAST, member, user
 

@@ -173,7 +173,7 @@ def test_a_token_for_other_scopes_cannot_read_users(workspace):
 
 
 def test_a_jwt_signed_by_another_key_is_refused(workspace, google):
-    from komeet_sync.emulators.directory_api import service_account_key
+    from komeet_sync.emulators.service_account import service_account_key
 
     impostor = dict(service_account_key(google.emulator.token_uri))
     impostor["client_email"] = google.key["client_email"]

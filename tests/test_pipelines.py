@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.emulators.directory import Directory
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore

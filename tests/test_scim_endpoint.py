@@ -175,7 +175,7 @@ def test_a_refused_write_leaves_nothing_half_done(scim):
     ],
 )
 def test_the_log_never_keeps_a_password_however_it_is_written(body):
-    from komeet_sync.sources.scim.endpoint import redacted
+    from komeet_sync.sources.scim.request_log import redacted
 
     logged = redacted(body)
     assert logged is not None and "Tr0ub4dor" not in logged

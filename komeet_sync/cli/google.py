@@ -24,7 +24,8 @@ def register(commands) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from komeet_sync.model.domain_config import SourceKind
-    from komeet_sync.sources.google.reader import SCOPES, GoogleError, reader_for
+    from komeet_sync.sources.google.credentials import SCOPES, GoogleError
+    from komeet_sync.sources.google.reader import reader_for
 
     _, config = configured(args.domain)
     if config.source is not SourceKind.GOOGLE:

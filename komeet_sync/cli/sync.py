@@ -105,7 +105,8 @@ def _sync(args: argparse.Namespace) -> int:
     from komeet_sync.runs import sync
     from komeet_sync.runs.audit import read_komeet_export
     from komeet_sync.sources.exports import ExportFormatError
-    from komeet_sync.sources.google.reader import GoogleError, reader_for
+    from komeet_sync.sources.google.credentials import GoogleError
+    from komeet_sync.sources.google.reader import reader_for
     from komeet_sync.store.results import ResultStore
     from komeet_sync.store.sync_folder import SyncFolder
 

@@ -34,6 +34,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from google.auth import jwt
 
 from komeet_sync.emulators import partial_response
+from komeet_sync.emulators.directory import Directory, domain_of
+from komeet_sync.emulators.service_account import serialization, service_account_key
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -75,132 +77,6 @@ DEFAULT_REASONS = {
     503: ("backendError", "The service is currently unavailable."),
     504: ("backendError", "Deadline exceeded"),
 }
-
-
-# --- the directory ----------------------------------------------------------------------
-
-
-@dataclass
-class Directory:
-    """A Google Workspace account's users and groups, as Directory API resources.
-
-    Each group carries its *direct* members under ``"members"``; nested groups are members
-    of type ``GROUP``. Users with ``"isAdmin": true`` are the super admins that domain-wide
-    delegation may act as. Build a new one rather than change it while it is served.
-    """
-
-    users: list[dict[str, Any]]
-    groups: list[dict[str, Any]]
-    customer_id: str = "C01abc234"
-    domains: list[str] = field(default_factory=list)  # default: those of the users and groups
-
-    def __post_init__(self) -> None:
-        self._by_email = {str(u.get("primaryEmail", "")).lower(): u for u in self.users}
-        self._by_domain: dict[str, list[dict[str, Any]]] = {}
-        for user in self.users:
-            user.setdefault("kind", "admin#directory#user")
-            self._by_domain.setdefault(_domain_of(user.get("primaryEmail")), []).append(user)
-        if not self.domains:
-            emails = [g.get("email") for g in self.groups]
-            self.domains = sorted(set(self._by_domain) | {_domain_of(e) for e in emails} - {""})
-        self._groups: dict[str, dict[str, Any]] = {}
-        for group in self.groups:
-            for key in (group.get("id"), group.get("email"), *group.get("aliases", [])):
-                if key:
-                    self._groups[str(key).lower()] = group
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Directory:
-        """A directory from ``{"users": [User, ...], "groups": [Group + "members", ...]}``."""
-        return cls(
-            users=list(document.get("users") or []),
-            groups=list(document.get("groups") or []),
-            customer_id=str(document.get("customerId") or "C01abc234"),
-            domains=list(document.get("domains") or []),
-        )
-
-    @classmethod
-    def from_exports(
-        cls,
-        users: dict[str, Any] | list[Any],
-        members: dict[str, Any],
-        admins: Iterable[str] = (),
-    ) -> Directory:
-        """A directory from a ``users.list`` export and a ``{group email: members.list}``
-        export, as ``komeet-sync audit`` reads them. A group mapped to null does not exist;
-        ``admins`` are the users made super admins."""
-        records = users.get("users", []) if isinstance(users, dict) else list(users)
-        admin_set = {email.lower() for email in admins}
-        records = [
-            {**user, "isAdmin": True}
-            if str(user.get("primaryEmail", "")).lower() in admin_set
-            else user
-            for user in records
-        ]
-        groups = []
-        for number, (email, listing) in enumerate(members.items(), start=1):
-            if listing is None:
-                continue
-            found = listing.get("members", []) if isinstance(listing, dict) else listing
-            groups.append(
-                {
-                    "id": f"group{number:04d}",
-                    "email": email,
-                    "name": email.split("@")[0],
-                    "members": list(found or []),
-                }
-            )
-        return cls(users=records, groups=groups)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "customerId": self.customer_id,
-            "domains": self.domains,
-            "users": self.users,
-            "groups": self.groups,
-        }
-
-    def users_of(self, domain: str) -> list[dict[str, Any]]:
-        """The users whose primary email is in ``domain`` (``users.list?domain=``)."""
-        return self._by_domain.get(domain.lower(), [])
-
-    def user(self, email: str) -> dict[str, Any] | None:
-        return self._by_email.get(email.lower())
-
-    def group(self, key: str) -> dict[str, Any] | None:
-        """A group by its email, one of its aliases, or its id (as ``groupKey`` allows)."""
-        return self._groups.get(key.lower())
-
-    def members(self, group: dict[str, Any], derived: bool) -> list[dict[str, Any]]:
-        """A group's members; with ``derived``, also every user of its nested groups, once
-        each (``members.list`` with ``includeDerivedMembership=true``)."""
-        direct = [_member(member) for member in group.get("members", [])]
-        if not derived:
-            return direct
-        seen = {member.get("id") for member in direct}
-        result = list(direct)
-        for user in self._nested_users(group, {str(group.get("id"))}):
-            if user.get("id") not in seen:
-                seen.add(user.get("id"))
-                result.append({**user, "role": "MEMBER"})
-        return result
-
-    def _nested_users(self, group: dict[str, Any], visited: set[str]) -> Iterator[dict[str, Any]]:
-        for member in group.get("members", []):
-            if member.get("type") != "GROUP":
-                continue
-            nested = self.group(str(member.get("email") or member.get("id") or ""))
-            if nested is None or str(nested.get("id")) in visited:
-                continue
-            visited.add(str(nested.get("id")))
-            for inner in nested.get("members", []):
-                if inner.get("type", "USER") in ("USER", "EXTERNAL"):
-                    yield _member(inner)
-            yield from self._nested_users(nested, visited)
-
-
-def _member(member: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "admin#directory#member", "role": "MEMBER", "type": "USER", **member}
 
 
 # --- faults ----------------------------------------------------------------------------
@@ -303,11 +179,11 @@ class DirectoryEmulator:
 
     def register_service_account(self, key_info: dict[str, Any]) -> None:
         """Accept JWTs signed by this service-account key (the key file's JSON)."""
-        serialization = _serialization()
-        private_key = serialization.load_pem_private_key(key_info["private_key"].encode(), None)
+        keys = serialization()
+        private_key = keys.load_pem_private_key(key_info["private_key"].encode(), None)
         public_pem = private_key.public_key().public_bytes(
-            encoding=serialization.Encoding.PEM,
-            format=serialization.PublicFormat.SubjectPublicKeyInfo,
+            encoding=keys.Encoding.PEM,
+            format=keys.PublicFormat.SubjectPublicKeyInfo,
         )
         self._keys[key_info["client_email"]] = (str(key_info["client_id"]), public_pem.decode())
 
@@ -450,7 +326,7 @@ class DirectoryEmulator:
             groups = [_group_resource(g) for g in self.directory.groups]
             domain = params.get("domain")
             if domain:
-                groups = [g for g in groups if _domain_of(g.get("email")) == domain.lower()]
+                groups = [g for g in groups if domain_of(g.get("email")) == domain.lower()]
             return self._list(method, "groups", groups, params)
         group = self._group(key)
         derived = params.get("includeDerivedMembership", "false").lower() == "true"
@@ -494,10 +370,6 @@ class DirectoryEmulator:
         except ApiError:
             return None
         return offset // size + 1
-
-
-def _domain_of(email: Any) -> str:
-    return str(email or "").rpartition("@")[2].lower()
 
 
 def _group_resource(group: dict[str, Any]) -> dict[str, Any]:
@@ -544,37 +416,6 @@ def _offset(token: str | None, query: str) -> int:
 
 def _scope_name(scope: str) -> str:
     return scope.removeprefix(SCOPE_PREFIX)
-
-
-def _serialization():
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization
-
-
-def service_account_key(token_uri: str, name: str = "komeet-sync") -> dict[str, Any]:
-    """A throwaway service-account key file's content (a fresh 2048-bit RSA key) whose
-    ``token_uri`` is the emulator's: for tests, benchmarks and the demo, never for Google."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    serialization = _serialization()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    client_id = str(100_000_000_000_000_000_000 + secrets.randbelow(10**20))
-    return {
-        "type": "service_account",
-        "project_id": "komeet-emulated",
-        "private_key_id": secrets.token_hex(20),
-        "private_key": pem,
-        "client_email": f"{name}@komeet-emulated.iam.gserviceaccount.com",
-        "client_id": client_id,
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": token_uri,
-    }
 
 
 # --- HTTP ------------------------------------------------------------------------------

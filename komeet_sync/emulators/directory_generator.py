@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from komeet_sync.emulators.directory_api import Directory
+from komeet_sync.emulators.directory import Directory
 
 GIVEN = tuple(
     str.split(

@@ -11,8 +11,6 @@ read).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import random
 import threading
 import time
@@ -20,14 +18,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import google_auth_httplib2
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
-from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -35,18 +30,17 @@ from komeet_sync.backoff import Backoff
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.google import resources as google_resources
+from komeet_sync.sources.google.credentials import (
+    KEY_FILE_ENV,
+    SCOPES,
+    GoogleError,
+    ServiceAccountKey,
+    endpoint_from_environment,
+)
 
-KEY_FILE_ENV = "GOOGLE_SERVICE_ACCOUNT_FILE"
-ENDPOINT_ENV = "GOOGLE_DIRECTORY_API_ENDPOINT"
 ATTEMPTS_ENV = "KOMEET_SYNC_GOOGLE_ATTEMPTS"
 BACKOFF_ENV = "KOMEET_SYNC_GOOGLE_BACKOFF"
 
-# Read-only: the sync never writes to the customer's directory.
-SCOPES = (
-    "https://www.googleapis.com/auth/admin.directory.user.readonly",
-    "https://www.googleapis.com/auth/admin.directory.group.readonly",
-    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
-)
 USERS_PAGE = 500  # users.list maxResults limit
 MEMBERS_PAGE = 200  # members.list maxResults limit
 # Partial responses (Directory API "fields"): exactly what the engine and the reports use.
@@ -64,14 +58,6 @@ DELEGATION_PAGE = (
     "Google Admin console > Security > Access and data control > API controls > "
     "Manage domain-wide delegation"
 )
-
-
-class GoogleError(Exception):
-    """Google could not be read; the message says what failed and what to do."""
-
-
-class KeyFileError(GoogleError):
-    """The service-account key file is missing or is not a key."""
 
 
 class AuthorisationRefused(GoogleError):
@@ -115,69 +101,6 @@ class DomainCheck:
     requests: int
 
 
-@dataclass(frozen=True)
-class ServiceAccountKey:
-    """Komeet's service-account key file (JSON). Its content never appears in a repr or a
-    message: it holds the private key."""
-
-    path: str
-    info: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> ServiceAccountKey:
-        """The key file at ``path``, else at ``GOOGLE_SERVICE_ACCOUNT_FILE``."""
-        where = str(path or os.environ.get(KEY_FILE_ENV) or "")
-        if not where:
-            raise KeyFileError(
-                f"set {KEY_FILE_ENV} to the path of Komeet's service-account key file (JSON), "
-                "the one whose client id the customer authorised for domain-wide delegation"
-            )
-        try:
-            info = json.loads(Path(where).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise KeyFileError(f"{KEY_FILE_ENV}={where}: no such file") from None
-        except IsADirectoryError:
-            raise KeyFileError(f"{KEY_FILE_ENV}={where}: is a folder, not a key file") from None
-        except (ValueError, UnicodeDecodeError):
-            raise KeyFileError(
-                f"{KEY_FILE_ENV}={where} is not JSON; give the JSON key of the service account "
-                "(Google Cloud console > IAM > Service accounts > Keys)"
-            ) from None
-        missing = [
-            name
-            for name in ("type", "client_email", "client_id", "private_key", "token_uri")
-            if not isinstance(info, dict) or not info.get(name)
-        ]
-        if missing or info.get("type") != "service_account":
-            raise KeyFileError(
-                f"{KEY_FILE_ENV}={where} is not a service-account key file (missing: "
-                f"{', '.join(missing) or 'type service_account'}); give the JSON key of the "
-                "service account (Google Cloud console > IAM > Service accounts > Keys)"
-            )
-        return cls(where, info)
-
-    @property
-    def client_id(self) -> str:
-        """What the customer's admin authorises for domain-wide delegation."""
-        return str(self.info["client_id"])
-
-    @property
-    def token_uri(self) -> str:
-        return str(self.info["token_uri"])
-
-    def delegated(self, subject: str) -> service_account.Credentials:
-        """Credentials acting as ``subject`` for the read-only scopes."""
-        try:
-            return service_account.Credentials.from_service_account_info(
-                self.info, scopes=list(SCOPES), subject=subject
-            )
-        except (ValueError, KeyError) as exc:  # the private key does not parse
-            raise KeyFileError(
-                f"{KEY_FILE_ENV}={self.path}: its private key cannot be read "
-                f"({type(exc).__name__}); download a new key for the service account"
-            ) from None
-
-
 def reader_for(
     config: DomainConfig, key_file: str | None = None, endpoint: str | None = None
 ) -> DirectoryReader:
@@ -198,20 +121,6 @@ def reader_for(
         endpoint=endpoint or endpoint_from_environment(),
         backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
     )
-
-
-def endpoint_from_environment() -> str | None:
-    """``GOOGLE_DIRECTORY_API_ENDPOINT`` checked, or None for Google's own."""
-    value = os.environ.get(ENDPOINT_ENV, "").strip()
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise GoogleError(
-            f"{ENDPOINT_ENV}={value!r} is not a URL; give one like http://127.0.0.1:8085, "
-            "or unset it to use Google"
-        )
-    return value.rstrip("/") + "/"
 
 
 class _RequestCount:

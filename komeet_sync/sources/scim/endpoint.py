@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -42,18 +40,16 @@ from scim2_server.utils import (
     load_default_schemas,
     load_default_service_provider_config,
 )
-from sqlalchemy import Engine, bindparam, insert, select
+from sqlalchemy import Engine, bindparam, select
 
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
-from komeet_sync.sources.scim import quirks as idp_requests
-from komeet_sync.sources.scim import secret as scim_secret
+from komeet_sync.sources.scim import quirks, secret
+from komeet_sync.sources.scim.request_log import RequestLog, redacted
 from komeet_sync.sources.scim.storage import StagingStorage
-from komeet_sync.store.database import write_lock
 from komeet_sync.store.domains import DomainStore, UnknownDomain
-from komeet_sync.store.tables import DomainConfigRow, ScimRequestRow
+from komeet_sync.store.tables import DomainConfigRow
 
 MAX_BODY = 1 << 20  # 1 MiB
-LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 _ACCESS = select(
@@ -100,19 +96,19 @@ class StagingService(ScimService):
     def read_creation(
         self, resource_type: ResourceType, body: bytes, content_type: str | None
     ) -> Resource[Any]:
-        mended = self._mend(resource_type, body, content_type, idp_requests.resource)
+        mended = self._mend(resource_type, body, content_type, quirks.resource)
         return super().read_creation(resource_type, mended, content_type)
 
     def read_replacement(
         self, resource_type: ResourceType, body: bytes, content_type: str | None
     ) -> Resource[Any]:
-        mended = self._mend(resource_type, body, content_type, idp_requests.resource)
+        mended = self._mend(resource_type, body, content_type, quirks.resource)
         return super().read_replacement(resource_type, mended, content_type)
 
     def read_patch(
         self, resource_type: ResourceType, body: bytes, content_type: str | None
     ) -> PatchOp[Any]:
-        mended = self._mend(resource_type, body, content_type, idp_requests.patch)
+        mended = self._mend(resource_type, body, content_type, quirks.patch)
         return super().read_patch(resource_type, mended, content_type)
 
     def apply_patch(
@@ -332,7 +328,7 @@ class ScimEndpoint:
         if config.source is not SourceKind.SCIM or config.domain != domain:
             return 404, f"no SCIM endpoint for {domain}: it is not configured for SCIM"
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not scim_secret.matches(token.strip(), secret_hash):
+        if scheme.lower() != "bearer" or not secret.matches(token.strip(), secret_hash):
             return 401, (
                 f"the secret is not {domain}'s: give the secret Komeet issued for this SCIM "
                 "URL as a Bearer token"
@@ -407,84 +403,6 @@ class ScimEndpoint:
 
     def close(self) -> None:
         self._log.close()
-
-
-class RequestLog:
-    """Writes the request log from a thread of its own, a batch per transaction, so that
-    logging never slows a push down."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._write, name="scim-request-log", daemon=True)
-        self._thread.start()
-
-    def add(self, row: dict[str, Any]) -> None:
-        """Log a request: a dict of ScimRequestRow's columns."""
-        self._queue.put(row)
-
-    def flush(self) -> None:
-        """Wait until every request logged so far is written."""
-        self._queue.join()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-
-    def _write(self) -> None:
-        while True:
-            rows = [self._queue.get()]
-            while True:
-                try:
-                    rows.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            batch = [row for row in rows if row is not None]
-            try:
-                if batch:
-                    with write_lock(self.engine), self.engine.begin() as connection:
-                        connection.execute(insert(ScimRequestRow), batch)
-            except Exception:  # the log must never stop the endpoint
-                log.exception("could not write %d rows of the SCIM request log", len(batch))
-            finally:
-                for _ in rows:
-                    self._queue.task_done()
-            if len(batch) != len(rows):
-                return
-
-
-def redacted(body: bytes) -> str | None:
-    """A request body for the log, its first 64 KiB: as sent when it cannot hold a
-    password; else JSON without any ``password`` (attribute or PATCH value), or, when it
-    is not JSON, described rather than kept."""
-    if not body:
-        return None
-    if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return f"<{len(body)} bytes, not JSON>"
-        text = json.dumps(_without_secrets(document), ensure_ascii=False)
-    else:  # nothing to remove: keep the body as sent
-        text = body.decode("utf-8", errors="replace")
-    return text if len(text) <= LOGGED_BODY else text[:LOGGED_BODY] + "…"
-
-
-def _without_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        path = str(value.get("path", "")).lower()
-        cleaned = {
-            key: _without_secrets(item)
-            for key, item in value.items()
-            if key.lower().rsplit(":", 1)[-1] not in idp_requests.SECRET_ATTRIBUTES
-        }
-        if "password" in path and "value" in cleaned:
-            cleaned["value"] = "[removed]"
-        return cleaned
-    if isinstance(value, list):
-        return [_without_secrets(item) for item in value]
-    return value
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

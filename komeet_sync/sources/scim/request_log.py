@@ -1,0 +1,100 @@
+"""The SCIM request log: every request an IdP sends, with its answer's status and its body
+without passwords (ARCHITECTURE.md, "Operations"; RFC 7643 §7: a password is writeOnly and
+never returned, so it is never kept either).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from komeet_sync.sources.scim import quirks
+from komeet_sync.store.database import write_lock
+from komeet_sync.store.tables import ScimRequestRow
+
+LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
+
+log = logging.getLogger("komeet_sync.scim")
+
+
+class RequestLog:
+    """Writes the request log from a thread of its own, a batch per transaction, so that
+    logging never slows a push down."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._write, name="scim-request-log", daemon=True)
+        self._thread.start()
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Log a request: a dict of ScimRequestRow's columns."""
+        self._queue.put(row)
+
+    def flush(self) -> None:
+        """Wait until every request logged so far is written."""
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _write(self) -> None:
+        while True:
+            rows = [self._queue.get()]
+            while True:
+                try:
+                    rows.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [row for row in rows if row is not None]
+            try:
+                if batch:
+                    with write_lock(self.engine), self.engine.begin() as connection:
+                        connection.execute(insert(ScimRequestRow), batch)
+            except Exception:  # the log must never stop the endpoint
+                log.exception("could not write %d rows of the SCIM request log", len(batch))
+            finally:
+                for _ in rows:
+                    self._queue.task_done()
+            if len(batch) != len(rows):
+                return
+
+
+def redacted(body: bytes) -> str | None:
+    """A request body for the log, its first 64 KiB: as sent when it cannot hold a
+    password; else JSON without any ``password`` (attribute or PATCH value), or, when it
+    is not JSON, described rather than kept."""
+    if not body:
+        return None
+    if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return f"<{len(body)} bytes, not JSON>"
+        text = json.dumps(_without_secrets(document), ensure_ascii=False)
+    else:  # nothing to remove: keep the body as sent
+        text = body.decode("utf-8", errors="replace")
+    return text if len(text) <= LOGGED_BODY else text[:LOGGED_BODY] + "…"
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        path = str(value.get("path", "")).lower()
+        cleaned = {
+            key: _without_secrets(item)
+            for key, item in value.items()
+            if key.lower().rsplit(":", 1)[-1] not in quirks.SECRET_ATTRIBUTES
+        }
+        if "password" in path and "value" in cleaned:
+            cleaned["value"] = "[removed]"
+        return cleaned
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
