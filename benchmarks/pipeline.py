@@ -208,7 +208,7 @@ def backfill(args, folder: Path, komeet_port: int) -> None:
         serve.wait()
 
     sys.path.insert(0, str(ROOT))
-    from tests.dagster_server import start
+    from tests.support.dagster_server import start
 
     server = start(folder / "dagster_home", env)
     try:

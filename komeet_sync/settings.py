@@ -29,9 +29,11 @@ def database_url_configured() -> bool:
     return bool(os.environ.get("KOMEET_SYNC_DATABASE_URL"))
 
 
-def results_url() -> str:
-    """Where every sync's results are stored (``store.results``)."""
-    return os.environ.get("KOMEET_SYNC_RESULTS") or str((home() / "syncs").resolve())
+def results_url(state: Path | None = None) -> str:
+    """Where every sync's results are stored (``store.results``): ``KOMEET_SYNC_RESULTS``,
+    else ``syncs/`` in ``state`` (default ``KOMEET_SYNC_HOME``)."""
+    configured = os.environ.get("KOMEET_SYNC_RESULTS")
+    return configured or str(((state or home()) / "syncs").resolve())
 
 
 def public_url() -> str:

@@ -9,6 +9,7 @@ domain's latest sync that stored them (a run of part of the graph, like the appl
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -19,24 +20,24 @@ from komeet_sync.store.sync_folder import ResultError, SyncFolder
 
 def run_folder(instance: dg.DagsterInstance, run_id: str, domain: str) -> SyncFolder:
     """The folder of a run's sync of ``domain``, named after the run's creation."""
+    return ResultStore.from_settings().folder(domain, _created(instance, run_id), run_id)
+
+
+def _created(instance: dg.DagsterInstance, run_id: str) -> datetime:
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         raise ResultError(f"no Dagster run {run_id} in this instance")
-    return ResultStore.from_settings().folder(domain, record.create_timestamp, run_id)
+    return record.create_timestamp
 
 
 class SyncStoreIOManager(dg.IOManager):
     """Each asset's value written to its run's sync folder, under the asset's name."""
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        instance, domain = context.step_context.instance, context.asset_partition_key
-        record = instance.get_run_record_by_id(context.run_id)
-        if record is None:
-            raise ResultError(f"no Dagster run {context.run_id} in this instance")
         folder = ResultStore.from_settings().start(
-            domain,
+            context.asset_partition_key,
             f"dagster run {context.run_id}",
-            started_at=record.create_timestamp,
+            started_at=_created(context.step_context.instance, context.run_id),
             run_id=context.run_id,
         )
         folder.write(context.asset_key.path[-1], obj)

@@ -4,16 +4,12 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from komeet_sync.cli import main
-
-from .postgres_server import PostgresServer
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "komeet_sync" / "examples"
+from tests.support.postgres_server import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +83,7 @@ def service_account_info() -> dict:
 @pytest.fixture
 def workspace(tmp_path, service_account_info):
     """Start a Google Workspace emulator for a directory; stopped after the test."""
-    from .google_workspace import start_workspace
+    from tests.support.google_workspace import start_workspace
 
     started = []
 
@@ -105,8 +101,7 @@ def workspace(tmp_path, service_account_info):
 def scim(database_url):
     """The SCIM endpoint on loopback over a fresh database (SQLite, then PostgreSQL)."""
     from komeet_sync.store.database import open_database
-
-    from .scim_server import serve, stop
+    from tests.support.scim_server import serve, stop
 
     engine = open_database(database_url)
     server, served = serve(engine)
@@ -119,7 +114,7 @@ def scim(database_url):
 @pytest.fixture(scope="session")
 def komeet_server():
     """The Komeet stand-in: scim2-server announcing Bulk and filters (its defaults)."""
-    from .komeet_server import start
+    from tests.support.komeet_server import start
 
     server = start()
     yield server
@@ -129,7 +124,7 @@ def komeet_server():
 @pytest.fixture(scope="session")
 def plain_komeet_server(tmp_path_factory):
     """A Komeet stand-in that announces neither Bulk nor filters."""
-    from .komeet_server import PLAIN_CONFIG, start
+    from tests.support.komeet_server import PLAIN_CONFIG, start
 
     server = start(config=PLAIN_CONFIG, tmp=tmp_path_factory.mktemp("plain-komeet"))
     yield server
@@ -140,3 +135,18 @@ def plain_komeet_server(tmp_path_factory):
 def komeet(komeet_server):
     """A fresh, empty Komeet (a tenant of the stand-in of its own)."""
     return komeet_server.tenant()
+
+
+@pytest.fixture
+def world(monkeypatch, tmp_path, workspace, komeet, scim):
+    """The world of ``support.world`` (acme.com on Google, globex.com pushed over SCIM, an
+    empty Komeet) and an ephemeral Dagster instance with both domains' partitions."""
+    import dagster as dg
+
+    from pipelines.partitions import domains
+    from tests.support.world import build_world
+
+    people = build_world(monkeypatch, tmp_path, workspace, komeet, scim)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(domains.name, ["acme.com", "globex.com"])
+    return instance, people, scim

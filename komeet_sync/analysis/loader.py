@@ -63,8 +63,7 @@ class Loader:
 
     def __post_init__(self) -> None:
         home = Path(self.home) if self.home else settings.home()
-        root = self.results or (str((home / "syncs").resolve()) if self.home else None)
-        self.store = ResultStore(root or settings.results_url(), legacy_home=home)
+        self.store = ResultStore(self.results or settings.results_url(home), legacy_home=home)
         self._engine: Engine | None = None
 
     @property

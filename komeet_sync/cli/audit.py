@@ -13,14 +13,6 @@ from komeet_sync.cli.output import EXIT_HELD, EXIT_OK, UserError, command, print
 def register(commands) -> None:
     audit = command(commands, "audit", "reconcile exported files and write the reports", _audit)
     audit.add_argument("--domain", required=True)
-    audit.add_argument(
-        "--group",
-        action="append",
-        default=[],
-        dest="groups",
-        metavar="GROUP",
-        help="a selected group (Google: email; SCIM: displayName); repeat",
-    )
     policy_options(audit)
     audit.add_argument(
         "--google-users", type=Path, metavar="FILE", help="users.list export (User resources)"

@@ -26,14 +26,6 @@ def register(commands) -> None:
     add.add_argument("domain", help="the customer's email domain, e.g. acme.com")
     add.add_argument("--source", required=True, choices=["google", "scim"])
     add.add_argument("--admin-email", help="Google: the super admin the delegation acts as")
-    add.add_argument(
-        "--group",
-        action="append",
-        default=[],
-        dest="groups",
-        metavar="GROUP",
-        help="a selected group: its email (Google) or displayName (SCIM); repeat",
-    )
     policy_options(add)
     add.add_argument("--disabled", action="store_true", help="add it disabled (no writes)")
     command(group, "list", "list configured domains", _list)
@@ -49,7 +41,15 @@ def register(commands) -> None:
 
 
 def policy_options(parser: argparse.ArgumentParser) -> None:
-    """What a domain's guards and scope are set with (``domains add`` and ``audit``)."""
+    """What a domain's scope and guards are set with (``domains add`` and ``audit``)."""
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        dest="groups",
+        metavar="GROUP",
+        help="a selected group: its email (Google) or displayName (SCIM); repeat",
+    )
     parser.add_argument(
         "--alias-domain",
         action="append",

@@ -23,7 +23,6 @@ listed too, read-only (``store.legacy``).
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from upath import UPath
 
 from komeet_sync import settings
 from komeet_sync.store.legacy import legacy_domains, legacy_syncs
-from komeet_sync.store.sync_folder import SYNC_FILE, StoredSync, SyncFolder
+from komeet_sync.store.sync_folder import StoredSync, SyncFolder
 
 
 class ResultStore:
@@ -74,16 +73,15 @@ class ResultStore:
         """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it)."""
         started_at = (started_at or datetime.now(UTC)).astimezone(UTC)
         folder = self.folder(domain, started_at, run_id)
-        if not (folder.path / SYNC_FILE).exists():
-            folder.path.mkdir(parents=True, exist_ok=True)
-            record = {
+        folder.keep_record(
+            {
                 "sync_id": folder.sync_id,
                 "domain": domain,
                 "started_at": started_at.isoformat(),
                 "trigger": trigger,
                 "run_id": run_id,
             }
-            (folder.path / SYNC_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        )
         return folder
 
     def at(self, location: str) -> SyncFolder:

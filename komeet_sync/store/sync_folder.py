@@ -79,8 +79,13 @@ class SyncFolder:
 
     def record(self) -> dict[str, Any]:
         """The sync's ``sync.json``: who ran it and when (empty for an audit's folder)."""
-        path = self.path / SYNC_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return self._read_json(SYNC_FILE) or {}
+
+    def keep_record(self, record: dict[str, Any]) -> None:
+        """Write ``sync.json``, unless the sync has one already (a run's later steps)."""
+        if not (self.path / SYNC_FILE).exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_json(SYNC_FILE, record)
 
     def has(self, name: str) -> bool:
         if name in (SNAPSHOT, ACCOUNTS):

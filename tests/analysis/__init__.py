@@ -1,0 +1,1 @@
+"""Tests of komeet_sync.analysis: what notebooks read."""

@@ -1,0 +1,169 @@
+"""`komeet-sync google check` and `komeet-sync sync --dry-run` for a Google domain, run as an
+operator would: the key file and the API endpoint come from the environment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from komeet_sync.emulators.directory import Directory
+from tests.support import EXAMPLES
+from tests.support.exports import example_args
+
+ACME = EXAMPLES / "acme"
+ADMIN = "alice.martin@acme.com"
+
+
+@pytest.fixture
+def acme(workspace, komeet_env, monkeypatch, cli):
+    """The bundled acme.com example served by the emulator, and its domain configured."""
+    directory = Directory.from_exports(
+        json.loads((ACME / "users.json").read_text()),
+        json.loads((ACME / "members.json").read_text()),
+        admins=[ADMIN],
+    )
+    google = workspace(directory)
+    google.env(monkeypatch)
+    code, _, err = cli(
+        "domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
+        "--group", "all@acme.com", "--alias-domain", "acme.io", "--protect", "it-admin@acme.com",
+    )  # fmt: skip
+    assert code == 0, err
+    return google
+
+
+def test_check_says_everything_is_in_place(cli, acme):
+    code, out, err = cli("google", "check", "acme.com")
+
+    assert code == 0, err
+    assert f"read as {ADMIN}" in out and acme.key["client_id"] in out
+    assert "14 users in acme.com, acme.io" in out
+    assert "group all@acme.com: 13 users" in out
+    assert "Everything needed to sync this domain is in place." in out
+
+
+def test_check_names_a_missing_group(cli, acme):
+    cli("domains", "remove", "acme.com", "--yes")
+    cli(
+        "domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
+        "--group", "all@acme.com", "--group", "sales@acme.com",
+    )  # fmt: skip
+
+    code, out, err = cli("google", "check", "acme.com")
+
+    assert code == 1
+    assert "group sales@acme.com: NOT FOUND" in out
+    assert "selected group sales@acme.com does not exist in Google Workspace" in err
+
+
+def test_check_says_what_the_customer_must_grant(cli, workspace, komeet_env, monkeypatch):
+    directory = Directory.from_exports(
+        json.loads((ACME / "users.json").read_text()),
+        json.loads((ACME / "members.json").read_text()),
+        admins=[ADMIN],
+    )
+    google = workspace(directory, scopes=[])
+    google.env(monkeypatch)
+    cli("domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
+        "--group", "all@acme.com")  # fmt: skip
+
+    code, out, err = cli("google", "check", "acme.com", "--json")
+
+    assert code == 1
+    report = json.loads(out)
+    assert report["users"] is None
+    [problem] = report["problems"]
+    assert "Manage domain-wide delegation" in problem and google.key["client_id"] in problem
+    assert "admin.directory.group.member.readonly" in problem and ADMIN in problem
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("GOOGLE_SERVICE_ACCOUNT_FILE", "", "set GOOGLE_SERVICE_ACCOUNT_FILE"),
+        ("GOOGLE_SERVICE_ACCOUNT_FILE", "/nowhere/key.json", "/nowhere/key.json: no such file"),
+        ("GOOGLE_SERVICE_ACCOUNT_FILE", str(ACME / "users.json"), "not a service-account key"),
+        ("GOOGLE_DIRECTORY_API_ENDPOINT", "127.0.0.1:8085", "'127.0.0.1:8085' is not a URL"),
+        ("KOMEET_SYNC_GOOGLE_ATTEMPTS", "many", "KOMEET_SYNC_GOOGLE_ATTEMPTS='many' is not"),
+        ("KOMEET_SYNC_GOOGLE_BACKOFF", "-1", "give at least 1 attempt"),
+    ],
+)
+def test_a_bad_environment_is_named(cli, acme, monkeypatch, variable, value, says):
+    monkeypatch.setenv(variable, value)
+
+    code, _, err = cli("google", "check", "acme.com")
+
+    assert code == 1
+    assert says in err and "Traceback" not in err
+
+
+def test_check_refuses_a_scim_domain(cli, komeet_env):
+    cli("domains", "add", "globex.com", "--source", "scim")
+
+    code, _, err = cli("google", "check", "globex.com")
+
+    assert code == 1 and "globex.com syncs by SCIM" in err
+
+
+def test_dry_run_writes_the_reports_the_audit_writes(cli, acme, tmp_path):
+    audited = tmp_path / "audit"
+    cli(*example_args(audited), "--max-deactivation-share", "0.2")
+
+    code, out, err = cli(
+        "sync", "acme.com", "--dry-run", "--komeet", ACME / "komeet_users.json",
+        "--out", tmp_path / "synced",
+    )  # fmt: skip
+
+    assert code in (0, 3), err
+    assert "Read acme.com from Google Workspace: 14 users" in out
+    assert "Dry run: nothing was sent to Komeet." in out
+    for name in ("joiners", "leavers", "updates", "duplicates", "errors", "out_of_scope", "plan"):
+        synced = (tmp_path / "synced" / f"{name}.csv").read_text()
+        assert synced == (audited / f"{name}.csv").read_text(), name
+    summary = json.loads((tmp_path / "synced" / "summary.json").read_text())
+    assert summary["snapshot"]["requests"] == 1 + 1 + 1 + 1 + 1  # token, 2 domains, group
+    assert summary["plan_id"] == json.loads((audited / "summary.json").read_text())["plan_id"]
+
+
+def test_dry_run_reports_go_to_the_result_store(cli, acme, komeet_env, tmp_path):
+    code, out, _ = cli("sync", "acme.com", "--dry-run", "--komeet", ACME / "komeet_users.json")
+
+    assert code in (0, 3)
+    [folder] = (tmp_path / "home" / "syncs" / "acme.com").iterdir()
+    assert (folder / "plan.parquet").exists() and str(folder) in out
+    record = json.loads((folder / "sync.json").read_text())
+    assert record["trigger"] == "komeet-sync sync --dry-run"
+    assert (folder / "snapshot" / "users.parquet").exists()
+
+
+def test_a_failed_read_writes_nothing(cli, acme, tmp_path):
+    acme.emulator.fail("members.list", 503, times=None)
+
+    code, out, err = cli(
+        "sync", "acme.com", "--dry-run", "--komeet", ACME / "komeet_users.json",
+        "--out", tmp_path / "synced",
+    )  # fmt: skip
+
+    assert code == 1
+    assert "members.list page 1 of all@acme.com failed after 4 attempts: HTTP 503" in err
+    assert "no plan was made" in err and "Traceback" not in err
+    assert "Reports written" not in out
+    assert not (tmp_path / "synced").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["--komeet", str(ACME / "komeet_users.json")], "--komeet FILE goes with --dry-run"),
+        (["--dry-run"], "KOMEET_SCIM_URL is not set"),
+        (["--dry-run", "--komeet", "/nowhere.json"], "/nowhere.json: no such file"),
+    ],
+)
+def test_sync_says_what_is_missing(cli, acme, arguments, says, monkeypatch):
+    monkeypatch.delenv("KOMEET_SCIM_URL", raising=False)
+    code, _, err = cli("sync", "acme.com", *arguments)
+
+    assert code == 1 and says in err
+    assert acme.emulator.requests["total"] == 0  # refused before reading Google

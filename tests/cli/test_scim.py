@@ -1,0 +1,172 @@
+"""SCIM domains from the command line: their URL and secret, rotating the secret, serving
+the endpoint, and a dry run from the staging tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from komeet_sync.sources.exports import unpack
+from tests.support import EXAMPLES
+from tests.support.scim_server import GROUP, USER
+
+GLOBEX = EXAMPLES / "globex"
+
+
+def add_scim_domain(cli, *options) -> dict:
+    code, out, err = cli("domains", "add", "globex.com", "--source", "scim", *options, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_adding_a_scim_domain_prints_its_url_and_secret_once(cli, komeet_env, monkeypatch):
+    monkeypatch.setenv("KOMEET_SYNC_PUBLIC_URL", "https://sync.komeet.example/")
+
+    created = add_scim_domain(cli)
+
+    assert created["domain"] == "globex.com"
+    assert created["scim_url"] == "https://sync.komeet.example/scim/globex.com/v2"
+    assert len(created["secret"]) >= 43  # 256 bits, URL-safe base64
+    code, shown, _ = cli("domains", "show", "globex.com", "--json")
+    assert code == 0 and created["secret"] not in shown
+    with (
+        open(komeet_env.removeprefix("sqlite:///"), "rb")
+        if komeet_env.startswith("sqlite")
+        else open(os.devnull, "rb") as database
+    ):
+        assert created["secret"].encode() not in database.read()
+
+
+def test_the_text_output_says_where_to_enter_them(cli, komeet_env):
+    code, out, _ = cli("domains", "add", "globex.com", "--source", "scim")
+
+    assert code == 0
+    assert "SCIM URL:   http://127.0.0.1:8000/scim/globex.com/v2" in out
+    assert "Secret key: " in out and "shown only now" in out
+
+
+def test_rotating_the_secret_retires_the_former_one(cli, komeet_env, scim):
+    former = add_scim_domain(cli)["secret"]
+
+    code, out, _ = cli("scim", "rotate-secret", "globex.com", "--json")
+
+    assert code == 0
+    current = json.loads(out)["secret"]
+    assert current != former
+    with scim.client("globex.com", secret=former) as client:
+        assert client.get("/Users").status_code == 401
+    with scim.client("globex.com", secret=current) as client:
+        assert client.get("/Users").status_code == 200
+
+
+def test_a_google_domain_has_no_secret(cli, komeet_env):
+    cli("domains", "add", "acme.com", "--source", "google", "--admin-email", "a@acme.com",
+        "--group", "all@acme.com")  # fmt: skip
+
+    code, _, err = cli("scim", "rotate-secret", "acme.com")
+
+    assert code == 1 and "no SCIM URL or secret" in err
+
+
+def test_dry_run_reads_what_the_idp_pushed(cli, komeet_env, scim, tmp_path):
+    secret = add_scim_domain(cli, "--group", "Komeet Users")["secret"]
+    users, groups = (
+        unpack(json.loads((GLOBEX / name).read_text()), GLOBEX / name, "Resources", "SCIM")
+        for name in ("scim_users.json", "scim_groups.json")
+    )
+    ids = {}
+    with scim.client("globex.com", secret=secret) as client:
+        for user in users:
+            response = client.post("/Users", json={k: v for k, v in user.items() if k != "id"})
+            if response.status_code == 201:
+                ids[user["id"]] = response.json()["id"]
+            else:  # eva.hoffmann@partner.example is not in globex.com
+                assert response.status_code == 400, response.text
+                assert response.json()["scimType"] == "invalidValue"
+        for group in reversed(groups):  # the nested group first
+            members = [{"value": ids[m["value"]]} for m in group["members"] if m["value"] in ids]
+            response = client.post(
+                "/Groups",
+                json={"schemas": [GROUP], "displayName": group["displayName"], "members": members},
+            )
+            ids[group["id"]] = response.json()["id"]
+        client.patch(
+            f"/Groups/{ids['grp-1']}",
+            json={
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": ids["grp-2"]}]}
+                ],
+            },
+        )
+        assert client.delete(f"/Users/{ids['stg-1']}").status_code == 204
+
+    code, out, err = cli(
+        "sync", "globex.com", "--dry-run", "--komeet", GLOBEX / "komeet_users.json",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+
+    assert code in (0, 3), err
+    assert "Read globex.com from the SCIM staging tables: 4 users (2 inactive or deleted)" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["snapshot"]["source"] == "scim"
+    leavers = (tmp_path / "out" / "leavers.csv").read_text()
+    assert "anna.schmidt@globex.com" in leavers and "deleted in the IdP" in leavers
+    joiners = (tmp_path / "out" / "joiners.csv").read_text()
+    assert (
+        "dirk.becker@globex.com" in joiners
+        or "dirk.becker@globex.com"
+        in (tmp_path / "out" / "updates.csv").read_text()
+        + (tmp_path / "out" / "plan.csv").read_text()
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_scim_serve_runs_until_interrupted(cli, komeet_env, tmp_path):
+    secret = add_scim_domain(cli)["secret"]
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "komeet_sync", "scim", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/scim/globex.com/v2/Users"
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/scim+json"}
+        for _ in range(100):
+            try:
+                response = httpx.post(
+                    url, json={"schemas": [USER], "userName": "ana@globex.com"}, headers=headers
+                )
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert response.status_code == 201
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert f"Serving SCIM on http://127.0.0.1:{port}/scim/DOMAIN/v2" in out
+    assert out.rstrip().endswith("Stopped.") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_scim_serve_says_when_the_port_is_taken(cli, komeet_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = cli("scim", "serve", "--port", str(port))
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err

@@ -1,0 +1,1 @@
+"""Tests of the emulators the other tests stand on."""

@@ -1,0 +1,1 @@
+"""Tests of komeet_sync.engine: every rule of the decisions, on frames."""

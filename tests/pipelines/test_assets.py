@@ -1,0 +1,183 @@
+"""The Dagster definitions, materialized in process as the schedule would run them: a Google
+domain read from the Directory API emulator, a SCIM domain from what its IdP pushed to our
+endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.store.database import open_database
+from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.failures import recent_failures
+from komeet_sync.store.plans import PlanStore
+from komeet_sync.store.results import ResultStore
+from pipelines.definitions import defs
+from pipelines.resources import DatabaseResource
+from pipelines.sensors import domain_partitions, scim_pushes, sync_failures
+from tests.support.provisioning import account_for, person
+from tests.support.world import run
+
+
+def stored(tmp_path, name, domain):
+    """What the domain's latest sync stored under ``name``."""
+    latest = ResultStore(tmp_path / "home" / "syncs").latest(domain, name)
+    return latest.read(name) if latest is not None else None
+
+
+def test_the_definitions_load():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {
+        "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
+        "out_of_scope", "plan", "results",
+    }  # fmt: skip
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"extract", "reports", "provisioning"}
+    assert defs.resolve_job_def("sync_domain") is not None
+
+
+@pytest.mark.parametrize("domain", ["acme.com", "globex.com"])
+def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path, domain):
+    instance, people, _ = world
+
+    result = run(instance, domain)
+
+    assert result.success
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    assert "results" in materialized and "joiners" in materialized
+    accounts = komeet.by_user_name()
+    if domain == "acme.com":
+        assert sorted(accounts) == sorted(p["primaryEmail"] for p in people)
+        assert stored(tmp_path, "snapshot", domain).source.value == "google"
+    else:
+        assert sorted(accounts) == [
+            f"{n}@globex.com" for n in ("anna.schmidt", "ben.weber", "clara.wagner")
+        ]
+        assert stored(tmp_path, "snapshot", domain).source.value == "scim"
+    joiners = stored(tmp_path, "joiners", domain)
+    assert len(joiners) == len(accounts)
+    applied = stored(tmp_path, "results", domain)
+    assert applied.counts == {"applied": len(accounts)} and applied.stopped == ""
+    # The run's sync folder holds every name, and the plan names it as its reports.
+    [folder] = (tmp_path / "home" / "syncs" / domain).iterdir()
+    assert folder.name.endswith(result.run_id.replace("-", "")[:8])
+    assert {"joiners.csv", "errors.parquet", "plan.json", "results.csv", "sync.json"} <= {
+        path.name for path in folder.iterdir()
+    }
+    assert PlanStore(open_database(str(world[2].engine.url))).get(applied.plan_id).reports == str(
+        folder
+    )
+    preview = next(
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "joiners"
+    ).materialization.metadata
+    assert preview["dagster/row_count"].value == len(accounts)
+    assert "| email" in preview["preview"].value
+
+
+def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, tmp_path):
+    instance, people, scim = world
+    for user in people:
+        komeet.add(**account_for(user))
+    for number in range(50, 53):
+        komeet.add(**account_for(person(number)))  # 3 leavers: over the budget of 1
+
+    held = run(instance, "acme.com")
+
+    assert not held.success
+    checks = {
+        evaluation.check_name: evaluation.passed
+        for evaluation in held.get_asset_check_evaluations()
+    }
+    assert checks["deactivations_within_budget"] is False
+    assert checks["selected_groups_found"] is True
+    assert "results" not in {
+        event.asset_key.to_user_string() for event in held.get_asset_materialization_events()
+    }
+    assert all(account["active"] for account in komeet.users())
+    plan = stored(tmp_path, "plan", "acme.com").stored
+    assert plan.waiting_for_approval
+
+    approved = run(
+        instance,
+        "acme.com",
+        {"ops": {"reconciliation": {"config": {"plan_id": plan.plan_id, "approved_by": "Jane"}}}},
+    )
+
+    assert approved.success
+    assert PlanStore(scim.engine).get(plan.plan_id).approved_by == "Jane"
+    assert sum(not account["active"] for account in komeet.users()) == 3
+
+
+def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli):
+    instance, _, scim = world
+    monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")
+
+    result = run(instance, "acme.com")
+
+    assert not result.success
+    with dg.build_run_status_sensor_context(
+        sensor_name="sync_failures",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"database": DatabaseResource()},
+    ) as context:
+        sync_failures(context.for_run_failure())
+    failures = recent_failures(open_database(str(scim.engine.url)), "acme.com")
+    assert len(failures) == 1 and failures.loc[0, "run_id"] == result.run_id
+    code, out, _ = cli("domains", "show", "acme.com")
+    assert code == 0
+    assert "Recent failed syncs" in out and f"run {result.run_id[:8]}" in out
+    assert "KOMEET_SCIM_TOKEN" in out  # the reason, in the operator's words
+    assert cli.json("domains", "show", "acme.com")["recent_failures"][0]["run_id"] == result.run_id
+
+
+def test_the_partitions_follow_the_domain_configurations(world):
+    instance, _, scim = world
+    store = DomainStore(scim.engine)
+    store.add(DomainConfig.create("initech.com", "scim"))
+    store.remove("acme.com")
+
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": DatabaseResource()}
+    ) as context:
+        result = domain_partitions(context)
+
+    requests = {
+        type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests
+    }
+    assert requests == {
+        "AddDynamicPartitionsRequest": ["initech.com"],
+        "DeleteDynamicPartitionsRequest": ["acme.com"],
+    }
+
+
+def test_a_scim_push_launches_a_run_of_that_domain(world):
+    instance, _, scim = world
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": DatabaseResource()}
+    ) as context:
+        first = list(scim_pushes(context))  # the log's end: where watching starts
+        assert [type(item).__name__ for item in first] == ["SkipReason"]
+        with scim.client("globex.com") as idp:
+            found = idp.get("/Users", params={"filter": 'userName eq "ben.weber@globex.com"'})
+            user_id = found.json()["Resources"][0]["id"]
+            patched = idp.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": False}],
+                },
+            )
+            assert patched.status_code in (200, 204)
+        scim.flush_log()
+
+        second = list(scim_pushes(context))
+
+    assert [(r.partition_key, type(r).__name__) for r in second] == [("globex.com", "RunRequest")]

@@ -1,0 +1,1 @@
+"""Tests of komeet_sync.sources.google, against the Directory API emulator."""

@@ -1,0 +1,94 @@
+"""`dagster dev -w workspace.yaml` started as a user starts it, and its GraphQL API."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support import ROOT
+
+DAGSTER = Path(sys.executable).with_name("dagster")
+
+
+@dataclass
+class DagsterDev:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def location(self) -> str:
+        data = self.graphql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+            "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+        )
+        [entry] = data["workspaceOrError"]["locationEntries"]
+        problem = entry["locationOrLoadError"]
+        assert problem["__typename"] == "RepositoryLocation", problem
+        return entry["name"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start(dagster_home: Path, env: dict[str, str], command: str = "dagster") -> DagsterDev:
+    """``dagster dev`` (or ``dg dev``) on workspace.yaml, once its code location loaded."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    log = dagster_home / "dagster-dev.log"
+    process = subprocess.Popen(
+        [str(DAGSTER.with_name(command)), "dev", "-w", "workspace.yaml", "-p", str(port)],
+        cwd=ROOT,
+        env=os.environ | env | {"DAGSTER_HOME": str(dagster_home)},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"dagster dev did not answer: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    server = DagsterDev(process, url, log)
+    while True:  # the code location loads after the webserver answers
+        data = server.graphql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+        )
+        if all(e["loadStatus"] == "LOADED" for e in data["workspaceOrError"]["locationEntries"]):
+            return server
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the code location did not load: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
