@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from upath import UPath
 
 FIELDS = "fields.json"
@@ -42,7 +43,7 @@ def write_result(result: Any, folder: UPath, stamp: dict[str, str] | None = None
         (folder / NOTHING).write_text("null")
         return [folder / NOTHING]
     if isinstance(result, pd.DataFrame):
-        return [_write_frame(result, folder / FRAME)]
+        return [write_frame(result, folder / FRAME)]
     if not dataclasses.is_dataclass(result) or isinstance(result, type):
         raise FrameFileError(
             f"cannot store a {type(result).__name__}: give a DataFrame or a dataclass of them"
@@ -52,7 +53,7 @@ def write_result(result: Any, folder: UPath, stamp: dict[str, str] | None = None
     for field in dataclasses.fields(result):
         value = getattr(result, field.name)
         if isinstance(value, pd.DataFrame):
-            written.append(_write_frame(value, folder / f"{field.name}.parquet"))
+            written.append(write_frame(value, folder / f"{field.name}.parquet"))
         elif dataclasses.is_dataclass(value) and _holds_frames(value):
             written.extend(write_result(value, folder / field.name))
             fields[field.name] = {"__folder__": field.name}
@@ -75,7 +76,7 @@ def read_result(folder: UPath, renamed: Mapping[str, Callable[..., Any]] | None 
     if (folder / NOTHING).exists():
         return None
     if (folder / FRAME).exists():
-        return _read_frame(folder / FRAME)
+        return read_frame(folder / FRAME)
     if not (folder / FIELDS).exists():
         raise FrameFileError(f"{folder} holds no stored result (no {FIELDS} or {FRAME})")
     renamed = renamed or {}
@@ -89,19 +90,26 @@ def read_result(folder: UPath, renamed: Mapping[str, Callable[..., Any]] | None 
             values[name] = _from_json(value, renamed)
     for path in folder.iterdir():
         if path.name.endswith(".parquet") and path.name != FRAME:
-            values[path.name.removesuffix(".parquet")] = _read_frame(path)
+            values[path.name.removesuffix(".parquet")] = read_frame(path)
     return kind(**values)
 
 
-def _write_frame(frame: pd.DataFrame, path: UPath) -> UPath:
-    with path.open("wb") as out:
-        frame.to_parquet(out, index=False)
+def write_frame(frame: pd.DataFrame, path: UPath) -> UPath:
+    """A frame as a Parquet file on any fsspec filesystem."""
+    frame.to_parquet(path.path, filesystem=path.fs, index=False)
     return path
 
 
-def _read_frame(path: UPath) -> pd.DataFrame:
-    with path.open("rb") as source:
-        return pd.read_parquet(source)
+def read_frame(path: UPath) -> pd.DataFrame:
+    """A Parquet file as a frame. pyarrow reads it through the filesystem, not a Python file
+    object: reading from one leaves a thread that aborts the process at exit, now and then
+    ("terminate called without an active exception", pyarrow 26)."""
+    return pd.read_parquet(path.path, filesystem=path.fs)
+
+
+def frame_rows(path: UPath) -> int:
+    """A Parquet file's row count, from its metadata alone."""
+    return pq.ParquetFile(path.path, filesystem=path.fs).metadata.num_rows
 
 
 def _holds_frames(value: Any) -> bool:

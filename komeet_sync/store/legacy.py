@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 from upath import UPath
 
 from komeet_sync.model.frames import Source
@@ -136,8 +135,7 @@ class DagsterRun:
         return name in NAMES and self._folder(name).exists()
 
     def rows(self, name: str) -> int:
-        with UPath(self._folder(name) / frame_files.FRAME).open("rb") as source:
-            return pq.ParquetFile(source).metadata.num_rows
+        return frame_files.frame_rows(UPath(self._folder(name) / frame_files.FRAME))
 
     def read(self, name: str) -> Any:
         if not self.has(name):

@@ -11,11 +11,16 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pandas as pd
-import pyarrow.parquet as pq
 from upath import UPath
 
 from komeet_sync.model.reports import ACCOUNTS, ACTION_FAILED, PLAN, RECONCILED, RESULTS, SNAPSHOT
-from komeet_sync.store.frame_files import read_result, write_result
+from komeet_sync.store.frame_files import (
+    frame_rows,
+    read_frame,
+    read_result,
+    write_frame,
+    write_result,
+)
 from komeet_sync.store.ledger import ResultsReport
 from komeet_sync.store.plans import PlanReport, StoredPlan
 
@@ -94,8 +99,7 @@ class SyncFolder:
 
     def rows(self, name: str) -> int:
         """How many rows the report ``name`` has, read from its Parquet metadata."""
-        with (self.path / f"{name}.parquet").open("rb") as source:
-            return pq.ParquetFile(source).metadata.num_rows
+        return frame_rows(self.path / f"{name}.parquet")
 
     def write(self, name: str, value: Any) -> None:
         """Store ``value`` under ``name``, replacing what was there: a report's frame, the
@@ -146,14 +150,12 @@ class SyncFolder:
         return frame
 
     def _write_table(self, name: str, frame: pd.DataFrame) -> None:
-        with (self.path / f"{name}.parquet").open("wb") as out:
-            frame.to_parquet(out, index=False)
+        write_frame(frame, self.path / f"{name}.parquet")
         with (self.path / f"{name}.csv").open("w") as out:
             frame.to_csv(out, index=False)
 
     def _read_table(self, name: str) -> pd.DataFrame:
-        with (self.path / f"{name}.parquet").open("rb") as source:
-            return pd.read_parquet(source)
+        return read_frame(self.path / f"{name}.parquet")
 
     def _write_json(self, file: str, value: Any) -> None:
         (self.path / file).write_text(json.dumps(value, indent=2, default=str) + "\n")
