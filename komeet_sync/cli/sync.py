@@ -108,7 +108,7 @@ def _sync(args: argparse.Namespace) -> int:
     from komeet_sync.sources.google.credentials import GoogleError
     from komeet_sync.sources.google.reader import reader_for
     from komeet_sync.store.results import ResultStore
-    from komeet_sync.store.sync_folder import SyncFolder
+    from komeet_sync.store.sync_folder import ResultError, SyncFolder
 
     store, config = configured(args.domain)
     if args.komeet is not None and not args.dry_run:
@@ -138,7 +138,7 @@ def _sync(args: argparse.Namespace) -> int:
                 mode=_mode(args),
                 progress=progress.update,
             )
-    except (GoogleError, ExportFormatError, KomeetError) as exc:
+    except (GoogleError, ExportFormatError, KomeetError, ResultError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None

@@ -32,7 +32,7 @@ from upath import UPath
 
 from komeet_sync import settings
 from komeet_sync.store.legacy import legacy_domains, legacy_syncs
-from komeet_sync.store.sync_folder import StoredSync, SyncFolder
+from komeet_sync.store.sync_folder import ResultError, StoredSync, SyncFolder
 
 
 class ResultStore:
@@ -73,15 +73,21 @@ class ResultStore:
         """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it)."""
         started_at = (started_at or datetime.now(UTC)).astimezone(UTC)
         folder = self.folder(domain, started_at, run_id)
-        folder.keep_record(
-            {
-                "sync_id": folder.sync_id,
-                "domain": domain,
-                "started_at": started_at.isoformat(),
-                "trigger": trigger,
-                "run_id": run_id,
-            }
-        )
+        record = {
+            "sync_id": folder.sync_id,
+            "domain": domain,
+            "started_at": started_at.isoformat(),
+            "trigger": trigger,
+            "run_id": run_id,
+        }
+        try:
+            folder.keep_record(record)
+        except OSError as exc:
+            raise ResultError(
+                f"cannot store the sync of {domain} in {self.root}: {exc.strerror or exc}; "
+                "KOMEET_SYNC_RESULTS (else KOMEET_SYNC_HOME) must name a folder or a bucket "
+                "this process may write to"
+            ) from None
         return folder
 
     def at(self, location: str) -> SyncFolder:

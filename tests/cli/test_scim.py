@@ -170,3 +170,19 @@ def test_scim_serve_says_when_the_port_is_taken(cli, komeet_env):
         port = taken.getsockname()[1]
         code, _, err = cli("scim", "serve", "--port", str(port))
     assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_a_result_store_that_cannot_be_written_is_named_in_one_line(
+    cli, komeet_env, monkeypatch, tmp_path
+):
+    add_scim_domain(cli)
+    monkeypatch.setenv("KOMEET_SYNC_RESULTS", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a folder")
+
+    code, out, err = cli(
+        "sync", "globex.com", "--dry-run", "--komeet", GLOBEX / "komeet_users.json"
+    )
+
+    assert code == 1 and out == ""
+    assert f"cannot store the sync of globex.com in {tmp_path / 'a-file'}" in err
+    assert "KOMEET_SYNC_RESULTS" in err and "Traceback" not in err
