@@ -1,0 +1,1 @@
+"""Tests of komeet_sync.runs: a domain's sync, step by step."""
