@@ -26,7 +26,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from upath import UPath
 
@@ -43,9 +42,8 @@ class ResultStore:
         root: str | UPath | None = None,
         *,
         legacy_home: str | Path | None = None,
-        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self.root = UPath(root or settings.results_url(), **(storage_options or {}))
+        self.root = UPath(root or settings.results_url())
         self.legacy_home = Path(legacy_home) if legacy_home is not None else None
 
     @classmethod
@@ -92,7 +90,7 @@ class ResultStore:
 
     def at(self, location: str) -> SyncFolder:
         """The sync folder at ``location`` (a plan's ``reports``)."""
-        return SyncFolder(UPath(location, **self.root.storage_options))
+        return SyncFolder(UPath(location))
 
     def syncs(self, domain: str) -> list[StoredSync]:
         """The domain's syncs, oldest first."""

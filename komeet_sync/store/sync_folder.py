@@ -67,10 +67,6 @@ class SyncFolder:
         return self.path.name
 
     @property
-    def domain(self) -> str:
-        return self.path.parent.name
-
-    @property
     def location(self) -> str:
         return str(self.path)
 
