@@ -8,13 +8,27 @@ import signal
 import socket
 import sys
 
-from komeet_sync.cli.output import EXIT_OK, Parser, UserError, command, configured
+from komeet_sync.cli.output import (
+    DATABASE,
+    EXIT_OK,
+    PUBLIC_URL,
+    Parser,
+    UserError,
+    command,
+    configured,
+)
 
 
 def register(commands) -> None:
     scim = commands.add_parser("scim", help="the SCIM endpoint Entra ID and Okta push to")
     group = scim.add_subparsers(title="scim commands", parser_class=Parser)
-    serve = command(group, "serve", "serve every SCIM domain's endpoint", _serve)
+    serve = command(
+        group,
+        "serve",
+        "serve every SCIM domain's endpoint",
+        _serve,
+        environment=DATABASE + PUBLIC_URL,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
     rotate = command(
@@ -22,6 +36,7 @@ def register(commands) -> None:
         "rotate-secret",
         "make a new secret for a SCIM domain; the former one stops working",
         _rotate_secret,
+        environment=DATABASE + PUBLIC_URL,
     )
     rotate.add_argument("domain")
 

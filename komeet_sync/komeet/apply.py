@@ -27,7 +27,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +42,7 @@ from komeet_sync.komeet.client import (
     user_resource,
 )
 from komeet_sync.model.situations import Action
+from komeet_sync.progress import Advance
 from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, ResultsReport, Status
 from komeet_sync.store.plans import PlanStore, StoredPlan
@@ -80,6 +80,7 @@ class ApplyResult:
     failures: pd.DataFrame  # ledger rows that failed: action, user_name, http_status, outcome
     finished: bool  # no action is left to send
     entries: pd.DataFrame  # every ledger row of the application (model.reports.RESULTS)
+    interrupted: bool = False  # the operator stopped it: ``remaining`` actions wait for a resume
 
     @property
     def failed(self) -> int:
@@ -88,6 +89,11 @@ class ApplyResult:
     @property
     def applied(self) -> int:
         return self.counts.get(Status.APPLIED.value, 0)
+
+    @property
+    def remaining(self) -> int:
+        """Actions not sent yet, or whose answer never came (a resume settles them)."""
+        return self.counts.get(Status.PENDING.value, 0) + self.counts.get(Status.SENDING.value, 0)
 
     def report(self) -> ResultsReport:
         """The sync's ``results``: the application's ledger rows."""
@@ -105,6 +111,7 @@ class ApplyResult:
             "seconds": round(self.seconds, 3),
             "requests": self.requests,
             "finished": self.finished,
+            "interrupted": self.interrupted,
             "failures": self.failures.to_dict("records"),
         }
 
@@ -151,12 +158,16 @@ def apply_plan(
     mode: Mode | None = None,
     trigger: str = "apply",
     again: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Advance | None = None,
 ) -> ApplyResult:
     """Apply (or resume) a stored plan. ``again``: start a new application of a plan that
     was applied before (a sync found its actions still needed). ``progress(done, total)``
     is called as actions finish. Raises NotApplied when a guard forbids it, and
-    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume)."""
+    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume).
+
+    Setting ``client.stopping`` (the operator's Ctrl-C) stops the application: the requests
+    in flight are answered and recorded, nothing else is sent, and the result is
+    ``interrupted`` with the actions that remain pending for ``komeet-sync apply``."""
     started = time.monotonic()
     requests_before = client.requests_sent
     plans = PlanStore(engine)
@@ -219,6 +230,7 @@ def _result(
         failures=failures,
         finished=finished,
         entries=entries,
+        interrupted=client.stopping.is_set() and not finished,
     )
 
 
@@ -232,7 +244,7 @@ class _Applier:
         capabilities: Capabilities,
         workers: int,
         total: int,
-        progress: Callable[[int, int], None] | None,
+        progress: Advance | None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -299,9 +311,8 @@ class _Applier:
                 return _failed(reply, sent, "the create")
             last = reply
             wait_for = self.client.wait_before_retry(reply, attempt)
-            if wait_for is None:
+            if wait_for is None or not self.client.pause(wait_for):
                 break
-            self.client.sleep(wait_for)
         assert last is not None
         return _failed(last, sent, f"the create, after {sent} requests")
 
@@ -396,6 +407,8 @@ class _Applier:
                 searched[entry.key] = result
 
         self._in_parallel(search, creates)
+        if self.client.stopping.is_set():
+            return
         to_post: list[Entry] = []
         one_by_one: list[Entry] = []
         for entry in creates:
@@ -407,8 +420,9 @@ class _Applier:
         self._in_parallel(self.apply_one, one_by_one)
 
         retry_alone: list[Entry] = []
-        for batch in self._batches([*to_post, *patches]):
-            retry_alone.extend(self._send_batch(batch))
+        batches = list(self._batches([*to_post, *patches]))
+        # One Bulk request at a time, on a thread of its own, so that stopping waits for it.
+        self._in_parallel(lambda batch: retry_alone.extend(self._send_batch(batch)), batches, 1)
         self._in_parallel(self.apply_one, retry_alone)
 
     def _batches(self, entries: list[Entry]) -> Iterable[list[tuple[Entry, dict[str, Any]]]]:
@@ -494,20 +508,55 @@ class _Applier:
 
     # Plumbing -------------------------------------------------------------------------
 
-    def _in_parallel(self, work: Callable[[Entry], None], entries: list[Entry]) -> None:
-        if not entries:
+    def _in_parallel(
+        self, work: Callable[[Any], None], items: list[Any], workers: int | None = None
+    ) -> None:
+        """``work`` on each item, on ``workers`` threads (default the application's) that
+        take the next item only while the apply is not being stopped: once the operator
+        stops it (``client.stopping``), the requests in flight get their answer and their
+        ledger row, and nothing new is sent. An interruption of this thread (Ctrl-C raising
+        here, a Dagster run terminated) stops the apply the same way before it is raised;
+        a second one is raised at once. The first failure of a worker stops the others and
+        is raised."""
+        if not items:
             return
-        if self.workers == 1:
-            for entry in entries:
-                work(entry)
-            return
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="komeet-apply") as pool:
-            futures: list[Future[None]] = [pool.submit(work, entry) for entry in entries]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if f.exception() is not None), None)
-            if failed is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise failed.exception()  # type: ignore[misc]
+        stopping = self.client.stopping
+        queue = iter(items)
+        queue_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            while not stopping.is_set() and not errors:
+                with queue_lock:
+                    item = next(queue, _END)
+                if item is _END:
+                    return
+                try:
+                    work(item)
+                except BaseException as exc:  # raised in the calling thread
+                    errors.append(exc)
+                    return
+
+        count = min(workers or self.workers, len(items))
+        threads = [
+            threading.Thread(target=worker, name=f"komeet-apply-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)  # a timeout keeps the wait interruptible
+        except BaseException:
+            if stopping.is_set():
+                raise
+            stopping.set()
+            for thread in threads:
+                thread.join()
+            raise
+        if errors:
+            raise errors[0]
 
     def _advance(self, count: int) -> None:
         with self._done_lock:
@@ -516,6 +565,8 @@ class _Applier:
         if self.progress is not None:
             self.progress(done, self.total)
 
+
+_END = object()  # no item is left to work on
 
 _DONE = {
     Action.CREATE.value: "created",

@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from scim2_models import ServiceProviderConfig
 
 from komeet_sync.backoff import Backoff
+from komeet_sync.progress import Advance
 
 URL_ENV = "KOMEET_SCIM_URL"
 TOKEN_ENV = "KOMEET_SCIM_TOKEN"
@@ -147,6 +148,9 @@ class KomeetClient:
     backoff: Backoff = field(default_factory=Backoff)
     sleep: Callable[[float], None] = time.sleep
     seed: int | None = None
+    # Set when the operator stops an apply: no retry is sent after it, and a wait for one
+    # ends at once (the request in flight still gets its answer).
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
@@ -214,7 +218,9 @@ class KomeetClient:
             self._capabilities = Capabilities.of(config)
         return self._capabilities
 
-    def list_users(self, domains: Sequence[str]) -> list[dict[str, Any]]:
+    def list_users(
+        self, domains: Sequence[str], progress: Advance | None = None
+    ) -> list[dict[str, Any]]:
         """The accounts whose userName is in ``domains``: filtered by the target when it
         supports filters (the engine keeps only the domain's accounts either way), page by
         page with ``startIndex`` and ``count`` (RFC 7644 §3.4.2.4)."""
@@ -246,6 +252,8 @@ class KomeetClient:
                     "paging (filter.maxResults in its ServiceProviderConfig)"
                 )
             start += len(resources)
+            if progress is not None:
+                progress(len(users), total)
             if start > total:
                 return users
 
@@ -306,10 +314,19 @@ class KomeetClient:
             if not reply.transient or attempt == attempts:
                 return reply
             wait = self.wait_before_retry(reply, attempt)
-            if wait is None:
+            if wait is None or not self.pause(wait):
                 return reply
-            self.sleep(wait)
         return reply
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` before a retry; False when the apply is being stopped, and
+        then no retry is sent."""
+        if self.stopping.is_set():
+            return False
+        if self.sleep is time.sleep:
+            return not self.stopping.wait(seconds)
+        self.sleep(seconds)
+        return not self.stopping.is_set()
 
     def wait_before_retry(self, reply: Reply, retry: int) -> float | None:
         """Seconds to wait before retry ``retry``: the backoff's jittered wait, and at least

@@ -35,7 +35,7 @@ def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine)
         config(max_deactivation_share=1.0),
         engine,
         store,
-        read_directory=lambda: snapshot,
+        read_directory=lambda _advance: snapshot,
         komeet=accounts,
         dry_run=True,
         trigger="komeet-sync sync --dry-run",
@@ -54,7 +54,7 @@ def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine)
 def test_a_read_that_fails_stores_nothing(tmp_path, engine):
     store = ResultStore(tmp_path / "syncs")
 
-    def failing_read():
+    def failing_read(_advance):
         raise RuntimeError("members.list failed")
 
     with pytest.raises(RuntimeError, match=r"members\.list failed"):

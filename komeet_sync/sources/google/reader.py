@@ -29,6 +29,7 @@ from googleapiclient.errors import HttpError
 from komeet_sync.backoff import Backoff
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.snapshots import DirectorySnapshot
+from komeet_sync.progress import Advance
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.sources.google.credentials import (
     KEY_FILE_ENV,
@@ -211,7 +212,9 @@ class DirectoryReader:
             self._wait(attempt)
         raise ExtractionFailed(call, status, detail, self.backoff.attempts)
 
-    def extract(self, domains: Sequence[str], groups: Sequence[str]) -> DirectorySnapshot:
+    def extract(
+        self, domains: Sequence[str], groups: Sequence[str], progress: Advance | None = None
+    ) -> DirectorySnapshot:
         """Every user whose primary email is in one of ``domains`` (the domain, then its
         alias domains) and the members of each selected group, read whole, with the time
         the read began and the requests it took.
@@ -221,7 +224,9 @@ class DirectoryReader:
         started, clock = datetime.now(UTC), time.monotonic()
         before = self.requests
         self.authenticate()
-        users, _, by_group = self._concurrently(domains, groups, self._group_members)
+        users, _, by_group = self._concurrently(
+            domains, groups, self._group_members, progress=progress
+        )
         members = {group: listing for group, (_, listing) in by_group.items()}
         return dataclasses.replace(
             google_resources.snapshot(users, members),
@@ -286,6 +291,7 @@ class DirectoryReader:
         groups: Sequence[str],
         read_group: Callable[[str, threading.Event], tuple[GroupCount, list | None]],
         count: bool = False,
+        progress: Advance | None = None,
     ) -> tuple[list[Any], list[str], dict[str, tuple[GroupCount, list | None]]]:
         """Page the users here while a bounded pool reads the groups; any failure stops
         every reader and is raised."""
@@ -299,7 +305,9 @@ class DirectoryReader:
             unknown: list[str] = []
             for position, domain in enumerate(domains):
                 # An alias domain the Workspace does not have holds nobody: not a failure.
-                found = self._users(domain, futures, count, missing=position > 0)
+                found = self._users(
+                    domain, futures, count, missing=position > 0, progress=progress, before=users
+                )
                 if found is None:
                     unknown.append(domain)
                 users.extend(found or [])
@@ -311,7 +319,13 @@ class DirectoryReader:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _users(
-        self, domain: str, futures: dict[str, Future], count: bool, missing: bool
+        self,
+        domain: str,
+        futures: dict[str, Future],
+        count: bool,
+        missing: bool,
+        progress: Advance | None = None,
+        before: Sequence[Any] = (),
     ) -> list[Any] | None:
         """The users of one domain, or None when ``missing`` and Google does not know it."""
         users: list[Any] = []
@@ -328,6 +342,8 @@ class DirectoryReader:
             if response is None:
                 return None
             users.extend(response.get("users") or [])
+            if progress is not None:  # Google gives no total
+                progress(len(before) + len(users), None)
             request = self._service.users().list_next(request, response)
             page += 1
         return users
