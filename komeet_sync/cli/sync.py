@@ -274,12 +274,15 @@ def _report_application(result, args: argparse.Namespace) -> int:
                 "again whatever is still needed.",
                 file=sys.stderr,
             )
-    if result.interrupted or interrupts.stopped:
+    if result.interrupted:
         print(
             f"Stopped: {result.applied:,} applied, {result.failed:,} failed, "
             f"{result.remaining:,} not sent. Nothing more is sent; resume with "
             f"`komeet-sync apply {result.plan_id}`.",
             file=sys.stderr,
         )
+        return interrupts.exit_code
+    if interrupts.stopped:
+        print("Stopped as the last actions finished: nothing is left to send.", file=sys.stderr)
         return interrupts.exit_code
     return EXIT_ERROR if result.failed or not result.finished else EXIT_OK

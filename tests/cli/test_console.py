@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from komeet_sync.cli.output import ENVIRONMENT
 from komeet_sync.emulators.directory import Directory
 from komeet_sync.emulators.http_proxy import HttpProxy
-from komeet_sync.store.database import open_database
 from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
 from tests.support import EXAMPLES, ROOT
@@ -49,7 +48,7 @@ def acme(workspace, komeet_env, komeet, monkeypatch, cli):
 
 
 def ledger(database_url: str) -> Counter:
-    engine = open_database(database_url)
+    engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
             return Counter(connection.scalars(select(LedgerRow.status)))
@@ -105,6 +104,27 @@ def test_ctrl_c_stops_the_writes_at_once_and_says_how_to_resume(acme, komeet, ko
     assert 20 <= statuses[Status.APPLIED.value] < PEOPLE
     assert statuses[Status.APPLIED.value] + statuses[Status.PENDING.value] == PEOPLE
     assert len(komeet.users()) == statuses[Status.APPLIED.value]
+
+    # `apply` stops the same way.
+    with HttpProxy(komeet.url, latency=0.1) as proxy:
+        child = spawn(
+            "apply",
+            plan_id,
+            "--mode",
+            "concurrent",
+            "--concurrency",
+            "2",
+            KOMEET_SCIM_URL=proxy.url,
+        )
+        wait_until_applied(komeet_env, child, statuses[Status.APPLIED.value] + 10)
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 130, child.before
+    assert f"resume with `komeet-sync apply {plan_id}`" in child.before
+    again = ledger(komeet_env)
+    assert again[Status.SENDING.value] == 0
+    assert statuses[Status.APPLIED.value] < again[Status.APPLIED.value] < PEOPLE
 
     resumed = subprocess.run(
         [str(KOMEET_SYNC), "apply", plan_id], capture_output=True, text=True, env=os.environ
