@@ -157,7 +157,7 @@ def _sync(args: argparse.Namespace) -> int:
     if run.applied.stopped is not None:
         if not args.json:
             print(f"komeet-sync: {run.applied.stopped}", file=sys.stderr)
-        return EXIT_HELD
+        return EXIT_HELD if run.applied.stopped.waiting else EXIT_ERROR
     assert run.applied.result is not None
     return _report_application(run.applied.result, args)
 
@@ -189,7 +189,7 @@ def _apply(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"stopped": {"kind": stopped.kind, "detail": str(stopped)}}))
         print(f"komeet-sync: {stopped}", file=sys.stderr)
-        return EXIT_HELD
+        return EXIT_HELD if stopped.waiting else EXIT_ERROR
     assert applied.result is not None
     if applied.unrecorded:
         print(f"komeet-sync: the results were not written: {applied.unrecorded}", file=sys.stderr)
