@@ -188,7 +188,11 @@ def _sync(args: argparse.Namespace) -> int:
         print(json.dumps(run.summary(), indent=2, default=str))
     if run.applied is None:
         if not args.json:
-            print("Dry run: nothing was sent to Komeet.")
+            from komeet_sync.store.plans import PlanStore
+
+            stored = run.planned.report.stored
+            step = PlanStore(store.engine).status(stored).next_step() if stored else ""
+            print(f"Dry run: nothing was sent to Komeet. {step}".rstrip())
         return EXIT_HELD if run.planned.reconciliation.plan.held else EXIT_OK
     if run.applied.stopped is not None:
         if not args.json:
@@ -237,8 +241,9 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _stopped_code(stopped) -> int:
-    """3 when a guard or the domain's switch held the plan; 1 when it cannot be applied."""
-    return EXIT_HELD if stopped.kind in ("held", "stopped", "disabled") else EXIT_ERROR
+    """3 when a guard or the domain's switch held the plan; 1 when it cannot be applied
+    (superseded, a dry run's, its domain gone)."""
+    return EXIT_HELD if stopped.waiting else EXIT_ERROR
 
 
 def _report_application(result, args: argparse.Namespace) -> int:

@@ -59,11 +59,21 @@ class Mode(StrEnum):
 
 
 class NotApplied(Exception):
-    """Nothing was sent, and why: a guard stopped it. ``kind`` says which."""
+    """Nothing was sent, and why. ``kind`` says which: a guard holds the plan ("held",
+    "stopped") or its domain is disabled ("disabled"), and the plan waits; or the plan is
+    not one to apply (a later plan "superseded" it, only a "dry_run" made it, its domain
+    is no longer configured: "unknown_domain"), and the operator must act."""
+
+    WAITING = frozenset({"held", "stopped", "disabled"})
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "held" | "stopped" | "disabled" | "unknown_domain"
+        self.kind = kind
+
+    @property
+    def waiting(self) -> bool:
+        """A guard or the domain's switch holds the plan, rather than a mistake to fix."""
+        return self.kind in self.WAITING
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,9 @@ class ApplyResult:
 
 
 def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
-    """Raise NotApplied when a guard forbids sending this plan."""
+    """Raise NotApplied when this plan may not be sent: its domain is gone or disabled, a
+    later plan superseded it, only a dry run made it (perhaps from an export of Komeet: a
+    sync that makes it again applies it), or a guard holds it."""
     try:
         config = DomainStore(engine).get(plan.domain)
     except UnknownDomain:
@@ -125,6 +137,18 @@ def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
             "unknown_domain",
             f"{plan.plan_id} is for {plan.domain}, which is no longer configured: nothing was sent",
         ) from None
+    if plan.superseded_by is not None:
+        raise NotApplied(
+            "superseded",
+            f"{plan.plan_id} was superseded by {plan.superseded_by}, a later plan of "
+            f"{plan.domain}: nothing was sent. {plan.replacement()}",
+        )
+    if plan.dry_run:
+        raise NotApplied(
+            "dry_run",
+            f"{plan.plan_id} was made by a dry run: nothing was sent. "
+            + plan.how_a_sync_applies_it(),
+        )
     if not config.enabled:
         raise NotApplied(
             "disabled",

@@ -85,27 +85,27 @@ def plan(
     komeet: KomeetAccounts,
     *,
     reports: SyncFolder | None,
-    store_plan: bool = True,
+    dry_run: bool = False,
     last_good_desired: int | None = None,
     approval: Approval | None = None,
 ) -> Planned:
     """Reconcile, and store the plan, held or not, naming the folder of its reports, so that
     it can be read, approved and applied by its id. The shrink guard compares with the last
-    plan of the domain applied in full, unless ``last_good_desired`` is given. A dry run
-    (``store_plan=False``) stores nothing."""
+    plan of the domain applied in full, unless ``last_good_desired`` is given. A dry run's
+    plan is stored as such (``PlanStore.save``): approved, it is applied by the sync that
+    makes it again."""
     plans = PlanStore(engine)
-    if last_good_desired is None and store_plan:
+    if last_good_desired is None:
         last_good_desired = plans.last_good_desired(config.domain)
     result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
     summary = result.summary() | {"snapshot": snapshot.details()}
-    if not store_plan:
-        return Planned(result, PlanReport(result.plan.actions, summary))
     stored = plans.save(
         result.plan,
         source=snapshot.source.value,
         snapshot_at=snapshot.started_at,
         desired=result.stats["desired"],
         reports=reports.location if reports is not None else None,
+        dry_run=dry_run,
     )
     approved = approval is not None and approval.plan_id.strip() == stored.plan_id
     if approved and stored.waiting_for_approval:
@@ -232,7 +232,7 @@ def sync(
             snapshot,
             komeet,
             reports=folder,
-            store_plan=not dry_run,
+            dry_run=dry_run,
             last_good_desired=last_good_desired,
         )
         advance(len(komeet.accounts), len(komeet.accounts))

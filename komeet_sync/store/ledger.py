@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import pandas as pd
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, select, update
 
 from komeet_sync.model.reports import RESULTS
 from komeet_sync.store.database import as_utc, write_lock
@@ -162,11 +162,7 @@ class Ledger:
                 (PlanActionRow.plan_id == LedgerRow.plan_id)
                 & (PlanActionRow.position == LedgerRow.position),
             )
-            .where(
-                LedgerRow.application_id == application.id,
-                (LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value]))
-                | ((LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable),
-            )
+            .where(LedgerRow.application_id == application.id, left_to_send())
             .order_by(LedgerRow.position)
         )
         with self.engine.connect() as connection:
@@ -243,11 +239,7 @@ class Ledger:
             left = connection.scalar(
                 select(func.count())
                 .select_from(LedgerRow)
-                .where(
-                    LedgerRow.application_id == application.id,
-                    LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value])
-                    | ((LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable),
-                )
+                .where(LedgerRow.application_id == application.id, left_to_send())
             )
             if left:
                 return False
@@ -287,6 +279,14 @@ class Ledger:
                 .group_by(LedgerRow.status)
             ).all()
         return {status: count for status, count in rows}
+
+
+def left_to_send() -> ColumnElement[bool]:
+    """The rows a resume sends: pending, sending (the outcome was lost) and retryable
+    failures. An application is finished when none is left."""
+    return LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value]) | (
+        (LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable
+    )
 
 
 def idempotency_key(plan_id: str, application_id: int, position: int) -> str:

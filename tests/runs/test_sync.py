@@ -1,6 +1,6 @@
 """A domain's sync through its steps (``runs.sync``), as ``komeet-sync sync`` and ``apply`` run
-them: a dry run stores its sync and no plan; a plan applied later records its results beside
-the reports it came with."""
+them: a dry run stores its sync and its plan, marked as a dry run; a plan applied later
+records its results beside the reports it came with."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def engine(tmp_path):
     engine.dispose()
 
 
-def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine):
+def test_a_dry_run_stores_what_it_read_and_decided_and_its_plan_as_a_dry_run(tmp_path, engine):
     store = ResultStore(tmp_path / "syncs")
     snapshot = directory(person("g1", "ada@acme.com"), person("g2", "not an address"))
     accounts = komeet(account("k9", "gone@acme.com", external_id="g9"))
@@ -42,7 +42,9 @@ def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine)
     )
 
     assert run.applied is None
-    assert PlanStore(engine).list().empty  # a dry run's plan is not stored
+    stored_plan = PlanStore(engine).get(run.planned.plan_id)
+    assert stored_plan.dry_run and stored_plan == run.planned.report.stored
+    assert list(PlanStore(engine).list()["state"]) == ["dry_run"]
     [stored] = store.syncs("acme.com")
     assert stored.record()["trigger"] == "komeet-sync sync --dry-run"
     assert list(stored.read("plan").actions["action"]) == ["create", "deactivate"]
