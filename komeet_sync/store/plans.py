@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, update
 
+from komeet_sync.model.domain_names import domain_key
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import as_utc, write_lock
@@ -246,7 +247,7 @@ class PlanStore:
             .limit(limit)
         )
         if domain is not None:
-            query = query.where(PlanRow.domain == domain)
+            query = query.where(PlanRow.domain == domain_key(domain))
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return pd.DataFrame(
