@@ -76,8 +76,3 @@ def lookup(record: dict[str, Any], name: str) -> str | None:
         if key.lower() == name.lower() and value is not None:
             return str(value)
     return None
-
-
-def fold(name: str) -> str:
-    """A display name as compared: spaces collapsed, case folded."""
-    return " ".join(str(name).split()).casefold()

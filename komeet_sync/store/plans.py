@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, select, update
 
+from komeet_sync.model.domain_names import domain_key
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import as_utc, write_lock
@@ -423,7 +424,7 @@ class PlanStore:
         (``PlanStatus``: ``state``, and ``state_text`` in words)."""
         query = select(PlanRow).order_by(PlanRow.created_at.desc(), PlanRow.plan_id).limit(limit)
         if domain is not None:
-            query = query.where(PlanRow.domain == domain)
+            query = query.where(PlanRow.domain == domain_key(domain))
         with self.engine.connect() as connection:
             plans = [_stored(row) for row in connection.execute(query).all()]
             last = _last_applications(connection, [plan.plan_id for plan in plans])

@@ -50,6 +50,11 @@ class DomainNameRow(Base):
     config: Mapped[DomainConfigRow] = relationship(back_populates="names")
 
 
+# The resource types an IdP pushes (RFC 7643 §4.1 and §4.2), as ``resource_type`` holds them.
+USER = "User"
+GROUP = "Group"
+
+
 class ScimResourceRow(Base):
     """A User or Group an IdP pushed to a domain's SCIM endpoint (the staging table).
 
