@@ -84,9 +84,12 @@ def policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from komeet_sync.cli.scim import print_credentials, public_url
     from komeet_sync.model.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.store.domains import DomainConflict
 
+    if args.source == SourceKind.SCIM.value:
+        public_url()  # checked before the domain is stored, since its SCIM URL is printed after
     try:
         config = DomainConfig.create(
             args.domain,
@@ -104,7 +107,6 @@ def _add(args: argparse.Namespace) -> int:
     except (InvalidConfiguration, DomainConflict) as exc:
         raise UserError(str(exc)) from None
     if config.source is SourceKind.SCIM:
-        from komeet_sync.cli.scim import print_credentials
         from komeet_sync.sources.scim.secret import issue_secret
 
         config, secret = issue_secret(store, config.domain)
