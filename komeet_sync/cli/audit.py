@@ -64,6 +64,11 @@ def _audit(args: argparse.Namespace) -> int:
     from komeet_sync.runs.audit import run_audit
     from komeet_sync.sources.exports import DirectoryExport, ExportFormatError
 
+    if args.last_good_count is not None and args.last_good_count < 0:
+        raise UserError(
+            f"--last-good-count {args.last_good_count} is negative; give the number of desired "
+            "people in the last good snapshot (0 or more), or leave it out"
+        )
     files = DirectoryExport(
         google_users=args.google_users,
         google_members=args.google_members,

@@ -206,9 +206,12 @@ def _change(args: argparse.Namespace):
 
 
 def _add(args: argparse.Namespace) -> int:
+    from komeet_sync.cli.scim import print_credentials, public_url
     from komeet_sync.model.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.store.domains import DomainConflict
 
+    if args.source == SourceKind.SCIM.value:
+        public_url()  # checked before the domain is stored, since its SCIM URL is printed after
     try:
         config = DomainConfig.create(
             args.domain,
@@ -226,7 +229,6 @@ def _add(args: argparse.Namespace) -> int:
     except (InvalidConfiguration, DomainConflict) as exc:
         raise UserError(str(exc)) from None
     if config.source is SourceKind.SCIM:
-        from komeet_sync.cli.scim import print_credentials
         from komeet_sync.sources.scim.secret import issue_secret
 
         config, secret = issue_secret(store, config.domain)
@@ -420,7 +422,7 @@ def _kept(removal: Removal) -> str:
         return "No sync of it is stored in the result store."
     return (
         f"Kept: the results of its {_count(removal.syncs_kept, 'sync')}, in "
-        f"{removal.syncs_folder} (delete that folder yourself when they are no longer needed)."
+        f"{removal.syncs_folder} (remove that folder yourself once they are no longer needed)."
     )
 
 

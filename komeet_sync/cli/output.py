@@ -74,9 +74,9 @@ class UserError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # bad input exits 1, as every command does
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> NoReturn:
+        """A bad option: one line, naming the help to read, and exit 1 as every mistake."""
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def command(

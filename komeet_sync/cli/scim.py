@@ -41,9 +41,19 @@ def register(commands) -> None:
     rotate.add_argument("domain")
 
 
+def public_url() -> str:
+    """``KOMEET_SYNC_PUBLIC_URL``, checked: called before a secret is issued, so that a bad
+    value never costs the only showing of a secret."""
+    from komeet_sync import settings
+
+    try:
+        return settings.public_url()
+    except settings.SettingError as exc:
+        raise UserError(str(exc)) from None
+
+
 def print_credentials(config, secret: str, args: argparse.Namespace, headline: str) -> None:
     """A SCIM domain's URL and secret: the only time the secret is shown."""
-    from komeet_sync.settings import public_url
     from komeet_sync.sources.scim.endpoint import scim_url
 
     url = scim_url(public_url(), config.domain)
@@ -65,6 +75,7 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     from komeet_sync.store.domains import UnknownDomain
 
     store, config = configured(args.domain)
+    public_url()
     try:
         config, secret = issue_secret(store, config.domain)
     except UnknownDomain as exc:  # a Google domain has no secret
@@ -81,10 +92,10 @@ def _rotate_secret(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from komeet_sync.settings import public_url
     from komeet_sync.sources.scim.endpoint import ScimEndpoint
     from komeet_sync.store.database import DatabaseUnavailable, open_database
 
+    base = public_url()
     try:
         engine = open_database()
     except DatabaseUnavailable as exc:
@@ -98,11 +109,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
         ) from None
-    endpoint = ScimEndpoint(engine, public_url())
+    endpoint = ScimEndpoint(engine, base)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
     print(
         f"Serving SCIM on http://{args.host}:{port}/scim/DOMAIN/v2 "
-        f"(public URL {public_url()}); Ctrl-C stops.",
+        f"(public URL {base}); Ctrl-C stops.",
         flush=True,
     )
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either

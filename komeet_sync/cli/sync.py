@@ -181,7 +181,8 @@ def _sync(args: argparse.Namespace) -> int:
     except (GoogleError, ExportFormatError, KomeetError, ResultError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None
+        where = exc.filename or args.out or "the result store"
+        raise UserError(f"{where}: {exc.strerror or exc}") from None
     if not shown:
         show_plan(run)
     if args.json:
@@ -207,6 +208,7 @@ def _apply(args: argparse.Namespace) -> int:
     from komeet_sync.runs import sync
     from komeet_sync.store.plans import PlanError
     from komeet_sync.store.results import ResultStore
+    from komeet_sync.store.sync_folder import ResultError
 
     _check_apply_options(args)
     store = domain_store()
@@ -224,7 +226,7 @@ def _apply(args: argparse.Namespace) -> int:
                 mode=_mode(args),
                 progress=advance,
             )
-    except (PlanError, KomeetError) as exc:
+    except (PlanError, KomeetError, ResultError) as exc:
         raise UserError(str(exc)) from None
     stopped = applied.stopped
     if stopped is not None:

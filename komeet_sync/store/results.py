@@ -43,14 +43,31 @@ class ResultStore:
         *,
         legacy_home: str | Path | None = None,
     ) -> None:
-        self.root = UPath(root or settings.results_url())
+        """ResultError, naming the setting to change, when no filesystem can hold ``root``
+        here: an unknown URL scheme, or its fsspec package missing."""
+        location = str(root or settings.results_url())
+        # A message names the variables when the root is the one the settings give.
+        self.setting = settings.results_setting() if location == settings.results_url() else None
+        try:
+            self.root = root if isinstance(root, UPath) else UPath(location)
+            self.root.fs  # noqa: B018 - loads the filesystem's package now, not mid-sync
+        except ValueError as exc:  # upath: "Unsupported filesystem: 'garbage'"
+            raise ResultError(
+                f"cannot store results in {location!r}: {exc}; "
+                f"{self._fix('a folder, or an fsspec URL such as s3://bucket/komeet')}"
+            ) from None
+        except ImportError as exc:  # fsspec: "Install s3fs to access S3"
+            raise ResultError(
+                f"cannot store results in {location!r}: {exc}; install it beside komeet-sync, "
+                f"or {self._fix('a folder')}"
+            ) from None
         self.legacy_home = Path(legacy_home) if legacy_home is not None else None
 
     @classmethod
     def from_settings(cls) -> ResultStore:
         """The store ``KOMEET_SYNC_RESULTS`` names, with what ``KOMEET_SYNC_HOME`` held
         before this layout."""
-        return cls(settings.results_url(), legacy_home=settings.home())
+        return cls(legacy_home=settings.home())
 
     def folder(self, domain: str, started_at: datetime, run_id: str | None = None) -> SyncFolder:
         """Where the sync of ``domain`` that began at ``started_at`` is stored: a Dagster run
@@ -83,10 +100,12 @@ class ResultStore:
         except OSError as exc:
             raise ResultError(
                 f"cannot store the sync of {domain} in {self.root}: {exc.strerror or exc}; "
-                "KOMEET_SYNC_RESULTS (else KOMEET_SYNC_HOME) must name a folder or a bucket "
-                "this process may write to"
+                f"{self._fix('a folder or a bucket this process may write to')}"
             ) from None
         return folder
+
+    def _fix(self, place: str) -> str:
+        return f"set {self.setting} to {place}" if self.setting else f"give {place}"
 
     def at(self, location: str) -> SyncFolder:
         """The sync folder at ``location`` (a plan's ``reports``)."""

@@ -32,6 +32,7 @@ from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.progress import Advance
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.sources.google.credentials import (
+    ENDPOINT_ENV,
     KEY_FILE_ENV,
     SCOPES,
     GoogleError,
@@ -55,6 +56,8 @@ GROUP_FIELDS = "id,email,name"
 # Google's rate-limit answers: 429, and 403 with one of these reasons (Directory API,
 # "Limits and quotas"); 5xx are transient server errors.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+NO_RESPONSE = "no response"  # no HTTP answer: refused, reset, timed out, unknown host
+GOOGLE_API = "admin.googleapis.com"
 DELEGATION_PAGE = (
     "Google Admin console > Security > Access and data control > API controls > "
     "Manage domain-wide delegation"
@@ -68,14 +71,21 @@ class AuthorisationRefused(GoogleError):
 class ExtractionFailed(GoogleError):
     """A request failed for good: no snapshot was produced."""
 
-    def __init__(self, call: str, status: str, detail: str, attempts: int = 1) -> None:
+    def __init__(
+        self, call: str, status: str, detail: str, attempts: int = 1, host: str = ""
+    ) -> None:
         self.call = call
         self.status = status
         self.detail = detail
         tries = f" after {attempts} attempts" if attempts > 1 else ""
+        advice = (
+            f"Check that this machine reaches {host} (DNS, firewall, proxy), then run it again."
+            if status == NO_RESPONSE and host
+            else "Run it again later; if it keeps failing, check Google Workspace's status."
+        )
         super().__init__(
             f"{call} failed{tries}: {status} ({detail}); nothing was read, so no plan was made. "
-            "Run it again later; if it keeps failing, check Google Workspace's status."
+            + advice
         )
 
 
@@ -198,7 +208,7 @@ class DirectoryReader:
         the token endpoint cannot be reached or answers a transient error."""
         request = google_auth_httplib2.Request(self._http().http)
         call = f"the token request to {self.key.token_uri}"
-        status, detail = "no response", ""
+        status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):
             try:
                 self.credentials.refresh(request)
@@ -208,9 +218,10 @@ class DirectoryReader:
                     raise self._refused(exc) from None
                 status, detail = "transient error", _first_line(exc)
             except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
-                status, detail = "no response", _first_line(exc)
+                status, detail = NO_RESPONSE, _first_line(exc)
             self._wait(attempt)
-        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+        host = f"the key file's token_uri, {self.key.token_uri}"
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
 
     def extract(
         self, domains: Sequence[str], groups: Sequence[str], progress: Advance | None = None
@@ -388,7 +399,7 @@ class DirectoryReader:
     def _execute(self, request: Any, call: str, missing: bool = False) -> Any:
         """Send ``request`` on this thread's Http, retrying what Google says is transient."""
         http = self._http()
-        status, detail = "no response", ""
+        status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):
             try:
                 return request.execute(http=http, num_retries=0)
@@ -403,9 +414,10 @@ class DirectoryReader:
             except RefreshError as exc:
                 raise self._refused(exc) from None
             except (httplib2.HttpLib2Error, OSError) as exc:  # refused, reset, timed out
-                status, detail = "no response", _first_line(exc) or type(exc).__name__
+                status, detail = NO_RESPONSE, _first_line(exc) or type(exc).__name__
             self._wait(attempt)
-        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+        host = f"{ENDPOINT_ENV}'s {self.endpoint}" if self.endpoint else GOOGLE_API
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
 
     def _wait(self, attempt: int) -> None:
         """The backoff before the next attempt, if there is one."""
