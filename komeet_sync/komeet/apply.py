@@ -83,7 +83,7 @@ class ApplyResult:
     application_id: int | None  # None: the plan had been applied, nothing was sent
     resumed: bool
     mode: Mode
-    sent: int  # actions worked on this time
+    sent: int  # actions that got their outcome this time
     counts: dict[str, int]  # ledger rows of the application, by status
     seconds: float
     requests: int
@@ -208,6 +208,7 @@ def apply_plan(
     if mode is Mode.BULK and capabilities is not None and not capabilities.bulk:
         mode = Mode.CONCURRENT
     workers = 1 if mode is Mode.SEQUENTIAL else max(1, concurrency)
+    settled = 0
     if entries:
         assert capabilities is not None
         applier = _Applier(client, ledger, capabilities, workers, len(entries), progress)
@@ -215,8 +216,9 @@ def apply_plan(
             applier.apply_bulk(entries)
         else:
             applier.apply_each(entries)
+        settled = applier.settled
     ledger.finish(application)
-    return _result(ledger, plan, application, mode, len(entries), started, client, requests_before)
+    return _result(ledger, plan, application, mode, settled, started, client, requests_before)
 
 
 def _default_mode(capabilities: Capabilities | None, concurrency: int) -> Mode:
@@ -581,6 +583,12 @@ class _Applier:
             raise
         if errors:
             raise errors[0]
+
+    @property
+    def settled(self) -> int:
+        """Actions that got their outcome in this application."""
+        with self._done_lock:
+            return self._done
 
     def _advance(self, count: int) -> None:
         with self._done_lock:
