@@ -32,6 +32,15 @@ PEOPLE = 240
 
 
 @pytest.fixture
+def komeet_env(monkeypatch, tmp_path) -> str:
+    """The console is the same on either database: these run on the embedded SQLite."""
+    url = f"sqlite:///{tmp_path / 'komeet_sync.db'}"
+    monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
 def acme(workspace, komeet_env, komeet, monkeypatch, cli):
     """acme.com on the Directory API emulator with ``PEOPLE`` joiners; an empty Komeet."""
     people = [person(0, ADMIN), *(person(i) for i in range(1, PEOPLE))]

@@ -1,6 +1,7 @@
 """A Dagster run terminated from the UI while it applies a plan stops its writes as Ctrl-C
 does at the console: the requests in flight get their ledger row, nothing more reaches
-Komeet, and the next run resumes to exactly the desired accounts."""
+Komeet, and what remains is pending for the next run (whose resume the ledger's tests
+prove)."""
 
 from __future__ import annotations
 
@@ -110,13 +111,5 @@ def test_a_run_terminated_from_the_ui_stops_its_writes(acme, tmp_path):
         assert stopped[Status.APPLIED.value] + stopped[Status.PENDING.value] == PEOPLE
         assert len(komeet.users()) == stopped[Status.APPLIED.value]
 
-        # The next run resumes: every account exactly once.
-        backfill_id = launch(server, selector)
-        while run_of(server, backfill_id, deadline)["status"] not in ("SUCCESS", "FAILURE"):
-            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-            time.sleep(0.5)
-        assert run_of(server, backfill_id, deadline)["status"] == "SUCCESS"
     finally:
         server.stop()
-    accounts = Counter(account["userName"] for account in komeet.users())
-    assert len(accounts) == PEOPLE and max(accounts.values()) == 1
