@@ -148,7 +148,7 @@ def _sync(args: argparse.Namespace) -> int:
             print_summary(run.planned.report.summary, run.folder.location)
             sys.stdout.flush()
         stored = run.planned.report.stored
-        if run.applied is None and stored is not None and stored.may_apply and client:
+        if run.applied is None and stored and stored.may_apply and stored.counts and client:
             interrupts.writing(client, stored.plan_id)
             print(
                 f"Applying {stored.plan_id} to Komeet; if it is stopped, "
