@@ -24,6 +24,7 @@ from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.ledger import ResultsReport
@@ -179,6 +180,7 @@ class SyncRun:
         }
 
 
+@failure_recorded(lambda call: call["config"].domain)
 def sync(
     config: DomainConfig,
     engine: Engine,
@@ -245,6 +247,7 @@ def sync(
     return SyncRun(folder, snapshot, planned, applied)
 
 
+@failure_recorded(lambda call: PlanStore(call["engine"]).get(call["plan_id"]).domain)
 def resume(
     engine: Engine,
     store: ResultStore,
