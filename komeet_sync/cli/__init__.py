@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from komeet_sync import __version__
-from komeet_sync.cli import audit, domains, google, plans, scim, sync
+from komeet_sync.cli import audit, domains, google, plans, scim, status, sync
 from komeet_sync.cli.output import EXIT_ERROR, EXIT_OK, Parser, UserError, fail
 
 
@@ -45,6 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"komeet-sync {__version__}")
     commands = parser.add_subparsers(title="commands", parser_class=Parser)
-    for group in (domains, audit, google, scim, sync, plans):
+    for group in (domains, audit, google, scim, sync, plans, status):
         group.register(commands)
     return parser

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import pandas as pd
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, select, update
 
 from komeet_sync.model.reports import RESULTS
 from komeet_sync.store.database import as_utc, write_lock
@@ -65,6 +65,26 @@ class Application:
     plan_id: str
     started_at: datetime
     resumed: bool  # an unfinished application taken up again
+
+
+@dataclass(frozen=True)
+class LastApplication:
+    """A plan's latest application: when it started and finished, and its ledger rows by
+    status."""
+
+    application_id: int
+    started_at: datetime
+    finished_at: datetime | None  # None: actions are left to send (applying, or interrupted)
+    counts: dict[str, int]  # ledger rows by status
+    left: int  # actions a resume sends: pending, sending and retryable failures
+
+    @property
+    def applied(self) -> int:
+        return self.counts.get(Status.APPLIED.value, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(Status.FAILED.value, 0)
 
 
 @dataclass(frozen=True)
@@ -162,11 +182,7 @@ class Ledger:
                 (PlanActionRow.plan_id == LedgerRow.plan_id)
                 & (PlanActionRow.position == LedgerRow.position),
             )
-            .where(
-                LedgerRow.application_id == application.id,
-                (LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value]))
-                | ((LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable),
-            )
+            .where(LedgerRow.application_id == application.id, _left_to_send())
             .order_by(LedgerRow.position)
         )
         with self.engine.connect() as connection:
@@ -243,11 +259,7 @@ class Ledger:
             left = connection.scalar(
                 select(func.count())
                 .select_from(LedgerRow)
-                .where(
-                    LedgerRow.application_id == application.id,
-                    LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value])
-                    | ((LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable),
-                )
+                .where(LedgerRow.application_id == application.id, _left_to_send())
             )
             if left:
                 return False
@@ -279,6 +291,54 @@ class Ledger:
             rows = connection.execute(query).all()
         return pd.DataFrame([tuple(row) for row in rows], columns=columns)
 
+    def last_applications(self, plan_ids: Iterable[str]) -> dict[str, LastApplication]:
+        """The latest application of each of ``plan_ids`` that has one, with its ledger
+        counts, in one query however many plans."""
+        plan_ids = list(set(plan_ids))
+        if not plan_ids:
+            return {}
+        latest = (
+            select(func.max(ApplicationRow.id))
+            .where(ApplicationRow.plan_id.in_(plan_ids))
+            .group_by(ApplicationRow.plan_id)
+        )
+        query = (
+            select(
+                ApplicationRow.plan_id,
+                ApplicationRow.id,
+                ApplicationRow.started_at,
+                ApplicationRow.finished_at,
+                LedgerRow.status,
+                func.count(LedgerRow.idempotency_key),
+                func.count(LedgerRow.idempotency_key).filter(_left_to_send()),
+            )
+            .outerjoin(LedgerRow, LedgerRow.application_id == ApplicationRow.id)
+            .where(ApplicationRow.id.in_(latest))
+            .group_by(
+                ApplicationRow.plan_id,
+                ApplicationRow.id,
+                ApplicationRow.started_at,
+                ApplicationRow.finished_at,
+                LedgerRow.status,
+            )
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        found: dict[str, LastApplication] = {}
+        for plan_id, application_id, started_at, finished_at, status, count, to_send in rows:
+            before = found.get(plan_id)
+            counts = dict(before.counts) if before else {}
+            if status is not None:
+                counts[status] = count
+            found[plan_id] = LastApplication(
+                application_id,
+                as_utc(started_at),
+                as_utc(finished_at) if finished_at else None,
+                counts,
+                (before.left if before else 0) + to_send,
+            )
+        return found
+
     def counts(self, application: Application) -> dict[str, int]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -287,6 +347,14 @@ class Ledger:
                 .group_by(LedgerRow.status)
             ).all()
         return {status: count for status, count in rows}
+
+
+def _left_to_send() -> ColumnElement[bool]:
+    """The ledger rows a resume sends: pending, sending (the outcome was lost) and retryable
+    failures."""
+    return LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value]) | (
+        (LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable
+    )
 
 
 def idempotency_key(plan_id: str, application_id: int, position: int) -> str:

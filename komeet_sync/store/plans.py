@@ -8,12 +8,13 @@ those actions, and never carries over to a plan that differs by one action.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Row, func, insert, select, update
 
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
@@ -164,19 +165,16 @@ class PlanStore:
                 f"no plan {plan_id!r}: list the plans with `komeet-sync plans list`; a plan "
                 "id looks like plan_5c935ecafa8b2408aa0d"
             )
-        return StoredPlan(
-            plan_id=row.plan_id,
-            domain=row.domain,
-            created_at=as_utc(row.created_at),
-            source=row.source,
-            snapshot_at=as_utc(row.snapshot_at) if row.snapshot_at else None,
-            desired=row.desired,
-            counts=dict(row.counts),
-            holds=tuple(Hold.from_dict(hold) for hold in row.holds),
-            reports=row.reports,
-            approved_by=row.approved_by,
-            approved_at=as_utc(row.approved_at) if row.approved_at else None,
-        )
+        return _stored(row)
+
+    def get_many(self, plan_ids: Iterable[str]) -> dict[str, StoredPlan]:
+        """The stored plans among ``plan_ids``, by id, in one query however many."""
+        plan_ids = list(set(plan_ids))
+        if not plan_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(PlanRow).where(PlanRow.plan_id.in_(plan_ids))).all()
+        return {row.plan_id: _stored(row) for row in rows}
 
     def actions(self, plan_id: str) -> pd.DataFrame:
         """The plan's actions (PLAN_COLUMNS) in plan order, with their position."""
@@ -285,6 +283,23 @@ class PlanStore:
         )
         with self.engine.connect() as connection:
             return connection.scalar(query)
+
+
+def _stored(row: Row[Any]) -> StoredPlan:
+    """A plan as its row in ``plans`` holds it."""
+    return StoredPlan(
+        plan_id=row.plan_id,
+        domain=row.domain,
+        created_at=as_utc(row.created_at),
+        source=row.source,
+        snapshot_at=as_utc(row.snapshot_at) if row.snapshot_at else None,
+        desired=row.desired,
+        counts=dict(row.counts),
+        holds=tuple(Hold.from_dict(hold) for hold in row.holds),
+        reports=row.reports,
+        approved_by=row.approved_by,
+        approved_at=as_utc(row.approved_at) if row.approved_at else None,
+    )
 
 
 def _application_state(started: datetime | None, finished: datetime | None) -> str:

@@ -102,8 +102,22 @@ class ResultStore:
         )
         if self.legacy_home is not None:
             found += legacy_syncs(self.legacy_home, domain)
-        never = datetime.min.replace(tzinfo=UTC)
-        return sorted(found, key=lambda sync: (sync.started_at or never, sync.sync_id))
+        return sorted(found, key=_in_order)
+
+    def last_sync(self, domain: str) -> StoredSync | None:
+        """The domain's latest sync, whatever it stored. A sync id begins with its start
+        time, so the folders' names alone say which: one listing, however many syncs."""
+        folder = self.root / domain
+        names = [path.name for path in folder.iterdir()] if folder.exists() else []
+        newest = sorted((SyncFolder(folder / name) for name in names), key=_in_order)
+        found: list[StoredSync] = []
+        for sync in reversed(newest):  # the newest that is a folder
+            if sync.path.is_dir():
+                found.append(sync)
+                break
+        if self.legacy_home is not None:
+            found += legacy_syncs(self.legacy_home, domain)
+        return max(found, key=_in_order) if found else None
 
     def latest(self, domain: str, name: str) -> StoredSync | None:
         """The domain's latest sync that stored ``name``."""
@@ -115,3 +129,8 @@ class ResultStore:
         if self.legacy_home is not None:
             names |= set(legacy_domains(self.legacy_home))
         return sorted(names)
+
+
+def _in_order(sync: StoredSync) -> tuple[datetime, str]:
+    """The order syncs ran in: by start, then by id."""
+    return (sync.started_at or datetime.min.replace(tzinfo=UTC), sync.sync_id)
