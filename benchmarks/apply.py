@@ -125,7 +125,9 @@ def main() -> int:
             config,
             engine,
             ResultStore.from_settings(),
-            read_directory=lambda: dataclasses.replace(snapshot, started_at=datetime.now(UTC)),
+            read_directory=lambda _advance: dataclasses.replace(
+                snapshot, started_at=datetime.now(UTC)
+            ),
             client=KomeetClient(first, TOKEN),
         )
         plan_id = planned.planned.plan_id

@@ -144,7 +144,7 @@ def one_domain(args, folder: Path, emulator: dict, komeet_port: int) -> tuple[fl
                 config,
                 engine,
                 ResultStore.from_settings(),
-                read_directory=lambda: sync.read_source(config, engine),  # noqa: B023
+                read_directory=lambda _advance: sync.read_source(config, engine),  # noqa: B023
                 client=client,
                 trigger="bench",
             )

@@ -6,35 +6,93 @@ sync's results (``syncs/``); ``KOMEET_SYNC_DATABASE_URL`` selects another databa
 place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``);
 ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs reach the SCIM endpoint at (default
 ``http://127.0.0.1:8000``).
+
+A value that cannot be used is refused where it is used, with one line naming the variable,
+its value and what to set instead: SettingError here, the store's own errors for the
+database and the results.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
+
+HOME_ENV = "KOMEET_SYNC_HOME"
+DATABASE_URL_ENV = "KOMEET_SYNC_DATABASE_URL"
+RESULTS_ENV = "KOMEET_SYNC_RESULTS"
+PUBLIC_URL_ENV = "KOMEET_SYNC_PUBLIC_URL"
+DEFAULT_HOME = ".komeet_sync"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value komeet-sync cannot use; the message names the
+    variable, the value and what to set."""
 
 
 def home() -> Path:
-    return Path(os.environ.get("KOMEET_SYNC_HOME") or ".komeet_sync").expanduser()
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+def home_setting() -> str:
+    """``KOMEET_SYNC_HOME`` and its value, as a message names them."""
+    return f"{HOME_ENV} (now {str(home())!r})"
 
 
 def database_url() -> str:
-    configured = os.environ.get("KOMEET_SYNC_DATABASE_URL")
+    configured = os.environ.get(DATABASE_URL_ENV)
     if configured:
         return configured
     return f"sqlite:///{(home() / 'komeet_sync.db').resolve()}"
 
 
 def database_url_configured() -> bool:
-    return bool(os.environ.get("KOMEET_SYNC_DATABASE_URL"))
+    return bool(os.environ.get(DATABASE_URL_ENV))
 
 
 def results_url(state: Path | None = None) -> str:
     """Where every sync's results are stored (``store.results``): ``KOMEET_SYNC_RESULTS``,
-    else ``syncs/`` in ``state`` (default ``KOMEET_SYNC_HOME``)."""
-    configured = os.environ.get("KOMEET_SYNC_RESULTS")
-    return configured or str(((state or home()) / "syncs").resolve())
+    else ``syncs/`` in ``state`` (default ``KOMEET_SYNC_HOME``). A folder is made absolute,
+    so that a plan's reports are found from any working directory."""
+    configured = os.environ.get(RESULTS_ENV)
+    if configured and "://" in configured:
+        return configured
+    return str(
+        (Path(configured).expanduser() if configured else (state or home()) / "syncs").resolve()
+    )
+
+
+def results_setting() -> str:
+    """The variables that place the results, as a message says to set them."""
+    return RESULTS_ENV if os.environ.get(RESULTS_ENV) else f"{home_setting()} or {RESULTS_ENV}"
 
 
 def public_url() -> str:
-    return (os.environ.get("KOMEET_SYNC_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    """``KOMEET_SYNC_PUBLIC_URL``: where IdPs reach the SCIM endpoint, an absolute http(s)
+    URL; SettingError otherwise."""
+    value = (os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL).strip()
+    if not is_http_url(value):
+        raise SettingError(
+            f"{PUBLIC_URL_ENV}={value!r} is not an absolute http(s) URL; set it to the address "
+            "Entra ID or Okta reach this machine's SCIM endpoint at, like "
+            f"https://sync.example.com (default {DEFAULT_PUBLIC_URL})"
+        )
+    return value.rstrip("/")
+
+
+def is_http_url(value: str) -> bool:
+    """An absolute http or https URL with a host (and a valid port, if any), no space,
+    no query and no fragment: the rule for every base URL komeet-sync is given."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not any(character.isspace() for character in value)
+        and not parts.query
+        and not parts.fragment
+    )

@@ -7,9 +7,6 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from komeet_sync import settings
-from komeet_sync.backoff import Backoff
-from komeet_sync.komeet import client as komeet_client
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
@@ -25,7 +22,7 @@ class DatabaseResource(dg.ConfigurableResource):
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._engine = open_database(self.url or settings.database_url())
+        self._engine = open_database(self.url)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
@@ -33,7 +30,7 @@ class DatabaseResource(dg.ConfigurableResource):
 
     def engine(self) -> Engine:
         if self._engine is None:  # used outside a run (a test, a notebook)
-            self._engine = open_database(self.url or settings.database_url())
+            self._engine = open_database(self.url)
         return self._engine
 
     def domain(self, domain: str) -> DomainConfig:
@@ -63,8 +60,6 @@ class KomeetResource(dg.ConfigurableResource):
     timeout: float = 30.0
 
     def client(self) -> KomeetClient:
-        """A client retrying as ``KOMEET_SYNC_KOMEET_ATTEMPTS`` and ``..._BACKOFF`` say."""
-        backoff = Backoff.from_environment(
-            komeet_client.ATTEMPTS_ENV, komeet_client.BACKOFF_ENV, komeet_client.KomeetError
-        )
-        return KomeetClient(self.url, self.token, timeout=self.timeout, backoff=backoff)
+        """A client retrying as ``KOMEET_SYNC_KOMEET_ATTEMPTS`` and ``..._BACKOFF`` say,
+        its settings checked as the CLI checks them."""
+        return KomeetClient.checked(self.url, self.token, self.timeout)

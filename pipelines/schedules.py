@@ -11,11 +11,12 @@ from komeet_sync.store.domains import DomainStore
 from .jobs import sync_domain
 from .resources import DatabaseResource
 
-CRON = os.environ.get("KOMEET_SYNC_SCHEDULE", "0 * * * *")
+SCHEDULE_ENV = "KOMEET_SYNC_SCHEDULE"
+HOURLY = "0 * * * *"
+CRON = os.environ.get(SCHEDULE_ENV, "").strip() or HOURLY
 
 
-@dg.schedule(cron_schedule=CRON, job=sync_domain, default_status=dg.DefaultScheduleStatus.RUNNING)
-def every_domain(
+def _one_run_per_domain(
     context: dg.ScheduleEvaluationContext, database: DatabaseResource
 ) -> Iterator[dg.RunRequest]:
     """One run per enabled domain."""
@@ -25,3 +26,17 @@ def every_domain(
                 partition_key=config.domain,
                 run_key=f"{config.domain}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
             )
+
+
+try:
+    every_domain = dg.schedule(
+        name="every_domain",
+        cron_schedule=CRON,
+        job=sync_domain,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )(_one_run_per_domain)
+except dg.DagsterInvalidDefinitionError:  # Dagster's message does not say where it came from
+    raise dg.DagsterInvalidDefinitionError(
+        f"{SCHEDULE_ENV}={CRON!r} is not a cron expression of 5 fields; give one like "
+        f"'*/15 * * * *', or unset it to sync hourly ({HOURLY!r})"
+    ) from None

@@ -69,13 +69,10 @@ class Loader:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            if self.database_url:
-                url = self.database_url
-            elif self.home and not settings.database_url_configured():
+            url = self.database_url
+            if not url and self.home and not settings.database_url_configured():
                 url = f"sqlite:///{(Path(self.home) / 'komeet_sync.db').resolve()}"
-            else:
-                url = settings.database_url()
-            self._engine = open_database(url)
+            self._engine = open_database(url)  # None: the settings
         return self._engine
 
     # Reports and snapshots ------------------------------------------------------------

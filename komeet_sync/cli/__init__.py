@@ -12,10 +12,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO, cast
 
 from komeet_sync import __version__
 from komeet_sync.cli import audit, domains, google, plans, scim, status, sync
-from komeet_sync.cli.output import EXIT_ERROR, EXIT_OK, Parser, UserError, fail
+from komeet_sync.cli.interrupt import Interrupts
+from komeet_sync.cli.output import EXIT_ERROR, Parser, UserError, debug_option, fail
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,15 +29,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_ERROR
-    try:
-        return int(args.run(args))
-    except UserError as exc:
-        return fail(args, str(exc))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # the output was piped to a reader that stopped (| head)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+        sys.stdout = ReaderGone.wrap(sys.stdout)
+    with Interrupts() as interrupts:
+        args.interrupts = interrupts
+        try:
+            return int(args.run(args))
+        except UserError as exc:
+            return fail(args, str(exc))
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            if interrupts.plan_id is None:
+                print("komeet-sync: interrupted; nothing was sent to Komeet.", file=sys.stderr)
+            else:
+                print(
+                    f"komeet-sync: stopped at once; the actions in flight may have no outcome "
+                    f"yet. `komeet-sync apply {interrupts.plan_id}` settles them (it searches "
+                    "Komeet before sending a create again) and sends the rest.",
+                    file=sys.stderr,
+                )
+            return interrupts.exit_code
+        except Exception as exc:
+            if args.debug:
+                raise
+            return fail(
+                args,
+                f"unexpected error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]} "
+                "(run the command again with --debug for the traceback, and report it)"
+                if str(exc).strip()
+                else f"unexpected error: {type(exc).__name__} (run it again with --debug "
+                "for the traceback, and report it)",
+            )
+
+
+class ReaderGone:
+    """stdout that, once its reader has gone (``| head -1``), drops what is still written
+    instead of failing the command: the work goes on and the exit code stays the
+    command's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._gone = False
+
+    @classmethod
+    def wrap(cls, stream: TextIO) -> TextIO:
+        return cast(TextIO, cls(stream))
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def _reader_left(self) -> None:
+        self._gone = True
+        # What is still buffered, and Python's own flush at exit, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep Komeet accounts in step with each customer's directory.",
     )
     parser.add_argument("--version", action="version", version=f"komeet-sync {__version__}")
+    debug_option(parser)
     commands = parser.add_subparsers(title="commands", parser_class=Parser)
     for group in (domains, audit, google, scim, sync, plans, status):
         group.register(commands)
+    for subparser in commands.choices.values():
+        if "run" not in subparser._defaults:  # a group (`komeet-sync domains`): its own help
+            subparser.set_defaults(run=_group_help(subparser), json=False, debug=False)
     return parser
+
+
+def _group_help(parser: argparse.ArgumentParser) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+
+    return run

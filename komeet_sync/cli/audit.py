@@ -7,11 +7,26 @@ import json
 from pathlib import Path
 
 from komeet_sync.cli.domains import policy_options
-from komeet_sync.cli.output import EXIT_HELD, EXIT_OK, UserError, command, print_summary
+from komeet_sync.cli.output import (
+    EXIT_HELD,
+    EXIT_OK,
+    PLAN_EXIT_CODES,
+    ConsoleProgress,
+    UserError,
+    command,
+    print_summary,
+)
 
 
 def register(commands) -> None:
-    audit = command(commands, "audit", "reconcile exported files and write the reports", _audit)
+    audit = command(
+        commands,
+        "audit",
+        "reconcile exported files and write the reports",
+        _audit,
+        environment=(),
+        exit_codes=PLAN_EXIT_CODES,
+    )
     audit.add_argument("--domain", required=True)
     policy_options(audit)
     audit.add_argument(
@@ -49,6 +64,11 @@ def _audit(args: argparse.Namespace) -> int:
     from komeet_sync.runs.audit import run_audit
     from komeet_sync.sources.exports import DirectoryExport, ExportFormatError
 
+    if args.last_good_count is not None and args.last_good_count < 0:
+        raise UserError(
+            f"--last-good-count {args.last_good_count} is negative; give the number of desired "
+            "people in the last good snapshot (0 or more), or leave it out"
+        )
     files = DirectoryExport(
         google_users=args.google_users,
         google_members=args.google_members,
@@ -70,7 +90,12 @@ def _audit(args: argparse.Namespace) -> int:
             require_admin=False,
         )
         result = run_audit(
-            config, files, args.komeet, args.out, last_good_desired=args.last_good_count
+            config,
+            files,
+            args.komeet,
+            args.out,
+            last_good_desired=args.last_good_count,
+            progress=ConsoleProgress(args),
         )
     except (InvalidConfiguration, ExportFormatError, FrameError) as exc:
         raise UserError(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
@@ -17,6 +18,9 @@ from komeet_sync.cli.output import (
     domain_store,
     print_config,
 )
+
+if TYPE_CHECKING:
+    from komeet_sync.store.domains import Removal
 
 
 def register(commands) -> None:
@@ -35,9 +39,32 @@ def register(commands) -> None:
         ("disable", "disable a domain's sync: stops every write for it at once", _disable),
     ):
         command(group, name, help_text, run).add_argument("domain")
-    remove = command(group, "remove", "remove a domain's configuration", _remove)
+    change = command(
+        group,
+        "set",
+        "change a domain's groups, alias domains, protected accounts or thresholds in place: "
+        "its SCIM secret, staged users and groups, plans and history are kept",
+        _set,
+    )
+    change.epilog = (
+        "Only the options given change anything, and the result is checked as 'domains add' "
+        "checks a new domain. A list option (--group, --alias-domain, --protect) given "
+        "replaces the whole list; --add-... and --remove-... change it item by item; "
+        "--no-groups, --no-alias-domains and --no-protect empty it."
+    )
+    change.add_argument("domain")
+    change_options(change)
+    remove = command(
+        group,
+        "remove",
+        "remove a domain's configuration, with its staged users and groups, secret, plans, "
+        "ledger and failures; the files of its syncs are kept",
+        _remove,
+    )
     remove.add_argument("domain")
-    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    remove.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed off a terminal)"
+    )
 
 
 def policy_options(parser: argparse.ArgumentParser) -> None:
@@ -83,10 +110,108 @@ def policy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The lists ``domains set`` edits: DomainChange's field, the option of an item, its metavar,
+# what an item is, and the option that empties the list with what that means.
+_LISTS = (
+    (
+        "groups",
+        "group",
+        "GROUP",
+        "a selected group: its email (Google) or displayName (SCIM)",
+        ("--no-groups", "select no group: every user a SCIM IdP pushes is in scope (SCIM only)"),
+    ),
+    (
+        "alias_domains",
+        "alias-domain",
+        "DOMAIN",
+        "another domain of the same users",
+        ("--no-alias-domains", "no alias domain"),
+    ),
+    (
+        "protected",
+        "protect",
+        "EMAIL",
+        "an account never deactivated",
+        ("--no-protect", "protect no account"),
+    ),
+)
+
+
+def change_options(parser: argparse.ArgumentParser) -> None:
+    """What ``domains set`` changes: only what is given. A list option replaces the list,
+    ``--add-...``/``--remove-...`` edit it, ``--no-...`` empties it."""
+    for name, option, metavar, item, (clear, clear_help) in _LISTS:
+        whole = parser.add_mutually_exclusive_group()
+        whole.add_argument(
+            f"--{option}",
+            action="append",
+            dest=name,
+            metavar=metavar,
+            help=f"{item}; repeat: replaces the whole list",
+        )
+        whole.add_argument(clear, action="store_true", dest=f"clear_{name}", help=clear_help)
+        parser.add_argument(
+            f"--add-{option}",
+            action="append",
+            default=[],
+            dest=f"add_{name}",
+            metavar=metavar,
+            help="add one to the list; repeat",
+        )
+        parser.add_argument(
+            f"--remove-{option}",
+            action="append",
+            default=[],
+            dest=f"remove_{name}",
+            metavar=metavar,
+            help="remove one from the list (an error if it is not there); repeat",
+        )
+    parser.add_argument("--admin-email", help="Google: the super admin the delegation acts as")
+    parser.add_argument(
+        "--max-deactivations",
+        type=int,
+        metavar="N",
+        help="deactivations a plan may carry without approval",
+    )
+    parser.add_argument(
+        "--max-deactivation-share",
+        type=float,
+        metavar="SHARE",
+        help="share of active managed accounts, and of directory shrink, a plan may reach "
+        "without approval (0.2 means 20%%)",
+    )
+
+
+def _change(args: argparse.Namespace):
+    """The DomainChange that ``domains set``'s options ask for."""
+    from komeet_sync.model.domain_config import DomainChange, ListEdit
+
+    def edit(name: str) -> ListEdit:
+        given = getattr(args, name)
+        whole = () if getattr(args, f"clear_{name}") else given
+        return ListEdit(
+            replace=None if whole is None else tuple(whole),
+            add=tuple(getattr(args, f"add_{name}")),
+            remove=tuple(getattr(args, f"remove_{name}")),
+        )
+
+    return DomainChange(
+        groups=edit("groups"),
+        alias_domains=edit("alias_domains"),
+        protected=edit("protected"),
+        admin_email=args.admin_email,
+        max_deactivations=args.max_deactivations,
+        max_deactivation_share=args.max_deactivation_share,
+    )
+
+
 def _add(args: argparse.Namespace) -> int:
+    from komeet_sync.cli.scim import print_credentials, public_url
     from komeet_sync.model.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.store.domains import DomainConflict
 
+    if args.source == SourceKind.SCIM.value:
+        public_url()  # checked before the domain is stored, since its SCIM URL is printed after
     try:
         config = DomainConfig.create(
             args.domain,
@@ -104,17 +229,18 @@ def _add(args: argparse.Namespace) -> int:
     except (InvalidConfiguration, DomainConflict) as exc:
         raise UserError(str(exc)) from None
     if config.source is SourceKind.SCIM:
-        from komeet_sync.cli.scim import print_credentials
         from komeet_sync.sources.scim.secret import issue_secret
 
         config, secret = issue_secret(store, config.domain)
         print_credentials(config, secret, args, f"Configured {config.domain} (scim).")
         return EXIT_OK
-    print_config(config, args, f"Configured {config.domain} ({config.source.value}).")
+    _print_config(config, args, f"Configured {config.domain} ({config.source.value}).")
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
+    from komeet_sync.model.domain_names import display_domain
+
     configs = domain_store().list()
     if args.json:
         print(json.dumps([config.as_dict() for config in configs], indent=2))
@@ -124,11 +250,11 @@ def _list(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [
         (
-            c.domain,
+            display_domain(c.domain),
             c.source.value,
             "enabled" if c.enabled else "DISABLED",
             ", ".join(c.groups) or "(all users)",
-            ", ".join(c.alias_domains),
+            ", ".join(display_domain(alias) for alias in c.alias_domains),
         )
         for c in configs
     ]
@@ -145,7 +271,7 @@ def _show(args: argparse.Namespace) -> int:
         recent = json.loads(failures.to_json(orient="records", date_format="iso"))
         print(json.dumps(config.as_dict() | {"recent_failures": recent}, indent=2))
         return EXIT_OK
-    print_config(config, args)
+    _print_config(config, args)
     if len(failures):
         print("\nRecent failed syncs (newest first):")
         for row in failures.itertuples(index=False):  # five at most
@@ -157,25 +283,179 @@ def _show(args: argparse.Namespace) -> int:
 def _enable(args: argparse.Namespace) -> int:
     store, config = configured(args.domain)
     config = store.set_enabled(config.domain, True)
-    print_config(config, args, f"Sync enabled for {config.domain}.")
+    _print_config(config, args, f"Sync enabled for {config.domain}.")
     return EXIT_OK
 
 
 def _disable(args: argparse.Namespace) -> int:
     store, config = configured(args.domain)
     config = store.set_enabled(config.domain, False)
-    print_config(config, args, f"Sync disabled for {config.domain}: nothing is written for it.")
+    _print_config(config, args, f"Sync disabled for {config.domain}: nothing is written for it.")
+    return EXIT_OK
+
+
+def _set(args: argparse.Namespace) -> int:
+    from komeet_sync.model.domain_config import InvalidConfiguration, SourceKind
+    from komeet_sync.model.domain_names import display_domain
+    from komeet_sync.store.domains import DomainConflict
+
+    change = _change(args)
+    if change.empty:
+        raise UserError(
+            f"nothing to change for {args.domain}: give what changes, for example "
+            "--add-group GROUP or --max-deactivations N ('komeet-sync domains set --help')"
+        )
+    store, config = configured(args.domain)
+    try:
+        before, after = store.update(config.domain, change)
+    except (InvalidConfiguration, DomainConflict) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(after.as_dict(), indent=2))
+        return EXIT_OK
+    name = display_domain(after.domain)
+    differences = before.differences(after)
+    if not differences:
+        print(f"Nothing changed: {name} already has these settings.")
+        return EXIT_OK
+    kept = (
+        "; its SCIM secret and the users and groups its IdP pushed are kept"
+        if after.source is SourceKind.SCIM
+        else ""
+    )
+    print(f"Changed the configuration of {name}{kept}:")
+    rows = [
+        (key, _shown(key, old), "->", _shown(key, new)) for key, (old, new) in differences.items()
+    ]
+    for line in tabulate(rows, tablefmt="plain").splitlines():
+        print(f"  {line}")
     return EXIT_OK
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from komeet_sync.model.domain_names import InvalidDomain, display_domain, normalise_domain
+    from komeet_sync.store.results import ResultStore
+
     store, config = configured(args.domain)
+    results = ResultStore.from_settings()
+    name = display_domain(config.domain)
     if not args.yes:
-        if not sys.stdin.isatty():
-            raise UserError(f"removing {config.domain} needs --yes when not run on a terminal")
-        answer = input(f"Remove the configuration of {config.domain}? Type the domain: ")
-        if answer.strip().lower() != config.domain:
-            raise UserError(f"not removed: {answer.strip()!r} is not {config.domain}")
-    store.remove(config.domain)
-    print_config(config, args, f"Removed the configuration of {config.domain}.")
+        removal = store.removal(config.domain, results)
+        if args.json or not sys.stdin.isatty():
+            when = "with --json" if args.json else "when not run on a terminal"
+            raise UserError(
+                f"removing {config.domain} {when} needs --yes; it deletes {_deleted(removal)}"
+            )
+        print(f"Removing the configuration of {name} deletes from the database:")
+        for line in _deleted_lines(removal):
+            print(f"  - {line}")
+        print(_kept(removal))
+        answer = input(f"Remove the configuration of {name}? Type the domain: ").strip()
+        try:
+            confirmed = normalise_domain(answer) == config.domain
+        except InvalidDomain:
+            confirmed = False
+        if not confirmed:
+            raise UserError(f"not removed: {answer!r} is not {name}")
+    removal = store.remove(config.domain, results)
+    if args.json:
+        print(json.dumps(config.as_dict() | removal.as_dict(), indent=2))
+        return EXIT_OK
+    print(f"Removed the configuration of {name}: deleted {_deleted(removal)}.")
+    print(_kept(removal))
     return EXIT_OK
+
+
+def _deleted_lines(removal: Removal) -> list[str]:
+    """What a removal deletes, a line each, in words."""
+    from komeet_sync.model.domain_config import SourceKind
+
+    lines = []
+    if removal.config.source is SourceKind.SCIM:
+        lines.append(
+            f"{_count(removal.staged_users, 'staged user')} and "
+            f"{_count(removal.staged_groups, 'staged group')} its IdP pushed: if the domain is "
+            "added again, its IdP must push them all again"
+        )
+        if removal.scim_secret:
+            lines.append(
+                "its SCIM secret: if the domain is added again, it gets a new one that its "
+                "IdP must be given"
+            )
+    lines.append(
+        f"{_count(removal.plans, 'plan')}, with their approvals and "
+        f"{_count(removal.ledger_entries, 'ledger entry', 'ledger entries')}"
+    )
+    lines.append(_count(removal.failures, "recorded sync failure"))
+    if removal.config.source is SourceKind.SCIM or removal.requests_logged:
+        lines.append(f"{_count(removal.requests_logged, 'line')} of the SCIM request log")
+    lines.append(
+        "its configuration" + (" and alias domains" if removal.config.alias_domains else "")
+    )
+    return lines
+
+
+def _deleted(removal: Removal) -> str:
+    """What a removal deletes, in one phrase."""
+    from komeet_sync.model.domain_config import SourceKind
+
+    parts = []
+    if removal.config.source is SourceKind.SCIM:
+        parts += [
+            _count(removal.staged_users, "staged user"),
+            _count(removal.staged_groups, "staged group"),
+        ]
+        if removal.scim_secret:
+            parts.append("its SCIM secret")
+    parts += [
+        _count(removal.plans, "plan"),
+        _count(removal.ledger_entries, "ledger entry", "ledger entries"),
+        _count(removal.failures, "recorded sync failure"),
+    ]
+    if removal.config.source is SourceKind.SCIM or removal.requests_logged:
+        parts.append(f"{_count(removal.requests_logged, 'line')} of the SCIM request log")
+    return ", ".join(parts)
+
+
+def _kept(removal: Removal) -> str:
+    if removal.syncs_folder is None or not removal.syncs_kept:
+        return "No sync of it is stored in the result store."
+    return (
+        f"Kept: the results of its {_count(removal.syncs_kept, 'sync')}, in "
+        f"{removal.syncs_folder} (remove that folder yourself once they are no longer needed)."
+    )
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number:,} {one if number == 1 else (many or one + 's')}"
+
+
+def _shown(setting: str, value: object) -> str:
+    """A setting's value in a line of ``domains set``'s changes."""
+    from komeet_sync.model.domain_names import display_domain
+
+    if setting == "alias_domains" and isinstance(value, list):
+        value = [display_domain(name) for name in value]
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "(none)"
+    return "(none)" if value is None else str(value)
+
+
+def _print_config(config, args: argparse.Namespace, headline: str | None = None) -> None:
+    """A configuration as ``print_config`` shows it, with the Unicode form of each domain
+    name beside its stored form (``xn--bcher-kva.example (bücher.example)``)."""
+    from komeet_sync.model.domain_names import display_domain
+
+    if args.json:
+        print_config(config, args)
+        return
+    if headline:
+        print(headline)
+    data = config.as_dict() | {
+        "domain": display_domain(config.domain),
+        "alias_domains": [display_domain(alias) for alias in config.alias_domains],
+    }
+    rows = [
+        (key, ", ".join(value) if isinstance(value, list) else value) for key, value in data.items()
+    ]
+    print(tabulate(rows, tablefmt="plain"))

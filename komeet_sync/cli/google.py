@@ -7,7 +7,16 @@ import json
 import sys
 from dataclasses import asdict
 
-from komeet_sync.cli.output import EXIT_ERROR, EXIT_OK, Parser, UserError, command, configured
+from komeet_sync.cli.output import (
+    DATABASE,
+    EXIT_ERROR,
+    EXIT_OK,
+    GOOGLE,
+    Parser,
+    UserError,
+    command,
+    configured,
+)
 
 
 def register(commands) -> None:
@@ -18,6 +27,7 @@ def register(commands) -> None:
         "check",
         "authenticate as the domain's admin, count its users and resolve its selected groups",
         _check,
+        environment=DATABASE + GOOGLE,
     )
     check.add_argument("domain")
 

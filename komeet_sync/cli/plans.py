@@ -1,24 +1,64 @@
-"""``komeet-sync plans ...``: stored provisioning plans, and their approval by id."""
+"""``komeet-sync plans ...``: stored provisioning plans, where each stands, and their approval
+by id. Tables fit the terminal's width."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from tabulate import tabulate
+from komeet_sync.cli.output import (
+    EXIT_OK,
+    Columns,
+    Parser,
+    UserError,
+    command,
+    domain_store,
+    fitted_table,
+)
 
-from komeet_sync.cli.output import EXIT_OK, Parser, UserError, command, domain_store
+# Columns of each table, most important first, with their narrowest widths (``fitted_table``).
+LIST_COLUMNS: Columns = [
+    ("plan_id", None),
+    ("state", 25),  # "superseded by PLAN_ID" wraps before the id
+    ("created_at", None),
+    ("actions", None),
+    ("domain", 12),
+    ("approved_by", 12),
+    ("held", 12),
+]
+ACTION_COLUMNS: Columns = [
+    ("action", None),
+    ("user_name", None),
+    ("status", None),
+    ("outcome", 16),
+    ("changes", 16),
+    ("reason", 16),
+    ("komeet_id", None),
+]
+FAILED_COLUMNS: Columns = [
+    ("action", None),
+    ("user_name", None),
+    ("outcome", 20),
+    ("http_status", None),
+    ("reason", 16),
+    ("komeet_id", None),
+]
 
 
 def register(commands) -> None:
     plans = commands.add_parser("plans", help="stored provisioning plans and their approvals")
     group = plans.add_subparsers(title="plan commands", parser_class=Parser)
-    listing = command(group, "list", "the latest plans, newest first", _list)
+    listing = command(group, "list", "the latest plans, newest first, and their state", _list)
     listing.add_argument("--domain", help="only this domain's plans")
     listing.add_argument("--limit", type=int, default=20, help="default 20")
-    show = command(group, "show", "a plan: its holds, approval, actions and ledger", _show)
+    show = command(group, "show", "a plan: its state, holds, approval, actions and ledger", _show)
     show.add_argument("plan_id", metavar="PLAN_ID")
     show.add_argument("--limit", type=int, default=50, help="actions listed (default 50; 0: all)")
+    show.add_argument(
+        "--failed",
+        action="store_true",
+        help="only the actions Komeet refused in the latest application, with their outcome",
+    )
     approve = command(
         group, "approve", "approve a held plan, by its id, so that it may be applied", _approve
     )
@@ -35,8 +75,9 @@ def _list(args: argparse.Namespace) -> int:
     elif frame.empty:
         print("No plan is stored yet: `komeet-sync sync DOMAIN` makes one.")
     else:
-        frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%d %H:%M")
-        print(tabulate(frame.fillna(""), headers="keys", showindex=False))
+        shown = frame.drop(columns="state").rename(columns={"state_text": "state"})
+        shown["created_at"] = shown["created_at"].dt.strftime("%Y-%m-%d %H:%M")
+        print(fitted_table(shown, LIST_COLUMNS))
     return EXIT_OK
 
 
@@ -50,17 +91,24 @@ def _show(args: argparse.Namespace) -> int:
         plan = plans.get(args.plan_id)
     except PlanError as exc:
         raise UserError(str(exc)) from None
+    status = plans.status(plan)
     actions = plans.actions(plan.plan_id)
     ledger = Ledger(engine).entries(plan.plan_id)
     if not ledger.empty:
-        actions = actions.merge(
-            ledger[["position", "status", "outcome"]], on="position", how="left"
+        outcomes = ledger[["position", "status", "outcome", "http_status"]].astype(
+            {"http_status": "Int64"}
         )
+        actions = actions.merge(outcomes, on="position", how="left")
+    if args.failed:
+        actions = actions[actions["status"] == "failed"] if not ledger.empty else actions.head(0)
+    else:
+        actions = actions.drop(columns="http_status", errors="ignore")
     if args.json:
         listed = json.loads(actions.to_json(orient="records"))
-        print(json.dumps(plan.as_dict() | {"actions": listed}, indent=2))
+        print(json.dumps(plan.as_dict() | status.as_dict() | {"actions": listed}, indent=2))
         return EXIT_OK
     print(f"Plan {plan.plan_id} for {plan.domain}, made {plan.created_at:%Y-%m-%d %H:%M} UTC")
+    print(f"  state: {status}")
     print(f"  source {plan.source}, {plan.desired:,} desired people; reports in {plan.reports}")
     counts = ", ".join(f"{count:,} {action}" for action, count in plan.counts.items())
     print(f"  actions: {counts or 'none'}")
@@ -68,22 +116,20 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  HELD by {hold.guard.value}: {hold.detail}")
     if plan.approved_by:
         print(f"  approved by {plan.approved_by} at {plan.approved_at:%Y-%m-%d %H:%M} UTC")
-    elif plan.waiting_for_approval:
-        print(f"  waiting for approval: komeet-sync plans approve {plan.plan_id} --by NAME")
     if ledger.empty:
         print("  never applied")
     else:
         state = ", ".join(f"{n:,} {s}" for s, n in ledger["status"].value_counts().items())
         print(f"  last application: {state}")
+    # Not wrapped, so that a command in it can be copied whole.
+    print(f"  {status.next_step()}")
     shown = actions if args.limit <= 0 else actions.head(args.limit)
-    columns = [
-        c
-        for c in ["action", "user_name", "komeet_id", "changes", "status", "outcome", "reason"]
-        if c in shown
-    ]
-    if not shown.empty:
+    if args.failed and actions.empty:
         print()
-        print(tabulate(shown[columns].fillna(""), headers="keys", showindex=False, maxcolwidths=48))
+        print(f"No action of {plan.plan_id} failed in its latest application.")
+    elif not shown.empty:
+        print()
+        print(fitted_table(shown, FAILED_COLUMNS if args.failed else ACTION_COLUMNS))
     if len(shown) < len(actions):
         print(f"... and {len(actions) - len(shown):,} more (--limit 0 lists them all)")
     return EXIT_OK
@@ -98,9 +144,11 @@ def _approve(args: argparse.Namespace) -> int:
         plan = plans.approve(args.plan_id, args.by)
     except PlanError as exc:
         raise UserError(str(exc)) from None
+    status = plans.status(plan)
     if args.json:
         approval = plan.as_dict()
-        print(json.dumps({key: approval[key] for key in ("plan_id", "approved_by", "approved_at")}))
+        fields = ("plan_id", "approved_by", "approved_at")
+        print(json.dumps({key: approval[key] for key in fields} | status.as_dict()))
         return EXIT_OK
     if before.approved_by is not None:
         print(
@@ -109,5 +157,5 @@ def _approve(args: argparse.Namespace) -> int:
         )
     else:
         print(f"Approved {plan.plan_id} as {plan.approved_by}.")
-    print(f"Apply it with `komeet-sync apply {plan.plan_id}`.")
+    print(f"{status.next_step()}.")
     return EXIT_OK

@@ -9,35 +9,61 @@ import signal
 import socket
 import sys
 
-from komeet_sync.cli.output import EXIT_OK, Parser, UserError, command, configured
+from komeet_sync.cli.output import (
+    DATABASE,
+    EXIT_OK,
+    PUBLIC_URL,
+    Parser,
+    UserError,
+    command,
+    configured,
+)
 
 
 def register(commands) -> None:
     scim = commands.add_parser("scim", help="the SCIM endpoint Entra ID and Okta push to")
     group = scim.add_subparsers(title="scim commands", parser_class=Parser)
-    serve = command(group, "serve", "serve every SCIM domain's endpoint", _serve)
+    serve = command(
+        group,
+        "serve",
+        "serve every SCIM domain's endpoint",
+        _serve,
+        environment=DATABASE + PUBLIC_URL,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
     serve.add_argument(
         "--quiet", action="store_true", help="do not print a line on stderr for each request"
     )
     serve.epilog = (
-        "Each request is one line on stderr (time, method, path, domain, status, duration; "
-        "never a secret, a query string or a body) unless --quiet. With --json, one line on "
-        'stdout says where it listens once it does: {"url", "host", "port", "public_url"}.'
+        "Each request is one line on stderr (time, method, path, domain, status, duration;\n"
+        "never a secret, a query string or a body) unless --quiet. With --json, one line on\n"
+        'stdout says where it listens once it does: {"url", "host", "port", "public_url"}.\n\n'
+        f"{serve.epilog}"
     )
     rotate = command(
         group,
         "rotate-secret",
         "make a new secret for a SCIM domain; the former one stops working",
         _rotate_secret,
+        environment=DATABASE + PUBLIC_URL,
     )
     rotate.add_argument("domain")
 
 
+def public_url() -> str:
+    """``KOMEET_SYNC_PUBLIC_URL``, checked: called before a secret is issued, so that a bad
+    value never costs the only showing of a secret."""
+    from komeet_sync import settings
+
+    try:
+        return settings.public_url()
+    except settings.SettingError as exc:
+        raise UserError(str(exc)) from None
+
+
 def print_credentials(config, secret: str, args: argparse.Namespace, headline: str) -> None:
     """A SCIM domain's URL and secret: the only time the secret is shown."""
-    from komeet_sync.settings import public_url
     from komeet_sync.sources.scim.endpoint import scim_url
 
     url = scim_url(public_url(), config.domain)
@@ -59,6 +85,7 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     from komeet_sync.store.domains import UnknownDomain
 
     store, config = configured(args.domain)
+    public_url()
     try:
         config, secret = issue_secret(store, config.domain)
     except UnknownDomain as exc:  # a Google domain has no secret
@@ -75,10 +102,10 @@ def _rotate_secret(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from komeet_sync.settings import public_url
     from komeet_sync.sources.scim.endpoint import ScimEndpoint
     from komeet_sync.store.database import DatabaseUnavailable, open_database
 
+    base = public_url()
     try:
         engine = open_database()
     except DatabaseUnavailable as exc:
@@ -93,18 +120,17 @@ def _serve(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
         ) from None
     listening.listen(2048)  # connections wait from now on, until the server accepts them
-    endpoint = ScimEndpoint(engine, public_url())
+    endpoint = ScimEndpoint(engine, base)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"
     if not args.quiet:
         _print_requests()
     if args.json:
-        where = {"url": url, "host": args.host, "port": port, "public_url": public_url()}
+        where = {"url": url, "host": args.host, "port": port, "public_url": base}
         print(json.dumps(where), flush=True)
     else:
         print(
-            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {public_url()}); Ctrl-C stops.",
-            flush=True,
+            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {base}); Ctrl-C stops.", flush=True
         )
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
     # is a normal stop.

@@ -1,39 +1,44 @@
-"""``komeet-sync status``: every configured domain, its last sync and what came of it, a held
-plan with the command that approves it, its last failure and its IdP's last push. The
-overview is ``runs.status``'s; this module prints it."""
+"""``komeet-sync status``: every configured domain, its last sync and what came of it (its
+plan's state in the words of ``plans list``), a held plan with the command that approves it,
+its last failure and its IdP's last push. The overview is ``runs.status``'s; this module
+prints it."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import textwrap
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from komeet_sync.cli.output import EXIT_ERROR, EXIT_HELD, EXIT_OK, UserError, command, domain_store
+import pandas as pd
+
+from komeet_sync.cli.output import (
+    DATABASE,
+    EXIT_ERROR,
+    EXIT_HELD,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    RESULTS,
+    Columns,
+    UserError,
+    command,
+    domain_store,
+    fitted_table,
+)
 
 if TYPE_CHECKING:
     from komeet_sync.runs.status import DomainStatus, Failure
 
-EPILOG = """\
-exit codes:
-  0  no domain needs anyone: each is applied, in step, never synced, a dry run or disabled
-  3  no last sync failed, but a plan waits for an operator: held (approve it, or fix what
-     holds it), approved or unfinished (apply it)
-  1  a domain's last sync failed (or Komeet refused actions of it), or the database or the
-     result store cannot be read
-
-environment:
-  KOMEET_SYNC_DATABASE_URL  the database (default: SQLite in KOMEET_SYNC_HOME)
-  KOMEET_SYNC_RESULTS       the result store (default: KOMEET_SYNC_HOME/syncs)
-  KOMEET_SYNC_HOME          where both are by default (default ./.komeet_sync)
-"""
-HEADERS = ("domain", "source", "sync", "last sync (UTC)", "result", "actions", "last push (UTC)")
-# The columns that wrap when the table is wider than the terminal, the first first: times
-# wrap between date and hour, the domain last.
-WRAPPED = (6, 3, 5, 4, 0)
-NARROWEST = 10
+# Most important first, with their narrowest widths (``fitted_table``): times wrap between
+# date and hour.
+COLUMNS: Columns = [
+    ("domain", 12),
+    ("source", None),
+    ("sync", None),
+    ("last sync", 10),
+    ("result", 14),
+    ("actions", 10),
+    ("last push", 10),
+]
 TIME = "%Y-%m-%d %H:%M"
 
 
@@ -44,13 +49,20 @@ def register(commands) -> None:
         "every domain: its last sync (when, by the CLI or Dagster) and its result, a held "
         "plan and its approval command, the last failure, and a SCIM domain's last push",
         _status,
+        environment=DATABASE + RESULTS,
+        exit_codes=(EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED),
+        exit_meanings={
+            EXIT_OK: "no domain needs anyone: applied, in step, never synced, a dry run, disabled",
+            EXIT_ERROR: "a last sync failed, or Komeet refused actions of it; or an error",
+            EXIT_HELD: "a plan waits for an operator (held, approved, never applied, "
+            "unfinished); none failed",
+        },
     )
-    status.epilog = EPILOG
-    status.formatter_class = argparse.RawDescriptionHelpFormatter
+    status.epilog = "Times are UTC.\n\n" + (status.epilog or "")
 
 
 def _status(args: argparse.Namespace) -> int:
-    from komeet_sync.runs.status import SyncResult, domain_statuses
+    from komeet_sync.runs.status import domain_statuses
     from komeet_sync.store.results import ResultStore
     from komeet_sync.store.sync_folder import ResultError
 
@@ -72,7 +84,7 @@ def _status(args: argparse.Namespace) -> int:
         print("No domain is configured. Add one with 'komeet-sync domains add DOMAIN ...'.")
     else:
         _print(statuses)
-    if any(status.result is SyncResult.FAILED for status in statuses):
+    if any(status.result.failed for status in statuses):
         return EXIT_ERROR
     if any(status.result.waits_for_someone for status in statuses):
         return EXIT_HELD
@@ -80,7 +92,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print(statuses: list[DomainStatus]) -> None:
-    width = shutil.get_terminal_size((1000, 24)).columns  # piped: no wrapping
     rows = []
     for status in statuses:
         sync = status.last_sync
@@ -96,17 +107,17 @@ def _print(statuses: list[DomainStatus]) -> None:
                 status.source.value,
                 "enabled" if status.enabled else "DISABLED",
                 f"{started} {sync.by}" if sync else "never",
-                status.result.text,
+                status.result_text,
                 ", ".join(f"{count:,} {label}" for count, label in counts if count),
                 status.last_push.strftime(TIME) if status.last_push else "",
             )
         )
-    print(_fitting(rows, width))
+    print(fitted_table(pd.DataFrame(rows, columns=[name for name, _ in COLUMNS]), COLUMNS))
     notes = [line for status in statuses for line in _notes(status)]
     if notes:
         print()
-    for note in notes:
-        print(textwrap.fill(note, width=max(width, 40), subsequent_indent="    "))
+    for note in notes:  # not wrapped, so that a command in it can be copied whole
+        print(note)
 
 
 def _notes(status: DomainStatus) -> list[str]:
@@ -120,17 +131,17 @@ def _notes(status: DomainStatus) -> list[str]:
     if result is SyncResult.HELD:
         holds = "; ".join(f"{hold.guard.value}: {hold.detail}" for hold in status.holds)
         said = f"{domain}: plan {plan_id} is HELD by {holds}"
-    elif result is SyncResult.FAILED and status.failed:
-        said = f"{domain}: Komeet refused {status.failed:,} action(s) of plan {plan_id}"
     elif result is SyncResult.FAILED and failure is not None:
         said = f"{domain}: the last sync failed at {_failed(failure)}"
         failure = None  # said
-    elif result is SyncResult.APPROVED:
-        said = f"{domain}: plan {plan_id} is approved and not applied yet"
-    elif result is SyncResult.UNFINISHED:
-        said = f"{domain}: plan {plan_id} is not applied in full: {status.pending:,} pending"
     elif result is SyncResult.DISABLED:
         said = f"{domain} is disabled: plan {plan_id} was not sent"
+    elif result.waits_for_someone or result in (
+        SyncResult.APPLIED_WITH_FAILURES,
+        SyncResult.SUPERSEDED,
+    ):
+        assert status.plan is not None
+        said = f"{domain}: {status.plan.next_step()}"  # what ``plans show`` advises
     notes = [said] if said else []
     if result is SyncResult.HELD and status.approve:
         notes.append(f"  approve it: {status.approve}")
@@ -145,27 +156,3 @@ def _notes(status: DomainStatus) -> list[str]:
 
 def _failed(failure: Failure) -> str:
     return f"{failure.at:{TIME}} UTC ({failure.job}, run {failure.run_id[:8]}): {failure.message}"
-
-
-def _fitting(rows: Sequence[tuple[str, ...]], width: int) -> str:
-    """The table, its text columns wrapped (WRAPPED, none narrower than NARROWEST) until it
-    fits ``width``."""
-    table = [HEADERS, *rows]
-    widths = [max(len(row[column]) for row in table) for column in range(len(HEADERS))]
-    excess = sum(widths) + 2 * (len(widths) - 1) - width
-    for column in WRAPPED:
-        cut = max(0, min(excess, widths[column] - NARROWEST))
-        widths[column] -= cut
-        excess -= cut
-    lines = []
-    for number, row in enumerate(table):
-        cells = [textwrap.wrap(cell, size) or [""] for cell, size in zip(row, widths, strict=True)]
-        for line in range(max(len(cell) for cell in cells)):
-            parts = [
-                (cell[line] if line < len(cell) else "").ljust(size)
-                for cell, size in zip(cells, widths, strict=True)
-            ]
-            lines.append("  ".join(parts).rstrip())
-        if number == 0:
-            lines.append("  ".join("-" * size for size in widths))
-    return "\n".join(lines)

@@ -12,10 +12,15 @@ from pathlib import Path
 from tabulate import tabulate
 
 from komeet_sync.cli.output import (
+    DATABASE,
     EXIT_ERROR,
     EXIT_HELD,
     EXIT_OK,
-    Progress,
+    GOOGLE,
+    KOMEET,
+    PLAN_EXIT_CODES,
+    RESULTS,
+    ConsoleProgress,
     UserError,
     command,
     configured,
@@ -32,6 +37,8 @@ def register(commands) -> None:
         "read a domain's directory and Komeet's accounts, reconcile, write the reports, "
         "and apply the plan unless a guard holds it",
         _sync,
+        environment=DATABASE + RESULTS + KOMEET + GOOGLE,
+        exit_codes=PLAN_EXIT_CODES,
     )
     sync.add_argument("domain")
     sync.add_argument(
@@ -63,7 +70,12 @@ def register(commands) -> None:
     _apply_options(sync)
 
     apply = command(
-        commands, "apply", "apply a stored plan, or resume one that was interrupted", _apply
+        commands,
+        "apply",
+        "apply a stored plan, or resume one that was interrupted",
+        _apply,
+        environment=DATABASE + RESULTS + KOMEET,
+        exit_codes=PLAN_EXIT_CODES,
     )
     apply.add_argument("plan_id", metavar="PLAN_ID")
     _apply_options(apply)
@@ -116,48 +128,77 @@ def _sync(args: argparse.Namespace) -> int:
             "--komeet FILE goes with --dry-run only: a sync that applies its plan reads "
             "Komeet's accounts from KOMEET_SCIM_URL, as late as possible"
         )
+    if args.last_good_count is not None and args.last_good_count < 0:
+        raise UserError(
+            f"--last-good-count {args.last_good_count}: give the number of desired people in "
+            "the last good snapshot, 0 or more (or leave it out: the last plan applied in full)"
+        )
     _check_apply_options(args)
+    interrupts = args.interrupts
+    shown: list[bool] = []
+
+    def show_plan(run: sync.SyncRun) -> None:
+        """The reconciliation, before anything is sent, and the command that resumes."""
+        shown.append(True)
+        if not args.json:
+            print(
+                f"{run.snapshot.describe(config.domain)}, {run.snapshot.seconds:.1f} s "
+                f"(snapshot of {run.snapshot.started_at:%Y-%m-%d %H:%M:%S} UTC)."
+            )
+            print_summary(run.planned.report.summary, run.folder.location)
+            sys.stdout.flush()
+        stored = run.planned.report.stored
+        if run.applied is None and stored is not None and stored.may_apply and client:
+            interrupts.writing(client, stored.plan_id)
+            print(
+                f"Applying {stored.plan_id} to Komeet; if it is stopped, "
+                f"`komeet-sync apply {stored.plan_id}` resumes it.",
+                file=sys.stderr,
+                flush=True,
+            )
+
     try:
         # A key file that cannot be read fails before anything is read or sent.
         reader = reader_for(config) if config.source is SourceKind.GOOGLE else None
         komeet = read_komeet_export(args.komeet) if args.komeet is not None else None
         client = komeet_client() if komeet is None else None
-        with Progress(f"Applying to Komeet ({config.domain})", args) as progress:
-            run = sync.sync(
-                config,
-                store.engine,
-                ResultStore.from_settings(),
-                read_directory=lambda: sync.read_source(config, store.engine, reader),
-                client=client,
-                komeet=komeet,
-                dry_run=args.dry_run,
-                trigger="komeet-sync sync" + (" --dry-run" if args.dry_run else ""),
-                last_good_desired=args.last_good_count,
-                also_to=SyncFolder(UPath(args.out)) if args.out is not None else None,
-                concurrency=args.concurrency,
-                mode=_mode(args),
-                progress=progress.update,
-            )
+        run = sync.sync(
+            config,
+            store.engine,
+            ResultStore.from_settings(),
+            read_directory=lambda advance: sync.read_source(config, store.engine, reader, advance),
+            client=client,
+            komeet=komeet,
+            dry_run=args.dry_run,
+            trigger="komeet-sync sync" + (" --dry-run" if args.dry_run else ""),
+            last_good_desired=args.last_good_count,
+            also_to=SyncFolder(UPath(args.out)) if args.out is not None else None,
+            concurrency=args.concurrency,
+            mode=_mode(args),
+            progress=ConsoleProgress(args),
+            before_apply=show_plan,
+        )
     except (GoogleError, ExportFormatError, KomeetError, ResultError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"{exc.filename or args.out}: {exc.strerror}") from None
+        where = exc.filename or args.out or "the result store"
+        raise UserError(f"{where}: {exc.strerror or exc}") from None
+    if not shown:
+        show_plan(run)
     if args.json:
         print(json.dumps(run.summary(), indent=2, default=str))
-    else:
-        print(
-            f"{run.snapshot.describe(config.domain)}, {run.snapshot.seconds:.1f} s "
-            f"(snapshot of {run.snapshot.started_at:%Y-%m-%d %H:%M:%S} UTC)."
-        )
-        print_summary(run.planned.report.summary, run.folder.location)
     if run.applied is None:
         if not args.json:
-            print("Dry run: nothing was sent to Komeet.")
+            from komeet_sync.store.plans import PlanStore
+
+            stored = run.planned.report.stored
+            step = PlanStore(store.engine).status(stored).next_step() if stored else ""
+            print(f"Dry run: nothing was sent to Komeet. {step}".rstrip())
         return EXIT_HELD if run.planned.reconciliation.plan.held else EXIT_OK
     if run.applied.stopped is not None:
         if not args.json:
             print(f"komeet-sync: {run.applied.stopped}", file=sys.stderr)
-        return EXIT_HELD
+        return _stopped_code(run.applied.stopped)
     assert run.applied.result is not None
     return _report_application(run.applied.result, args)
 
@@ -167,12 +208,15 @@ def _apply(args: argparse.Namespace) -> int:
     from komeet_sync.runs import sync
     from komeet_sync.store.plans import PlanError
     from komeet_sync.store.results import ResultStore
+    from komeet_sync.store.sync_folder import ResultError
 
     _check_apply_options(args)
     store = domain_store()
     client = komeet_client()
+    args.interrupts.writing(client, args.plan_id)
     try:
-        with Progress(f"Applying {args.plan_id}", args) as progress:
+        progress = ConsoleProgress(args)
+        with progress.stage(f"Applying {args.plan_id}", "actions") as advance:
             applied = sync.resume(
                 store.engine,
                 ResultStore.from_settings(),
@@ -180,16 +224,16 @@ def _apply(args: argparse.Namespace) -> int:
                 client,
                 concurrency=args.concurrency,
                 mode=_mode(args),
-                progress=progress.update,
+                progress=advance,
             )
-    except (PlanError, KomeetError) as exc:
+    except (PlanError, KomeetError, ResultError) as exc:
         raise UserError(str(exc)) from None
     stopped = applied.stopped
     if stopped is not None:
         if args.json:
             print(json.dumps({"stopped": {"kind": stopped.kind, "detail": str(stopped)}}))
         print(f"komeet-sync: {stopped}", file=sys.stderr)
-        return EXIT_HELD
+        return _stopped_code(stopped)
     assert applied.result is not None
     if applied.unrecorded:
         print(f"komeet-sync: the results were not written: {applied.unrecorded}", file=sys.stderr)
@@ -198,9 +242,16 @@ def _apply(args: argparse.Namespace) -> int:
     return _report_application(applied.result, args)
 
 
+def _stopped_code(stopped) -> int:
+    """3 when a guard or the domain's switch held the plan; 1 when it cannot be applied
+    (superseded, a dry run's, its domain gone)."""
+    return EXIT_HELD if stopped.waiting else EXIT_ERROR
+
+
 def _report_application(result, args: argparse.Namespace) -> int:
     """The summary table of an application, its failures with their reasons; exit 1 when
-    any action failed."""
+    any action failed, 130 when the operator stopped it."""
+    interrupts = args.interrupts
     if not args.json:
         if result.application_id is None:
             print(f"{result.plan_id} was applied before: nothing was sent again.")
@@ -216,12 +267,29 @@ def _report_application(result, args: argparse.Namespace) -> int:
             print(tabulate(sorted(result.counts.items()), headers=["ledger", "actions"]))
         if result.failed:
             print(f"{result.failed:,} action(s) failed:", file=sys.stderr)
-            for row in result.failures.itertuples(index=False):  # a few, to read
+            for row in result.failures.head(20).itertuples(index=False):
                 print(f"  - {row.action} {row.user_name}: {row.outcome}", file=sys.stderr)
+            if result.failed > 20:
+                print(
+                    f"  ... and {result.failed - 20:,} more "
+                    f"(`komeet-sync plans show {result.plan_id} --failed`)",
+                    file=sys.stderr,
+                )
             print(
                 f"Every outcome is in the plan's results.csv. Resume the transient "
                 f"failures with `komeet-sync apply {result.plan_id}`; the next sync plans "
                 "again whatever is still needed.",
                 file=sys.stderr,
             )
+    if result.interrupted:
+        print(
+            f"Stopped: {result.applied:,} applied, {result.failed:,} failed, "
+            f"{result.remaining:,} not sent. Nothing more is sent; resume with "
+            f"`komeet-sync apply {result.plan_id}`.",
+            file=sys.stderr,
+        )
+        return interrupts.exit_code
+    if interrupts.stopped:
+        print("Stopped as the last actions finished: nothing is left to send.", file=sys.stderr)
+        return interrupts.exit_code
     return EXIT_ERROR if result.failed or not result.finished else EXIT_OK

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.domain_names import display_domain
 from komeet_sync.model.emails import email_domain, normalise_emails
 from komeet_sync.model.frames import (
     READ_ERRORS,
@@ -226,6 +227,7 @@ def _membership(
     return in_scope, memberships, errors
 
 
-def _listing(names: tuple[str, ...] | list[str]) -> str:
-    names = list(names)
+def _listing(domains: tuple[str, ...] | list[str]) -> str:
+    """Domain names as a report says them: each with its Unicode form when it differs."""
+    names = [display_domain(name) for name in domains]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

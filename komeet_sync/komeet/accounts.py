@@ -21,13 +21,17 @@ from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source
 from komeet_sync.model.scim_resources import USER, parse
 from komeet_sync.model.snapshots import KomeetAccounts
+from komeet_sync.progress import Advance
 
 
-def read_accounts(client: KomeetClient, config: DomainConfig) -> KomeetAccounts:
+def read_accounts(
+    client: KomeetClient, config: DomainConfig, progress: Advance | None = None
+) -> KomeetAccounts:
     """The domain's accounts, read whole from Komeet's SCIM API (``GET /Users``, page by
-    page); a read that stops short raises ``KomeetError``: nothing is planned from it."""
+    page, ``progress`` told after each); a read that stops short raises ``KomeetError``:
+    nothing is planned from it."""
     started_at, clock = datetime.now(UTC), time.monotonic()
-    resources = client.list_users(config.domains)
+    resources = client.list_users(config.domains, progress)
     accounts = accounts_from_resources(resources)
     return KomeetAccounts.of(
         accounts.accounts, accounts.unreadable, started_at, time.monotonic() - clock

@@ -27,7 +27,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +42,7 @@ from komeet_sync.komeet.client import (
     user_resource,
 )
 from komeet_sync.model.situations import Action
+from komeet_sync.progress import Advance
 from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, ResultsReport, Status
 from komeet_sync.store.plans import PlanStore, StoredPlan
@@ -59,11 +59,21 @@ class Mode(StrEnum):
 
 
 class NotApplied(Exception):
-    """Nothing was sent, and why: a guard stopped it. ``kind`` says which."""
+    """Nothing was sent, and why. ``kind`` says which: a guard holds the plan ("held",
+    "stopped") or its domain is disabled ("disabled"), and the plan waits; or the plan is
+    not one to apply (a later plan "superseded" it, only a "dry_run" made it, its domain
+    is no longer configured: "unknown_domain"), and the operator must act."""
+
+    WAITING = frozenset({"held", "stopped", "disabled"})
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "held" | "stopped" | "disabled" | "unknown_domain"
+        self.kind = kind
+
+    @property
+    def waiting(self) -> bool:
+        """A guard or the domain's switch holds the plan, rather than a mistake to fix."""
+        return self.kind in self.WAITING
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class ApplyResult:
     failures: pd.DataFrame  # ledger rows that failed: action, user_name, http_status, outcome
     finished: bool  # no action is left to send
     entries: pd.DataFrame  # every ledger row of the application (model.reports.RESULTS)
+    interrupted: bool = False  # the operator stopped it: ``remaining`` actions wait for a resume
 
     @property
     def failed(self) -> int:
@@ -88,6 +99,11 @@ class ApplyResult:
     @property
     def applied(self) -> int:
         return self.counts.get(Status.APPLIED.value, 0)
+
+    @property
+    def remaining(self) -> int:
+        """Actions not sent yet, or whose answer never came (a resume settles them)."""
+        return self.counts.get(Status.PENDING.value, 0) + self.counts.get(Status.SENDING.value, 0)
 
     def report(self) -> ResultsReport:
         """The sync's ``results``: the application's ledger rows."""
@@ -105,12 +121,15 @@ class ApplyResult:
             "seconds": round(self.seconds, 3),
             "requests": self.requests,
             "finished": self.finished,
+            "interrupted": self.interrupted,
             "failures": self.failures.to_dict("records"),
         }
 
 
 def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
-    """Raise NotApplied when a guard forbids sending this plan."""
+    """Raise NotApplied when this plan may not be sent: its domain is gone or disabled, a
+    later plan superseded it, only a dry run made it (perhaps from an export of Komeet: a
+    sync that makes it again applies it), or a guard holds it."""
     try:
         config = DomainStore(engine).get(plan.domain)
     except UnknownDomain:
@@ -118,6 +137,18 @@ def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
             "unknown_domain",
             f"{plan.plan_id} is for {plan.domain}, which is no longer configured: nothing was sent",
         ) from None
+    if plan.superseded_by is not None:
+        raise NotApplied(
+            "superseded",
+            f"{plan.plan_id} was superseded by {plan.superseded_by}, a later plan of "
+            f"{plan.domain}: nothing was sent. {plan.replacement()}",
+        )
+    if plan.dry_run:
+        raise NotApplied(
+            "dry_run",
+            f"{plan.plan_id} was made by a dry run: nothing was sent. "
+            + plan.how_a_sync_applies_it(),
+        )
     if not config.enabled:
         raise NotApplied(
             "disabled",
@@ -151,12 +182,16 @@ def apply_plan(
     mode: Mode | None = None,
     trigger: str = "apply",
     again: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Advance | None = None,
 ) -> ApplyResult:
     """Apply (or resume) a stored plan. ``again``: start a new application of a plan that
     was applied before (a sync found its actions still needed). ``progress(done, total)``
     is called as actions finish. Raises NotApplied when a guard forbids it, and
-    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume)."""
+    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume).
+
+    Setting ``client.stopping`` (the operator's Ctrl-C) stops the application: the requests
+    in flight are answered and recorded, nothing else is sent, and the result is
+    ``interrupted`` with the actions that remain pending for ``komeet-sync apply``."""
     started = time.monotonic()
     requests_before = client.requests_sent
     plans = PlanStore(engine)
@@ -219,6 +254,7 @@ def _result(
         failures=failures,
         finished=finished,
         entries=entries,
+        interrupted=client.stopping.is_set() and not finished,
     )
 
 
@@ -232,7 +268,7 @@ class _Applier:
         capabilities: Capabilities,
         workers: int,
         total: int,
-        progress: Callable[[int, int], None] | None,
+        progress: Advance | None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -299,9 +335,8 @@ class _Applier:
                 return _failed(reply, sent, "the create")
             last = reply
             wait_for = self.client.wait_before_retry(reply, attempt)
-            if wait_for is None:
+            if wait_for is None or not self.client.pause(wait_for):
                 break
-            self.client.sleep(wait_for)
         assert last is not None
         return _failed(last, sent, f"the create, after {sent} requests")
 
@@ -396,6 +431,8 @@ class _Applier:
                 searched[entry.key] = result
 
         self._in_parallel(search, creates)
+        if self.client.stopping.is_set():
+            return
         to_post: list[Entry] = []
         one_by_one: list[Entry] = []
         for entry in creates:
@@ -407,8 +444,9 @@ class _Applier:
         self._in_parallel(self.apply_one, one_by_one)
 
         retry_alone: list[Entry] = []
-        for batch in self._batches([*to_post, *patches]):
-            retry_alone.extend(self._send_batch(batch))
+        batches = list(self._batches([*to_post, *patches]))
+        # One Bulk request at a time, on a thread of its own, so that stopping waits for it.
+        self._in_parallel(lambda batch: retry_alone.extend(self._send_batch(batch)), batches, 1)
         self._in_parallel(self.apply_one, retry_alone)
 
     def _batches(self, entries: list[Entry]) -> Iterable[list[tuple[Entry, dict[str, Any]]]]:
@@ -494,20 +532,55 @@ class _Applier:
 
     # Plumbing -------------------------------------------------------------------------
 
-    def _in_parallel(self, work: Callable[[Entry], None], entries: list[Entry]) -> None:
-        if not entries:
+    def _in_parallel(
+        self, work: Callable[[Any], None], items: list[Any], workers: int | None = None
+    ) -> None:
+        """``work`` on each item, on ``workers`` threads (default the application's) that
+        take the next item only while the apply is not being stopped: once the operator
+        stops it (``client.stopping``), the requests in flight get their answer and their
+        ledger row, and nothing new is sent. An interruption of this thread (Ctrl-C raising
+        here, a Dagster run terminated) stops the apply the same way before it is raised;
+        a second one is raised at once. The first failure of a worker stops the others and
+        is raised."""
+        if not items:
             return
-        if self.workers == 1:
-            for entry in entries:
-                work(entry)
-            return
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="komeet-apply") as pool:
-            futures: list[Future[None]] = [pool.submit(work, entry) for entry in entries]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if f.exception() is not None), None)
-            if failed is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise failed.exception()  # type: ignore[misc]
+        stopping = self.client.stopping
+        queue = iter(items)
+        queue_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            while not stopping.is_set() and not errors:
+                with queue_lock:
+                    item = next(queue, _END)
+                if item is _END:
+                    return
+                try:
+                    work(item)
+                except BaseException as exc:  # raised in the calling thread
+                    errors.append(exc)
+                    return
+
+        count = min(workers or self.workers, len(items))
+        threads = [
+            threading.Thread(target=worker, name=f"komeet-apply-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)  # a timeout keeps the wait interruptible
+        except BaseException:
+            if stopping.is_set():
+                raise
+            stopping.set()
+            for thread in threads:
+                thread.join()
+            raise
+        if errors:
+            raise errors[0]
 
     def _advance(self, count: int) -> None:
         with self._done_lock:
@@ -516,6 +589,8 @@ class _Applier:
         if self.progress is not None:
             self.progress(done, self.total)
 
+
+_END = object()  # no item is left to work on
 
 _DONE = {
     Action.CREATE.value: "created",

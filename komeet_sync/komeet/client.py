@@ -15,6 +15,7 @@ searches before it posts again (see ``apply``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import threading
@@ -24,13 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from scim2_models import ServiceProviderConfig
 
 from komeet_sync.backoff import Backoff
+from komeet_sync.progress import Advance
+from komeet_sync.settings import is_http_url
 
 URL_ENV = "KOMEET_SCIM_URL"
 TOKEN_ENV = "KOMEET_SCIM_TOKEN"
@@ -59,6 +61,14 @@ PAGE_SIZE = 500  # accounts per list request, or the target's filter.maxResults 
 # later apply resumes it.
 RETRY_AFTER_CAP = 300.0
 BODY_KEPT = 4000  # characters of a response body kept for the ledger
+# How urllib3 and the resolver say a host name is unknown, on Linux, macOS and Windows.
+DNS_FAILURES = (
+    "NameResolutionError",
+    "Name or service not known",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "Temporary failure in name resolution",
+)
 READ_METHODS = frozenset({"GET"})
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})  # never DELETE
 
@@ -107,6 +117,7 @@ class Reply:
     attempts: int
     error: str = ""  # why there was no answer, in words
     retry_after: float | None = None  # seconds, from the Retry-After header
+    timed_out: bool = False  # no answer within the client's timeout
 
     @property
     def ok(self) -> bool:
@@ -147,6 +158,9 @@ class KomeetClient:
     backoff: Backoff = field(default_factory=Backoff)
     sleep: Callable[[float], None] = time.sleep
     seed: int | None = None
+    # Set when the operator stops an apply: no retry is sent after it, and a wait for one
+    # ends at once (the request in flight still gets its answer).
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
@@ -162,15 +176,24 @@ class KomeetClient:
         """``KOMEET_SCIM_URL`` and ``KOMEET_SCIM_TOKEN``; ``KOMEET_SYNC_KOMEET_TIMEOUT``
         (seconds, default 30), ``KOMEET_SYNC_KOMEET_ATTEMPTS`` and
         ``KOMEET_SYNC_KOMEET_BACKOFF`` tune the retries."""
-        url = os.environ.get(URL_ENV, "").strip()
-        token = os.environ.get(TOKEN_ENV, "").strip()
+        return cls.checked(
+            os.environ.get(URL_ENV, ""),
+            os.environ.get(TOKEN_ENV, ""),
+            os.environ.get(TIMEOUT_ENV, "").strip() or 30.0,
+        )
+
+    @classmethod
+    def checked(cls, url: str, token: str, timeout: str | float) -> KomeetClient:
+        """A client of ``url`` with ``token``, retrying as ``KOMEET_SYNC_KOMEET_ATTEMPTS``
+        and ``KOMEET_SYNC_KOMEET_BACKOFF`` say; a value that cannot work raises KomeetError
+        naming its variable (the CLI and the Dagster resource read the same ones)."""
+        url, token = url.strip(), token.strip()
         if not url:
             raise KomeetError(
                 f"{URL_ENV} is not set: give the base URL of Komeet's SCIM API, like "
                 "https://api.komeet.example/scim/v2"
             )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_http_url(url):
             raise KomeetError(
                 f"{URL_ENV}={url!r} is not an http(s) URL; give the base URL of Komeet's "
                 "SCIM API, like https://api.komeet.example/scim/v2"
@@ -179,15 +202,21 @@ class KomeetClient:
             raise KomeetError(
                 f"{TOKEN_ENV} is not set: give the bearer token Komeet issued for the sync"
             )
-        timeout_text = os.environ.get(TIMEOUT_ENV, "").strip() or "30"
+        if not all("!" <= character <= "~" for character in token):  # RFC 6750 §2.1
+            raise KomeetError(
+                f"{TOKEN_ENV} holds a space, a line break or a character outside ASCII, which "
+                "no bearer token has: give the token exactly as Komeet issued it"
+            )
         try:
-            timeout = float(timeout_text)
+            seconds = float(timeout)
         except ValueError:
-            timeout = -1.0
-        if timeout <= 0:
-            raise KomeetError(f"{TIMEOUT_ENV}={timeout_text!r} is not a number of seconds above 0")
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise KomeetError(
+                f"{TIMEOUT_ENV}={timeout!r} is not a number of seconds above 0, like 30"
+            )
         backoff = Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, KomeetError)
-        return cls(url, token, timeout=timeout, backoff=backoff)
+        return cls(url, token, timeout=seconds, backoff=backoff)
 
     @property
     def requests_sent(self) -> int:
@@ -199,6 +228,12 @@ class KomeetClient:
         """The target's ServiceProviderConfig, read once."""
         if self._capabilities is None:
             reply = self.send("GET", "/ServiceProviderConfig")
+            if reply.status is None:
+                raise KomeetError(
+                    f"cannot reach Komeet at {self.url}: {reply.error}; check {URL_ENV}, and "
+                    "that this machine reaches that host (DNS, firewall, proxy)"
+                    + (f", or raise {TIMEOUT_ENV}" if reply.timed_out else "")
+                )
             if not reply.ok:
                 raise KomeetError(
                     f"cannot read {self.url}/ServiceProviderConfig: {reply.describe()}; check "
@@ -214,7 +249,9 @@ class KomeetClient:
             self._capabilities = Capabilities.of(config)
         return self._capabilities
 
-    def list_users(self, domains: Sequence[str]) -> list[dict[str, Any]]:
+    def list_users(
+        self, domains: Sequence[str], progress: Advance | None = None
+    ) -> list[dict[str, Any]]:
         """The accounts whose userName is in ``domains``: filtered by the target when it
         supports filters (the engine keeps only the domain's accounts either way), page by
         page with ``startIndex`` and ``count`` (RFC 7644 §3.4.2.4)."""
@@ -246,6 +283,8 @@ class KomeetClient:
                     "paging (filter.maxResults in its ServiceProviderConfig)"
                 )
             start += len(resources)
+            if progress is not None:
+                progress(len(users), total)
             if start > total:
                 return users
 
@@ -306,10 +345,19 @@ class KomeetClient:
             if not reply.transient or attempt == attempts:
                 return reply
             wait = self.wait_before_retry(reply, attempt)
-            if wait is None:
+            if wait is None or not self.pause(wait):
                 return reply
-            self.sleep(wait)
         return reply
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` before a retry; False when the apply is being stopped, and
+        then no retry is sent."""
+        if self.stopping.is_set():
+            return False
+        if self.sleep is time.sleep:
+            return not self.stopping.wait(seconds)
+        self.sleep(seconds)
+        return not self.stopping.is_set()
 
     def wait_before_retry(self, reply: Reply, retry: int) -> float | None:
         """Seconds to wait before retry ``retry``: the backoff's jittered wait, and at least
@@ -342,7 +390,7 @@ class KomeetClient:
                 timeout=(min(10.0, self.timeout), self.timeout),
             )
         except requests.Timeout:
-            return Reply(None, "", attempt, f"no answer within {self.timeout:g} s")
+            return Reply(None, "", attempt, f"no answer within {self.timeout:g} s", timed_out=True)
         except requests.ConnectionError as exc:
             return Reply(None, "", attempt, f"connection failed: {_reason(exc)}")
         return Reply(
@@ -393,7 +441,18 @@ def quote(value: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    """Why a connection failed, in a few words instead of urllib3's paragraph."""
     text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed: " + (
+            "the certificate is not trusted"
+            if "CERTIFICATE_VERIFY_FAILED" in text
+            else text.splitlines()[0][:120]
+        )
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "the proxy (HTTPS_PROXY, HTTP_PROXY) failed"
+    if any(marker in text for marker in DNS_FAILURES):
+        return "the host name does not resolve (DNS)"
     for marker in ("RemoteDisconnected", "Connection refused", "Connection reset", "timed out"):
         if marker in text:
             return marker

@@ -2,14 +2,18 @@
 "Configuration: one per domain").
 
 Pure: it validates and normalises what an admin typed; storing it is ``domain_store``'s job.
+A configuration is made by ``DomainConfig.create`` and changed by ``DomainConfig.changed``,
+which makes the changed one by ``create`` again: an edit is refused exactly as an addition is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from komeet_sync.model.emails import InvalidEmail, normalise_domain, normalise_email
+from komeet_sync.model.domain_names import WHAT_A_DOMAIN_IS, InvalidDomain, normalise_domain
+from komeet_sync.model.emails import InvalidEmail, normalise_email
 
 DEFAULT_MAX_DEACTIVATIONS = 500
 DEFAULT_MAX_DEACTIVATION_SHARE = 0.2
@@ -24,6 +28,45 @@ class SourceKind(StrEnum):
 
 class InvalidConfiguration(ValueError):
     """A domain configuration that cannot be accepted; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ListEdit:
+    """A change to one list of a configuration: ``replace`` it whole (``()`` empties it), or
+    ``add`` and ``remove`` items; an edit with none of them keeps the list."""
+
+    replace: tuple[str, ...] | None = None
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.replace is None and not self.add and not self.remove
+
+
+@dataclass(frozen=True)
+class DomainChange:
+    """What changes in a domain's configuration (``domains set``): a list edit, or a value
+    given; a value left None keeps the current one. The domain, its source, whether it is
+    enabled and its SCIM secret are not changed here."""
+
+    groups: ListEdit = field(default_factory=ListEdit)
+    alias_domains: ListEdit = field(default_factory=ListEdit)
+    protected: ListEdit = field(default_factory=ListEdit)
+    admin_email: str | None = None
+    max_deactivations: int | None = None
+    max_deactivation_share: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.groups.empty
+            and self.alias_domains.empty
+            and self.protected.empty
+            and self.admin_email is None
+            and self.max_deactivations is None
+            and self.max_deactivation_share is None
+        )
 
 
 @dataclass(frozen=True)
@@ -64,6 +107,82 @@ class DomainConfig:
             "max_deactivation_share": self.max_deactivation_share,
         }
 
+    def differences(self, other: DomainConfig) -> dict[str, tuple[object, object]]:
+        """What differs from this configuration to ``other``: (before, after) by setting."""
+        before, after = self.as_dict(), other.as_dict()
+        return {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+
+    def changed(self, change: DomainChange) -> DomainConfig:
+        """This configuration with ``change`` made, checked as ``create`` checks a new one.
+
+        Removing an item that is not in a list is refused, naming the items there are; items
+        compare as they are matched (group emails and addresses normalised, SCIM group names
+        with spaces collapsed and case folded).
+        """
+        return DomainConfig.create(
+            self.domain,
+            self.source,
+            groups=self._edited(change.groups, "groups", self.groups, self._group_key),
+            alias_domains=self._edited(
+                change.alias_domains,
+                "alias_domains",
+                self.alias_domains,
+                lambda name: _domain(name, "alias domain"),
+            ),
+            protected=self._edited(
+                change.protected,
+                "protected",
+                self.protected,
+                lambda email: _email(email, "protected email"),
+            ),
+            admin_email=(
+                change.admin_email if change.admin_email is not None else self.admin_email
+            ),
+            enabled=self.enabled,
+            max_deactivations=(
+                self.max_deactivations
+                if change.max_deactivations is None
+                else change.max_deactivations
+            ),
+            max_deactivation_share=(
+                self.max_deactivation_share
+                if change.max_deactivation_share is None
+                else change.max_deactivation_share
+            ),
+        )
+
+    def _edited(
+        self,
+        edit: ListEdit,
+        name: str,
+        current: tuple[str, ...],
+        key: Callable[[str], str],
+    ) -> tuple[str, ...]:
+        option, what = _LIST_OPTIONS[name]
+        if edit.replace is not None and (edit.add or edit.remove):
+            raise InvalidConfiguration(
+                f"give either {option} (the whole list) or --add-{option[2:]} and "
+                f"--remove-{option[2:]} (changes to it), not both"
+            )
+        items = list(current if edit.replace is None else edit.replace)
+        keys = [key(item) for item in items]
+        for removed in edit.remove:
+            wanted = key(removed)
+            if wanted not in keys:
+                there = ", ".join(repr(item) for item in items) if items else "none"
+                raise InvalidConfiguration(
+                    f"{removed!r} is not among the {what} of {self.domain}, so it cannot be "
+                    f"removed; its {what}: {there}"
+                )
+            index = keys.index(wanted)
+            del items[index], keys[index]
+        return (*items, *edit.add)
+
+    def _group_key(self, group: str) -> str:
+        if self.source is SourceKind.GOOGLE:
+            return _email(group, "group email")
+        return fold(_group_name(group))
+
     @classmethod
     def create(
         cls,
@@ -91,7 +210,7 @@ class DomainConfig:
                 f"unknown source {source!r}: use 'google' (Admin SDK) or 'scim' (Entra ID, Okta)"
             ) from None
         name = _domain(domain, "domain")
-        aliases = tuple(dict.fromkeys(_domain(alias, "alias domain") for alias in alias_domains))
+        aliases = _unique(_domain(alias, "alias domain") for alias in alias_domains)
         if name in aliases:
             raise InvalidConfiguration(
                 f"alias domain {name!r} is the domain itself; give only its other domains"
@@ -107,10 +226,11 @@ class DomainConfig:
                     f"a Google domain needs at least one --group: the email of a group whose "
                     f"members get Komeet accounts (for example all@{name})"
                 )
-            selected = tuple(dict.fromkeys(_email(group, "group email") for group in groups))
+            selected = _unique(_email(group, "group email") for group in groups)
             admin = _email(admin_email, "admin email") if admin_email else None
         else:
-            selected = tuple(dict.fromkeys(_group_name(group) for group in groups))
+            # Display names are matched with case folded: two spellings are one group.
+            selected = _unique((_group_name(group) for group in groups), key=fold)
             admin = None
             if admin_email:
                 raise InvalidConfiguration(
@@ -131,7 +251,7 @@ class DomainConfig:
             source=kind,
             groups=selected,
             alias_domains=aliases,
-            protected=tuple(dict.fromkeys(_email(email, "protected email") for email in protected)),
+            protected=_unique(_email(email, "protected email") for email in protected),
             admin_email=admin,
             enabled=enabled,
             max_deactivations=int(max_deactivations),
@@ -139,16 +259,37 @@ class DomainConfig:
         )
 
 
+# Each list of a configuration: the option that gives it, and what its items are.
+_LIST_OPTIONS = {
+    "groups": ("--group", "selected groups"),
+    "alias_domains": ("--alias-domain", "alias domains"),
+    "protected": ("--protect", "protected accounts"),
+}
+
+
+def fold(name: str) -> str:
+    """A SCIM group's display name as compared, when selected and when matched: spaces
+    collapsed, case folded."""
+    return " ".join(str(name).split()).casefold()
+
+
+def _unique(
+    values: Iterable[str], key: Callable[[str], str] = lambda value: value
+) -> tuple[str, ...]:
+    """The values without repeats (the first spelling of each is kept), in their order."""
+    first: dict[str, str] = {}
+    for value in values:
+        first.setdefault(key(value), value)
+    return tuple(first.values())
+
+
 def _domain(value: str, what: str) -> str:
-    text = str(value).strip()
-    if "@" in text:
-        raise InvalidConfiguration(
-            f"invalid {what} {value!r}: give the domain alone, without a mailbox (acme.com)"
-        )
     try:
-        return normalise_domain(text)
-    except ValueError as exc:
-        raise InvalidConfiguration(f"invalid {what} {value!r}: {exc}") from None
+        return normalise_domain(value)
+    except InvalidDomain as exc:
+        raise InvalidConfiguration(
+            f"invalid {what} {value!r}: {exc.reason}; {WHAT_A_DOMAIN_IS}"
+        ) from None
 
 
 def _email(value: str, what: str) -> str:

@@ -1,9 +1,10 @@
 """Normalising and validating email addresses (ARCHITECTURE.md, "Identity and matching").
 
-Normalising an email: trim, Unicode NFC, lower-case, IDNA for the domain; syntax validated
-with ``email-validator`` (no DNS). A directory of a million addresses goes through a
-vectorised fast path: ASCII dot-atom local parts are checked with one regular expression,
-and each distinct domain once with ``email-validator``. Every other address (quoted local
+Normalising an email: trim, Unicode NFC, lower-case, IDNA for the domain (the rule of every
+domain name, ``model.domain_names``); syntax validated with ``email-validator`` (no DNS). A
+directory of a million addresses goes through a vectorised fast path: ASCII dot-atom local
+parts are checked with one regular expression, and each distinct domain once with
+``email-validator``. Every other address (quoted local
 parts, Unicode, anything odd) goes through ``email-validator`` one by one, so both paths
 accept and refuse the same addresses.
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
+from komeet_sync.model.domain_names import check_domain
 from komeet_sync.model.frames import contains
 
 # RFC 5322 §3.2.3 atext, the characters email-validator allows unquoted in a local part.
@@ -51,7 +52,7 @@ def normalise_email(value: str) -> str:
     if _FAST_EMAIL_RE.fullmatch(lowered):
         local, _, domain = lowered.rpartition("@")
         if (
-            _check_domain(domain)[0] == domain
+            check_domain(domain).ascii == domain
             and len(local) <= _MAX_LOCAL
             and len(lowered) <= _MAX_ADDRESS
         ):
@@ -60,16 +61,6 @@ def normalise_email(value: str) -> str:
     if email is None:
         raise InvalidEmail(value, str(error))
     return email
-
-
-def normalise_domain(value: str) -> str:
-    """A domain name, normalised to lower-case ASCII (IDNA); raises ValueError if invalid."""
-    # A fully qualified name's final dot (acme.com.) names the same domain.
-    candidate = unicodedata.normalize("NFC", str(value).strip()).lower().removesuffix(".")
-    domain, error = _check_domain(candidate)
-    if domain is None:
-        raise ValueError(f"{value!r} is not a valid domain name: {error}")
-    return domain
 
 
 def email_domain(emails: pd.Series) -> pd.Series:
@@ -97,7 +88,7 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     if fast.any():
         domain = lowered.str.replace(r"^.*@", "", regex=True)
         # An ASCII domain that email-validator accepts is already in its normal form.
-        good = [name for name in domain[fast].unique() if _check_domain(name)[0] == name]
+        good = [name for name in domain[fast].unique() if check_domain(name).ascii == name]
         length = lowered.str.len().fillna(0).to_numpy()
         local_length = length - domain.str.len().fillna(0).to_numpy() - 1
         fast = fast & contains(domain, pd.Series(good, dtype="str"))
@@ -129,13 +120,3 @@ def _validate_one(address: str) -> tuple[str | None, str | None]:
     except EmailNotValidError as exc:
         return None, str(exc)
     return f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}", None
-
-
-@lru_cache(maxsize=4096)
-def _check_domain(domain: str) -> tuple[str | None, str | None]:
-    """The ASCII form of a domain as email-validator accepts it, or (None, reason)."""
-    try:
-        valid = validate_email(f"postmaster@{domain}", check_deliverability=False)
-    except EmailNotValidError as exc:
-        return None, str(exc)
-    return valid.ascii_domain.lower(), None

@@ -15,16 +15,17 @@ from pydantic import ValidationError
 from scim2_models import EnterpriseUser, User
 
 from komeet_sync.model.frames import Source
+from komeet_sync.model.json_values import json_kind
 
 USER = User[EnterpriseUser]
 
 
 def parse(records: Iterable[Any], model: Any, source: Source) -> tuple[list[Any], list[tuple]]:
     """The records that are valid resources of ``model``, and a READ_ERRORS row for each of
-    the others (by position, with its id and name when it has them)."""
+    the others (by position, from 1, with its id and name when it has them)."""
     parsed: list[Any] = []
     errors: list[tuple] = []
-    for position, record in enumerate(records):
+    for position, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             errors.append(
                 (
@@ -32,7 +33,7 @@ def parse(records: Iterable[Any], model: Any, source: Source) -> tuple[list[Any]
                     None,
                     None,
                     "invalid_record",
-                    f"record {position} is {type(record).__name__}, not a SCIM resource",
+                    f"record {position} is {json_kind(record)}, not a SCIM resource",
                 )
             )
             continue
@@ -76,8 +77,3 @@ def lookup(record: dict[str, Any], name: str) -> str | None:
         if key.lower() == name.lower() and value is not None:
             return str(value)
     return None
-
-
-def fold(name: str) -> str:
-    """A display name as compared: spaces collapsed, case folded."""
-    return " ".join(str(name).split()).casefold()

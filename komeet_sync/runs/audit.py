@@ -11,7 +11,9 @@ from upath import UPath
 from komeet_sync.engine.reconcile import Reconciliation, reconcile
 from komeet_sync.komeet.accounts import accounts_from_resources
 from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.reports import RECONCILED
 from komeet_sync.model.snapshots import KomeetAccounts
+from komeet_sync.progress import SILENT, Progress
 from komeet_sync.runs.sync import Planned, write_reports
 from komeet_sync.sources.exports import (
     SCIM_RESOURCES,
@@ -37,12 +39,22 @@ def run_audit(
     out: Path,
     *,
     last_good_desired: int | None = None,
+    progress: Progress = SILENT,
 ) -> Reconciliation:
     """Read the files, reconcile, and write every report to ``out`` (CSV and Parquet) with
-    ``summary.json``. Raises ExportFormatError naming the file when one cannot be read."""
-    snapshot = read_export(config, files)
-    komeet = read_komeet_export(komeet_file)
-    result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
+    ``summary.json``, each step a stage of ``progress``. Raises ExportFormatError naming the
+    file when one cannot be read."""
+    with progress.stage(f"Reading the export of {config.domain}", "users") as advance:
+        snapshot = read_export(config, files)
+        advance(len(snapshot.users), len(snapshot.users))
+    with progress.stage("Reading Komeet's export", "accounts") as advance:
+        komeet = read_komeet_export(komeet_file)
+        advance(len(komeet.accounts), len(komeet.accounts))
+    with progress.stage("Reconciling", "accounts") as advance:
+        result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
+        advance(len(komeet.accounts), len(komeet.accounts))
     planned = Planned(result, PlanReport(result.plan.actions, result.summary()))
-    write_reports(SyncFolder(UPath(out)), planned)
+    with progress.stage("Writing the reports", "reports") as advance:
+        write_reports(SyncFolder(UPath(out)), planned)
+        advance(len(RECONCILED) + 1, len(RECONCILED) + 1)
     return result

@@ -30,7 +30,9 @@ def failure_recorded(domain_of: DomainOf) -> Callable[[Run], Run]:
     argument as the job, and the first line of the message. The run takes its database as
     ``engine``.
 
-    An interruption (KeyboardInterrupt) is not a failure. Neither is a run whose domain
+    An interruption is not a failure: an apply the operator stopped returns its result,
+    marked interrupted, and a second Ctrl-C is a KeyboardInterrupt, which is no Exception.
+    Neither is a run whose domain
     cannot be found (``apply`` of a plan that does not exist: the user's mistake). A
     failure that cannot be recorded (the database is what failed) is logged, and the
     exception goes on."""

@@ -3,11 +3,12 @@ plan, failure and push visible in one ``status`` view).
 
 A domain's last sync is its newest folder in the result store, whoever ran it (``sync.json``:
 ``komeet-sync sync``, or a Dagster run and its id); its plan and what was sent of it are in
-the database (``plans``, ``applications``, ``ledger``), as are the domain's last failure
-(``sync_failures``: a failed Dagster run's, or a CLI sync's that raised) and, for a SCIM
-domain, its IdP's last accepted write (the request log). The database is read with one query
-per table however many domains; the result store with one listing and two or three small
-files per domain, read a few domains at a time.
+the database (``plans``, ``applications``, ``ledger``; where the plan stands is
+``PlanStatus``, the one rule ``plans list`` and ``plans show`` follow too), as are the
+domain's last failure (``sync_failures``: a failed Dagster run's, or a CLI sync's that
+raised) and, for a SCIM domain, its IdP's last accepted write (the request log). The
+database is read with one query per table however many domains; the result store with one
+listing and two or three small files per domain, read a few domains at a time.
 """
 
 from __future__ import annotations
@@ -27,36 +28,47 @@ from komeet_sync.model.reports import PLAN
 from komeet_sync.sources.scim.pushes import last_pushes
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.failures import latest_failures
-from komeet_sync.store.ledger import LastApplication, Ledger, Status
-from komeet_sync.store.plans import PlanStore, StoredPlan
+from komeet_sync.store.plans import PlanState, PlanStatus, PlanStore
 from komeet_sync.store.results import ResultStore
 from komeet_sync.store.sync_folder import ResultError, StoredSync, SyncFolder
 
 READERS = 8  # domains whose result-store folder is read at once (an object store's latency)
+# The states of a plan that was never sent and may yet be: its actions are all pending.
+UNSENT = (PlanState.HELD, PlanState.APPROVED, PlanState.NEVER_APPLIED)
 
 
 class SyncResult(StrEnum):
-    """What came of a domain's last sync."""
+    """What came of a domain's last sync: where its plan stands (``PlanState``, the rule of
+    ``plans list``), or what comes before a plan or over it."""
 
     NEVER_SYNCED = "never_synced"
-    FAILED = "failed"  # the sync raised (its failure is recorded), or Komeet refused actions
-    INCOMPLETE = "incomplete"  # running, or stopped before its plan (nothing was sent)
-    DRY_RUN = "dry_run"  # planned, and sent nothing by design
-    HELD = "held"  # a guard holds its plan: an approval, or a fix, is needed
-    APPROVED = "approved"  # its held plan is approved and waits to be applied
-    DISABLED = "disabled"  # the domain is disabled: its plan was not sent
-    UNFINISHED = "unfinished"  # applying, or interrupted: actions are left to send
-    NOTHING_TO_DO = "nothing_to_do"  # in step: the plan had no action
-    APPLIED = "applied"  # every action of the plan was applied
+    FAILED = "failed"  # the sync raised, or an apply of its plan did (the failure is recorded)
+    INCOMPLETE = "incomplete"  # running, or stopped before its plan was stored
+    DRY_RUN = PlanState.DRY_RUN.value  # the last sync was a dry run: it sent nothing by design
+    DISABLED = "disabled"  # the domain is disabled: its plan, which may be applied, was not sent
+    NOTHING_TO_DO = "nothing_to_do"  # in step: the plan has no action
+    HELD = PlanState.HELD.value
+    APPROVED = PlanState.APPROVED.value
+    SUPERSEDED = PlanState.SUPERSEDED.value
+    UNFINISHED = PlanState.UNFINISHED.value
+    NEVER_APPLIED = PlanState.NEVER_APPLIED.value
+    APPLIED = PlanState.APPLIED.value
+    APPLIED_WITH_FAILURES = PlanState.APPLIED_WITH_FAILURES.value
 
     @property
-    def text(self) -> str:
-        return self.value.replace("_", " ")
+    def failed(self) -> bool:
+        """The sync, or the apply of its plan, failed, or Komeet refused actions of it."""
+        return self in (SyncResult.FAILED, SyncResult.APPLIED_WITH_FAILURES)
 
     @property
     def waits_for_someone(self) -> bool:
         """A plan that stays as it is until an operator approves, applies or resumes it."""
-        return self in (SyncResult.HELD, SyncResult.APPROVED, SyncResult.UNFINISHED)
+        return self in (
+            SyncResult.HELD,
+            SyncResult.APPROVED,
+            SyncResult.UNFINISHED,
+            SyncResult.NEVER_APPLIED,
+        )
 
 
 @dataclass(frozen=True)
@@ -106,8 +118,9 @@ class Failure:
 @dataclass(frozen=True)
 class DomainStatus:
     """One domain in the status view: its configuration, its last sync and what came of it,
-    its plan's actions (applied, failed, pending: planned and not sent yet), what an
-    operator should do next, its last failure and, for a SCIM domain, its IdP's last push."""
+    where its plan stands (``PlanStatus``, as ``plans list`` says it) and its actions
+    (applied, failed, pending: left to send), the command an operator runs next, its last
+    failure and, for a SCIM domain, its IdP's last push."""
 
     domain: str
     source: SourceKind
@@ -115,15 +128,28 @@ class DomainStatus:
     last_sync: LastSync | None
     result: SyncResult
     plan_id: str | None
+    plan: PlanStatus | None  # the last sync's plan, as stored
     actions: int
     applied: int
     failed: int
     pending: int
-    holds: tuple[Hold, ...]
     approve: str | None  # the command that approves a plan held for approval
     next_step: str | None  # the command an operator runs next, when one is needed
     last_failure: Failure | None
     last_push: datetime | None  # SCIM domains: the IdP's last accepted write
+
+    @property
+    def holds(self) -> tuple[Hold, ...]:
+        """What holds the plan, when the result is that it is held."""
+        held = self.result is SyncResult.HELD and self.plan is not None
+        return self.plan.plan.holds if held and self.plan is not None else ()
+
+    @property
+    def result_text(self) -> str:
+        """The result in a few words: a plan's state in the words of ``plans list``."""
+        if self.plan is not None and self.result.value == self.plan.state.value:
+            return str(self.plan)
+        return self.result.value.replace("_", " ")
 
     def as_dict(self) -> dict[str, Any]:
         """``komeet-sync status --json``: one object per domain."""
@@ -133,7 +159,10 @@ class DomainStatus:
             "enabled": self.enabled,
             "last_sync": self.last_sync.as_dict() if self.last_sync else None,
             "result": self.result.value,
+            "result_text": self.result_text,
             "plan_id": self.plan_id,
+            "plan_state": self.plan.state.value if self.plan else None,
+            "plan_state_text": str(self.plan) if self.plan else None,
             "actions": self.actions,
             "applied": self.applied,
             "failed": self.failed,
@@ -176,22 +205,19 @@ def domain_statuses(engine: Engine, store: ResultStore) -> list[DomainStatus]:
                 strict=True,
             )
         )
-    plan_ids = [p.plan_id for p in planned.values() if p is not None and p.plan_id]
-    plans = PlanStore(engine).get_many(plan_ids)
-    applications = Ledger(engine).last_applications(plan_ids)
+    plans = PlanStore(engine).statuses(
+        p.plan_id for p in planned.values() if p is not None and p.plan_id
+    )
     failures = _failures(latest_failures(engine))
     pushes = last_pushes(engine)
     statuses = []
     for config in configs:
         last = planned[config.domain]
-        plan = plans.get(last.plan_id) if last is not None and last.plan_id else None
-        application = applications.get(plan.plan_id) if plan is not None else None
         statuses.append(
             _status(
                 config,
                 last,
-                plan,
-                application,
+                plans.get(last.plan_id) if last is not None and last.plan_id else None,
                 failures.get(config.domain),
                 pushes.get(config.domain),
             )
@@ -202,49 +228,39 @@ def domain_statuses(engine: Engine, store: ResultStore) -> list[DomainStatus]:
 def _status(
     config: DomainConfig,
     last: _Planned | None,
-    plan: StoredPlan | None,
-    application: LastApplication | None,
+    plan: PlanStatus | None,
     failure: Failure | None,
     last_push: datetime | None,
 ) -> DomainStatus:
-    sync = last.sync if last is not None else None
-    if (
-        application is not None
-        and sync is not None
-        and sync.started_at is not None
-        and application.started_at < sync.started_at
-    ):
-        application = None  # an earlier sync's application of the same plan
-    result = _result(config, last, plan, application, failure)
-    size = plan.size if plan is not None else (last.size if last is not None else 0)
+    result = _result(config, last, plan, failure)
+    application = plan.last if plan is not None else None
+    size = plan.plan.size if plan is not None else (last.size if last is not None else 0)
     if application is not None:
-        applied, failed = application.applied, application.failed
-        pending = application.counts.get(Status.PENDING.value, 0) + application.counts.get(
-            Status.SENDING.value, 0
-        )
+        applied, failed, pending = application.applied, application.failed, application.left
     else:
         applied = failed = 0
-        pending = size if plan is not None and result is not SyncResult.DRY_RUN else 0
+        unsent = plan is not None and plan.state in UNSENT and result is not SyncResult.DRY_RUN
+        pending = size if unsent else 0
     plan_id = last.plan_id if last is not None else None
     approve = (
         f"komeet-sync plans approve {plan_id} --by NAME"
-        if result is SyncResult.HELD and plan is not None and plan.waiting_for_approval
+        if result is SyncResult.HELD and plan is not None and plan.plan.waiting_for_approval
         else None
     )
     return DomainStatus(
         domain=config.domain,
         source=config.source,
         enabled=config.enabled,
-        last_sync=sync,
+        last_sync=last.sync if last is not None else None,
         result=result,
         plan_id=plan_id,
+        plan=plan,
         actions=size,
         applied=applied,
         failed=failed,
         pending=pending,
-        holds=plan.holds if plan is not None and result is SyncResult.HELD else (),
         approve=approve,
-        next_step=approve or _next_step(config.domain, result, plan_id, failed),
+        next_step=approve or _next_step(config.domain, result, plan_id, plan),
         last_failure=failure,
         last_push=last_push if config.source is SourceKind.SCIM else None,
     )
@@ -253,51 +269,59 @@ def _status(
 def _result(
     config: DomainConfig,
     last: _Planned | None,
-    plan: StoredPlan | None,
-    application: LastApplication | None,
+    plan: PlanStatus | None,
     failure: Failure | None,
 ) -> SyncResult:
-    """What came of the last sync. A plan held and not applied is held whatever came after
-    it: a Dagster run whose plan a guard holds fails by its blocking check, and that failure
-    is the hold. Otherwise a failure recorded since the sync began, and since its plan was
-    last applied, is the sync's (or a later one's that stored nothing: a read that failed; or
-    an apply's)."""
+    """What came of the last sync: its plan's state (``PlanStatus``), except where the sync
+    says more.
+
+    A plan held and not applied is held whatever came after it: a Dagster run whose plan a
+    guard holds fails by its blocking check, and that failure is the hold. Otherwise a
+    failure recorded since the sync began, and since its plan was last applied, is the
+    sync's (or a later one's that stored nothing: a read that failed; or an apply's). A
+    sync that stored no plan is incomplete; a dry run sent nothing by design, whatever its
+    plan's state. A plan that may be applied and never was is the disabled domain's, or
+    nothing to do when it has no action (as is one applied with none)."""
     if last is None:
         return SyncResult.FAILED if failure is not None else SyncResult.NEVER_SYNCED
-    started = last.sync.started_at
-    if application is not None:  # what was sent since the sync began is later still
-        started = application.finished_at or application.started_at
-    if application is None and plan is not None and not plan.may_apply and not last.dry_run:
+    state = plan.state if plan is not None else None
+    if state is PlanState.HELD and not last.dry_run:
         return SyncResult.HELD
+    started = last.sync.started_at
+    if plan is not None and plan.last is not None:  # what was sent since is later still
+        sent = plan.last.finished_at or plan.last.started_at
+        started = max(started, sent) if started is not None else sent
     if failure is not None and (started is None or failure.at >= started):
         return SyncResult.FAILED
     if last.plan_id is None:
         return SyncResult.INCOMPLETE
     if last.dry_run:
         return SyncResult.DRY_RUN
-    if application is not None:
-        if application.failed:
-            return SyncResult.FAILED
-        if application.finished_at is None:
-            return SyncResult.UNFINISHED
-        return SyncResult.APPLIED if application.applied else SyncResult.NOTHING_TO_DO
-    if plan is not None and plan.held:
-        return SyncResult.APPROVED
-    if not config.enabled:
+    if plan is None:  # a sync from before plans were stored with their state
+        return (
+            SyncResult.NOTHING_TO_DO if last.size == 0 and not last.held else SyncResult.INCOMPLETE
+        )
+    if state is PlanState.NEVER_APPLIED and not config.enabled:
         return SyncResult.DISABLED
-    if last.size == 0 and not last.held:
+    if state in (PlanState.NEVER_APPLIED, PlanState.APPLIED) and plan.plan.size == 0:
         return SyncResult.NOTHING_TO_DO
-    return SyncResult.INCOMPLETE
+    return SyncResult(plan.state.value)
 
 
-def _next_step(domain: str, result: SyncResult, plan_id: str | None, failed: int) -> str | None:
+def _next_step(
+    domain: str, result: SyncResult, plan_id: str | None, plan: PlanStatus | None
+) -> str | None:
     """The command an operator runs next (the approval of a held plan is ``approve``)."""
-    if result in (SyncResult.APPROVED, SyncResult.UNFINISHED):
+    if result in (SyncResult.APPROVED, SyncResult.UNFINISHED, SyncResult.NEVER_APPLIED):
         return f"komeet-sync apply {plan_id}"
     if result is SyncResult.DISABLED:
         return f"komeet-sync domains enable {domain}"
-    if result is SyncResult.HELD or (result is SyncResult.FAILED and failed):
+    if result is SyncResult.HELD:
         return f"komeet-sync plans show {plan_id}"
+    if result is SyncResult.APPLIED_WITH_FAILURES:
+        return f"komeet-sync plans show {plan_id} --failed"
+    if result is SyncResult.SUPERSEDED and plan is not None:
+        return f"komeet-sync plans show {plan.plan.superseded_by}"
     if result in (
         SyncResult.FAILED,  # once its cause is fixed
         SyncResult.NEVER_SYNCED,

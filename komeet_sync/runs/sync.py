@@ -24,6 +24,7 @@ from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.progress import SILENT, Advance, Progress
 from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.staging import read_staging
@@ -32,23 +33,29 @@ from komeet_sync.store.plans import PlanReport, PlanStore
 from komeet_sync.store.results import ResultStore
 from komeet_sync.store.sync_folder import SyncFolder
 
-Progress = Callable[[int, int], None]
-
 
 def read_source(
-    config: DomainConfig, engine: Engine, reader: DirectoryReader | None = None
+    config: DomainConfig,
+    engine: Engine,
+    reader: DirectoryReader | None = None,
+    progress: Advance | None = None,
 ) -> DirectorySnapshot:
     """The domain's own source, read whole: the Directory API for a Google domain (with
     ``reader``, else one made from the environment), the SCIM staging tables for a SCIM
-    domain."""
+    domain. ``progress`` counts the users read."""
     if config.source is SourceKind.GOOGLE:
-        return (reader or reader_for(config)).extract(config.domains, config.groups)
-    return read_staging(engine, config)
+        return (reader or reader_for(config)).extract(config.domains, config.groups, progress)
+    snapshot = read_staging(engine, config)
+    if progress is not None:
+        progress(len(snapshot.users), len(snapshot.users))
+    return snapshot
 
 
-def read_komeet(client: KomeetClient, config: DomainConfig) -> KomeetAccounts:
+def read_komeet(
+    client: KomeetClient, config: DomainConfig, progress: Advance | None = None
+) -> KomeetAccounts:
     """The domain's accounts in Komeet, read whole from its SCIM API."""
-    return read_accounts(client, config)
+    return read_accounts(client, config, progress)
 
 
 @dataclass(frozen=True)
@@ -79,27 +86,27 @@ def plan(
     komeet: KomeetAccounts,
     *,
     reports: SyncFolder | None,
-    store_plan: bool = True,
+    dry_run: bool = False,
     last_good_desired: int | None = None,
     approval: Approval | None = None,
 ) -> Planned:
     """Reconcile, and store the plan, held or not, naming the folder of its reports, so that
     it can be read, approved and applied by its id. The shrink guard compares with the last
-    plan of the domain applied in full, unless ``last_good_desired`` is given. A dry run
-    (``store_plan=False``) stores nothing."""
+    plan of the domain applied in full, unless ``last_good_desired`` is given. A dry run's
+    plan is stored as such (``PlanStore.save``): approved, it is applied by the sync that
+    makes it again."""
     plans = PlanStore(engine)
-    if last_good_desired is None and store_plan:
+    if last_good_desired is None:
         last_good_desired = plans.last_good_desired(config.domain)
     result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
     summary = result.summary() | {"snapshot": snapshot.details()}
-    if not store_plan:
-        return Planned(result, PlanReport(result.plan.actions, summary))
     stored = plans.save(
         result.plan,
         source=snapshot.source.value,
         snapshot_at=snapshot.started_at,
         desired=result.stats["desired"],
         reports=reports.location if reports is not None else None,
+        dry_run=dry_run,
     )
     approved = approval is not None and approval.plan_id.strip() == stored.plan_id
     if approved and stored.waiting_for_approval:
@@ -134,7 +141,7 @@ def apply(
     again: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
-    progress: Progress | None = None,
+    progress: Advance | None = None,
 ) -> Applied:
     """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
     ``again``: a sync that finds a plan applied before applies its actions again (they are
@@ -186,7 +193,7 @@ def sync(
     engine: Engine,
     store: ResultStore,
     *,
-    read_directory: Callable[[], DirectorySnapshot],
+    read_directory: Callable[[Advance], DirectorySnapshot],
     client: KomeetClient | None = None,
     komeet: KomeetAccounts | None = None,
     dry_run: bool = False,
@@ -195,11 +202,14 @@ def sync(
     also_to: SyncFolder | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
+    before_apply: Callable[[SyncRun], None] | None = None,
 ) -> SyncRun:
-    """A whole sync of one domain, stored in ``store``: read the directory, read Komeet's
-    accounts (or take ``komeet``, an export, for a dry run), reconcile, write the reports,
-    store the plan and apply it, unless a guard holds it or this is a dry run.
+    """A whole sync of one domain, stored in ``store``: read the directory (``read_directory``
+    counts the users it reads), read Komeet's accounts (or take ``komeet``, an export, for a
+    dry run), reconcile, write the reports, store the plan and apply it, unless a guard holds
+    it or this is a dry run. Each step is a stage of ``progress``; ``before_apply`` is told
+    the sync so far before anything is sent (the plan id a resume needs).
 
     Komeet's discovery is read first, so that a wrong URL or token fails before a long
     extraction; its accounts are read after the directory, as late as possible. Nothing is
@@ -208,42 +218,53 @@ def sync(
     if client is not None:
         client.capabilities()
     started_at = datetime.now(UTC)
-    snapshot = read_directory()
+    source = "Google Workspace" if config.source is SourceKind.GOOGLE else "SCIM staging"
+    with progress.stage(f"Reading {config.domain} ({source})", "users") as advance:
+        snapshot = read_directory(advance)
     if komeet is None:
         if client is None:
             raise ValueError("give the Komeet client, or Komeet's accounts for a dry run")
-        komeet = read_komeet(client, config)
-    folder = store.start(config.domain, trigger, started_at=started_at)
-    folder.write(SNAPSHOT, snapshot)
-    folder.write(ACCOUNTS, komeet)
-    planned = plan(
-        engine,
-        config,
-        snapshot,
-        komeet,
-        reports=folder,
-        store_plan=not dry_run,
-        last_good_desired=last_good_desired,
-    )
-    for destination in (folder, also_to):
-        if destination is not None:
+        with progress.stage("Reading Komeet's accounts", "accounts") as advance:
+            komeet = read_komeet(client, config, advance)
+    folder = store.start(config.domain, trigger, started_at=started_at, dry_run=dry_run)
+    with progress.stage("Reconciling", "accounts") as advance:
+        planned = plan(
+            engine,
+            config,
+            snapshot,
+            komeet,
+            reports=folder,
+            dry_run=dry_run,
+            last_good_desired=last_good_desired,
+        )
+        advance(len(komeet.accounts), len(komeet.accounts))
+    destinations = [d for d in (folder, also_to) if d is not None]
+    with progress.stage("Writing the reports", "files") as advance:
+        total = 2 + (len(RECONCILED) + 1) * len(destinations)
+        folder.write(SNAPSHOT, snapshot)
+        folder.write(ACCOUNTS, komeet)
+        advance(2, total)
+        for done, destination in enumerate(destinations, 1):
             write_reports(destination, planned)
+            advance(2 + (len(RECONCILED) + 1) * done, total)
     if dry_run:
         return SyncRun(folder, snapshot, planned, None)
     assert client is not None
-    applied = apply(
-        engine,
-        planned.plan_id,
-        client,
-        trigger=trigger,
-        concurrency=concurrency,
-        mode=mode,
-        progress=progress,
-    )
+    if before_apply is not None:
+        before_apply(SyncRun(folder, snapshot, planned, None))
+    with progress.stage(f"Applying {planned.plan_id}", "actions") as advance:
+        applied = apply(
+            engine,
+            planned.plan_id,
+            client,
+            trigger=trigger,
+            concurrency=concurrency,
+            mode=mode,
+            progress=advance,
+        )
     if applied.result is not None:
-        for destination in (folder, also_to):
-            if destination is not None:
-                destination.write(RESULTS.name, applied.report)
+        for destination in destinations:
+            destination.write(RESULTS.name, applied.report)
     return SyncRun(folder, snapshot, planned, applied)
 
 
@@ -257,7 +278,7 @@ def resume(
     trigger: str = "komeet-sync apply",
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
-    progress: Progress | None = None,
+    progress: Advance | None = None,
 ) -> Applied:
     """Apply a stored plan, or resume its interrupted application, and record the results
     beside the plan's reports (``unrecorded`` says why when they could not be)."""

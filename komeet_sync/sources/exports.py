@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.json_values import json_kind
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.sources.scim import resources as scim_resources
@@ -39,29 +40,43 @@ SCIM_RESOURCES = (
 
 
 def load_json(path: Path, expected: str) -> Any:
+    """The JSON document in ``path``; ExportFormatError, in one line naming the file, what
+    is wrong (its line and column from 1) and ``expected``, when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ExportFormatError(f"{path}: no such file; expected {expected}") from None
     except IsADirectoryError:
         raise ExportFormatError(f"{path}: is a folder; give a JSON file of {expected}") from None
-    except UnicodeDecodeError as exc:
+    except OSError as exc:
         raise ExportFormatError(
-            f"{path}: byte {exc.start} is not UTF-8; expected a JSON file of {expected}"
+            f"{path}: cannot be read ({exc.strerror}); expected a JSON file of {expected}"
         ) from None
     try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = _line_and_column(raw, exc.start)
+        raise ExportFormatError(
+            f"{path}: line {line}, column {column} (byte {exc.start + 1}) is not UTF-8; save it "
+            f"as UTF-8 JSON of {expected}"
+        ) from None
+    if not text.strip():
+        raise ExportFormatError(f"{path}: the file is empty; expected a JSON file of {expected}")
+    try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:  # its lineno and colno count from 1
         raise ExportFormatError(
             f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
             f"expected {expected}"
         ) from None
 
 
-def unpack(document: Any, path: Path, list_key: str, expected: str) -> list[Any]:
+def unpack(
+    document: Any, path: Path, list_key: str, expected: str, where: str = "the top level"
+) -> list[Any]:
     """The records of a list, of a list response (``{list_key: [...]}``) or of a list of
     list responses. Keys are matched case-insensitively, as SCIM attribute names are
-    (RFC 7643 §2.1)."""
+    (RFC 7643 §2.1). Pages are counted from 1 in messages."""
 
     def records_of(page: dict[str, Any], where: str) -> list[Any]:
         for key, value in page.items():
@@ -70,7 +85,7 @@ def unpack(document: Any, path: Path, list_key: str, expected: str) -> list[Any]
                     return []
                 if not isinstance(value, list):
                     raise ExportFormatError(
-                        f"{path}: {where}.{key} is {type(value).__name__}, not a list; "
+                        f"{path}: {key!r} in {where} is {json_kind(value)}, not a list; "
                         f"expected {expected}"
                     )
                 return value
@@ -81,15 +96,23 @@ def unpack(document: Any, path: Path, list_key: str, expected: str) -> list[Any]
         )
 
     if isinstance(document, dict):
-        return records_of(document, "the top level")
+        return records_of(document, where)
     if not isinstance(document, list):
-        raise ExportFormatError(
-            f"{path}: the top level is {type(document).__name__}; expected {expected}"
-        )
+        raise ExportFormatError(f"{path}: {where} is {json_kind(document)}; expected {expected}")
     pages = [item for item in document if isinstance(item, dict) and _is_page(item, list_key)]
     if pages and len(pages) == len(document):
-        return [record for i, page in enumerate(pages) for record in records_of(page, f"[{i}]")]
+        return [
+            record
+            for number, page in enumerate(pages, start=1)
+            for record in records_of(page, f"page {number} of {where}")
+        ]
     return document
+
+
+def _line_and_column(raw: bytes, offset: int) -> tuple[int, int]:
+    """The line and column (from 1, in bytes) of ``offset`` in ``raw``."""
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _is_page(item: dict[str, Any], list_key: str) -> bool:
@@ -160,7 +183,7 @@ def _members_by_group(path: Path) -> dict[str, list | None]:
     document = load_json(path, GOOGLE_MEMBERS)
     if not isinstance(document, dict):
         raise ExportFormatError(
-            f"{path}: the top level is {type(document).__name__}; expected {GOOGLE_MEMBERS}"
+            f"{path}: the top level is {json_kind(document)}; expected {GOOGLE_MEMBERS}"
         )
     members: dict[str, list | None] = {}
     for group, value in document.items():
@@ -168,6 +191,6 @@ def _members_by_group(path: Path) -> dict[str, list | None]:
             members[str(group).strip().lower()] = None
             continue
         members[str(group).strip().lower()] = unpack(
-            value, Path(f"{path}[{group!r}]"), "members", GOOGLE_MEMBERS
+            value, path, "members", GOOGLE_MEMBERS, where=f"the value of {group!r}"
         )
     return members

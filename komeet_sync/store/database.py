@@ -6,6 +6,7 @@ applied first, so a new or an older database is brought to the current schema.
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from komeet_sync import settings
 
@@ -29,30 +30,104 @@ class DatabaseUnavailable(RuntimeError):
     """The configured database cannot be opened; the message says which and why."""
 
 
+SUPPORTED = (
+    "komeet-sync keeps its state in SQLite (sqlite:///path/to/file.db) or PostgreSQL "
+    "(postgresql+psycopg://user:password@host/dbname)"
+)
+DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg", "psycopg2")}
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says (?connect_timeout=N)
+
+
 def open_database(url: str | None = None) -> Engine:
-    """An engine on the database at ``url`` (default: settings), migrated to the head."""
+    """An engine on the database at ``url`` (default: settings), migrated to the head.
+
+    DatabaseUnavailable, in one line naming the setting, the URL with its password masked
+    and what to do, when the URL is not one, names a database other than SQLite or
+    PostgreSQL, or the database cannot be created, reached or read."""
+    variable = None if url else _variable()
     url = url or settings.database_url()
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a port that is not a number raises ValueError here
+    except (ArgumentError, ValueError):
         raise DatabaseUnavailable(
-            f"KOMEET_SYNC_DATABASE_URL {url!r} is not a database URL; use for example "
-            "postgresql+psycopg://user@host/dbname"
+            f"{_named(variable, masked(url))} is not a database URL; {SUPPORTED}"
         ) from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed)
-    if parsed.get_backend_name() == "sqlite":
+    shown = parsed.render_as_string(hide_password=True)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in DRIVERS or driver not in ("", *DRIVERS[backend]):
+        raise DatabaseUnavailable(
+            f"{_named(variable, shown)} names a database komeet-sync does not support; {SUPPORTED}"
+        )
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                _unwritable(variable, shown, _folder_problem(folder, exc))
+            ) from None
+    connect_args = {}
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if "connect_timeout" not in parsed.query:  # a server that never answers: 10 s, not 2 min
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    engine = create_engine(parsed, connect_args=connect_args)
+    if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = " ".join(str(exc.orig).split())  # psycopg's message spans lines
+        if backend == "sqlite":
+            reason = f"{parsed.database}: {reason}"
+            raise DatabaseUnavailable(_unwritable(variable, shown, reason)) from None
         raise DatabaseUnavailable(
-            f"cannot open the database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
+            f"cannot open the database {_named(variable, shown)}: {reason}; check that the "
+            "server runs and this machine reaches it, and the user, password and database name"
         ) from None
     return engine
+
+
+def masked(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``, even
+    when the rest does not parse."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def _variable() -> str:
+    """The variable that chose the database."""
+    return settings.DATABASE_URL_ENV if settings.database_url_configured() else settings.HOME_ENV
+
+
+def _named(variable: str | None, url: str) -> str:
+    if variable == settings.DATABASE_URL_ENV:
+        return f"{variable}={url!r}"
+    return f"the database URL {url!r}"
+
+
+def _folder_problem(folder: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return f"{folder} is a file, not a folder"
+    if isinstance(exc, NotADirectoryError):
+        return f"{folder} is under a file, not a folder"
+    return f"{folder} cannot be made ({exc.strerror})"
+
+
+def _unwritable(variable: str | None, shown: str, reason: str) -> str:
+    """A SQLite database that cannot be created, opened or read, and the fix."""
+    if variable == settings.HOME_ENV:
+        return (
+            f"{settings.home_setting()} cannot hold the database: {reason}; set "
+            f"{settings.HOME_ENV} to a folder this process may create and write (default "
+            f"./{settings.DEFAULT_HOME}), or {settings.DATABASE_URL_ENV} to another database"
+        )
+    return (
+        f"cannot open the SQLite database {_named(variable, shown)}: {reason}; give the path "
+        "of a komeet-sync database, or of a new file in a folder this process may write"
+    )
 
 
 def migrate(engine: Engine) -> None:

@@ -1,16 +1,42 @@
-"""Storing domain configurations: one per domain, and no domain name claimed twice."""
+"""Storing domain configurations: one per domain, and no domain name claimed twice.
+
+A configuration is added, changed in place (``update``: its id, SCIM secret and staged data
+stay), and removed with everything the database holds for its domain (``remove``, which
+counts what it deletes; the results of its syncs are files, and are kept).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from komeet_sync.model.domain_config import DomainConfig, SourceKind
-from komeet_sync.model.emails import normalise_domain
-from komeet_sync.store.tables import DomainConfigRow, DomainNameRow
+from komeet_sync.model.domain_config import DomainChange, DomainConfig, SourceKind
+from komeet_sync.model.domain_names import InvalidDomain, normalise_domain
+from komeet_sync.store.database import write_lock
+from komeet_sync.store.tables import (
+    GROUP,
+    USER,
+    ApplicationRow,
+    DomainConfigRow,
+    DomainNameRow,
+    LedgerRow,
+    PlanActionRow,
+    PlanRow,
+    ScimMembershipRow,
+    ScimRequestRow,
+    ScimResourceRow,
+    ScimUniqueValueRow,
+    SyncFailureRow,
+)
+
+if TYPE_CHECKING:
+    from komeet_sync.store.results import ResultStore
 
 
 class DomainConflict(ValueError):
@@ -21,6 +47,44 @@ class UnknownDomain(LookupError):
     """No configuration for that domain."""
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What removing a domain's configuration deletes from the database, counted in the
+    transaction that deletes it (or, before, in one that only counts), and what it keeps.
+
+    Deleted: the configuration and its alias domains; for a SCIM domain, the users and
+    groups its IdP pushed (deleted ones too: they are the leavers of the next sync), their
+    memberships, and its secret; for every domain, its plans with their actions, approvals
+    and ledger, its recorded sync failures and its lines of the SCIM request log. Kept: the
+    results of its syncs in the result store, which are files an operator may still read.
+    """
+
+    config: DomainConfig
+    staged_users: int
+    staged_groups: int
+    scim_secret: bool
+    plans: int
+    ledger_entries: int
+    failures: int
+    requests_logged: int
+    syncs_kept: int
+    syncs_folder: str | None  # where they are, when there is a result store
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "deleted": {
+                "staged_users": self.staged_users,
+                "staged_groups": self.staged_groups,
+                "scim_secret": self.scim_secret,
+                "plans": self.plans,
+                "ledger_entries": self.ledger_entries,
+                "failures": self.failures,
+                "requests_logged": self.requests_logged,
+            },
+            "kept": {"syncs": self.syncs_kept, "folder": self.syncs_folder},
+        }
+
+
 class DomainStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -28,10 +92,7 @@ class DomainStore:
     def add(self, config: DomainConfig) -> DomainConfig:
         """Store a new configuration; refuse one whose domain or alias domain is taken."""
         with Session(self.engine) as session:
-            for name in config.domains:
-                holder = self._holder(session, name)
-                if holder is not None:
-                    raise DomainConflict(_conflict(name, holder))
+            self._refuse_taken(session, config.domains)
             now = datetime.now(UTC)
             row = DomainConfigRow(
                 domain=config.domain,
@@ -48,17 +109,35 @@ class DomainStore:
                 + [DomainNameRow(name=alias, is_alias=True) for alias in config.alias_domains],
             )
             session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:  # another process claimed it between our check and commit
-                session.rollback()
-                taken = [n for n in config.domains if self._holder(session, n) is not None]
-                name = taken[0] if taken else config.domain
-                holder = self._holder(session, name)
-                raise DomainConflict(
-                    _conflict(name, holder) if holder else f"{name} was configured meanwhile"
-                ) from None
+            self._commit_claims(session, config.domains)
         return config
+
+    def update(self, domain: str, change: DomainChange) -> tuple[DomainConfig, DomainConfig]:
+        """Change a configuration in place, in one transaction: the configuration before and
+        after. The change is checked as a new configuration is (``DomainConfig.changed``), and
+        an alias domain another configuration holds is refused as ``add`` refuses it. The
+        row stays, so its SCIM secret and staged users and groups stay with it."""
+        with write_lock(self.engine), Session(self.engine) as session:
+            row = self._row(session, domain, for_update=True)
+            before = _config(row)
+            after = before.changed(change)
+            self._refuse_taken(session, after.domains, owner=row)
+            row.groups = list(after.groups)
+            row.protected = list(after.protected)
+            row.admin_email = after.admin_email
+            row.max_deactivations = after.max_deactivations
+            row.max_deactivation_share = after.max_deactivation_share
+            wanted = set(after.alias_domains)
+            row.names = [n for n in row.names if not n.is_alias or n.name in wanted]
+            held = {n.name for n in row.names}
+            row.names += [
+                DomainNameRow(name=alias, is_alias=True)
+                for alias in after.alias_domains
+                if alias not in held
+            ]
+            row.updated_at = datetime.now(UTC)  # the SCIM endpoint reads it again
+            self._commit_claims(session, after.domains)
+            return before, _config(row)  # as stored: alias domains in the order they are read
 
     def get(self, domain: str) -> DomainConfig:
         with Session(self.engine) as session:
@@ -99,20 +178,44 @@ class DomainStore:
             session.commit()
             return _config(row)
 
-    def remove(self, domain: str) -> DomainConfig:
+    def removal(self, domain: str, results: ResultStore | None = None) -> Removal:
+        """What ``remove`` would delete and keep, counted now (to ask before removing)."""
         with Session(self.engine) as session:
-            row = self._row(session, domain)
-            config = _config(row)
-            session.delete(row)
-            session.commit()
-            return config
+            return _removal(session, self._row(session, domain), results)
 
-    def _row(self, session: Session, domain: str) -> DomainConfigRow:
+    def remove(self, domain: str, results: ResultStore | None = None) -> Removal:
+        """Delete a configuration and everything the database holds for its domain, in one
+        transaction; what was deleted, counted in it (see ``Removal``)."""
+        with write_lock(self.engine), Session(self.engine) as session:
+            row = self._row(session, domain, for_update=True)
+            removal = _removal(session, row, results)
+            plans = _plans_of(row)
+            applications = select(ApplicationRow.id).where(ApplicationRow.plan_id.in_(plans))
+            # Children first, each said outright rather than left to ON DELETE CASCADE, so
+            # that what is deleted is what was counted, whatever the database enforces.
+            for statement in (
+                delete(LedgerRow).where(LedgerRow.application_id.in_(applications)),
+                delete(ApplicationRow).where(ApplicationRow.plan_id.in_(plans)),
+                delete(PlanActionRow).where(PlanActionRow.plan_id.in_(plans)),
+                delete(PlanRow).where(PlanRow.domain == row.domain),
+                delete(SyncFailureRow).where(SyncFailureRow.domain == row.domain),
+                delete(ScimRequestRow).where(ScimRequestRow.domain == row.domain),
+                delete(ScimUniqueValueRow).where(ScimUniqueValueRow.domain_id == row.id),
+                delete(ScimMembershipRow).where(ScimMembershipRow.domain_id == row.id),
+                delete(ScimResourceRow).where(ScimResourceRow.domain_id == row.id),
+            ):
+                session.execute(statement.execution_options(synchronize_session=False))
+            session.delete(row)  # and its names
+            session.commit()
+            return removal
+
+    def _row(self, session: Session, domain: str, for_update: bool = False) -> DomainConfigRow:
         try:
             name = normalise_domain(domain)
-        except ValueError:
-            name = str(domain).strip().lower()
-        row = session.scalar(select(DomainConfigRow).where(DomainConfigRow.domain == name))
+        except InvalidDomain as exc:
+            raise UnknownDomain(str(exc)) from None
+        query = select(DomainConfigRow).where(DomainConfigRow.domain == name)
+        row = session.scalar(query.with_for_update() if for_update else query)
         if row is None:
             holder = self._holder(session, name)
             if holder is not None:
@@ -127,10 +230,67 @@ class DomainStore:
             )
         return row
 
+    def _refuse_taken(
+        self, session: Session, names: Iterable[str], owner: DomainConfigRow | None = None
+    ) -> None:
+        """Raise DomainConflict when a configuration other than ``owner`` holds a name."""
+        for name in names:
+            holder = self._holder(session, name)
+            if holder is not None and holder is not owner:
+                raise DomainConflict(_conflict(name, holder))
+
+    def _commit_claims(self, session: Session, names: tuple[str, ...]) -> None:
+        """Commit; when another process claimed one of ``names`` between our check and our
+        commit (the primary key of ``domain_names`` refuses it), say which and who holds it."""
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            taken = [n for n in names if self._holder(session, n) is not None]
+            name = taken[0] if taken else names[0]
+            holder = self._holder(session, name)
+            raise DomainConflict(
+                _conflict(name, holder) if holder else f"{name} was configured meanwhile"
+            ) from None
+
     @staticmethod
     def _holder(session: Session, name: str) -> DomainConfigRow | None:
         claim = session.get(DomainNameRow, name)
         return claim.config if claim is not None else None
+
+
+def _plans_of(row: DomainConfigRow) -> Select[str]:
+    return select(PlanRow.plan_id).where(PlanRow.domain == row.domain)
+
+
+def _removal(session: Session, row: DomainConfigRow, results: ResultStore | None) -> Removal:
+    plans = _plans_of(row)
+
+    def count(table: type, *where: ColumnElement[bool]) -> int:
+        return int(session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+    applications = select(ApplicationRow.id).where(ApplicationRow.plan_id.in_(plans))
+    syncs = results.syncs(row.domain) if results is not None else []
+    return Removal(
+        config=_config(row),
+        staged_users=count(
+            ScimResourceRow,
+            ScimResourceRow.domain_id == row.id,
+            ScimResourceRow.resource_type == USER,
+        ),
+        staged_groups=count(
+            ScimResourceRow,
+            ScimResourceRow.domain_id == row.id,
+            ScimResourceRow.resource_type == GROUP,
+        ),
+        scim_secret=row.scim_secret_hash is not None,
+        plans=count(PlanRow, PlanRow.domain == row.domain),
+        ledger_entries=count(LedgerRow, LedgerRow.application_id.in_(applications)),
+        failures=count(SyncFailureRow, SyncFailureRow.domain == row.domain),
+        requests_logged=count(ScimRequestRow, ScimRequestRow.domain == row.domain),
+        syncs_kept=len(syncs),
+        syncs_folder=str(results.root / row.domain) if results is not None else None,
+    )
 
 
 def _conflict(name: str, holder: DomainConfigRow) -> str:

@@ -68,26 +68,6 @@ class Application:
 
 
 @dataclass(frozen=True)
-class LastApplication:
-    """A plan's latest application: when it started and finished, and its ledger rows by
-    status."""
-
-    application_id: int
-    started_at: datetime
-    finished_at: datetime | None  # None: actions are left to send (applying, or interrupted)
-    counts: dict[str, int]  # ledger rows by status
-    left: int  # actions a resume sends: pending, sending and retryable failures
-
-    @property
-    def applied(self) -> int:
-        return self.counts.get(Status.APPLIED.value, 0)
-
-    @property
-    def failed(self) -> int:
-        return self.counts.get(Status.FAILED.value, 0)
-
-
-@dataclass(frozen=True)
 class ResultsReport:
     """The ``results`` of a sync (model.reports.RESULTS): the ledger rows of one application
     of its plan, or why nothing was sent."""
@@ -182,7 +162,7 @@ class Ledger:
                 (PlanActionRow.plan_id == LedgerRow.plan_id)
                 & (PlanActionRow.position == LedgerRow.position),
             )
-            .where(LedgerRow.application_id == application.id, _left_to_send())
+            .where(LedgerRow.application_id == application.id, left_to_send())
             .order_by(LedgerRow.position)
         )
         with self.engine.connect() as connection:
@@ -259,7 +239,7 @@ class Ledger:
             left = connection.scalar(
                 select(func.count())
                 .select_from(LedgerRow)
-                .where(LedgerRow.application_id == application.id, _left_to_send())
+                .where(LedgerRow.application_id == application.id, left_to_send())
             )
             if left:
                 return False
@@ -291,54 +271,6 @@ class Ledger:
             rows = connection.execute(query).all()
         return pd.DataFrame([tuple(row) for row in rows], columns=columns)
 
-    def last_applications(self, plan_ids: Iterable[str]) -> dict[str, LastApplication]:
-        """The latest application of each of ``plan_ids`` that has one, with its ledger
-        counts, in one query however many plans."""
-        plan_ids = list(set(plan_ids))
-        if not plan_ids:
-            return {}
-        latest = (
-            select(func.max(ApplicationRow.id))
-            .where(ApplicationRow.plan_id.in_(plan_ids))
-            .group_by(ApplicationRow.plan_id)
-        )
-        query = (
-            select(
-                ApplicationRow.plan_id,
-                ApplicationRow.id,
-                ApplicationRow.started_at,
-                ApplicationRow.finished_at,
-                LedgerRow.status,
-                func.count(LedgerRow.idempotency_key),
-                func.count(LedgerRow.idempotency_key).filter(_left_to_send()),
-            )
-            .outerjoin(LedgerRow, LedgerRow.application_id == ApplicationRow.id)
-            .where(ApplicationRow.id.in_(latest))
-            .group_by(
-                ApplicationRow.plan_id,
-                ApplicationRow.id,
-                ApplicationRow.started_at,
-                ApplicationRow.finished_at,
-                LedgerRow.status,
-            )
-        )
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        found: dict[str, LastApplication] = {}
-        for plan_id, application_id, started_at, finished_at, status, count, to_send in rows:
-            before = found.get(plan_id)
-            counts = dict(before.counts) if before else {}
-            if status is not None:
-                counts[status] = count
-            found[plan_id] = LastApplication(
-                application_id,
-                as_utc(started_at),
-                as_utc(finished_at) if finished_at else None,
-                counts,
-                (before.left if before else 0) + to_send,
-            )
-        return found
-
     def counts(self, application: Application) -> dict[str, int]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -349,9 +281,9 @@ class Ledger:
         return {status: count for status, count in rows}
 
 
-def _left_to_send() -> ColumnElement[bool]:
-    """The ledger rows a resume sends: pending, sending (the outcome was lost) and retryable
-    failures."""
+def left_to_send() -> ColumnElement[bool]:
+    """The rows a resume sends: pending, sending (the outcome was lost) and retryable
+    failures. An application is finished when none is left."""
     return LedgerRow.status.in_([Status.PENDING.value, Status.SENDING.value]) | (
         (LedgerRow.status == Status.FAILED.value) & LedgerRow.retryable
     )

@@ -1,9 +1,15 @@
-"""Stored provisioning plans and their approvals (ARCHITECTURE.md, "Guards").
+"""Stored provisioning plans, their approvals and where each stands (ARCHITECTURE.md,
+"Guards").
 
 A plan is stored when a sync makes it, held or not, so that an admin can read it
 (``komeet-sync plans show``), approve it by its id (``plans approve``) and apply it later
 (``komeet-sync apply``). The id is a digest of the actions: an approval belongs to exactly
 those actions, and never carries over to a plan that differs by one action.
+
+A dry run's plan is stored too, marked as a dry run: it may have been made from an export
+of Komeet, so it is not applied by its id, but a later sync that makes the same plan (the
+same id) applies it, with its approval. A sync's plan replaces its domain's plans that were
+not applied in full: they are marked superseded by it, and are not applied any more.
 """
 
 from __future__ import annotations
@@ -11,17 +17,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, select, update
 
+from komeet_sync.model.domain_names import domain_key
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import as_utc, write_lock
-from komeet_sync.store.tables import ApplicationRow, PlanActionRow, PlanRow
+from komeet_sync.store.ledger import Status, left_to_send
+from komeet_sync.store.tables import ApplicationRow, LedgerRow, PlanActionRow, PlanRow
 
-PLAN_LIST_COLUMNS = ["plan_id", "domain", "created_at", "actions", "held", "approved_by", "applied"]
+PLAN_LIST_COLUMNS = [
+    "plan_id",
+    "domain",
+    "created_at",
+    "actions",
+    "held",
+    "approved_by",
+    "state",
+    "state_text",
+    "superseded_by",
+]
 
 
 class PlanError(Exception):
@@ -42,6 +61,9 @@ class StoredPlan:
     reports: str | None
     approved_by: str | None
     approved_at: datetime | None
+    dry_run: bool = False  # made by ``sync --dry-run``: a sync that makes it again applies it
+    superseded_by: str | None = None  # the domain's latest plan, made before this one was done
+    superseded_at: datetime | None = None
 
     @property
     def size(self) -> int:
@@ -64,6 +86,28 @@ class StoredPlan:
     def may_apply(self) -> bool:
         return not self.held or (not self.stopped and self.approved_by is not None)
 
+    def why_stopped(self) -> str:
+        """Why no approval can lift this plan's holds, and what to do instead."""
+        return (
+            f"{self.plan_id} cannot be approved: "
+            + "; ".join(hold.detail for hold in self.stopped)
+            + ". Fix the domain's group selection or the directory, then sync again"
+        )
+
+    def how_a_sync_applies_it(self) -> str:
+        """How a dry run's plan gets applied: by a sync that makes it again."""
+        return (
+            f"`komeet-sync sync {self.domain}` applies it if the directory and Komeet still "
+            "give this plan (an approval is kept)"
+        )
+
+    def replacement(self) -> str:
+        """What to do with the plan that superseded this one."""
+        return (
+            f"Review {self.superseded_by} with `komeet-sync plans show {self.superseded_by}` "
+            f"and apply it with `komeet-sync apply {self.superseded_by}`"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON values: ``plans show --json`` and a sync's ``plan.json``."""
         return {
@@ -77,6 +121,9 @@ class StoredPlan:
             "holds": [hold.as_dict() for hold in self.holds],
             "approved_by": self.approved_by,
             "approved_at": self.approved_at.isoformat() if self.approved_at else None,
+            "dry_run": self.dry_run,
+            "superseded_by": self.superseded_by,
+            "superseded_at": self.superseded_at.isoformat() if self.superseded_at else None,
             "reports": self.reports,
         }
 
@@ -97,14 +144,148 @@ class StoredPlan:
             reports=data.get("reports"),
             approved_by=data.get("approved_by"),
             approved_at=moment(data.get("approved_at")),
+            dry_run=bool(data.get("dry_run", False)),
+            superseded_by=data.get("superseded_by"),
+            superseded_at=moment(data.get("superseded_at")),
         )
+
+
+@dataclass(frozen=True)
+class LastApplication:
+    """A plan's latest application (ARCHITECTURE.md, "Applying a plan"): when it started and
+    finished, and its ledger rows by status."""
+
+    application_id: int
+    started_at: datetime
+    finished_at: datetime | None  # None: actions are left to send (applying, or interrupted)
+    counts: dict[str, int]  # ledger rows by status
+    left: int  # actions a resume sends: pending, sending and retryable failures
+
+    @property
+    def applied(self) -> int:
+        return self.counts.get(Status.APPLIED.value, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(Status.FAILED.value, 0)
+
+
+class PlanState(StrEnum):
+    """Where a plan stands."""
+
+    HELD = "held"  # a guard holds it, not approved (or no approval can lift it)
+    APPROVED = "approved"  # held, approved, not applied yet
+    DRY_RUN = "dry_run"  # made by a dry run, not made by a sync since
+    SUPERSEDED = "superseded"  # a later plan of its domain replaced it before it was applied
+    UNFINISHED = "unfinished"  # applying, or interrupted: actions are left to send
+    APPLIED = "applied"  # applied in full
+    APPLIED_WITH_FAILURES = "applied_with_failures"  # applied; Komeet refused some actions
+    NEVER_APPLIED = "never_applied"  # may be applied, and never was
+
+
+@dataclass(frozen=True)
+class PlanStatus:
+    """A plan's state, from its row and its latest application: the one rule behind
+    ``plans list``, ``plans show`` (and their ``--json``) and ``plans approve``'s advice.
+
+    Superseded comes first: a superseded plan is not applied any more, whatever happened to
+    it before. Then the latest application says applied or unfinished; a plan never
+    applied is a dry run, held, approved, or simply never applied.
+    """
+
+    plan: StoredPlan
+    last: LastApplication | None
+
+    @property
+    def state(self) -> PlanState:
+        plan, last = self.plan, self.last
+        if plan.superseded_by is not None:
+            return PlanState.SUPERSEDED
+        if last is not None and last.finished_at is None:
+            return PlanState.UNFINISHED
+        if last is not None:
+            return PlanState.APPLIED_WITH_FAILURES if last.failed else PlanState.APPLIED
+        if plan.dry_run:
+            return PlanState.DRY_RUN
+        if plan.held and (plan.stopped or plan.approved_by is None):
+            return PlanState.HELD
+        return PlanState.APPROVED if plan.held else PlanState.NEVER_APPLIED
+
+    def __str__(self) -> str:
+        """The state in a few words, for a column of ``plans list``."""
+        plan, last, state = self.plan, self.last, self.state
+        if state is PlanState.SUPERSEDED:
+            return f"superseded by {plan.superseded_by}"
+        if state is PlanState.UNFINISHED:
+            assert last is not None
+            return f"applying / interrupted ({last.left:,} pending)"
+        if state is PlanState.APPLIED_WITH_FAILURES:
+            assert last is not None
+            return f"applied with failures ({last.failed:,} failed)"
+        if state is PlanState.HELD:
+            return "held (cannot be approved)" if plan.stopped else "held (waiting for approval)"
+        if state is PlanState.DRY_RUN and plan.held:
+            return "dry run (approved)" if plan.may_apply else "dry run (held)"
+        return state.value.replace("_", " ")
+
+    def next_step(self) -> str:
+        """What the plan's state asks of an operator, in a sentence naming the command."""
+        plan, last, state = self.plan, self.last, self.state
+        plan_id = plan.plan_id
+        if state is PlanState.SUPERSEDED:
+            assert plan.superseded_at is not None
+            return (
+                f"{plan_id} was superseded by {plan.superseded_by}, a later plan of "
+                f"{plan.domain}, at {plan.superseded_at:%Y-%m-%d %H:%M} UTC: it is not "
+                f"applied any more. {plan.replacement()}"
+            )
+        if state is PlanState.UNFINISHED:
+            assert last is not None
+            return (
+                f"{plan_id}'s application is unfinished, {last.left:,} action(s) left to send: "
+                f"resume it with `komeet-sync apply {plan_id}`"
+            )
+        if state is PlanState.APPLIED:
+            assert last is not None and last.finished_at is not None
+            return (
+                f"{plan_id} was applied in full at {last.finished_at:%Y-%m-%d %H:%M} UTC: "
+                "nothing needs applying"
+            )
+        if state is PlanState.APPLIED_WITH_FAILURES:
+            assert last is not None and last.finished_at is not None
+            return (
+                f"{plan_id} was applied at {last.finished_at:%Y-%m-%d %H:%M} UTC and Komeet "
+                f"refused {last.failed:,} action(s): list them with `komeet-sync plans show "
+                f"{plan_id} --failed`; the next sync plans again whatever is still needed"
+            )
+        if plan.stopped:
+            return plan.why_stopped()
+        approve = f"approve it with `komeet-sync plans approve {plan_id} --by NAME`"
+        if state is PlanState.DRY_RUN:
+            first = f"{approve}; then " if plan.waiting_for_approval else ""
+            return f"{plan_id} was made by a dry run: {first}{plan.how_a_sync_applies_it()}"
+        if state is PlanState.HELD:
+            return f"{plan_id} is held: {approve}, then `komeet-sync apply {plan_id}`"
+        if state is PlanState.APPROVED:
+            return f"{plan_id} is approved: apply it with `komeet-sync apply {plan_id}`"
+        return f"{plan_id} may be applied with `komeet-sync apply {plan_id}`"
+
+    def as_dict(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "state": self.state.value,
+            "state_text": str(self),
+            "next_step": self.next_step(),
+            "pending": last.left if last is not None else 0,
+            "failed": last.failed if last is not None else 0,
+        }
 
 
 @dataclass(frozen=True)
 class PlanReport:
     """The ``plan`` of a sync (model.reports.PLAN): its actions, the reconciliation's summary
     (counts, plan id, holds: ``summary.json``), and the plan as stored, for a sync that
-    stored it (the offline audit and a dry run do not)."""
+    stored it (a dry run's too; the offline audit stores none)."""
 
     actions: pd.DataFrame  # PLAN_COLUMNS
     summary: dict[str, Any]
@@ -123,43 +304,74 @@ class PlanStore:
         snapshot_at: datetime | None,
         desired: int,
         reports: str | None,
+        dry_run: bool = False,
     ) -> StoredPlan:
-        """Store a plan and its actions; a plan already stored (the same id) is kept as it
-        was, with its approval."""
+        """Store a plan and its actions, in one transaction.
+
+        A plan already stored (the same id) keeps its approval. A sync's plan (not a dry
+        run's) is its domain's current plan: stored again, it is no longer superseded, and
+        no longer only a dry run (it takes this sync's holds, counts and reports: the dry
+        run may have read an export); and it supersedes every other plan of the domain that
+        was not applied in full (never applied, held, or with actions left to send). A dry
+        run changes no plan but its own.
+        """
+        now = datetime.now(UTC)
+        made = {
+            "source": source,
+            "snapshot_at": snapshot_at,
+            "desired": desired,
+            "counts": plan.counts(),
+            "holds": [hold.as_dict() for hold in plan.holds],
+            "reports": reports,
+        }
         with write_lock(self.engine), self.engine.begin() as connection:
-            exists = connection.scalar(
-                select(PlanRow.plan_id).where(PlanRow.plan_id == plan.plan_id)
+            was_dry_run = connection.scalar(
+                select(PlanRow.dry_run).where(PlanRow.plan_id == plan.plan_id)
             )
-            if exists is None:
+            if was_dry_run is None:
                 connection.execute(
                     insert(PlanRow).values(
                         plan_id=plan.plan_id,
                         domain=plan.domain,
-                        created_at=datetime.now(UTC),
-                        source=source,
-                        snapshot_at=snapshot_at,
-                        desired=desired,
-                        counts=plan.counts(),
-                        holds=[hold.as_dict() for hold in plan.holds],
-                        reports=reports,
+                        created_at=now,
+                        dry_run=dry_run,
+                        **made,
                     )
                 )
-                rows: list[dict[Any, Any]] = (
-                    plan.actions[list(PLAN_COLUMNS)]
-                    .astype(object)
-                    .where(plan.actions.notna(), None)
-                    .assign(plan_id=plan.plan_id, position=range(len(plan.actions)))
-                    .to_dict("records")
+                _insert_actions(connection, plan)
+            if dry_run:
+                return self._get(connection, plan.plan_id)
+            current = {"superseded_by": None, "superseded_at": None, "dry_run": False}
+            connection.execute(
+                update(PlanRow)
+                .where(PlanRow.plan_id == plan.plan_id)
+                .values(**current, **(made if was_dry_run else {}))
+            )
+            latest = _latest_applications()
+            finished = (
+                select(ApplicationRow.plan_id)
+                .join(latest, latest.c.id == ApplicationRow.id)
+                .where(ApplicationRow.finished_at.is_not(None))
+            )
+            connection.execute(
+                update(PlanRow)
+                .where(
+                    PlanRow.domain == plan.domain,
+                    PlanRow.plan_id != plan.plan_id,
+                    PlanRow.plan_id.not_in(finished),
                 )
-                if rows:
-                    connection.execute(insert(PlanActionRow), rows)
-        return self.get(plan.plan_id)
+                .values(superseded_by=plan.plan_id, superseded_at=now)
+            )
+            return self._get(connection, plan.plan_id)
 
     def get(self, plan_id: str) -> StoredPlan:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(PlanRow).where(PlanRow.plan_id == plan_id.strip())
-            ).one_or_none()
+            return self._get(connection, plan_id)
+
+    def _get(self, connection: Connection, plan_id: str) -> StoredPlan:
+        row = connection.execute(
+            select(PlanRow).where(PlanRow.plan_id == plan_id.strip())
+        ).one_or_none()
         if row is None:
             raise PlanError(
                 f"no plan {plan_id!r}: list the plans with `komeet-sync plans list`; a plan "
@@ -167,14 +379,22 @@ class PlanStore:
             )
         return _stored(row)
 
-    def get_many(self, plan_ids: Iterable[str]) -> dict[str, StoredPlan]:
-        """The stored plans among ``plan_ids``, by id, in one query however many."""
+    def status(self, plan: StoredPlan) -> PlanStatus:
+        """Where a plan stands (``PlanStatus``)."""
+        with self.engine.connect() as connection:
+            last = _last_applications(connection, [plan.plan_id]).get(plan.plan_id)
+        return PlanStatus(plan, last)
+
+    def statuses(self, plan_ids: Iterable[str]) -> dict[str, PlanStatus]:
+        """Where each stored plan among ``plan_ids`` stands (``PlanStatus``), by id: two
+        queries however many plans."""
         plan_ids = list(set(plan_ids))
         if not plan_ids:
             return {}
         with self.engine.connect() as connection:
             rows = connection.execute(select(PlanRow).where(PlanRow.plan_id.in_(plan_ids))).all()
-        return {row.plan_id: _stored(row) for row in rows}
+            last = _last_applications(connection, [row.plan_id for row in rows])
+        return {row.plan_id: PlanStatus(_stored(row), last.get(row.plan_id)) for row in rows}
 
     def actions(self, plan_id: str) -> pd.DataFrame:
         """The plan's actions (PLAN_COLUMNS) in plan order, with their position."""
@@ -191,22 +411,19 @@ class PlanStore:
 
     def approve(self, plan_id: str, by: str) -> StoredPlan:
         """Record who approved a held plan, and when. Only holds an approval may lift can be
-        approved; approving twice keeps the first approval."""
+        approved; approving twice keeps the first approval. A superseded plan or a dry
+        run's may be approved: the approval counts if a sync makes that plan again."""
         by = by.strip()
         if not by:
             raise PlanError("give the approver's name with --by, like --by 'Jane Admin'")
         plan = self.get(plan_id)
         if not plan.held:
             raise PlanError(
-                f"{plan.plan_id} is not held: it needs no approval; apply it with "
-                f"`komeet-sync apply {plan.plan_id}`"
+                f"{plan.plan_id} is not held: it needs no approval. "
+                + self.status(plan).next_step()
             )
         if plan.stopped:
-            raise PlanError(
-                f"{plan.plan_id} cannot be approved: "
-                + "; ".join(hold.detail for hold in plan.stopped)
-                + ". Fix the domain's group selection or the directory, then sync again"
-            )
+            raise PlanError(plan.why_stopped())
         if plan.approved_by is not None:
             return plan
         with write_lock(self.engine), self.engine.begin() as connection:
@@ -218,66 +435,44 @@ class PlanStore:
         return self.get(plan.plan_id)
 
     def list(self, domain: str | None = None, limit: int = 20) -> pd.DataFrame:
-        """The latest plans, newest first, with their approval and their last application."""
-        last = (
-            select(
-                ApplicationRow.plan_id,
-                func.max(ApplicationRow.id).label("application_id"),
-            )
-            .group_by(ApplicationRow.plan_id)
-            .subquery()
-        )
-        query = (
-            select(
-                PlanRow.plan_id,
-                PlanRow.domain,
-                PlanRow.created_at,
-                PlanRow.counts,
-                PlanRow.holds,
-                PlanRow.approved_by,
-                ApplicationRow.started_at.label("applied_at"),
-                ApplicationRow.finished_at,
-            )
-            .outerjoin(last, last.c.plan_id == PlanRow.plan_id)
-            .outerjoin(ApplicationRow, ApplicationRow.id == last.c.application_id)
-            .order_by(PlanRow.created_at.desc(), PlanRow.plan_id)
-            .limit(limit)
-        )
+        """The latest plans, newest first (PLAN_LIST_COLUMNS): their approval and their state
+        (``PlanStatus``: ``state``, and ``state_text`` in words)."""
+        query = select(PlanRow).order_by(PlanRow.created_at.desc(), PlanRow.plan_id).limit(limit)
         if domain is not None:
-            query = query.where(PlanRow.domain == domain)
+            query = query.where(PlanRow.domain == domain_key(domain))
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return pd.DataFrame(
-            [
+            plans = [_stored(row) for row in connection.execute(query).all()]
+            last = _last_applications(connection, [plan.plan_id for plan in plans])
+        rows = []
+        for plan in plans:
+            status = PlanStatus(plan, last.get(plan.plan_id))
+            rows.append(
                 {
-                    "plan_id": row.plan_id,
-                    "domain": row.domain,
-                    "created_at": as_utc(row.created_at),
-                    "actions": sum(row.counts.values()),
-                    "held": ", ".join(hold["guard"] for hold in row.holds),
-                    "approved_by": row.approved_by,
-                    "applied": _application_state(row.applied_at, row.finished_at),
+                    "plan_id": plan.plan_id,
+                    "domain": plan.domain,
+                    "created_at": plan.created_at,
+                    "actions": plan.size,
+                    "held": ", ".join(hold.guard.value for hold in plan.holds),
+                    "approved_by": plan.approved_by,
+                    "state": status.state.value,
+                    "state_text": str(status),
+                    "superseded_by": plan.superseded_by,
                 }
-                for row in rows
-            ],
-            columns=[
-                "plan_id",
-                "domain",
-                "created_at",
-                "actions",
-                "held",
-                "approved_by",
-                "applied",
-            ],
-        )
+            )
+        return pd.DataFrame(rows, columns=PLAN_LIST_COLUMNS)
 
     def last_good_desired(self, domain: str) -> int | None:
         """The desired count of the domain's latest plan whose application finished: the
-        shrink guard's "last good snapshot" (ARCHITECTURE.md, "Guards")."""
+        shrink guard's "last good snapshot" (ARCHITECTURE.md, "Guards"). A dry run's plan
+        is never applied, so never counts."""
         query = (
             select(PlanRow.desired)
             .join(ApplicationRow, ApplicationRow.plan_id == PlanRow.plan_id)
-            .where(PlanRow.domain == domain, ApplicationRow.finished_at.is_not(None))
+            .where(
+                PlanRow.domain == domain,
+                PlanRow.dry_run.is_(False),
+                ApplicationRow.finished_at.is_not(None),
+            )
             .order_by(ApplicationRow.finished_at.desc())
             .limit(1)
         )
@@ -299,12 +494,79 @@ def _stored(row: Row[Any]) -> StoredPlan:
         reports=row.reports,
         approved_by=row.approved_by,
         approved_at=as_utc(row.approved_at) if row.approved_at else None,
+        dry_run=bool(row.dry_run),
+        superseded_by=row.superseded_by,
+        superseded_at=as_utc(row.superseded_at) if row.superseded_at else None,
     )
 
 
-def _application_state(started: datetime | None, finished: datetime | None) -> str:
-    if started is None:
-        return "never"
-    if finished is None:
-        return f"unfinished (started {as_utc(started):%Y-%m-%d %H:%M}Z)"
-    return f"{as_utc(finished):%Y-%m-%d %H:%M}Z"
+def _insert_actions(connection: Connection, plan: Plan) -> None:
+    rows: list[dict[Any, Any]] = (
+        plan.actions[list(PLAN_COLUMNS)]
+        .astype(object)
+        .where(plan.actions.notna(), None)
+        .assign(plan_id=plan.plan_id, position=range(len(plan.actions)))
+        .to_dict("records")
+    )
+    if rows:
+        connection.execute(insert(PlanActionRow), rows)
+
+
+def _latest_applications() -> Subquery:
+    """Each plan's latest application: its ``plan_id`` and ``id``."""
+    return (
+        select(ApplicationRow.plan_id, func.max(ApplicationRow.id).label("id"))
+        .group_by(ApplicationRow.plan_id)
+        .subquery()
+    )
+
+
+def _last_applications(
+    connection: Connection, plan_ids: Iterable[str]
+) -> dict[str, LastApplication]:
+    """The latest application of each of ``plan_ids`` that was ever applied."""
+    plan_ids = list(plan_ids)
+    if not plan_ids:
+        return {}
+    latest = _latest_applications()
+    to_send = left_to_send()
+    rows = connection.execute(
+        select(
+            ApplicationRow.id,
+            ApplicationRow.plan_id,
+            ApplicationRow.started_at,
+            ApplicationRow.finished_at,
+            LedgerRow.status,
+            to_send.label("to_send"),
+            func.count(LedgerRow.idempotency_key).label("actions"),
+        )
+        .join(latest, latest.c.id == ApplicationRow.id)
+        .outerjoin(LedgerRow, LedgerRow.application_id == ApplicationRow.id)
+        .where(ApplicationRow.plan_id.in_(plan_ids))
+        .group_by(
+            ApplicationRow.id,
+            ApplicationRow.plan_id,
+            ApplicationRow.started_at,
+            ApplicationRow.finished_at,
+            LedgerRow.status,
+            to_send,
+        )
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    left: dict[str, int] = {}
+    for row in rows:
+        counts.setdefault(row.plan_id, {})
+        left.setdefault(row.plan_id, 0)
+        if row.status is not None:
+            counts[row.plan_id][row.status] = counts[row.plan_id].get(row.status, 0) + row.actions
+            left[row.plan_id] += row.actions if row.to_send else 0
+    return {
+        row.plan_id: LastApplication(
+            application_id=row.id,
+            started_at=as_utc(row.started_at),
+            finished_at=as_utc(row.finished_at) if row.finished_at else None,
+            counts=counts[row.plan_id],
+            left=left[row.plan_id],
+        )
+        for row in rows
+    }

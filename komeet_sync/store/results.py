@@ -2,14 +2,14 @@
 ``komeet-sync sync`` or a Dagster run (ARCHITECTURE.md, "Layers": one sync path).
 
     ROOT/DOMAIN/SYNC_ID/
-        sync.json                      the sync: its id, domain, start, who ran it
+        sync.json                      the sync: its id, domain, start, who ran it, dry run
         snapshot/                      the directory as read (model.snapshots, Parquet + JSON)
         komeet_accounts/               Komeet's accounts as read
         joiners.csv  joiners.parquet   one pair per report (model.reports), as the audit's
         ...
         plan.csv  plan.parquet         the plan's actions
         summary.json                   counts, plan id and holds (as the offline audit's)
-        plan.json                      the plan as stored: holds, approval (not for a dry run)
+        plan.json                      the plan as stored: holds, approval, state
         results.csv  results.parquet   after an apply: each action's outcome (the ledger)
         results.json                   the application, its counts, or why nothing was sent
 
@@ -43,14 +43,31 @@ class ResultStore:
         *,
         legacy_home: str | Path | None = None,
     ) -> None:
-        self.root = UPath(root or settings.results_url())
+        """ResultError, naming the setting to change, when no filesystem can hold ``root``
+        here: an unknown URL scheme, or its fsspec package missing."""
+        location = str(root or settings.results_url())
+        # A message names the variables when the root is the one the settings give.
+        self.setting = settings.results_setting() if location == settings.results_url() else None
+        try:
+            self.root = root if isinstance(root, UPath) else UPath(location)
+            self.root.fs  # noqa: B018 - loads the filesystem's package now, not mid-sync
+        except ValueError as exc:  # upath: "Unsupported filesystem: 'garbage'"
+            raise ResultError(
+                f"cannot store results in {location!r}: {exc}; "
+                f"{self._fix('a folder, or an fsspec URL such as s3://bucket/komeet')}"
+            ) from None
+        except ImportError as exc:  # fsspec: "Install s3fs to access S3"
+            raise ResultError(
+                f"cannot store results in {location!r}: {exc}; install it beside komeet-sync, "
+                f"or {self._fix('a folder')}"
+            ) from None
         self.legacy_home = Path(legacy_home) if legacy_home is not None else None
 
     @classmethod
     def from_settings(cls) -> ResultStore:
         """The store ``KOMEET_SYNC_RESULTS`` names, with what ``KOMEET_SYNC_HOME`` held
         before this layout."""
-        return cls(settings.results_url(), legacy_home=settings.home())
+        return cls(legacy_home=settings.home())
 
     def folder(self, domain: str, started_at: datetime, run_id: str | None = None) -> SyncFolder:
         """Where the sync of ``domain`` that began at ``started_at`` is stored: a Dagster run
@@ -67,8 +84,10 @@ class ResultStore:
         *,
         started_at: datetime | None = None,
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> SyncFolder:
-        """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it)."""
+        """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it, and
+        whether it is a dry run)."""
         started_at = (started_at or datetime.now(UTC)).astimezone(UTC)
         folder = self.folder(domain, started_at, run_id)
         record = {
@@ -77,16 +96,19 @@ class ResultStore:
             "started_at": started_at.isoformat(),
             "trigger": trigger,
             "run_id": run_id,
+            "dry_run": dry_run,
         }
         try:
             folder.keep_record(record)
         except OSError as exc:
             raise ResultError(
                 f"cannot store the sync of {domain} in {self.root}: {exc.strerror or exc}; "
-                "KOMEET_SYNC_RESULTS (else KOMEET_SYNC_HOME) must name a folder or a bucket "
-                "this process may write to"
+                f"{self._fix('a folder or a bucket this process may write to')}"
             ) from None
         return folder
+
+    def _fix(self, place: str) -> str:
+        return f"set {self.setting} to {place}" if self.setting else f"give {place}"
 
     def at(self, location: str) -> SyncFolder:
         """The sync folder at ``location`` (a plan's ``reports``)."""

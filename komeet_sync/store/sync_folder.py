@@ -94,11 +94,14 @@ class SyncFolder:
         return self._read_json(SUMMARY_FILE)
 
     def is_dry_run(self) -> bool:
-        """Whether the sync planned without storing its plan to be applied (no
-        ``plan.json``, or one marked as a dry run's): ``sync --dry-run``. The CLI's folders
-        from before this layout have neither ``sync.json`` nor ``plan.json``: not known as
-        dry runs."""
-        if not (self.path / SUMMARY_FILE).exists() or not (self.path / SYNC_FILE).exists():
+        """Whether the sync planned to send nothing (``sync --dry-run``), as its
+        ``sync.json`` says. Folders from before it said so: a dry run stored no
+        ``plan.json``, or one marked as a dry run's; the CLI's folders from before this
+        layout have neither ``sync.json`` nor ``plan.json``, and are not known as dry runs."""
+        record = self.record()
+        if "dry_run" in record:
+            return bool(record["dry_run"])
+        if not record or not (self.path / SUMMARY_FILE).exists():
             return False
         stored = self._read_json("plan.json")
         return stored is None or bool(stored.get("dry_run"))

@@ -50,6 +50,11 @@ class DomainNameRow(Base):
     config: Mapped[DomainConfigRow] = relationship(back_populates="names")
 
 
+# The resource types an IdP pushes (RFC 7643 §4.1 and §4.2), as ``resource_type`` holds them.
+USER = "User"
+GROUP = "Group"
+
+
 class ScimResourceRow(Base):
     """A User or Group an IdP pushed to a domain's SCIM endpoint (the staging table).
 
@@ -135,6 +140,11 @@ class PlanRow(Base):
     reports: Mapped[str | None] = mapped_column(String(1024))  # where its reports were written
     approved_by: Mapped[str | None] = mapped_column(String(254))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Made by ``sync --dry-run``, perhaps from an export: applied only by a sync that makes it.
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The domain's latest plan, made since and before this one was applied in full.
+    superseded_by: Mapped[str | None] = mapped_column(String(32))
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PlanActionRow(Base):

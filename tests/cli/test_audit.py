@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.support.console import error_lines
 from tests.support.exports import Audit, account, example_args, google_user, member
 
 ALL = "all@acme.com"
@@ -94,9 +95,24 @@ def run_raw(cli, audit: Audit, out: Path | None = None, **files) -> tuple[int, s
             '[{"id": "1",\n "primaryEmail": "a@acme.com" "name": {}}]',
             "users.json: line 2, column 31: not valid JSON (Expecting ',' delimiter)",
         ),
-        ('"users"', "users.json: the top level is str; expected Directory API User resources"),
+        (
+            '"users"',
+            'users.json: the top level is a string ("users"); expected Directory API User',
+        ),
+        ("null", "users.json: the top level is null; expected Directory API User resources"),
+        ("42", "users.json: the top level is a number (42); expected Directory API User"),
+        ("true", "users.json: the top level is a boolean (true); expected Directory API User"),
+        ("", "users.json: the file is empty; expected a JSON file of Directory API User"),
+        (" \n\n", "users.json: the file is empty; expected a JSON file of Directory API User"),
         ('{"people": []}', "users.json: the top level is an object without a 'users' list"),
-        ('{"users": {"id": "1"}}', "users.json: the top level.users is dict, not a list"),
+        ('{"users": {"id": "1"}}', "users.json: 'users' in the top level is an object, not a list"),
+        (
+            '[{"users": []}, {"users": 7}]',
+            "users.json: 'users' in page 2 of the top level is a number (7), not a list",
+        ),
+        # a line and a column count from 1, as an editor shows them
+        ("[\n  1,\n  2,\n]", "users.json: line 4, column 1: not valid JSON"),
+        ("{}x", "users.json: line 1, column 3: not valid JSON (Extra data)"),
     ],
 )
 def test_a_malformed_file_is_one_clear_error(cli, audit, content, expected):
@@ -105,8 +121,32 @@ def test_a_malformed_file_is_one_clear_error(cli, audit, content, expected):
     code, err = run_google_files(cli, audit)
     assert code == 1
     assert expected in err
-    assert "Traceback" not in err
+    assert len(error_lines(err)) == 1 and "Traceback" not in err
     assert not (audit.root / "out").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[\n\xff]", "line 2, column 1 (byte 3) is not UTF-8; save it as UTF-8 JSON"),
+        ('[\n  "Zoë"]'.encode("latin-1"), "line 2, column 6 (byte 8) is not UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_named_with_its_position(cli, audit, content, expected):
+    audit.files(users=[], members={ALL: []})
+    (audit.root / "users.json").write_bytes(content)
+    code, err = run_google_files(cli, audit)
+    assert code == 1 and "users.json: " + expected in err
+    assert len(error_lines(err)) == 1
+
+
+def test_a_folder_given_for_a_file_is_named(cli, audit):
+    audit.files(users=[], members={ALL: []})
+    (audit.root / "komeet_users.json").unlink()
+    (audit.root / "komeet_users.json").mkdir()
+    code, err = run_google_files(cli, audit)
+    assert code == 1 and "komeet_users.json: is a folder; give a JSON file of SCIM 2.0" in err
+    assert len(error_lines(err)) == 1
 
 
 def test_missing_files_and_wrong_combinations_are_named(cli, audit):
@@ -136,6 +176,12 @@ def test_missing_files_and_wrong_combinations_are_named(cli, audit):
     assert code == 1 and "required: --komeet, --out" in err
 
 
+def test_a_negative_last_good_count_is_refused(cli, audit):
+    code, _, err = cli(*example_args(audit.root / "out"), "--last-good-count", "-5")
+    assert code == 1 and "--last-good-count -5 is negative; give the number of desired" in err
+    assert len(error_lines(err)) == 1 and not (audit.root / "out").exists()
+
+
 def test_an_out_folder_that_cannot_be_written_is_named(cli, audit, tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
     code, err = run_raw(
@@ -149,7 +195,15 @@ def test_members_file_must_map_groups(cli, audit):
     (audit.root / "members.json").write_text('[{"id": "1"}]')
     code, err = run_google_files(cli, audit)
     assert code == 1
-    assert "members.json: the top level is list; expected an object mapping each group" in err
+    assert "members.json: the top level is a list; expected an object mapping each group" in err
+
+
+def test_a_group_of_the_members_file_that_is_not_a_list_is_named(cli, audit):
+    audit.files(users=[], komeet=[])
+    (audit.root / "members.json").write_text(json.dumps({ALL: "nobody"}))
+    code, err = run_google_files(cli, audit)
+    assert code == 1
+    assert "members.json: the value of 'all@acme.com' is a string (\"nobody\")" in err
 
 
 def test_a_bad_record_lands_in_errors_and_never_stops_the_others(cli, audit):
@@ -181,13 +235,13 @@ def test_a_bad_record_lands_in_errors_and_never_stops_the_others(cli, audit):
     assert set(errors["error"]) == {"invalid_record"}
     assert set(errors["source"]) == {"google", "komeet"}
     details = " | ".join(errors["detail"])
-    for fragment in (
-        "record 1 is str",
-        "record 2 has no id",
-        "record 3: suspended/archived",
-        "member 2 of all@acme.com is str",
-        "record 1: userName",
-        "record 2 is list",
+    for fragment in (  # records count from 1, as the files are read
+        'record 2 is a string ("not a user")',
+        "record 3 has no id",
+        "record 4: suspended/archived",
+        'member 3 of all@acme.com is a string ("junk")',
+        "record 2: userName",
+        "record 3 is a list",
     ):
         assert fragment in details
 

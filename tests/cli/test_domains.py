@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import pandas as pd
 import pytest
+from sqlalchemy import text
+
+from tests.support.scim_server import GROUP as SCIM_GROUP
+from tests.support.scim_server import USER as SCIM_USER
 
 GOOGLE = ["--source", "google", "--admin-email", "admin@acme.com", "--group", "all@acme.com"]
 
@@ -85,7 +91,12 @@ def test_a_second_configuration_for_a_domain_is_refused(cli, komeet_env, second,
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["acme..com", *GOOGLE], "invalid domain 'acme..com'"),
+        (["acme..com", *GOOGLE], "invalid domain 'acme..com': it has two dots in a row"),
+        (["acme", *GOOGLE], "invalid domain 'acme': it has no dot"),
+        (["ac me.com", *GOOGLE], "invalid domain 'ac me.com': it has characters no domain"),
+        (["acme.local", *GOOGLE], "invalid domain 'acme.local': it is a special-use name"),
+        (["xn--zz.com", *GOOGLE], "invalid domain 'xn--zz.com': it is not a valid international"),
+        (["acme.com", *GOOGLE, "--alias-domain", "acme"], "invalid alias domain 'acme'"),
         (["jane@acme.com", *GOOGLE], "give the domain alone"),
         (
             [
@@ -113,6 +124,8 @@ def test_invalid_input_is_refused_and_changes_nothing(cli, komeet_env, args, mes
     assert code == 1
     assert message in err
     assert "Traceback" not in err
+    if "domain '" in message:  # in a domain's words, never an email's
+        assert "@-sign" not in err and "like acme.com or bücher.example" in err
     assert cli.json("domains", "list") == []
 
 
@@ -140,3 +153,367 @@ def test_remove_needs_confirmation_off_a_terminal(cli, komeet_env, monkeypatch):
 
 def test_disabled_on_add(cli, komeet_env):
     assert cli.json("domains", "add", "acme.com", *GOOGLE, "--disabled")["enabled"] is False
+
+
+# A domain in Unicode and in punycode is one domain.
+
+
+BUCHER = "xn--bcher-kva.example"
+
+
+def test_unicode_and_punycode_reach_the_same_configuration(cli, komeet_env):
+    added = cli.json("domains", "add", "Bücher.example", "--source", "scim")
+    assert added.pop("domain") == BUCHER and added.pop("secret")
+    assert added.pop("scim_url").endswith(f"/scim/{BUCHER}/v2")
+    added["domain"] = BUCHER
+
+    for name in ("bücher.example", "BÜCHER.EXAMPLE", BUCHER, "XN--BCHER-KVA.example."):
+        assert cli.json("domains", "show", name) == added | {"recent_failures": []}, name
+    code, out, _ = cli("domains", "show", "BÜCHER.example")
+    assert code == 0 and f"{BUCHER} (bücher.example)" in out
+    code, out, _ = cli("domains", "list")
+    assert code == 0 and f"{BUCHER} (bücher.example)" in out
+
+    code, _, err = cli("domains", "add", BUCHER.upper(), "--source", "scim")
+    assert code == 1 and f"{BUCHER} is already configured" in err
+    cli("domains", "add", "acme.com", *GOOGLE, "--alias-domain", "Bücher.io")
+    code, _, err = cli("domains", "show", "xn--bcher-kva.io")
+    assert code == 1 and "xn--bcher-kva.io is an alias domain of acme.com" in err
+
+
+def test_a_value_that_is_no_domain_is_named_in_a_domains_words(cli, komeet_env):
+    code, _, err = cli("domains", "show", "acme..com")
+    assert code == 1
+    assert "'acme..com' is not a valid domain name: it has two dots in a row" in err
+    assert "@-sign" not in err and "Traceback" not in err
+
+
+# domains set: a configuration changed in place.
+
+
+def acme(cli) -> dict:
+    return cli.json(
+        "domains", "add", "acme.com", *GOOGLE, "--group", "eng@acme.com",
+        "--alias-domain", "acme.io", "--protect", "ceo@acme.com",
+    )  # fmt: skip
+
+
+def test_set_changes_only_what_is_given(cli, komeet_env):
+    before = acme(cli)
+
+    after = cli.json(
+        "domains", "set", "ACME.com", "--add-group", "Sales@acme.com",
+        "--max-deactivations", "40",
+    )  # fmt: skip
+
+    assert after == before | {
+        "groups": ["all@acme.com", "eng@acme.com", "sales@acme.com"],
+        "max_deactivations": 40,
+    }
+    assert cli.json("domains", "show", "acme.com") == after | {"recent_failures": []}
+
+    code, out, err = cli("domains", "set", "acme.com", "--max-deactivation-share", "0.05")
+    assert code == 0, err
+    assert out.startswith("Changed the configuration of acme.com:")
+    assert "max_deactivation_share  0.2  ->  0.05" in out
+    assert "groups" not in out and "protected" not in out  # only what changed
+
+    code, out, _ = cli("domains", "set", "acme.com", "--max-deactivation-share", "0.05")
+    assert code == 0 and "Nothing changed: acme.com already has these settings." in out
+
+
+@pytest.mark.parametrize(
+    ("options", "changed"),
+    [
+        (
+            ["--group", "x@acme.com", "--group", "y@acme.com"],
+            {"groups": ["x@acme.com", "y@acme.com"]},
+        ),
+        (["--remove-group", "ENG@acme.com"], {"groups": ["all@acme.com"]}),
+        (
+            ["--remove-group", "eng@acme.com", "--add-group", "ops@acme.com"],
+            {"groups": ["all@acme.com", "ops@acme.com"]},
+        ),
+        (["--add-group", "all@acme.com"], {}),  # already there: nothing repeated
+        (["--alias-domain", "acme.de"], {"alias_domains": ["acme.de"]}),
+        (["--add-alias-domain", "Bücher.example"], {"alias_domains": ["acme.io", BUCHER]}),
+        (["--add-alias-domain", "acme.de"], {"alias_domains": ["acme.de", "acme.io"]}),
+        (["--no-alias-domains"], {"alias_domains": []}),
+        (["--remove-alias-domain", "ACME.io"], {"alias_domains": []}),
+        (["--no-protect"], {"protected": []}),
+        (["--add-protect", "CFO@acme.com"], {"protected": ["ceo@acme.com", "cfo@acme.com"]}),
+        (["--remove-protect", "ceo@acme.com"], {"protected": []}),
+        (["--admin-email", "Root@acme.com"], {"admin_email": "root@acme.com"}),
+    ],
+)
+def test_set_edits_each_list(cli, komeet_env, options, changed):
+    before = acme(cli)
+    after = cli.json("domains", "set", "acme.com", *options)
+    assert after == before | changed
+    assert cli.json("domains", "show", "acme.com") == after | {"recent_failures": []}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "nothing to change for acme.com: give what changes"),
+        (["--group", "all@@acme.com"], "invalid group email 'all@@acme.com'"),
+        (["--no-groups"], "a Google domain needs at least one --group"),
+        (["--max-deactivation-share", "3"], "not a share"),
+        (["--max-deactivations", "-1"], "is negative"),
+        (["--alias-domain", "acme.com"], "is the domain itself"),
+        (["--alias-domain", "acme"], "invalid alias domain 'acme': it has no dot"),
+        (["--alias-domain", "globex.com"], "globex.com is already configured: the scim"),
+        (["--add-alias-domain", "globex.io"], "globex.io is already configured"),
+        (["--protect", "ceo"], "invalid protected email 'ceo'"),
+        (
+            ["--remove-group", "ops@acme.com"],
+            "'ops@acme.com' is not among the selected groups of acme.com, so it cannot be "
+            "removed; its selected groups: 'all@acme.com', 'eng@acme.com'",
+        ),
+        (["--remove-protect", "cfo@acme.com"], "its protected accounts: 'ceo@acme.com'"),
+        (["--group", "x@acme.com", "--add-group", "y@acme.com"], "not both"),
+        (["--group", "x@acme.com", "--no-groups"], "not allowed with argument --group"),
+    ],
+)
+def test_set_is_refused_as_add_is_and_changes_nothing(cli, komeet_env, options, message):
+    acme(cli)
+    cli("domains", "add", "globex.com", "--source", "scim", "--alias-domain", "globex.io")
+    before = cli.json("domains", "list")
+
+    code, _, err = cli("domains", "set", "acme.com", *options)
+
+    assert code == 1
+    assert message in err and "Traceback" not in err
+    assert cli.json("domains", "list") == before
+
+
+def test_set_on_a_scim_domain_refuses_an_admin(cli, komeet_env):
+    cli("domains", "add", "globex.com", "--source", "scim")
+    code, _, err = cli("domains", "set", "globex.com", "--admin-email", "a@globex.com")
+    assert code == 1 and "--admin-email is for Google domains" in err
+    code, _, err = cli("domains", "set", "initech.com", "--group", "x")
+    assert code == 1 and "no configuration for initech.com (configured: globex.com)" in err
+
+
+def test_set_keeps_the_scim_secret_and_what_the_idp_pushed(cli, komeet_env, scim):
+    added = cli.json("domains", "add", "globex.com", "--source", "scim", "--group", "Staff")
+    with scim.client("globex.com", secret=added["secret"]) as client:
+        ana = client.post("/Users", json=user("ana@globex.com"))
+        refused = client.post("/Users", json=user("ben@globex.io"))
+    assert ana.status_code == 201 and refused.status_code == 400
+
+    code, out, err = cli(
+        "domains", "set", "globex.com", "--group", "Komeet  users", "--group", "komeet USERS",
+        "--add-alias-domain", "globex.io", "--max-deactivations", "5",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert "its SCIM secret and the users and groups its IdP pushed are kept" in out
+    assert "groups             Staff   ->  Komeet users" in out  # one group, however spelt
+    with scim.client("globex.com", secret=added["secret"]) as client:
+        listed = client.get("/Users")
+        ben = client.post("/Users", json=user("ben@globex.io"))  # the alias holds at once
+    assert listed.status_code == 200
+    assert [u["userName"] for u in listed.json()["Resources"]] == ["ana@globex.com"]
+    assert ben.status_code == 201
+
+
+def user(user_name: str) -> dict:
+    return {
+        "schemas": [SCIM_USER],
+        "userName": user_name,
+        "name": {"givenName": "A", "familyName": "B"},
+    }
+
+
+# domains remove: what it deletes, counted, before it asks.
+
+
+TABLES = (
+    "domain_configs", "domain_names", "scim_resources", "scim_memberships",
+    "scim_unique_values", "scim_requests", "plans", "plan_actions", "applications", "ledger",
+    "sync_failures",
+)  # fmt: skip
+
+
+def rows_of(engine, domain: str) -> dict[str, int]:
+    """The rows the database holds for a domain, counted by each table's own link to it."""
+    of_config = "JOIN domain_configs d ON t.domain_id = d.id WHERE d.domain = :d"
+    of_plan = "JOIN plans p ON t.plan_id = p.plan_id WHERE p.domain = :d"
+    queries = {
+        "staged_users": f"FROM scim_resources t {of_config} AND t.resource_type = 'User'",
+        "staged_groups": f"FROM scim_resources t {of_config} AND t.resource_type = 'Group'",
+        "scim_memberships": f"FROM scim_memberships t {of_config}",
+        "scim_unique_values": f"FROM scim_unique_values t {of_config}",
+        "plans": "FROM plans WHERE domain = :d",
+        "plan_actions": f"FROM plan_actions t {of_plan}",
+        "applications": f"FROM applications t {of_plan}",
+        "ledger_entries": f"FROM ledger t {of_plan}",
+        "failures": "FROM sync_failures WHERE domain = :d",
+        "requests_logged": "FROM scim_requests WHERE domain = :d",
+        "domain_configs": "FROM domain_configs WHERE domain = :d",
+        "domain_names": "FROM domain_names t JOIN domain_configs d ON t.config_id = d.id "
+        "WHERE d.domain = :d",
+    }
+    with engine.connect() as connection:
+        return {
+            name: connection.execute(text(f"SELECT count(*) {query}"), {"d": domain}).scalar_one()
+            for name, query in queries.items()
+        }
+
+
+def table_sizes(engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in TABLES
+        }
+
+
+def test_remove_says_what_it_deletes_and_deletes_exactly_that(
+    cli, komeet_env, scim, komeet, monkeypatch, tmp_path
+):
+    from komeet_sync.store.failures import record_failure
+
+    komeet.env(monkeypatch)
+    secrets = {}
+    for domain in ("globex.com", "initech.com"):
+        secrets[domain] = cli.json("domains", "add", domain, "--source", "scim")["secret"]
+        with scim.client(domain, secret=secrets[domain]) as client:
+            ids = [
+                client.post("/Users", json=user(f"{name}@{domain}")).json()["id"]
+                for name in ("ana", "ben", "eva")
+            ]
+            client.post(
+                "/Groups",
+                json={
+                    "schemas": [SCIM_GROUP],
+                    "displayName": "Staff",
+                    "members": [{"value": i} for i in ids],
+                },
+            )
+            client.delete(f"/Users/{ids[2]}")  # a leaver: deleted rows are staged too
+        record_failure(scim.engine, domain, "run-1", "sync", "Komeet answered 503")
+    code, _, err = cli("sync", "globex.com")
+    assert code == 0, err
+    scim.flush_log()
+    before = rows_of(scim.engine, "globex.com")
+    initech = rows_of(scim.engine, "initech.com")
+    sizes = table_sizes(scim.engine)
+    assert before["staged_users"] == 3 and before["staged_groups"] == 1
+    assert before["plans"] == 1 and before["ledger_entries"] == 2
+    syncs = tmp_path / "home" / "syncs" / "globex.com"
+    kept = [folder.name for folder in syncs.iterdir()]
+    assert len(kept) == 1
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, _, err = cli("domains", "remove", "globex.com")
+    assert code == 1 and "removing globex.com when not run on a terminal needs --yes" in err
+    assert "3 staged users, 1 staged group, its SCIM secret, 1 plan, 2 ledger entries" in err
+    code, out, _ = cli("domains", "remove", "globex.com", "--json")
+    assert code == 1 and "with --json needs --yes" in json.loads(out)["error"]
+    assert rows_of(scim.engine, "globex.com") == before
+
+    removed = cli.json("domains", "remove", "GLOBEX.com", "--yes")
+
+    assert removed["domain"] == "globex.com"
+    assert removed["deleted"] == {
+        "staged_users": before["staged_users"],
+        "staged_groups": before["staged_groups"],
+        "scim_secret": True,
+        "plans": before["plans"],
+        "ledger_entries": before["ledger_entries"],
+        "failures": before["failures"],
+        "requests_logged": before["requests_logged"],
+    }
+    assert removed["kept"] == {"syncs": 1, "folder": str(syncs.resolve())}
+    assert set(rows_of(scim.engine, "globex.com").values()) == {0}
+    assert rows_of(scim.engine, "initech.com") == initech
+    # Nothing of it is left behind, not even a row its table no longer links to it.
+    of_globex = {
+        "scim_resources": before["staged_users"] + before["staged_groups"],
+        "scim_requests": before["requests_logged"],
+        "ledger": before["ledger_entries"],
+        "sync_failures": before["failures"],
+    }
+    assert table_sizes(scim.engine) == {
+        table: size - of_globex.get(table, before.get(table, 0)) for table, size in sizes.items()
+    }
+    assert [folder.name for folder in syncs.iterdir()] == kept  # the files stay
+
+    # Added again, it starts afresh: a new secret, nothing staged, no plan, no failure.
+    again = cli.json("domains", "add", "globex.com", "--source", "scim")
+    assert cli.json("domains", "show", "globex.com")["recent_failures"] == []
+    assert cli.json("plans", "list", "--domain", "globex.com") == []
+    with scim.client("globex.com", secret=secrets["globex.com"]) as client:
+        assert client.get("/Users").status_code == 401
+    with scim.client("globex.com", secret=again["secret"]) as client:
+        assert client.get("/Users").json()["totalResults"] == 0
+
+
+def test_remove_asks_on_a_terminal_after_saying_what_goes(cli, komeet_env, monkeypatch):
+    cli("domains", "add", "Bücher.example", "--source", "scim")
+    monkeypatch.setattr("sys.stdin", io.StringIO("bucher.example\n"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+
+    code, out, err = cli("domains", "remove", "bücher.example")
+
+    assert code == 1 and f"not removed: 'bucher.example' is not {BUCHER} (bücher.example)" in err
+    assert f"Removing the configuration of {BUCHER} (bücher.example) deletes" in out
+    assert "0 staged users and 0 staged groups its IdP pushed" in out
+    assert "its SCIM secret" in out and "0 plans" in out
+    assert cli.json("domains", "show", BUCHER)["domain"] == BUCHER
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("BÜCHER.example\n"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    code, out, err = cli("domains", "remove", BUCHER)
+
+    assert code == 0, err
+    assert f"Removed the configuration of {BUCHER} (bücher.example): deleted 0 staged" in out
+    assert cli.json("domains", "list") == []
+
+
+# A Unicode domain in a sync, its plans and its reports.
+
+
+def test_a_unicode_domain_syncs_and_its_plans_are_found_by_either_name(
+    cli, komeet_env, scim, komeet, monkeypatch, tmp_path
+):
+    komeet.env(monkeypatch)
+    secret = cli.json("domains", "add", "Bücher.example", "--source", "scim")["secret"]
+    with scim.client(BUCHER, secret=secret) as client:
+        for name in ("ana@bücher.example", "ben@BÜCHER.example", f"eva@{BUCHER}"):
+            assert client.post("/Users", json=user(name)).status_code == 201
+
+    code, _, err = cli("sync", "BÜCHER.example")
+
+    assert code == 0, err
+    assert len(komeet.users()) == 3
+    plans = cli.json("plans", "list", "--domain", BUCHER)
+    assert [plan["domain"] for plan in plans] == [BUCHER]
+    assert cli.json("plans", "list", "--domain", "Bücher.Example") == plans
+    assert [folder.parent.name for folder in (tmp_path / "home" / "syncs").glob("*/*")] == [BUCHER]
+
+
+def test_a_report_names_a_unicode_domain_in_both_forms(cli, tmp_path):
+    from tests.support.exports import Audit, google_user, member
+
+    audit = Audit(tmp_path, domain="Bücher.example", groups=["all@bücher.example"])
+    _, summary = audit.run(
+        cli,
+        users=[google_user("1", "ana@bücher.example"), google_user("2", "eve@partner.example")],
+        members={
+            "all@bücher.example": [
+                member("1", "ana@bücher.example"),
+                member("2", "eve@partner.example"),
+            ]
+        },
+    )
+
+    assert summary["domain"] == BUCHER
+    joiners = pd.read_csv(tmp_path / "out" / "joiners.csv")
+    assert list(joiners["email"]) == [f"ana@{BUCHER}"]
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert list(errors["email"]) == ["eve@partner.example"]
+    assert f"{BUCHER} (bücher.example)" in errors["detail"][0]

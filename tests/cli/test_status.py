@@ -6,13 +6,16 @@ the Directory API emulator, Komeet is the scim2-server stand-in, both over HTTP.
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
+import requests
 
 from komeet_sync.emulators.directory import Directory
 from tests.support import EXAMPLES
 from tests.support.google_workspace import member
+from tests.support.komeet_server import SCIM_JSON
 from tests.support.provisioning import DOMAIN, GROUP, account_for, person
 from tests.support.scim_server import USER
 
@@ -112,7 +115,13 @@ def test_a_synced_domain_shows_when_by_whom_and_what_was_applied(cli, acme):
     assert code == 0
     [row] = [line for line in out.splitlines() if line.startswith(DOMAIN)]
     started = status["last_sync"]["started_at"][:16].replace("T", " ")
-    assert row.split("  ")[1:] == ["google", "enabled", f"{started} cli", "applied", "6 applied"]
+    assert re.split(r"\s{2,}", row)[1:] == [
+        "google",
+        "enabled",
+        f"{started} cli",
+        "applied",
+        "6 applied",
+    ]
 
     assert cli("sync", DOMAIN)[0] == 0  # in step
     assert status_of(cli, DOMAIN)["result"] == "nothing_to_do"
@@ -161,6 +170,40 @@ def test_a_held_plan_shows_its_approval_command_and_exits_3(cli, acme, komeet, m
     status = status_of(cli, DOMAIN)
     assert status["result"] == "applied" and status["applied"] == 3
     assert status["last_failure"]["job"] == "komeet-sync apply"  # kept, and older
+
+
+def test_the_result_is_the_plan_s_state_as_plans_list_says_it(cli, acme, komeet):
+    people, add = acme
+    gone = komeet.add(**account_for(people[1], name={"givenName": "Old", "familyName": "Name"}))
+    add("--disabled")
+    code, out, _ = cli("sync", DOMAIN)  # disabled: the plan is stored, nothing is sent
+    assert code == 3
+    plan_id = next(word for word in out.split() if word.startswith("plan_"))
+
+    status = status_of(cli, DOMAIN)
+
+    assert status["result"] == "disabled" and status["plan_state"] == "never_applied"
+    assert status["pending"] == status["actions"] == 6
+    assert status["next_step"] == f"komeet-sync domains enable {DOMAIN}"
+    requests.delete(f"{komeet.url}/Users/{gone['id']}", headers=SCIM_JSON).raise_for_status()
+    assert cli("domains", "enable", DOMAIN)[0] == 0
+    status = status_of(cli, DOMAIN, exit_code=3)  # enabled, and no one applied it
+    assert status["result"] == "never_applied" == cli.json("plans", "list")[0]["state"]
+    assert status["next_step"] == f"komeet-sync apply {plan_id}"
+
+    assert cli("apply", plan_id)[0] == 1  # Komeet refuses the update of an account it lost
+
+    status = status_of(cli, DOMAIN, exit_code=1)
+    [listed] = cli.json("plans", "list")
+    assert status["result"] == listed["state"] == "applied_with_failures"
+    assert status["result_text"] == listed["state_text"] == "applied with failures (1 failed)"
+    assert (status["applied"], status["failed"], status["pending"]) == (5, 1, 0)
+    assert status["last_failure"] is None  # a refused action is no failed run
+    assert status["next_step"] == f"komeet-sync plans show {plan_id} --failed"
+    code, out, _ = cli("status")
+    assert code == 1
+    assert "applied with failures (1 failed)" in out
+    assert f"`komeet-sync plans show {plan_id} --failed`" in out  # as `plans show` advises
 
 
 def test_a_failed_cli_sync_is_recorded_and_shown(cli, acme, komeet, monkeypatch):
@@ -276,4 +319,5 @@ def test_help_names_the_exit_codes(cli, komeet_env):
     code, out, _ = cli("status", "--help")
     assert code == 0
     assert "exit codes:" in out and "KOMEET_SYNC_DATABASE_URL" in out
-    assert "3  no last sync failed, but a plan waits" in out
+    assert "3    a plan waits for an operator (held, approved, never applied, unfinished)" in out
+    assert "KOMEET_SYNC_RESULTS" in out and "130" in out

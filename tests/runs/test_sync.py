@@ -1,6 +1,6 @@
 """A domain's sync through its steps (``runs.sync``), as ``komeet-sync sync`` and ``apply`` run
-them: a dry run stores its sync and no plan; a plan applied later records its results beside
-the reports it came with."""
+them: a dry run stores its sync and its plan, marked as a dry run; a plan applied later
+records its results beside the reports it came with."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def engine(tmp_path):
     engine.dispose()
 
 
-def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine):
+def test_a_dry_run_stores_what_it_read_and_decided_and_its_plan_as_a_dry_run(tmp_path, engine):
     store = ResultStore(tmp_path / "syncs")
     snapshot = directory(person("g1", "ada@acme.com"), person("g2", "not an address"))
     accounts = komeet(account("k9", "gone@acme.com", external_id="g9"))
@@ -36,14 +36,16 @@ def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine)
         config(max_deactivation_share=1.0),
         engine,
         store,
-        read_directory=lambda: snapshot,
+        read_directory=lambda _advance: snapshot,
         komeet=accounts,
         dry_run=True,
         trigger="komeet-sync sync --dry-run",
     )
 
     assert run.applied is None
-    assert PlanStore(engine).list().empty  # a dry run's plan is not stored
+    stored_plan = PlanStore(engine).get(run.planned.plan_id)
+    assert stored_plan.dry_run and stored_plan == run.planned.report.stored
+    assert list(PlanStore(engine).list()["state"]) == ["dry_run"]
     [stored] = store.syncs("acme.com")
     assert stored.record()["trigger"] == "komeet-sync sync --dry-run"
     assert list(stored.read("plan").actions["action"]) == ["create", "deactivate"]
@@ -55,7 +57,7 @@ def test_a_dry_run_stores_what_it_read_and_decided_but_no_plan(tmp_path, engine)
 def test_a_read_that_fails_stores_nothing(tmp_path, engine):
     store = ResultStore(tmp_path / "syncs")
 
-    def failing_read():
+    def failing_read(_advance):
         raise RuntimeError("members.list failed")
 
     with pytest.raises(RuntimeError, match=r"members\.list failed"):
@@ -69,14 +71,14 @@ def test_a_read_that_fails_stores_nothing(tmp_path, engine):
 def test_a_failed_sync_is_recorded_once_and_an_interruption_not_at_all(tmp_path, engine):
     store = ResultStore(tmp_path / "syncs")
 
-    def interrupted():
+    def interrupted(advance):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         sync.sync(config(), engine, store, read_directory=interrupted, komeet=komeet())
     assert recent_failures(engine, "acme.com").empty
 
-    def failing_read():
+    def failing_read(advance):
         raise RuntimeError("the directory answered 503\nand more lines")
 
     with pytest.raises(RuntimeError):

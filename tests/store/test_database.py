@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import DatabaseUnavailable, open_database
 from komeet_sync.store.domains import DomainConflict, DomainStore
+from tests.support.console import error_lines
 
 
 def test_migrations_create_the_schema_once(database_url):
@@ -64,10 +65,29 @@ def test_an_unreachable_database_is_a_clear_error(cli, monkeypatch, tmp_path):
     monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     code, _, err = cli("domains", "list")
     assert code == 1
-    assert "cannot open the database postgresql+psycopg://nobody@127.0.0.1:1/none" in err
-    assert "Traceback" not in err
+    assert (
+        "cannot open the database KOMEET_SYNC_DATABASE_URL='postgresql://nobody@127.0.0.1:1/none'"
+        in err
+    )
+    assert len(error_lines(err)) == 1 and "Traceback" not in err  # psycopg's two lines joined
 
 
 def test_a_malformed_database_url_is_a_clear_error():
-    with pytest.raises(DatabaseUnavailable, match="is not a database URL"):
+    with pytest.raises(DatabaseUnavailable, match="the database URL 'not a url' is not a"):
         open_database("not a url")
+
+
+def test_a_password_is_masked_even_in_a_url_that_does_not_parse():
+    with pytest.raises(DatabaseUnavailable) as refused:
+        open_database("postgresql://komeet:s3cret@db:port/komeet")
+    assert "s3cret" not in str(refused.value) and "komeet:***@db:port" in str(refused.value)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_that_does_not_exist_is_one_line(postgres_server_url):
+    url = postgres_server_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(DatabaseUnavailable) as refused:
+        open_database(url)
+    message = str(refused.value)
+    assert '"no_such_database" does not exist' in message and "\n" not in message
+    assert "check that the server runs" in message

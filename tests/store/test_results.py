@@ -109,7 +109,11 @@ def test_the_last_sync_is_found_by_its_name_whatever_it_stored(tmp_path, planned
     assert store.last_sync("acme.com").summary() is None  # it has not planned yet
     write_reports(newest, planned)
     assert store.last_sync("acme.com").summary()["plan_id"] == planned.plan_id
-    assert store.last_sync("acme.com").is_dry_run()  # reports, and no plan stored
+    assert not store.last_sync("acme.com").is_dry_run()
+    dry_run = store.start("acme.com", "test", started_at=MONDAY + timedelta(hours=10), dry_run=True)
+    write_reports(dry_run, planned)
+    assert store.last_sync("acme.com").sync_id == dry_run.sync_id
+    assert store.last_sync("acme.com").is_dry_run()  # as its sync.json says
 
 
 def test_a_folder_refuses_what_it_cannot_store_and_says_what_it_lacks(tmp_path):
@@ -119,3 +123,29 @@ def test_a_folder_refuses_what_it_cannot_store_and_says_what_it_lacks(tmp_path):
         folder.write("joiners", "not a frame")
     with pytest.raises(ResultError, match="holds no leavers"):
         folder.read("leavers")
+
+
+def test_a_relative_results_folder_is_stored_as_an_absolute_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KOMEET_SYNC_RESULTS", "results")
+    folder = ResultStore.from_settings().start("acme.com", "test", started_at=MONDAY)
+    # a plan records this location: it must be found from any working directory
+    assert folder.location.startswith(str(tmp_path / "results"))
+
+
+@pytest.mark.parametrize(
+    ("root", "says"),
+    [
+        ("garbage://results", "Unsupported filesystem: 'garbage'; set KOMEET_SYNC_RESULTS to"),
+        ("memory://results", None),
+    ],
+)
+def test_a_root_no_filesystem_can_hold_names_its_variable(monkeypatch, root, says):
+    monkeypatch.setenv("KOMEET_SYNC_RESULTS", root)
+    if says is None:
+        assert str(ResultStore.from_settings().root) == root
+        return
+    with pytest.raises(ResultError, match=says):
+        ResultStore.from_settings()
+    with pytest.raises(ResultError, match="; give a folder"):  # given, not from the settings
+        ResultStore("garbage://elsewhere")

@@ -67,7 +67,12 @@ def synced(
 ) -> sync.SyncRun:
     """``komeet-sync sync`` of ``config``'s domain, stored where the settings say."""
     return sync.sync(
-        config, engine, ResultStore.from_settings(), read_directory=read, client=client, **options
+        config,
+        engine,
+        ResultStore.from_settings(),
+        read_directory=lambda _advance: read(),
+        client=client,
+        **options,
     )
 
 

@@ -13,9 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from google.oauth2 import service_account
+
+from komeet_sync.settings import is_http_url
 
 KEY_FILE_ENV = "GOOGLE_SERVICE_ACCOUNT_FILE"
 ENDPOINT_ENV = "GOOGLE_DIRECTORY_API_ENDPOINT"
@@ -104,8 +105,7 @@ def endpoint_from_environment() -> str | None:
     value = os.environ.get(ENDPOINT_ENV, "").strip()
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(value):
         raise GoogleError(
             f"{ENDPOINT_ENV}={value!r} is not a URL; give one like http://127.0.0.1:8085, "
             "or unset it to use Google"

@@ -29,8 +29,10 @@ from googleapiclient.errors import HttpError
 from komeet_sync.backoff import Backoff
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.snapshots import DirectorySnapshot
+from komeet_sync.progress import Advance
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.sources.google.credentials import (
+    ENDPOINT_ENV,
     KEY_FILE_ENV,
     SCOPES,
     GoogleError,
@@ -54,6 +56,8 @@ GROUP_FIELDS = "id,email,name"
 # Google's rate-limit answers: 429, and 403 with one of these reasons (Directory API,
 # "Limits and quotas"); 5xx are transient server errors.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+NO_RESPONSE = "no response"  # no HTTP answer: refused, reset, timed out, unknown host
+GOOGLE_API = "admin.googleapis.com"
 DELEGATION_PAGE = (
     "Google Admin console > Security > Access and data control > API controls > "
     "Manage domain-wide delegation"
@@ -67,14 +71,21 @@ class AuthorisationRefused(GoogleError):
 class ExtractionFailed(GoogleError):
     """A request failed for good: no snapshot was produced."""
 
-    def __init__(self, call: str, status: str, detail: str, attempts: int = 1) -> None:
+    def __init__(
+        self, call: str, status: str, detail: str, attempts: int = 1, host: str = ""
+    ) -> None:
         self.call = call
         self.status = status
         self.detail = detail
         tries = f" after {attempts} attempts" if attempts > 1 else ""
+        advice = (
+            f"Check that this machine reaches {host} (DNS, firewall, proxy), then run it again."
+            if status == NO_RESPONSE and host
+            else "Run it again later; if it keeps failing, check Google Workspace's status."
+        )
         super().__init__(
             f"{call} failed{tries}: {status} ({detail}); nothing was read, so no plan was made. "
-            "Run it again later; if it keeps failing, check Google Workspace's status."
+            + advice
         )
 
 
@@ -197,7 +208,7 @@ class DirectoryReader:
         the token endpoint cannot be reached or answers a transient error."""
         request = google_auth_httplib2.Request(self._http().http)
         call = f"the token request to {self.key.token_uri}"
-        status, detail = "no response", ""
+        status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):
             try:
                 self.credentials.refresh(request)
@@ -207,11 +218,14 @@ class DirectoryReader:
                     raise self._refused(exc) from None
                 status, detail = "transient error", _first_line(exc)
             except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
-                status, detail = "no response", _first_line(exc)
+                status, detail = NO_RESPONSE, _first_line(exc)
             self._wait(attempt)
-        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+        host = f"the key file's token_uri, {self.key.token_uri}"
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
 
-    def extract(self, domains: Sequence[str], groups: Sequence[str]) -> DirectorySnapshot:
+    def extract(
+        self, domains: Sequence[str], groups: Sequence[str], progress: Advance | None = None
+    ) -> DirectorySnapshot:
         """Every user whose primary email is in one of ``domains`` (the domain, then its
         alias domains) and the members of each selected group, read whole, with the time
         the read began and the requests it took.
@@ -221,7 +235,9 @@ class DirectoryReader:
         started, clock = datetime.now(UTC), time.monotonic()
         before = self.requests
         self.authenticate()
-        users, _, by_group = self._concurrently(domains, groups, self._group_members)
+        users, _, by_group = self._concurrently(
+            domains, groups, self._group_members, progress=progress
+        )
         members = {group: listing for group, (_, listing) in by_group.items()}
         return dataclasses.replace(
             google_resources.snapshot(users, members),
@@ -286,6 +302,7 @@ class DirectoryReader:
         groups: Sequence[str],
         read_group: Callable[[str, threading.Event], tuple[GroupCount, list | None]],
         count: bool = False,
+        progress: Advance | None = None,
     ) -> tuple[list[Any], list[str], dict[str, tuple[GroupCount, list | None]]]:
         """Page the users here while a bounded pool reads the groups; any failure stops
         every reader and is raised."""
@@ -299,7 +316,9 @@ class DirectoryReader:
             unknown: list[str] = []
             for position, domain in enumerate(domains):
                 # An alias domain the Workspace does not have holds nobody: not a failure.
-                found = self._users(domain, futures, count, missing=position > 0)
+                found = self._users(
+                    domain, futures, count, missing=position > 0, progress=progress, before=users
+                )
                 if found is None:
                     unknown.append(domain)
                 users.extend(found or [])
@@ -311,7 +330,13 @@ class DirectoryReader:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _users(
-        self, domain: str, futures: dict[str, Future], count: bool, missing: bool
+        self,
+        domain: str,
+        futures: dict[str, Future],
+        count: bool,
+        missing: bool,
+        progress: Advance | None = None,
+        before: Sequence[Any] = (),
     ) -> list[Any] | None:
         """The users of one domain, or None when ``missing`` and Google does not know it."""
         users: list[Any] = []
@@ -328,6 +353,8 @@ class DirectoryReader:
             if response is None:
                 return None
             users.extend(response.get("users") or [])
+            if progress is not None:  # Google gives no total
+                progress(len(before) + len(users), None)
             request = self._service.users().list_next(request, response)
             page += 1
         return users
@@ -372,7 +399,7 @@ class DirectoryReader:
     def _execute(self, request: Any, call: str, missing: bool = False) -> Any:
         """Send ``request`` on this thread's Http, retrying what Google says is transient."""
         http = self._http()
-        status, detail = "no response", ""
+        status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):
             try:
                 return request.execute(http=http, num_retries=0)
@@ -387,9 +414,10 @@ class DirectoryReader:
             except RefreshError as exc:
                 raise self._refused(exc) from None
             except (httplib2.HttpLib2Error, OSError) as exc:  # refused, reset, timed out
-                status, detail = "no response", _first_line(exc) or type(exc).__name__
+                status, detail = NO_RESPONSE, _first_line(exc) or type(exc).__name__
             self._wait(attempt)
-        raise ExtractionFailed(call, status, detail, self.backoff.attempts)
+        host = f"{ENDPOINT_ENV}'s {self.endpoint}" if self.endpoint else GOOGLE_API
+        raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
 
     def _wait(self, attempt: int) -> None:
         """The backoff before the next attempt, if there is one."""

@@ -20,6 +20,7 @@ from komeet_sync.model.frames import (
     READ_ERRORS,
     Source,
 )
+from komeet_sync.model.json_values import json_kind
 from komeet_sync.model.snapshots import DirectorySnapshot
 
 SUSPENDED = "suspended in Google Workspace"
@@ -50,14 +51,13 @@ def _users(users: Iterable[Any]) -> tuple[list[tuple], list[tuple], list[tuple]]
     aliases: list[tuple] = []
     errors: list[tuple] = []
     seen: set[str] = set()
-    for position, user in enumerate(users):
+    for position, user in enumerate(users, start=1):
         if not isinstance(user, dict):
             errors.append(
                 _bad(
                     None,
                     None,
-                    f"record {position} is {type(user).__name__}, "
-                    "not a User resource (a JSON object)",
+                    f"record {position} is {json_kind(user)}, not a User resource (a JSON object)",
                 )
             )
             continue
@@ -139,14 +139,14 @@ def _members(
         name = group if isinstance(group, str) else str(key).strip().lower()
         members = members_by_group[key]
         groups.append((name, members is not None))
-        for position, member in enumerate(members or []):
+        for position, member in enumerate(members or [], start=1):
             if not isinstance(member, dict):
                 errors.append(
                     _bad(
                         None,
                         None,
                         f"member {position} of {name} is "
-                        f"{type(member).__name__}, not a Member resource",
+                        f"{json_kind(member)}, not a Member resource",
                     )
                 )
                 continue

@@ -1,10 +1,13 @@
 """The SCIM endpoint Entra ID and Okta push to: one URL and one secret per domain.
 
-``/scim/{domain}/v2/...`` serves that domain's staging tables with scim2-server (RFC 7644),
-after three checks: the domain is configured for SCIM (else 404), the bearer secret is
-that domain's (else 401: a secret reaches only its own domain's URL), and its sync is
-enabled (else 403). A body over 1 MiB is refused with 413 before it is read whole. Every
-request is logged (time, domain, method, path, status, duration, body without secrets).
+``/scim/{domain}/v2/...`` serves that domain's staging tables with scim2-server (RFC 7644).
+The domain in the URL may be written in any form of its name (``model.domain_names``):
+Unicode, percent-encoded in UTF-8 (RFC 3986 §2.1; the server decodes it) or punycode, in
+any case; each reaches the one tenant of the stored name. Then come three checks: the
+domain is configured for SCIM (else 404), the bearer secret is that domain's (else 401: a
+secret reaches only its own domain's URL), and its sync is enabled (else 403). A body over
+1 MiB is refused with 413 before it is read whole. Every request is logged (time, domain,
+method, path, status, duration, body without secrets).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from scim2_server.utils import (
 from sqlalchemy import Engine, bindparam, select
 
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.domain_names import display_domain, domain_key
 from komeet_sync.sources.scim import quirks, secret
 from komeet_sync.sources.scim.request_log import RequestLog, redacted
 from komeet_sync.sources.scim.storage import StagingStorage
@@ -278,7 +282,8 @@ class ScimEndpoint:
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         route = _ROUTE.match(path)
-        domain = route["domain"].lower() if route else None
+        # The ASGI path is percent-decoded already; a name that is no domain is answered 404.
+        domain = domain_key(route["domain"]) if route else None
         body = b""
         status = 500
         try:
@@ -321,21 +326,22 @@ class ScimEndpoint:
 
     def _refusal(self, domain: str, scope: Scope):
         """The error to answer (status, detail), or the domain's application."""
+        shown = display_domain(domain)
         found = self._access(domain)
         if found is None:
-            return 404, f"no SCIM endpoint for {domain}: it is not configured in Komeet"
+            return 404, f"no SCIM endpoint for {shown}: it is not configured in Komeet"
         config, domain_id, secret_hash = found
         if config.source is not SourceKind.SCIM or config.domain != domain:
-            return 404, f"no SCIM endpoint for {domain}: it is not configured for SCIM"
+            return 404, f"no SCIM endpoint for {shown}: it is not configured for SCIM"
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secret.matches(token.strip(), secret_hash):
             return 401, (
-                f"the secret is not {domain}'s: give the secret Komeet issued for this SCIM "
+                f"the secret is not {shown}'s: give the secret Komeet issued for this SCIM "
                 "URL as a Bearer token"
             )
         if not config.enabled:
             return 403, (
-                f"sync of {domain} is disabled in Komeet: nothing is accepted until Komeet "
+                f"sync of {shown} is disabled in Komeet: nothing is accepted until Komeet "
                 "enables it again"
             )
         key = (domain, domain_id, config.domains)

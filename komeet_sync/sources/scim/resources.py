@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from scim2_models import EnterpriseUser, Group
 
+from komeet_sync.model.domain_config import fold
 from komeet_sync.model.frames import (
     DIRECTORY_ALIASES,
     DIRECTORY_USERS,
@@ -21,7 +22,7 @@ from komeet_sync.model.frames import (
     READ_ERRORS,
     Source,
 )
-from komeet_sync.model.scim_resources import USER, fold, parse
+from komeet_sync.model.scim_resources import USER, parse
 from komeet_sync.model.snapshots import DirectorySnapshot
 
 INACTIVE = "inactive in the IdP (active is false)"

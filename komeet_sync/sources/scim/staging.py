@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.scim import resources as scim_resources
-from komeet_sync.sources.scim.storage import GROUP, USER
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.tables import ScimResourceRow
+from komeet_sync.store.tables import GROUP, USER, ScimResourceRow
 
 
 def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:

@@ -53,10 +53,7 @@ from sqlalchemy.orm import Session
 from komeet_sync.model.emails import InvalidEmail, normalise_email
 from komeet_sync.sources.scim.quirks import SECRET_ATTRIBUTES
 from komeet_sync.store.database import as_utc, write_lock
-from komeet_sync.store.tables import ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
-
-USER = "User"
-GROUP = "Group"
+from komeet_sync.store.tables import USER, ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
 
 
 def utcnow() -> datetime:

@@ -190,3 +190,50 @@ def test_a_request_for_an_absurd_domain_is_answered_and_logged(scim):
     with Session(scim.engine) as session:
         [row] = session.scalars(select(ScimRequestRow))
     assert row.status == 404 and len(row.domain) == 253
+
+
+def test_a_unicode_domain_is_reached_by_every_form_of_its_url(scim):
+    secret = scim.add_domain("Bücher.example")
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/scim+json"}
+    forms = [
+        "xn--bcher-kva.example",  # as stored, and as its SCIM URL is given
+        "b%C3%BCcher.example",  # the Unicode name, percent-encoded in UTF-8
+        "B%C3%9CCHER.EXAMPLE",  # the same, upper case
+        "XN--BCHER-KVA.Example",
+        "b%c3%bccher.example.",  # lower-case escapes, and a final dot
+    ]
+    created = []
+    for number, form in enumerate(forms):
+        response = httpx.post(
+            f"{scim.url}/scim/{form}/v2/Users",
+            json=user(f"user{number}@bücher.example"),
+            headers=headers,
+            timeout=30,
+        )
+        assert response.status_code == 201, (form, response.text)
+        created.append(response.json()["id"])
+
+    for form in forms:
+        listed = httpx.get(f"{scim.url}/scim/{form}/v2/Users", headers=headers, timeout=30)
+        assert listed.status_code == 200, form
+        assert sorted(u["id"] for u in listed.json()["Resources"]) == sorted(created)
+        assert all(
+            u["meta"]["location"].startswith(f"{scim.url}/scim/xn--bcher-kva.example/v2/")
+            for u in listed.json()["Resources"]
+        )
+    scim.flush_log()
+    with Session(scim.engine) as session:
+        logged = set(session.scalars(select(ScimRequestRow.domain)))
+    assert logged == {"xn--bcher-kva.example"}
+
+
+def test_a_secret_reaches_no_other_domain_in_any_form(scim):
+    scim.add_domain("Bücher.example")
+    other = scim.add_domain("globex.com")
+    response = httpx.get(
+        f"{scim.url}/scim/B%C3%9CCHER.example/v2/Users",
+        headers={"Authorization": f"Bearer {other}"},
+        timeout=30,
+    )
+    assert response.status_code == 401
+    assert "xn--bcher-kva.example (bücher.example)" in response.json()["detail"]
