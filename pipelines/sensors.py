@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from komeet_sync.sources.scim.staging import pushed_domains
+from komeet_sync.sources.scim.pushes import pushed_domains
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.failures import record_failure
 

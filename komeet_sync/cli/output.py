@@ -1,19 +1,23 @@
 """What every command shares: exit codes, the one-line error, the database and Komeet as a
-command opens them, the progress bar and the summary tables."""
+command opens them, the progress bar, the summary tables and tables fitted to the terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tabulate import tabulate
 
 from komeet_sync.progress import Advance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The exit codes of every command (README, "Exit codes"), whatever stdout is.
 EXIT_OK = 0
@@ -87,15 +91,17 @@ def command(
     *,
     environment: tuple[str, ...] = DATABASE,
     exit_codes: tuple[int, ...] = (EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED),
+    exit_meanings: dict[int, str] | None = None,
 ) -> argparse.ArgumentParser:
     """A command of ``group`` that runs ``run``; every command takes ``--json`` and
-    ``--debug``, and its ``--help`` ends with its exit codes and the environment variables
-    it reads."""
+    ``--debug``, and its ``--help`` ends with its exit codes (``exit_meanings`` where one
+    means something else for it than EXIT_CODES says) and the environment variables it
+    reads."""
     parser = group.add_parser(
         name,
         help=help_text,
         description=help_text,
-        epilog=epilog(environment, exit_codes),
+        epilog=epilog(environment, exit_codes, exit_meanings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -113,8 +119,13 @@ def debug_option(parser: argparse.ArgumentParser, default: Any = False) -> None:
     )
 
 
-def epilog(environment: tuple[str, ...], exit_codes: tuple[int, ...]) -> str:
-    codes = "\n".join(f"  {code:<4} {EXIT_CODES[code]}" for code in exit_codes)
+def epilog(
+    environment: tuple[str, ...],
+    exit_codes: tuple[int, ...],
+    exit_meanings: dict[int, str] | None = None,
+) -> str:
+    meanings = EXIT_CODES | (exit_meanings or {})
+    codes = "\n".join(f"  {code:<4} {meanings[code]}" for code in exit_codes)
     width = max(len(name) for name in environment) if environment else 0
     names = "\n".join(f"  {name:<{width}}  {ENVIRONMENT[name]}" for name in environment)
     return f"exit codes:\n{codes}" + (f"\n\nenvironment:\n{names}" if environment else "")
@@ -196,6 +207,54 @@ def print_summary(summary: dict[str, Any], out: str) -> None:
     else:
         print(f"Plan {summary['plan_id']} may be applied.")
     print(f"Reports written to {out}/ (CSV and Parquet, summary.json).")
+
+
+def terminal_width() -> int:
+    """The terminal's width (``COLUMNS`` first; 80 when it is not a terminal)."""
+    return max(40, shutil.get_terminal_size().columns)
+
+
+# A table's columns, most important first, each with the narrowest width it is shown at
+# (None: never wrapped, as an id).
+Columns = list[tuple[str, int | None]]
+
+
+def fitted_table(frame: pd.DataFrame, columns: Columns, width: int | None = None) -> str:
+    """``frame``'s ``columns`` as a table no wider than ``width`` (the terminal's): columns
+    with nothing in them are left out, the least important are dropped until their
+    narrowest widths fit, then the space left goes to the columns that want it, the least
+    greedy first, and longer cells wrap. Every table of the CLI fits this way."""
+    width = width or terminal_width()
+    cells = frame.astype(object).where(frame.notna(), "").astype(str)
+    # tabulate pads a header by 2 and separates columns by 2.
+    natural = {
+        name: max([len(name) + 2, *(len(line) for c in cells[name] for line in c.splitlines())])
+        for name, _ in columns
+        if name in cells and (cells[name] != "").any()
+    }
+    narrowest = {
+        name: natural[name] if least is None else min(natural[name], max(least, len(name) + 2))
+        for name, least in columns
+        if name in natural
+    }
+    kept = [name for name, _ in columns if name in natural]
+    while len(kept) > 1 and sum(narrowest[n] for n in kept) + 2 * (len(kept) - 1) > width:
+        kept.pop()
+    given = dict(narrowest)
+    spare = width - sum(given[n] for n in kept) - 2 * (len(kept) - 1)
+    wanting = sorted(
+        (n for n in kept if natural[n] > given[n]), key=lambda n: natural[n] - given[n]
+    )
+    for index, name in enumerate(wanting):
+        more = min(natural[name] - given[name], max(0, spare) // (len(wanting) - index))
+        given[name] += more
+        spare -= more
+    return tabulate(
+        cells[kept],
+        headers="keys",
+        showindex=False,
+        maxcolwidths=[given[n] if given[n] < natural[n] else None for n in kept],
+    )
 
 
 class ConsoleProgress:

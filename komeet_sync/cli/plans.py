@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 
-import pandas as pd
-from tabulate import tabulate
+from komeet_sync.cli.output import (
+    EXIT_OK,
+    Columns,
+    Parser,
+    UserError,
+    command,
+    domain_store,
+    fitted_table,
+)
 
-from komeet_sync.cli.output import EXIT_OK, Parser, UserError, command, domain_store
-
-# Columns of each table, most important first, each with the narrowest width it is shown
-# at (None: never wrapped, as an id): the last ones are dropped when even those widths do
-# not fit the terminal, and so are columns with nothing in them.
-LIST_COLUMNS: list[tuple[str, int | None]] = [
+# Columns of each table, most important first, with their narrowest widths (``fitted_table``).
+LIST_COLUMNS: Columns = [
     ("plan_id", None),
     ("state", 25),  # "superseded by PLAN_ID" wraps before the id
     ("created_at", None),
@@ -24,7 +26,7 @@ LIST_COLUMNS: list[tuple[str, int | None]] = [
     ("approved_by", 12),
     ("held", 12),
 ]
-ACTION_COLUMNS: list[tuple[str, int | None]] = [
+ACTION_COLUMNS: Columns = [
     ("action", None),
     ("user_name", None),
     ("status", None),
@@ -33,7 +35,7 @@ ACTION_COLUMNS: list[tuple[str, int | None]] = [
     ("reason", 16),
     ("komeet_id", None),
 ]
-FAILED_COLUMNS: list[tuple[str, int | None]] = [
+FAILED_COLUMNS: Columns = [
     ("action", None),
     ("user_name", None),
     ("outcome", 20),
@@ -75,7 +77,7 @@ def _list(args: argparse.Namespace) -> int:
     else:
         shown = frame.drop(columns="state").rename(columns={"state_text": "state"})
         shown["created_at"] = shown["created_at"].dt.strftime("%Y-%m-%d %H:%M")
-        print(_table(shown, LIST_COLUMNS))
+        print(fitted_table(shown, LIST_COLUMNS))
     return EXIT_OK
 
 
@@ -127,7 +129,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"No action of {plan.plan_id} failed in its latest application.")
     elif not shown.empty:
         print()
-        print(_table(shown, FAILED_COLUMNS if args.failed else ACTION_COLUMNS))
+        print(fitted_table(shown, FAILED_COLUMNS if args.failed else ACTION_COLUMNS))
     if len(shown) < len(actions):
         print(f"... and {len(actions) - len(shown):,} more (--limit 0 lists them all)")
     return EXIT_OK
@@ -157,47 +159,3 @@ def _approve(args: argparse.Namespace) -> int:
         print(f"Approved {plan.plan_id} as {plan.approved_by}.")
     print(f"{status.next_step()}.")
     return EXIT_OK
-
-
-def _width() -> int:
-    """The terminal's width (``COLUMNS`` first; 80 when it is not a terminal)."""
-    return max(40, shutil.get_terminal_size().columns)
-
-
-def _table(
-    frame: pd.DataFrame, columns: list[tuple[str, int | None]], width: int | None = None
-) -> str:
-    """``frame``'s ``columns`` as a table no wider than ``width``: the least important
-    columns are dropped until their narrowest widths fit, then the space left goes to the
-    columns that want it, the least greedy first, and longer cells wrap."""
-    width = width or _width()
-    cells = frame.astype(object).where(frame.notna(), "").astype(str)
-    # tabulate pads a header by 2 and separates columns by 2.
-    natural = {
-        name: max([len(name) + 2, *(len(line) for c in cells[name] for line in c.splitlines())])
-        for name, _ in columns
-        if name in cells and (cells[name] != "").any()
-    }
-    narrowest = {
-        name: natural[name] if least is None else min(natural[name], max(least, len(name) + 2))
-        for name, least in columns
-        if name in natural
-    }
-    kept = [name for name, _ in columns if name in natural]
-    while len(kept) > 1 and sum(narrowest[n] for n in kept) + 2 * (len(kept) - 1) > width:
-        kept.pop()
-    given = dict(narrowest)
-    spare = width - sum(given[n] for n in kept) - 2 * (len(kept) - 1)
-    wanting = sorted(
-        (n for n in kept if natural[n] > given[n]), key=lambda n: natural[n] - given[n]
-    )
-    for index, name in enumerate(wanting):
-        more = min(natural[name] - given[name], max(0, spare) // (len(wanting) - index))
-        given[name] += more
-        spare -= more
-    return tabulate(
-        cells[kept],
-        headers="keys",
-        showindex=False,
-        maxcolwidths=[given[n] if given[n] < natural[n] else None for n in kept],
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import socket
 import sys
@@ -31,6 +32,15 @@ def register(commands) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
+    serve.add_argument(
+        "--quiet", action="store_true", help="do not print a line on stderr for each request"
+    )
+    serve.epilog = (
+        "Each request is one line on stderr (time, method, path, domain, status, duration;\n"
+        "never a secret, a query string or a body) unless --quiet. With --json, one line on\n"
+        'stdout says where it listens once it does: {"url", "host", "port", "public_url"}.\n\n'
+        f"{serve.epilog}"
+    )
     rotate = command(
         group,
         "rotate-secret",
@@ -109,13 +119,19 @@ def _serve(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
         ) from None
+    listening.listen(2048)  # connections wait from now on, until the server accepts them
     endpoint = ScimEndpoint(engine, base)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
-    print(
-        f"Serving SCIM on http://{args.host}:{port}/scim/DOMAIN/v2 "
-        f"(public URL {base}); Ctrl-C stops.",
-        flush=True,
-    )
+    url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"
+    if not args.quiet:
+        _print_requests()
+    if args.json:
+        where = {"url": url, "host": args.host, "port": port, "public_url": base}
+        print(json.dumps(where), flush=True)
+    else:
+        print(
+            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {base}); Ctrl-C stops.", flush=True
+        )
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
     # is a normal stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
@@ -127,5 +143,17 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         endpoint.close()
         listening.close()
-    print("Stopped.", flush=True)
+    if not args.json:
+        print("Stopped.", flush=True)
     return EXIT_OK
+
+
+def _print_requests() -> None:
+    """Each request's line (``request_log.request_line``) on stderr, as it is answered."""
+    from komeet_sync.sources.scim.request_log import console
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    console.addHandler(handler)
+    console.setLevel(logging.INFO)
+    console.propagate = False

@@ -25,6 +25,7 @@ from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.progress import SILENT, Advance, Progress
+from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.ledger import ResultsReport
@@ -186,6 +187,7 @@ class SyncRun:
         }
 
 
+@failure_recorded(lambda call: call["config"].domain)
 def sync(
     config: DomainConfig,
     engine: Engine,
@@ -224,7 +226,7 @@ def sync(
             raise ValueError("give the Komeet client, or Komeet's accounts for a dry run")
         with progress.stage("Reading Komeet's accounts", "accounts") as advance:
             komeet = read_komeet(client, config, advance)
-    folder = store.start(config.domain, trigger, started_at=started_at)
+    folder = store.start(config.domain, trigger, started_at=started_at, dry_run=dry_run)
     with progress.stage("Reconciling", "accounts") as advance:
         planned = plan(
             engine,
@@ -266,6 +268,7 @@ def sync(
     return SyncRun(folder, snapshot, planned, applied)
 
 
+@failure_recorded(lambda call: PlanStore(call["engine"]).get(call["plan_id"]).domain)
 def resume(
     engine: Engine,
     store: ResultStore,

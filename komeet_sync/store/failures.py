@@ -1,13 +1,14 @@
-"""The failures of orchestrated syncs, recorded where the CLI and the notebooks read them."""
+"""The failures of syncs, recorded where the CLI and the notebooks read them: a Dagster run's
+(its run failure sensor) and a ``komeet-sync sync`` or ``apply`` that raised (``runs.sync``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
-from komeet_sync.store.database import write_lock
+from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import SyncFailureRow
 
 MESSAGE_KEPT = 4000
@@ -40,3 +41,23 @@ def recent_failures(engine: Engine, domain: str | None = None, limit: int = 5) -
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     return pd.DataFrame([tuple(row) for row in rows], columns=["at", "domain", "run_id", "message"])
+
+
+LATEST_COLUMNS = ["at", "domain", "run_id", "job", "message"]
+
+
+def latest_failures(engine: Engine) -> pd.DataFrame:
+    """Each domain's latest failure (LATEST_COLUMNS), in one query however many domains."""
+    latest = (
+        select(func.max(SyncFailureRow.id))
+        .where(SyncFailureRow.domain.is_not(None))
+        .group_by(SyncFailureRow.domain)
+    )
+    query = select(*(getattr(SyncFailureRow, column) for column in LATEST_COLUMNS)).where(
+        SyncFailureRow.id.in_(latest)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=LATEST_COLUMNS)
+    frame["at"] = frame["at"].map(as_utc)
+    return frame

@@ -162,6 +162,10 @@ class LastApplication:
     left: int  # actions a resume sends: pending, sending and retryable failures
 
     @property
+    def applied(self) -> int:
+        return self.counts.get(Status.APPLIED.value, 0)
+
+    @property
     def failed(self) -> int:
         return self.counts.get(Status.FAILED.value, 0)
 
@@ -380,6 +384,17 @@ class PlanStore:
         with self.engine.connect() as connection:
             last = _last_applications(connection, [plan.plan_id]).get(plan.plan_id)
         return PlanStatus(plan, last)
+
+    def statuses(self, plan_ids: Iterable[str]) -> dict[str, PlanStatus]:
+        """Where each stored plan among ``plan_ids`` stands (``PlanStatus``), by id: two
+        queries however many plans."""
+        plan_ids = list(set(plan_ids))
+        if not plan_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(PlanRow).where(PlanRow.plan_id.in_(plan_ids))).all()
+            last = _last_applications(connection, [row.plan_id for row in rows])
+        return {row.plan_id: PlanStatus(_stored(row), last.get(row.plan_id)) for row in rows}
 
     def actions(self, plan_id: str) -> pd.DataFrame:
         """The plan's actions (PLAN_COLUMNS) in plan order, with their position."""

@@ -2,14 +2,14 @@
 ``komeet-sync sync`` or a Dagster run (ARCHITECTURE.md, "Layers": one sync path).
 
     ROOT/DOMAIN/SYNC_ID/
-        sync.json                      the sync: its id, domain, start, who ran it
+        sync.json                      the sync: its id, domain, start, who ran it, dry run
         snapshot/                      the directory as read (model.snapshots, Parquet + JSON)
         komeet_accounts/               Komeet's accounts as read
         joiners.csv  joiners.parquet   one pair per report (model.reports), as the audit's
         ...
         plan.csv  plan.parquet         the plan's actions
         summary.json                   counts, plan id and holds (as the offline audit's)
-        plan.json                      the plan as stored: holds, approval (not for a dry run)
+        plan.json                      the plan as stored: holds, approval, state
         results.csv  results.parquet   after an apply: each action's outcome (the ledger)
         results.json                   the application, its counts, or why nothing was sent
 
@@ -84,8 +84,10 @@ class ResultStore:
         *,
         started_at: datetime | None = None,
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> SyncFolder:
-        """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it)."""
+        """The folder of a new sync of ``domain``, with its ``sync.json`` (who ran it, and
+        whether it is a dry run)."""
         started_at = (started_at or datetime.now(UTC)).astimezone(UTC)
         folder = self.folder(domain, started_at, run_id)
         record = {
@@ -94,6 +96,7 @@ class ResultStore:
             "started_at": started_at.isoformat(),
             "trigger": trigger,
             "run_id": run_id,
+            "dry_run": dry_run,
         }
         try:
             folder.keep_record(record)
@@ -121,8 +124,22 @@ class ResultStore:
         )
         if self.legacy_home is not None:
             found += legacy_syncs(self.legacy_home, domain)
-        never = datetime.min.replace(tzinfo=UTC)
-        return sorted(found, key=lambda sync: (sync.started_at or never, sync.sync_id))
+        return sorted(found, key=_in_order)
+
+    def last_sync(self, domain: str) -> StoredSync | None:
+        """The domain's latest sync, whatever it stored. A sync id begins with its start
+        time, so the folders' names alone say which: one listing, however many syncs."""
+        folder = self.root / domain
+        names = [path.name for path in folder.iterdir()] if folder.exists() else []
+        newest = sorted((SyncFolder(folder / name) for name in names), key=_in_order)
+        found: list[StoredSync] = []
+        for sync in reversed(newest):  # the newest that is a folder
+            if sync.path.is_dir():
+                found.append(sync)
+                break
+        if self.legacy_home is not None:
+            found += legacy_syncs(self.legacy_home, domain)
+        return max(found, key=_in_order) if found else None
 
     def latest(self, domain: str, name: str) -> StoredSync | None:
         """The domain's latest sync that stored ``name``."""
@@ -134,3 +151,8 @@ class ResultStore:
         if self.legacy_home is not None:
             names |= set(legacy_domains(self.legacy_home))
         return sorted(names)
+
+
+def _in_order(sync: StoredSync) -> tuple[datetime, str]:
+    """The order syncs ran in: by start, then by id."""
+    return (sync.started_at or datetime.min.replace(tzinfo=UTC), sync.sync_id)

@@ -88,6 +88,24 @@ class SyncFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             self._write_json(SYNC_FILE, record)
 
+    def summary(self) -> dict[str, Any] | None:
+        """The reconciliation's ``summary.json`` (counts, plan id, holds); None when the
+        sync has not planned (yet)."""
+        return self._read_json(SUMMARY_FILE)
+
+    def is_dry_run(self) -> bool:
+        """Whether the sync planned to send nothing (``sync --dry-run``), as its
+        ``sync.json`` says. Folders from before it said so: a dry run stored no
+        ``plan.json``, or one marked as a dry run's; the CLI's folders from before this
+        layout have neither ``sync.json`` nor ``plan.json``, and are not known as dry runs."""
+        record = self.record()
+        if "dry_run" in record:
+            return bool(record["dry_run"])
+        if not record or not (self.path / SUMMARY_FILE).exists():
+            return False
+        stored = self._read_json("plan.json")
+        return stored is None or bool(stored.get("dry_run"))
+
     def has(self, name: str) -> bool:
         if name in (SNAPSHOT, ACCOUNTS):
             return (self.path / name).exists()

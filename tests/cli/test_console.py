@@ -4,6 +4,7 @@ early, the progress of each step, and the help that names exit codes and setting
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -190,6 +191,16 @@ def test_sigterm_stops_an_apply_like_ctrl_c(acme, komeet, komeet_env, cli):
     assert re.search(r"^Writing the reports: \d+ files in", err, re.M)
     assert err.index("resumes it") < err.index("Stopped:")
     assert ledger(komeet_env)[Status.SENDING.value] == 0
+    # A stop is no failure: `status` says where the plan stands, in the words of `plans list`.
+    code, out, err = cli("status", "--json")
+    assert code == 3, err
+    [status] = json.loads(out)
+    [listed] = cli.json("plans", "list")
+    assert status["result"] == "unfinished" and status["last_failure"] is None
+    assert status["plan_id"] == listed["plan_id"]
+    pending = f"applying / interrupted ({status['pending']} pending)"
+    assert status["result_text"] == listed["state_text"] == pending
+    assert status["next_step"] == f"komeet-sync apply {listed['plan_id']}"
 
 
 def test_progress_on_a_terminal_has_a_rate_and_an_eta(acme, komeet, komeet_env):
@@ -261,6 +272,7 @@ def test_a_negative_last_good_count_is_refused(acme, cli):
         (["domains", "list"], ["KOMEET_SYNC_HOME", "KOMEET_SYNC_DATABASE_URL"], "01"),
         (["scim", "serve"], ["KOMEET_SYNC_PUBLIC_URL"], "01"),
         (["google", "check"], ["GOOGLE_DIRECTORY_API_ENDPOINT"], "01"),
+        (["status"], ["KOMEET_SYNC_DATABASE_URL", "KOMEET_SYNC_RESULTS"], "013"),
     ],
 )  # fmt: skip
 def test_help_names_the_exit_codes_and_the_environment(cli, command, variables, codes):

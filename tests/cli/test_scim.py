@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -186,3 +187,67 @@ def test_a_result_store_that_cannot_be_written_is_named_in_one_line(
     assert code == 1 and out == ""
     assert f"cannot store the sync of globex.com in {tmp_path / 'a-file'}" in err
     assert "KOMEET_SYNC_RESULTS" in err and "Traceback" not in err
+
+
+def first_line(stream, seconds: float = 30) -> str:
+    """The first line a process writes to ``stream``, or "" if none comes in time."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout=seconds):
+            return ""
+    return stream.readline()
+
+
+def test_scim_serve_json_says_where_and_logs_one_line_per_request(cli, komeet_env):
+    secret = add_scim_domain(cli)["secret"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "komeet_sync", "scim", "serve", "--port", "0", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        where = json.loads(first_line(server.stdout))
+        port = where["port"]
+        assert port > 0 and where["url"] == f"http://127.0.0.1:{port}"
+        assert where["host"] == "127.0.0.1"
+        users = f"{where['url']}/scim/globex.com/v2/Users"
+        good = {"Authorization": f"Bearer {secret}", "Content-Type": "application/scim+json"}
+        bad = {**good, "Authorization": "Bearer wrong-secret-0123456789"}
+        created = httpx.post(
+            f"{users}?token={secret}",  # a secret in a query string is not printed either
+            json={"schemas": [USER], "userName": "ana@globex.com", "password": "hunter2-pw"},
+            headers=good,
+        )
+        refused = httpx.get(users, headers=bad)
+        too_large = httpx.post(users, content=b"x" * ((1 << 20) + 1), headers=good)
+        # An escape sequence in the path is printed escaped: it cannot write to the terminal.
+        unknown = httpx.get(f"{where['url']}/elsewhere%1B%5B31m", headers=good)
+        assert [r.status_code for r in (created, refused, too_large, unknown)] == [
+            201,
+            401,
+            413,
+            404,
+        ]
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert out == ""  # the JSON line, read above, is all of stdout
+    lines = err.splitlines()
+    assert len(lines) == 4, err
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    for text, (method, path, domain, status) in zip(
+        lines,
+        [
+            ("POST", "/scim/globex.com/v2/Users", "globex.com", 201),
+            ("GET", "/scim/globex.com/v2/Users", "globex.com", 401),
+            ("POST", "/scim/globex.com/v2/Users", "globex.com", 413),
+            ("GET", "/elsewhere%1B[31m", "-", 404),
+        ],
+        strict=True,
+    ):
+        expected = rf"^{stamp} {method} {re.escape(path)} {re.escape(domain)} {status} \d+ ms$"
+        assert re.match(expected, text), text
+    for secret_text in (secret, "wrong-secret", "hunter2", "token=", "ana@globex.com", "\x1b"):
+        assert secret_text not in err

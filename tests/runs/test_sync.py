@@ -11,6 +11,7 @@ import pytest
 from komeet_sync.runs import sync
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.failures import latest_failures, recent_failures
 from komeet_sync.store.plans import PlanStore
 from komeet_sync.store.results import ResultStore
 from tests.support.frames import account, config, directory, komeet, person
@@ -63,6 +64,30 @@ def test_a_read_that_fails_stores_nothing(tmp_path, engine):
         sync.sync(config(), engine, store, read_directory=failing_read, komeet=komeet())
 
     assert store.syncs("acme.com") == []
+    [failure] = recent_failures(engine, "acme.com").to_dict("records")
+    assert failure["message"] == "members.list failed"
+
+
+def test_a_failed_sync_is_recorded_once_and_an_interruption_not_at_all(tmp_path, engine):
+    store = ResultStore(tmp_path / "syncs")
+
+    def interrupted(advance):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sync.sync(config(), engine, store, read_directory=interrupted, komeet=komeet())
+    assert recent_failures(engine, "acme.com").empty
+
+    def failing_read(advance):
+        raise RuntimeError("the directory answered 503\nand more lines")
+
+    with pytest.raises(RuntimeError):
+        sync.sync(config(), engine, store, read_directory=failing_read, komeet=komeet(),
+                  trigger="komeet-sync sync --dry-run", dry_run=True)  # fmt: skip
+    [failure] = latest_failures(engine).to_dict("records")
+    assert failure["domain"] == "acme.com" and failure["job"] == "komeet-sync sync --dry-run"
+    assert failure["message"] == "the directory answered 503"
+    assert len(failure["run_id"]) == 32
 
 
 def test_a_plan_applied_later_records_its_results_beside_its_reports(

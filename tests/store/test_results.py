@@ -93,6 +93,27 @@ def test_the_latest_sync_that_stored_a_name_is_found(tmp_path, planned):
     assert store.latest("acme.com", "snapshot") is None
     assert store.latest("globex.com", "joiners") is None
     assert store.domains() == ["acme.com"]
+    assert store.last_sync("acme.com").sync_id == second.sync_id
+    assert store.last_sync("globex.com") is None
+
+
+def test_the_last_sync_is_found_by_its_name_whatever_it_stored(tmp_path, planned):
+    store = ResultStore(tmp_path / "syncs")
+    for hours in (5, 0, 3):  # started in another order than by time
+        last = store.start("acme.com", "test", started_at=MONDAY + timedelta(hours=hours))
+    (tmp_path / "syncs" / "acme.com" / "notes.txt").write_text("not a sync")
+    newest = store.start("acme.com", "test", started_at=MONDAY + timedelta(hours=9))
+
+    assert last.sync_id != newest.sync_id
+    assert store.last_sync("acme.com").sync_id == newest.sync_id
+    assert store.last_sync("acme.com").summary() is None  # it has not planned yet
+    write_reports(newest, planned)
+    assert store.last_sync("acme.com").summary()["plan_id"] == planned.plan_id
+    assert not store.last_sync("acme.com").is_dry_run()
+    dry_run = store.start("acme.com", "test", started_at=MONDAY + timedelta(hours=10), dry_run=True)
+    write_reports(dry_run, planned)
+    assert store.last_sync("acme.com").sync_id == dry_run.sync_id
+    assert store.last_sync("acme.com").is_dry_run()  # as its sync.json says
 
 
 def test_a_folder_refuses_what_it_cannot_store_and_says_what_it_lacks(tmp_path):

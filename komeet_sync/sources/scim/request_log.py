@@ -1,6 +1,10 @@
 """The SCIM request log: every request an IdP sends, with its answer's status and its body
 without passwords (ARCHITECTURE.md, "Operations"; RFC 7643 §7: a password is writeOnly and
 never returned, so it is never kept either).
+
+Each request is also one line of the ``komeet_sync.scim.requests`` logger (``request_line``),
+which ``komeet-sync scim serve`` prints on stderr: time, method, path, domain, status and
+duration; never a header (the Authorization secret), a query string or a body.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 import queue
 import threading
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, insert
 
@@ -20,6 +25,7 @@ from komeet_sync.store.tables import ScimRequestRow
 LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
 
 log = logging.getLogger("komeet_sync.scim")
+console = logging.getLogger("komeet_sync.scim.requests")
 
 
 class RequestLog:
@@ -35,6 +41,8 @@ class RequestLog:
     def add(self, row: dict[str, Any]) -> None:
         """Log a request: a dict of ScimRequestRow's columns."""
         self._queue.put(row)
+        if console.isEnabledFor(logging.INFO):
+            console.info(request_line(row))
 
     def flush(self) -> None:
         """Wait until every request logged so far is written."""
@@ -65,6 +73,25 @@ class RequestLog:
                     self._queue.task_done()
             if len(batch) != len(rows):
                 return
+
+
+def request_line(row: dict[str, Any]) -> str:
+    """A logged request in one line, for a console:
+    ``2026-12-02T10:00:00Z POST /scim/acme.com/v2/Users acme.com 201 12 ms``.
+
+    The path goes without its query string (a filter names people) and with anything
+    unprintable escaped, so that a request cannot write to the terminal; headers and the
+    body are never in it."""
+    path = _printable(str(row["path"]).partition("?")[0])
+    domain = _printable(row["domain"]) if row["domain"] else "-"
+    return (
+        f"{row['at']:%Y-%m-%dT%H:%M:%SZ} {_printable(row['method'])} {path} {domain} "
+        f"{row['status']} {row['duration_ms']:.0f} ms"
+    )
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() and not c.isspace() else quote(c) for c in text)
 
 
 def redacted(body: bytes) -> str | None:

@@ -7,14 +7,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.scim import resources as scim_resources
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.tables import GROUP, USER, ScimRequestRow, ScimResourceRow
+from komeet_sync.store.tables import GROUP, USER, ScimResourceRow
 
 
 def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
@@ -43,28 +43,3 @@ def read_staging(engine: Engine, config: DomainConfig) -> DirectorySnapshot:
                 groups.append({**document, "id": resource_id})
     snapshot = scim_resources.snapshot(users, groups, config.groups, deleted=deleted)
     return dataclasses.replace(snapshot, started_at=started, seconds=time.monotonic() - clock)
-
-
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def pushed_domains(engine: Engine, after_id: int | None) -> tuple[list[str], int]:
-    """The domains whose IdP wrote to the SCIM endpoint (a 2xx write in the request log)
-    since the request ``after_id``, and the last request's id. With no ``after_id``, none:
-    the log's current end is where watching starts."""
-    with engine.connect() as connection:
-        last = connection.scalar(select(func.max(ScimRequestRow.id))) or 0
-        if after_id is None:
-            return [], last
-        domains = connection.scalars(
-            select(ScimRequestRow.domain)
-            .where(
-                ScimRequestRow.id > after_id,
-                ScimRequestRow.id <= last,
-                ScimRequestRow.method.in_(WRITES),
-                ScimRequestRow.status < 300,
-                ScimRequestRow.domain.is_not(None),
-            )
-            .distinct()
-        ).all()
-    return sorted(str(domain) for domain in domains), last

@@ -1,0 +1,69 @@
+"""A sync that fails is recorded, whoever ran it (ARCHITECTURE.md, "Operations": every
+failure is visible in one status view).
+
+A failed Dagster run is recorded by the run failure sensor (``pipelines.sensors``); a
+``komeet-sync sync`` or ``apply`` that raises is recorded here, around ``runs.sync.sync``
+and ``runs.sync.resume``. The Dagster assets call the steps, never those two, so no failure
+is recorded twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from komeet_sync.store.failures import record_failure
+
+Run = TypeVar("Run", bound=Callable[..., Any])
+DomainOf = Callable[[dict[str, Any]], str]
+
+log = logging.getLogger(__name__)
+
+
+def failure_recorded(domain_of: DomainOf) -> Callable[[Run], Run]:
+    """Record the failure of a run that raises, then let the exception go on: its domain
+    (``domain_of`` finds it in the call's arguments), a run id of its own, its ``trigger``
+    argument as the job, and the first line of the message. The run takes its database as
+    ``engine``.
+
+    An interruption is not a failure: an apply the operator stopped returns its result,
+    marked interrupted, and a second Ctrl-C is a KeyboardInterrupt, which is no Exception.
+    Neither is a run whose domain
+    cannot be found (``apply`` of a plan that does not exist: the user's mistake). A
+    failure that cannot be recorded (the database is what failed) is logged, and the
+    exception goes on."""
+
+    def wrap(run: Run) -> Run:
+        signature = inspect.signature(run)
+
+        @functools.wraps(run)
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return run(*args, **kwargs)
+            except Exception as exc:
+                call = signature.bind(*args, **kwargs)
+                call.apply_defaults()
+                _record(call.arguments, domain_of, exc)
+                raise
+
+        return cast(Run, recorded)
+
+    return wrap
+
+
+def _record(arguments: dict[str, Any], domain_of: DomainOf, exc: Exception) -> None:
+    try:
+        domain = domain_of(arguments)
+    except Exception:
+        return
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else type(exc).__name__
+    job = arguments["trigger"]
+    try:
+        record_failure(arguments["engine"], domain, uuid.uuid4().hex, job, message)
+    except Exception:
+        log.exception("could not record the failure of %s for %s: %s", job, domain, message)
