@@ -18,13 +18,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from komeet_sync.emulators.directory import Directory
 from komeet_sync.emulators.http_proxy import HttpProxy
 from komeet_sync.store.database import open_database
 from komeet_sync.store.tables import LedgerRow
-from tests.support.google_workspace import member
 from tests.support.komeet_server import SCIM_JSON
-from tests.support.provisioning import DOMAIN, GROUP, account_for, person
+from tests.support.provisioning import DOMAIN, account_for, person
 
 ADMIN = "admin@acme.com"
 KOMEET_SYNC = Path(sys.executable).with_name("komeet-sync")
@@ -43,27 +41,6 @@ def plan_in(out: str) -> str:
 def states(cli) -> dict[str, str]:
     """Each plan's state in words, as `plans list --json` gives it."""
     return {plan["plan_id"]: plan["state_text"] for plan in cli.json("plans", "list")}
-
-
-@pytest.fixture
-def acme(workspace, komeet_env, komeet, monkeypatch, cli):
-    """acme.com: 6 people in the selected group, served by the emulator; an empty Komeet."""
-    people = [person(0, ADMIN), *(person(i) for i in range(1, 6))]
-
-    def serve(users, *flags: str, **options):
-        directory = Directory.from_exports(
-            users, {GROUP: [member(user) for user in users]}, admins=[ADMIN]
-        )
-        workspace(directory).env(monkeypatch)
-        arguments = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
-        code, _, err = cli(
-            "domains", "add", DOMAIN, "--source", "google", "--admin-email", ADMIN,
-            "--group", GROUP, *flags, *arguments,
-        )  # fmt: skip
-        assert code == 0, err
-
-    komeet.env(monkeypatch)
-    return people, serve
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
-from komeet_sync.emulators.directory import Directory
-from tests.support.google_workspace import member
 from tests.support.komeet_server import SCIM_JSON
-from tests.support.provisioning import DOMAIN, GROUP, account_for, person
+from tests.support.provisioning import DOMAIN, account_for, person
 
 ADMIN = "admin@acme.com"
 
@@ -22,27 +20,6 @@ ADMIN = "admin@acme.com"
 def has_row(table: str, name: str, count: int) -> bool:
     """Whether a printed table has the row ``name  count``."""
     return re.search(rf"^{name}\s+{count}$", table, re.MULTILINE) is not None
-
-
-@pytest.fixture
-def acme(workspace, komeet_env, komeet, monkeypatch, cli):
-    """acme.com: 6 people in the selected group, served by the emulator; an empty Komeet."""
-    people = [person(0, ADMIN), *(person(i) for i in range(1, 6))]
-
-    def serve(users, *flags: str, **options):
-        directory = Directory.from_exports(
-            users, {GROUP: [member(user) for user in users]}, admins=[ADMIN]
-        )
-        workspace(directory).env(monkeypatch)
-        arguments = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
-        code, _, err = cli(
-            "domains", "add", DOMAIN, "--source", "google", "--admin-email", ADMIN,
-            "--group", GROUP, *flags, *arguments,
-        )  # fmt: skip
-        assert code == 0, err
-
-    komeet.env(monkeypatch)
-    return people, serve
 
 
 def test_sync_applies_the_plan_and_prints_a_summary(cli, acme, komeet):

@@ -1,0 +1,33 @@
+"""What the command-line tests share: acme.com on the Directory API emulator, configured
+through the CLI, and an empty Komeet."""
+
+from __future__ import annotations
+
+import pytest
+
+from komeet_sync.emulators.directory import Directory
+from tests.support.google_workspace import member
+from tests.support.provisioning import DOMAIN, GROUP, person
+
+ADMIN = "admin@acme.com"
+
+
+@pytest.fixture
+def acme(workspace, komeet_env, komeet, monkeypatch, cli):
+    """acme.com: 6 people in the selected group, served by the emulator; an empty Komeet."""
+    people = [person(0, ADMIN), *(person(i) for i in range(1, 6))]
+
+    def serve(users, *flags: str, **options):
+        directory = Directory.from_exports(
+            users, {GROUP: [member(user) for user in users]}, admins=[ADMIN]
+        )
+        workspace(directory).env(monkeypatch)
+        arguments = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+        code, _, err = cli(
+            "domains", "add", DOMAIN, "--source", "google", "--admin-email", ADMIN,
+            "--group", GROUP, *flags, *arguments,
+        )  # fmt: skip
+        assert code == 0, err
+
+    komeet.env(monkeypatch)
+    return people, serve
