@@ -114,7 +114,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     from komeet_sync.komeet.client import KomeetError
     from komeet_sync.model.domain_config import SourceKind
-    from komeet_sync.runs import sync
+    from komeet_sync.runs import failures, sync
     from komeet_sync.runs.audit import read_komeet_export
     from komeet_sync.sources.exports import ExportFormatError
     from komeet_sync.sources.google.credentials import GoogleError
@@ -157,11 +157,17 @@ def _sync(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+    trigger = "komeet-sync sync" + (" --dry-run" if args.dry_run else "")
     try:
-        # A key file that cannot be read fails before anything is read or sent.
+        # A key file that cannot be read fails before anything is read or sent, and is
+        # recorded as the sync's failure: a scheduled sync fails on it every time.
         reader = reader_for(config) if config.source is SourceKind.GOOGLE else None
         komeet = read_komeet_export(args.komeet) if args.komeet is not None else None
         client = komeet_client() if komeet is None else None
+    except (GoogleError, ExportFormatError, UserError) as exc:
+        failures.record(store.engine, config.domain, trigger, exc)
+        raise UserError(str(exc)) from None
+    try:
         run = sync.sync(
             config,
             store.engine,
@@ -170,7 +176,7 @@ def _sync(args: argparse.Namespace) -> int:
             client=client,
             komeet=komeet,
             dry_run=args.dry_run,
-            trigger="komeet-sync sync" + (" --dry-run" if args.dry_run else ""),
+            trigger=trigger,
             last_good_desired=args.last_good_count,
             also_to=SyncFolder(UPath(args.out)) if args.out is not None else None,
             concurrency=args.concurrency,

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import Engine
+
 from komeet_sync.store.failures import record_failure
 
 Run = TypeVar("Run", bound=Callable[..., Any])
@@ -60,10 +62,15 @@ def _record(arguments: dict[str, Any], domain_of: DomainOf, exc: Exception) -> N
         domain = domain_of(arguments)
     except Exception:
         return
+    record(arguments["engine"], domain, arguments["trigger"], exc)
+
+
+def record(engine: Engine, domain: str, job: str, exc: Exception) -> None:
+    """Record that ``job`` failed for ``domain`` (also before it could start: a key file or
+    Komeet's URL missing fails every scheduled sync alike); never raises."""
     lines = str(exc).strip().splitlines()
     message = lines[0] if lines else type(exc).__name__
-    job = arguments["trigger"]
     try:
-        record_failure(arguments["engine"], domain, uuid.uuid4().hex, job, message)
+        record_failure(engine, domain, uuid.uuid4().hex, job, message)
     except Exception:
         log.exception("could not record the failure of %s for %s: %s", job, domain, message)

@@ -239,6 +239,20 @@ def test_a_failed_cli_sync_is_recorded_and_shown(cli, acme, komeet, monkeypatch)
     assert status["last_failure"]["run_id"] == failure["run_id"]  # the last one, still shown
 
 
+def test_a_sync_that_cannot_start_is_recorded_as_failed(cli, acme, monkeypatch):
+    """A setting missing fails every scheduled sync alike: it must show in `status`."""
+    _, add = acme
+    add()
+    monkeypatch.delenv("GOOGLE_SERVICE_ACCOUNT_FILE")
+
+    code, _, err = cli("sync", DOMAIN)
+
+    assert code == 1 and "GOOGLE_SERVICE_ACCOUNT_FILE" in err
+    status = status_of(cli, DOMAIN, exit_code=1)
+    assert status["result"] == "failed"
+    assert "GOOGLE_SERVICE_ACCOUNT_FILE" in status["last_failure"]["message"]
+
+
 def test_a_scim_domain_shows_its_idp_s_last_accepted_push(cli, komeet_env, scim, monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")
     code, out, err = cli("domains", "add", "globex.com", "--source", "scim", "--json")
