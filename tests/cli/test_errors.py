@@ -1,10 +1,12 @@
 """Bad environment values and services out of reach, met as an operator meets them: the
-`komeet-sync` console script in a process of its own, which must exit 1 with one line on
-stderr naming the variable, its value and what to do, and never a traceback."""
+`komeet-sync` command, which must exit 1 with one line on stderr naming the variable, its
+value and what to do, and never a traceback (once through the console script itself)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import socket
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from komeet_sync.cli import main
 from tests.support import EXAMPLES
 from tests.support.console import error_lines
 
@@ -41,7 +44,26 @@ VARIABLES = (
 
 
 def komeet_sync(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The console script, with only ``env`` of komeet-sync's variables set."""
+    """``komeet-sync ARGS`` with only ``env`` of komeet-sync's variables set, run in this
+    process (a subprocess per case cost a minute of CI; ``test_the_console_script_...``
+    runs the script itself). Any exception escaping ``main`` is a traceback the user
+    would have seen, and fails the test."""
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        for name in VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def console_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The console script in a process of its own, as an operator runs it."""
     environment = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     return subprocess.run(
         [str(KOMEET_SYNC), *args],
@@ -51,6 +73,13 @@ def komeet_sync(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_the_console_script_prints_one_line_and_no_traceback(tmp_path):
+    result = console_script(
+        "domains", "list", KOMEET_SYNC_HOME=str(tmp_path), KOMEET_SYNC_DATABASE_URL="garbage://x"
+    )
+    one_line(result, "KOMEET_SYNC_DATABASE_URL='garbage://x'", *SUPPORTED)
 
 
 def one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
