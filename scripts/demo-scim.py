@@ -38,7 +38,7 @@ def main() -> int:
         return 1
     secret = json.loads(made.stdout)["secret"]
     server = subprocess.Popen(
-        [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0"],
+        [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -280,13 +280,13 @@ def push_scim(processes: Processes) -> None:
     secret = new_secret()
     DomainStore(open_database()).set_scim_secret_hash(SCIM_DOMAIN, hash_secret(secret))
     server = processes.start(
-        [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0"],
+        # --quiet: the pushes are printed below, one line each, as the IdP sees them.
+        [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0", "--json", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert server.stdout is not None
-    line = server.stdout.readline()
-    url = line.split()[3].split("/scim/")[0]
+    url = json.loads(server.stdout.readline())["url"]
     spec = importlib.util.spec_from_file_location("demo_scim", ROOT / "scripts" / "demo-scim.py")
     assert spec is not None and spec.loader is not None
     demo_scim = importlib.util.module_from_spec(spec)
