@@ -183,9 +183,9 @@ def print_config(config, args: argparse.Namespace, headline: str | None = None) 
     print(tabulate(rows, tablefmt="plain"))
 
 
-def print_summary(summary: dict[str, Any], out: str) -> None:
-    """A reconciliation's counts, actions and holds (``summary.json``), and where its
-    reports are."""
+def print_summary(summary: dict[str, Any], out: str, approved_by: str | None = None) -> None:
+    """A reconciliation's counts, actions and holds (``summary.json``), whether its plan was
+    approved (``approved_by``, when stored), and where its reports are."""
     counts = summary["counts"]
     print(
         f"Reconciliation of {summary['domain']}: {summary['directory_users']:,} directory users, "
@@ -200,7 +200,11 @@ def print_summary(summary: dict[str, Any], out: str) -> None:
         else "The plan has no action."
     )
     print()
-    if summary["held"]:
+    if summary["held"] and approved_by:
+        print(f"Plan {summary['plan_id']} was held, and {approved_by} approved it:")
+        for hold in summary["hold_reasons"]:
+            print(f"  - {hold['guard']}: {hold['detail']}")
+    elif summary["held"]:
         print(f"Plan {summary['plan_id']} is HELD:")
         for hold in summary["hold_reasons"]:
             print(f"  - {hold['guard']}: {hold['detail']}")

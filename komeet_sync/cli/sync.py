@@ -140,14 +140,18 @@ def _sync(args: argparse.Namespace) -> int:
     def show_plan(run: sync.SyncRun) -> None:
         """The reconciliation, before anything is sent, and the command that resumes."""
         shown.append(True)
+        stored = run.planned.report.stored
         if not args.json:
             print(
                 f"{run.snapshot.describe(config.domain)}, {run.snapshot.seconds:.1f} s "
                 f"(snapshot of {run.snapshot.started_at:%Y-%m-%d %H:%M:%S} UTC)."
             )
-            print_summary(run.planned.report.summary, run.folder.location)
+            print_summary(
+                run.planned.report.summary,
+                run.folder.location,
+                stored.approved_by if stored is not None else None,
+            )
             sys.stdout.flush()
-        stored = run.planned.report.stored
         if run.applied is None and stored and stored.may_apply and stored.counts and client:
             interrupts.writing(client, stored.plan_id)
             print(

@@ -249,11 +249,19 @@ def test_a_pipe_closed_early_keeps_the_exit_code(tmp_path):
     assert shell.stdout.startswith("Reconciliation of acme.com")
 
 
-def test_a_plan_held_by_the_shrink_guard_exits_3(acme, cli):
+def test_a_plan_held_by_the_shrink_guard_exits_3_until_approved(acme, cli, komeet):
     code, out, err = cli("sync", DOMAIN, "--last-good-count", "100000")
     assert code == 3, err
     assert "HELD" in out and "shrink" in out
     assert "Nothing was sent" in err
+    plan_id = re.search(r"Plan (plan_\w+) is HELD", out).group(1)
+
+    assert cli("plans", "approve", plan_id, "--by", "Dana Admin")[0] == 0
+    code, out, err = cli("sync", DOMAIN, "--last-good-count", "100000")
+    assert code == 0, err
+    assert f"Plan {plan_id} was held, and Dana Admin approved it:" in out
+    assert "is HELD" not in out
+    assert len(komeet.users()) == PEOPLE
 
 
 def test_a_negative_last_good_count_is_refused(acme, cli):
