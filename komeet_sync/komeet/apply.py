@@ -138,10 +138,12 @@ def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
             f"{plan.plan_id} is for {plan.domain}, which is no longer configured: nothing was sent",
         ) from None
     if plan.superseded_by is not None:
+        plans = PlanStore(engine)
+        newer = plans.status(plans.get(plan.superseded_by)).next_step()
         raise NotApplied(
             "superseded",
             f"{plan.plan_id} was superseded by {plan.superseded_by}, a later plan of "
-            f"{plan.domain}: nothing was sent. {plan.replacement()}",
+            f"{plan.domain}: nothing was sent. {newer}",
         )
     if plan.dry_run:
         raise NotApplied(

@@ -104,8 +104,7 @@ class StoredPlan:
     def replacement(self) -> str:
         """What to do with the plan that superseded this one."""
         return (
-            f"Review {self.superseded_by} with `komeet-sync plans show {self.superseded_by}` "
-            f"and apply it with `komeet-sync apply {self.superseded_by}`"
+            f"See where {self.superseded_by} stands: `komeet-sync plans show {self.superseded_by}`"
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def test_a_sync_s_plan_supersedes_the_domain_s_plans_not_applied_in_full(plans):
     }
     superseded = plans.get(interrupted.plan_id)
     assert superseded.superseded_at is not None and superseded.superseded_at >= latest.created_at
-    assert f"Review {latest.plan_id} with `komeet-sync plans show {latest.plan_id}`" in (
+    assert f"See where {latest.plan_id} stands: `komeet-sync plans show {latest.plan_id}`" in (
         plans.status(superseded).next_step()
     )
     listed = plans.list()
