@@ -47,8 +47,8 @@ from sqlalchemy import Engine, bindparam, select
 
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.domain_names import display_domain, domain_key
-from komeet_sync.sources.scim import quirks, secret
-from komeet_sync.sources.scim.request_log import RequestLog, redacted
+from komeet_sync.sources.scim import limits, quirks, secret
+from komeet_sync.sources.scim.request_log import RequestLog, redacted, storable
 from komeet_sync.sources.scim.storage import StagingStorage
 from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.tables import DomainConfigRow
@@ -295,6 +295,11 @@ class ScimEndpoint:
             if too_large:
                 status = await _error(send, 413, f"the body exceeds {MAX_BODY} bytes (1 MiB)")
                 return
+            if limits.has_control_character(path):
+                status = await _error(
+                    send, 404, "no SCIM resource here: the path holds a control character"
+                )
+                return
             if route is None or domain is None:
                 status = await _error(
                     send, 404, "no SCIM endpoint here: the SCIM URL is /scim/{domain}/v2"
@@ -307,6 +312,19 @@ class ScimEndpoint:
             if isinstance(refusal, tuple):
                 status = await _error(send, *refusal)
                 return
+            if limits.nesting_depth(body) > limits.MAX_DEPTH:
+                status = await _error(
+                    send,
+                    400,
+                    f"the JSON body nests deeper than {limits.MAX_DEPTH} levels; a SCIM "
+                    "resource nests a few",
+                    "invalidSyntax",
+                )
+                return
+            bad_paging = limits.paging_error(_query(scope))
+            if bad_paging is not None:
+                status = await _error(send, 400, bad_paging, "invalidValue")
+                return
             application = refusal
             status = await self._forward(
                 application, scope, domain, route["rest"] or "", body, send
@@ -317,7 +335,7 @@ class ScimEndpoint:
                     "at": datetime.now(UTC),
                     "domain": domain[:253] if domain else None,
                     "method": method,
-                    "path": (path + ("?" + query if query else ""))[:2048],
+                    "path": storable(path + ("?" + query if query else ""))[:2048],
                     "status": status,
                     "duration_ms": (time.perf_counter() - started) * 1000,
                     "body": redacted(body),
@@ -427,9 +445,12 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     return b"".join(chunks), size > MAX_BODY
 
 
-async def _error(send: Send, status: int, detail: str) -> int:
+async def _error(send: Send, status: int, detail: str, scim_type: str | None = None) -> int:
     """Answer a SCIM error (RFC 7644 §3.12)."""
-    body = json.dumps({"schemas": [ERROR], "status": str(status), "detail": detail}).encode()
+    error = {"schemas": [ERROR], "status": str(status), "detail": detail}
+    if scim_type is not None:
+        error["scimType"] = scim_type
+    body = json.dumps(error).encode()
     headers = [(b"content-type", b"application/scim+json"), (b"cache-control", b"no-cache")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="komeet-scim"'))

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, insert
 
-from komeet_sync.sources.scim import quirks
+from komeet_sync.sources.scim import limits, quirks
 from komeet_sync.store.database import write_lock
 from komeet_sync.store.tables import ScimRequestRow
 
@@ -64,8 +64,7 @@ class RequestLog:
             batch = [row for row in rows if row is not None]
             try:
                 if batch:
-                    with write_lock(self.engine), self.engine.begin() as connection:
-                        connection.execute(insert(ScimRequestRow), batch)
+                    self._insert(batch)
             except Exception:  # the log must never stop the endpoint
                 log.exception("could not write %d rows of the SCIM request log", len(batch))
             finally:
@@ -73,6 +72,27 @@ class RequestLog:
                     self._queue.task_done()
             if len(batch) != len(rows):
                 return
+
+    def _insert(self, batch: list[dict[str, Any]]) -> None:
+        """One transaction for the batch; when it fails, row by row, and a row whose body
+        cannot be stored is kept with its body described: one row per request, always."""
+        try:
+            with write_lock(self.engine), self.engine.begin() as connection:
+                connection.execute(insert(ScimRequestRow), batch)
+            return
+        except Exception:
+            log.warning("a batch of the SCIM request log failed: writing it row by row")
+        for row in batch:
+            try:
+                with write_lock(self.engine), self.engine.begin() as connection:
+                    connection.execute(insert(ScimRequestRow), [row])
+            except Exception as exc:
+                kept = row | {
+                    "path": storable(str(row["path"])).encode("ascii", "replace").decode(),
+                    "body": f"<not storable: {type(exc).__name__}>",
+                }
+                with write_lock(self.engine), self.engine.begin() as connection:
+                    connection.execute(insert(ScimRequestRow), [kept])
 
 
 def request_line(row: dict[str, Any]) -> str:
@@ -96,10 +116,13 @@ def _printable(text: str) -> str:
 
 def redacted(body: bytes) -> str | None:
     """A request body for the log, its first 64 KiB: as sent when it cannot hold a
-    password; else JSON without any ``password`` (attribute or PATCH value), or, when it
-    is not JSON, described rather than kept."""
+    password; else JSON without any ``password`` (attribute or PATCH value, in any case or
+    URN-qualified spelling), or, when it is not JSON or nests too deep to be one SCIM
+    accepts, described rather than kept. Whatever it holds, the text can be stored."""
     if not body:
         return None
+    if limits.nesting_depth(body) > limits.MAX_DEPTH:
+        return f"<{len(body)} bytes, nested deeper than {limits.MAX_DEPTH} levels>"
     if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
         try:
             document = json.loads(body)
@@ -108,19 +131,31 @@ def redacted(body: bytes) -> str | None:
         text = json.dumps(_without_secrets(document), ensure_ascii=False)
     else:  # nothing to remove: keep the body as sent
         text = body.decode("utf-8", errors="replace")
+    text = storable(text)
     return text if len(text) <= LOGGED_BODY else text[:LOGGED_BODY] + "…"
 
 
+def storable(text: str) -> str:
+    """``text`` as a database stores it: a lone surrogate (``"\\ud800"`` in JSON) and NUL,
+    which neither SQLite's UTF-8 nor PostgreSQL's text can hold, written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def _without_secrets(value: Any) -> Any:
+    """``value`` without passwords: attributes named password in any case or URN-qualified
+    spelling, and the value of a PatchOp operation whose path names one (RFC 7644 §3.5.2:
+    ``path`` and ``value`` are case-insensitive too)."""
     if isinstance(value, dict):
-        path = str(value.get("path", "")).lower()
         cleaned = {
             key: _without_secrets(item)
             for key, item in value.items()
-            if key.lower().rsplit(":", 1)[-1] not in quirks.SECRET_ATTRIBUTES
+            if str(key).lower().rsplit(":", 1)[-1] not in quirks.SECRET_ATTRIBUTES
         }
-        if "password" in path and "value" in cleaned:
-            cleaned["value"] = "[removed]"
+        path = next((str(v) for k, v in value.items() if str(k).lower() == "path"), "")
+        if "password" in path.lower():
+            for key in cleaned:
+                if str(key).lower() == "value":
+                    cleaned[key] = "[removed]"
         return cleaned
     if isinstance(value, list):
         return [_without_secrets(item) for item in value]
