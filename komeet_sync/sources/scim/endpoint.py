@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
+from pydantic import ValidationError
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
     External,
+    InvalidValueException,
     NoTargetException,
     PatchOp,
     Reference,
@@ -122,6 +124,17 @@ class StagingService(ScimService):
         that matches no value (``emails[type eq "work"].value`` on a user without a work
         email) creates that value, as Entra ID expects."""
         self.check_preconditions(current, "PATCH", conditions)
+        try:
+            return self._patched(current, patch_op)
+        except ValidationError as exc:
+            raise InvalidValueException(detail=_patch_error(exc, patch_op)) from None
+        except InvalidValueException as exc:  # scim2-models words it with pydantic's text
+            if isinstance(exc.__cause__, ValidationError):
+                detail = _patch_error(exc.__cause__, patch_op)
+                raise InvalidValueException(detail=detail) from None
+            raise
+
+    def _patched(self, current: Resource[Any], patch_op: PatchOp[Any]) -> Resource[Any] | None:
         operations = patch_op.operations or []
         if not any(_FILTERED_PATH.match(str(o.path)) for o in operations if o.path):
             return current if patch_op.patch(current) else None
@@ -470,3 +483,22 @@ def _query(scope: Scope) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+
+
+_LIBRARY_WORDS = re.compile(r" or instance of [\w\[\]]+")
+
+
+def _patch_error(exc: ValidationError, patch_op: PatchOp[Any]) -> str:
+    """What a PATCH value got wrong, in SCIM's words (RFC 7644 §3.12 ``invalidValue``): the
+    operation's path, the attribute and what is expected; not the validation library's
+    text or links."""
+    paths = [str(o.path) for o in patch_op.operations or [] if o.path]
+    where = f"the value for {', '.join(paths)}" if paths else "a PATCH value"
+    problems = []
+    for error in exc.errors()[:3]:
+        attribute = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
+        expected = _LIBRARY_WORDS.sub("", str(error.get("msg", "invalid")))
+        expected = expected.replace("Input should be a valid dictionary", "expected a JSON object")
+        expected = expected.replace("Input should be", "expected")
+        problems.append(expected + (f": {attribute}" if attribute else ""))
+    return f"{where} is invalid ({'; '.join(problems)})"

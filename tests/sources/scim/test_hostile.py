@@ -118,3 +118,26 @@ def test_nesting_depth_counts_brackets_outside_strings():
     assert nesting_depth(b'{"a": [1, {"b": "[[[[{{{"}]}') == 3
     assert nesting_depth(b'"\\"[[["') == 0
     assert nesting_depth(b"[" * 70) == 70
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "emails", "value": "x"},
+        {"op": "replace", "value": {"emails": [{"value": 5}]}},
+        {"op": "replace", "path": "name", "value": "x"},
+    ],
+)
+def test_errors_speak_scim_not_the_validation_library(scim, operation):
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        user_id = client.post("/Users", json=user("pat@globex.com")).json()["id"]
+        answer = client.patch(
+            f"/Users/{user_id}", json={"schemas": [PATCH_OP], "Operations": [operation]}
+        )
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert answer.json()["scimType"] == "invalidValue"
+    for internal in ("pydantic", "validation error for", "User[", "instance of", "\n"):
+        assert internal not in detail, detail
+    assert "invalid (expected" in detail
