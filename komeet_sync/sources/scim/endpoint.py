@@ -479,10 +479,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# RFC 7644 §3.4.2: the query parameters of a search. Their names are matched whatever their
+# case (``FILTER=``), so that a listing is never the whole list because of a capital letter.
+_PARAMETERS = {
+    name.lower(): name
+    for name in (
+        "filter",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+        "sortBy",
+        "sortOrder",
+        "cursor",
+    )
+}
+
+
 def _query(scope: Scope) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
-    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return {_PARAMETERS.get(name.lower(), name): value for name, value in pairs}
 
 
 _LIBRARY_WORDS = re.compile(r" or instance of [\w\[\]]+")

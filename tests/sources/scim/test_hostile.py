@@ -141,3 +141,15 @@ def test_errors_speak_scim_not_the_validation_library(scim, operation):
     for internal in ("pydantic", "validation error for", "User[", "instance of", "\n"):
         assert internal not in detail, detail
     assert "invalid (expected" in detail
+
+
+def test_query_parameter_names_are_matched_whatever_their_case(scim):
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        for name in ("ada", "bob", "cy"):
+            assert client.post("/Users", json=user(f"{name}@globex.com")).status_code == 201
+        found = client.get("/Users", params={"FILTER": 'userName eq "bob@globex.com"'}).json()
+        paged = client.get("/Users", params={"COUNT": "1", "StartIndex": "2"}).json()
+    assert found["totalResults"] == 1
+    assert [u["userName"] for u in found["Resources"]] == ["bob@globex.com"]
+    assert paged["itemsPerPage"] == 1 and paged["startIndex"] == 2
