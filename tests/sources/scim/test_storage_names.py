@@ -165,3 +165,27 @@ def test_a_stored_dangling_member_does_not_block_the_group(scim):
     with Session(scim.engine) as session:
         members = set(session.scalars(select(ScimMembershipRow.member_id)))
     assert members == {ana, bo, dangling}
+
+
+def test_keys_stored_before_the_rule_are_brought_in_line(scim, database_url):
+    """A user staged when the lookup key was the userName case-folded without Unicode
+    normalisation is found by its NFC form once the database is opened again."""
+    from sqlalchemy import text, update
+
+    from komeet_sync.store.database import open_database
+
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        user_id = client.post("/Users", json=user(NFD)).json()["id"]
+    with scim.engine.begin() as connection:
+        connection.execute(
+            update(ScimResourceRow)
+            .where(ScimResourceRow.id == user_id)
+            .values(user_name_key=NFD.casefold())
+        )
+        connection.execute(text("update alembic_version set version_num = '0005'"))
+    with scim.client("globex.com") as client:
+        assert found(client, f'userName eq "{NFC}"') == []  # the finding, as it was
+    open_database(database_url).dispose()
+    with scim.client("globex.com") as client:
+        assert found(client, f'userName eq "{NFC}"') == [user_id]
