@@ -67,7 +67,9 @@ class ScimResourceRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domain_configs.id", ondelete="CASCADE"))
     resource_type: Mapped[str] = mapped_column(String(32))
-    user_name_key: Mapped[str | None] = mapped_column(String(254))  # userName, case-folded
+    user_name_key: Mapped[str | None] = mapped_column(
+        String(254)
+    )  # userName as compared: NFC, lower case
     # A digest of the resource's unique values: an update that keeps them leaves their rows.
     unique_digest: Mapped[str | None] = mapped_column(String(64))
     # Counts the writes; every write checks it (the storage's UPDATE ... WHERE version).

@@ -126,7 +126,8 @@ class StagingStorage(ScimStorage):
                 return SearchPage(int(total or 0), [self._resource(row) for row in rows])
             user_name = _user_name_equality(scim_filter) if names == [USER] else None
             if user_name is not None:  # what IdPs ask before each creation
-                query = query.where(ScimResourceRow.user_name_key == user_name.casefold())
+                key = _user_name_key(self._models[USER], user_name)
+                query = query.where(ScimResourceRow.user_name_key == key)
             candidates = [self._resource(row) for row in session.scalars(query)]
         if scim_filter is not None and not scim_filter.models and candidates:
             models = tuple(dict.fromkeys(type(r) for r in candidates))
@@ -156,7 +157,7 @@ class StagingStorage(ScimStorage):
                         "id": resource_id,
                         "domain_id": self.domain_id,
                         "resource_type": str(resource_type.name),
-                        "user_name_key": _user_name_key(resource_type, resource),
+                        "user_name_key": _user_name_key_of(resource_type, resource),
                         "unique_digest": _digest(values),
                         "version": 1,
                         "created_at": now,
@@ -197,7 +198,7 @@ class StagingStorage(ScimStorage):
                         .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
                         .values(
                             document=_document(resource),
-                            user_name_key=_user_name_key(resource_type, resource),
+                            user_name_key=_user_name_key_of(resource_type, resource),
                             unique_digest=_digest(values),
                             updated_at=now,
                             version=row.version + 1,
@@ -245,7 +246,7 @@ class StagingStorage(ScimStorage):
                     )
                     .values(
                         document=_document(resource),
-                        user_name_key=_user_name_key(resource_type, resource),
+                        user_name_key=_user_name_key_of(resource_type, resource),
                         updated_at=now,
                         version=version + 1,
                     )
@@ -362,6 +363,11 @@ class StagingStorage(ScimStorage):
             )
 
     def _add_members(self, connection: Connection, group_id: str, member_ids: list[str]) -> None:
+        """Add members to a group, each a live User or Group of this domain (RFC 7643 §4.2:
+        ``members.value`` is the ``id`` of a resource of the service provider); any other
+        value is refused with 400 ``invalidValue``, naming it. Only members being added are
+        checked: a membership already stored stays, even if its resource is gone."""
+        self._check_members(connection, member_ids)
         if member_ids:
             connection.execute(
                 insert(_MEMBERS),
@@ -369,6 +375,34 @@ class StagingStorage(ScimStorage):
                     {"group_id": group_id, "member_id": m, "domain_id": self.domain_id}
                     for m in member_ids
                 ],
+            )
+
+    def _check_members(self, connection: Connection, member_ids: list[str]) -> None:
+        if not member_ids:
+            return
+        # Our ids are 32 hex digits: a longer value, or one holding a NUL (which PostgreSQL
+        # refuses in a query), names nothing and is not looked up.
+        candidates = [m for m in member_ids if len(m) <= 64 and "\x00" not in m]
+        found: set[str] = set()
+        for start in range(0, len(candidates), 500):  # within SQLite's bound parameters
+            found.update(
+                connection.scalars(
+                    select(_RESOURCES.c.id).where(
+                        _RESOURCES.c.domain_id == self.domain_id,
+                        _RESOURCES.c.id.in_(candidates[start : start + 500]),
+                        _RESOURCES.c.deleted_at.is_(None),
+                    )
+                )
+            )
+        unknown = [m for m in member_ids if m not in found]
+        if unknown:
+            # Another domain's id gets the same answer as an unknown one: a secret of one
+            # domain learns nothing of another's resources.
+            named = ", ".join(repr(m) for m in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise InvalidValueException(
+                detail=f"members value {named}{more} is not the id of a User or Group "
+                "of this domain: add the member once the IdP has created it here"
             )
 
     def _check_user_name(self, resource_type: ResourceType, resource: Resource[Any]) -> None:
@@ -473,11 +507,41 @@ def _member_ids(resource: Resource[Any]) -> list[str]:
     return list(dict.fromkeys(m.value for m in members if getattr(m, "value", None)))
 
 
-def _user_name_key(resource_type: ResourceType, resource: Resource[Any]) -> str | None:
+def _user_name_key_of(resource_type: ResourceType, resource: Resource[Any]) -> str | None:
     if resource_type.name != USER:
         return None
     user_name = getattr(resource, "user_name", None)
-    return str(user_name).casefold()[:254] if user_name else None
+    return _user_name_key(type(resource), str(user_name)) if user_name else None
+
+
+def _user_name_key(model: type[Resource[Any]], user_name: str) -> str | None:
+    """The ``user_name_key`` column of a userName: the form uniqueness and filters compare
+    it in (``_comparison_text``), so that the row a ``userName eq`` filter looks up is the
+    one whose unique value refuses a second creation, whatever the Unicode form or case."""
+    return _comparison_text(_user_name_attribute(model), user_name, limit=254)
+
+
+@lru_cache(maxsize=64)
+def _user_name_attribute(model: type[Resource[Any]]) -> Any:
+    return parametrize(Path, model)("userName").resolve()
+
+
+def _comparison_text(attribute: Any, value: Any, limit: int) -> str | None:
+    """A value in the one form uniqueness, filters and lookups compare it in: the SCIM
+    policy's comparison key (scim2-models: Unicode NFC, and lower case unless the attribute
+    is ``caseExact``; RFC 7643 §2.1, RFC 7644 §3.4.2.2), which ``ScimFilter.match`` also
+    applies. A text longer than the column's ``limit`` is kept as its SHA-256; None for no
+    value or a string the policy cannot prepare (equal to no other)."""
+    try:
+        comparable = attribute.comparable(value)
+    except ValueError:
+        return None
+    if comparable is None:
+        return None
+    text = str(comparable)
+    if len(text) > limit:
+        text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
 
 
 @lru_cache(maxsize=64)
@@ -497,20 +561,12 @@ def _unique_attributes(model: type[Resource[Any]]) -> tuple[tuple[Any, Any], ...
 
 def _unique_values(resource: Resource[Any]) -> dict[str, str]:
     """The values of the attributes whose uniqueness is ``server`` or ``global``, by URN,
-    in the form they are compared in (a case-insensitive one case-folded)."""
+    in the form they are compared in (``_comparison_text``)."""
     values = {}
     for attribute, reader in _unique_attributes(type(resource)):
-        value = reader.get(resource, strict=False)
-        try:
-            comparable = attribute.comparable(value)
-        except ValueError:
-            continue
-        if comparable is None:
-            continue
-        text = str(comparable)
-        if len(text) > 512:
-            text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        values[attribute.urn] = text
+        text = _comparison_text(attribute, reader.get(resource, strict=False), limit=512)
+        if text is not None:
+            values[attribute.urn] = text
     return values
 
 
