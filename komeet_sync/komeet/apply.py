@@ -552,36 +552,40 @@ class _Applier:
         queue = iter(items)
         queue_lock = threading.Lock()
         errors: list[BaseException] = []
+        count = min(workers or self.workers, len(items))
+        running = [count]
+        finished = threading.Event()  # every worker has returned
 
         def worker() -> None:
-            while not stopping.is_set() and not errors:
+            try:
+                while not stopping.is_set() and not errors:
+                    with queue_lock:
+                        item = next(queue, _END)
+                    if item is _END:
+                        return
+                    try:
+                        work(item)
+                    except BaseException as exc:  # raised in the calling thread
+                        errors.append(exc)
+                        return
+            finally:
                 with queue_lock:
-                    item = next(queue, _END)
-                if item is _END:
-                    return
-                try:
-                    work(item)
-                except BaseException as exc:  # raised in the calling thread
-                    errors.append(exc)
-                    return
+                    running[0] -= 1
+                    if running[0] == 0:
+                        finished.set()
 
-        count = min(workers or self.workers, len(items))
-        threads = [
-            threading.Thread(target=worker, name=f"komeet-apply-{n}", daemon=True)
-            for n in range(count)
-        ]
-        for thread in threads:
-            thread.start()
+        for n in range(count):
+            threading.Thread(target=worker, name=f"komeet-apply-{n}", daemon=True).start()
+        # Waiting on an event of our own, not on Thread.join: Python 3.11 marks a thread
+        # stopped when an exception interrupts a join of it, though it still runs.
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.1)  # a timeout keeps the wait interruptible
+            while not finished.wait(0.1):  # a timeout keeps the wait interruptible
+                pass
         except BaseException:
             if stopping.is_set():
                 raise
             stopping.set()
-            for thread in threads:
-                thread.join()
+            finished.wait()
             raise
         if errors:
             raise errors[0]
