@@ -67,8 +67,8 @@ def _status(args: argparse.Namespace) -> int:
     from komeet_sync.store.sync_folder import ResultError
 
     engine = domain_store().engine
-    store = ResultStore.from_settings()
     try:
+        store = ResultStore.from_settings()
         statuses = domain_statuses(engine, store)
     except ResultError as exc:
         raise UserError(str(exc)) from None

@@ -7,7 +7,7 @@ import pytest
 
 from komeet_sync.emulators.directory import Directory
 from tests.support.google_workspace import member
-from tests.support.provisioning import DOMAIN, GROUP, person
+from tests.support.provisioning import DOMAIN, GROUP, account_for, person
 
 ADMIN = "admin@acme.com"
 
@@ -31,3 +31,15 @@ def acme(workspace, komeet_env, komeet, monkeypatch, cli):
 
     komeet.env(monkeypatch)
     return people, serve
+
+
+@pytest.fixture
+def three_leavers(acme, komeet):
+    """acme.com's 6 people in Komeet, and 3 leavers: 3 deactivations, over a budget of 2."""
+    people, serve = acme
+    for user in people:
+        komeet.add(**account_for(user))
+    for number in range(50, 53):
+        komeet.add(**account_for(person(number)))
+    serve(people, max_deactivations=2)
+    return people

@@ -43,18 +43,6 @@ def states(cli) -> dict[str, str]:
     return {plan["plan_id"]: plan["state_text"] for plan in cli.json("plans", "list")}
 
 
-@pytest.fixture
-def three_leavers(acme, komeet):
-    """acme.com's 6 people in Komeet, and 3 leavers: 3 deactivations, over a budget of 2."""
-    people, serve = acme
-    for user in people:
-        komeet.add(**account_for(user))
-    for number in range(50, 53):
-        komeet.add(**account_for(person(number)))
-    serve(people, max_deactivations=2)
-    return people
-
-
 def test_a_dry_run_s_plan_is_approved_then_applied_by_the_sync_that_makes_it_again(
     cli, three_leavers, komeet
 ):

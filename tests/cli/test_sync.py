@@ -41,13 +41,7 @@ def test_sync_applies_the_plan_and_prints_a_summary(cli, acme, komeet):
     assert "no action was left to send" in out
 
 
-def test_a_held_plan_exits_3_until_approved_then_applies(cli, acme, komeet):
-    people, serve = acme
-    for user in people:
-        komeet.add(**account_for(user))
-    for number in range(50, 53):
-        komeet.add(**account_for(person(number)))
-    serve(people, max_deactivations=2)
+def test_a_held_plan_exits_3_until_approved_then_applies(cli, three_leavers, komeet):
 
     code, out, err = cli("sync", DOMAIN)
 
