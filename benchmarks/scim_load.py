@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scim_load.py
     .venv/bin/python benchmarks/scim_load.py --users 2000 --clients 8
+    .venv/bin/python benchmarks/scim_load.py --baseline /tmp/before  # against an earlier commit
 
 Each server runs in its own process on a free loopback port, one after the other: first the
 anchor (scim2-server's ``ASGIApplication`` on ``AsyncInMemoryStorage``, under uvicorn), then
@@ -312,11 +313,21 @@ def bench_anchor(args, folder: Path, processes: list[subprocess.Popen]) -> list[
         stop(anchor)
 
 
-def bench_komeet(args, folder: Path, processes: list[subprocess.Popen]) -> list[Phase]:
+def bench_komeet(
+    args,
+    folder: Path,
+    processes: list[subprocess.Popen],
+    label: str = "komeet-sync scim serve, SQLite",
+    source: Path | None = None,
+) -> list[Phase]:
+    """``komeet-sync scim serve`` on a fresh SQLite database; with ``source``, the server runs
+    the ``komeet_sync`` package of that source tree (an earlier commit's worktree) instead."""
     port = free_port()
-    home = folder / "home"
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=folder))
     env = dict(os.environ)
     env.pop("KOMEET_SYNC_DATABASE_URL", None)  # the embedded SQLite, whatever is configured
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     env |= {"KOMEET_SYNC_HOME": str(home), "KOMEET_SYNC_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     added = subprocess.run(
         [str(KOMEET_SYNC), "domains", "add", DOMAIN, "--source", "scim", "--json"],
@@ -326,7 +337,7 @@ def bench_komeet(args, folder: Path, processes: list[subprocess.Popen]) -> list[
         check=True,
     )
     domain = json.loads(added.stdout)
-    log = folder / "komeet.log"
+    log = home / "server.log"
     server = start(
         [str(KOMEET_SYNC), "scim", "serve", "--host", "127.0.0.1", "--port", str(port)], env, log
     )
@@ -338,7 +349,7 @@ def bench_komeet(args, folder: Path, processes: list[subprocess.Popen]) -> list[
     wait_ready(server, f"{domain['scim_url']}/ServiceProviderConfig", headers, log)
     try:
         phases = load(
-            "komeet-sync scim serve, SQLite",
+            label,
             domain["scim_url"],
             headers,
             args,
@@ -421,7 +432,27 @@ def machine() -> str:
     )
 
 
-def report(args, anchor: list[Phase], ours: list[Phase]) -> None:
+def combined(runs: list[list[Phase]]) -> list[Phase]:
+    """The phases of several runs of one server as one run each phase (rates over the summed
+    wall time)."""
+    phases = []
+    for index, name in enumerate(("create", "patch")):
+        total = overall([run[index] for run in runs])
+        total.name = name
+        phases.append(total)
+    return phases
+
+
+def commit_of(source: Path) -> str:
+    found = subprocess.run(
+        ["git", "-C", str(source), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip()[:90] or str(source)
+
+
+def report(args, anchor: list[Phase], ours: list[Phase], baseline: list[Phase] = ()) -> None:
     print(f"Machine: {machine()}")
     print(
         f"Load: {args.clients} client threads (keep-alive http.client), {args.users:,} POST /Users "
@@ -430,7 +461,8 @@ def report(args, anchor: list[Phase], ours: list[Phase]) -> None:
     print()
     print("| server | phase | requests | writes/s | p50 ms | p99 ms | errors | lost |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for phases in (anchor, ours):
+    servers = [anchor, *([baseline] if baseline else []), ours]
+    for phases in servers:
         for phase in [*phases, overall(phases)]:
             lost = "not checked" if phase.lost is None else f"{phase.lost:,}"
             print(
@@ -439,7 +471,7 @@ def report(args, anchor: list[Phase], ours: list[Phase]) -> None:
                 f"| {percentile(phase.latencies, 0.99):.1f} | {phase.errors:,} | {lost} |"
             )
     print()
-    for phases in (anchor, ours):
+    for phases in servers:
         for phase in phases:
             statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(phase.statuses.items()))
             print(
@@ -450,23 +482,39 @@ def report(args, anchor: list[Phase], ours: list[Phase]) -> None:
                 f"({1000 * phase.client_cpu / max(phase.requests, 1):.1f} ms a request)"
             )
     print()
-    ratios = [
-        f"{name} {ours_phase.rate / anchor_phase.rate:.2f}"
-        for name, ours_phase, anchor_phase in zip(
+    ratios = rate_ratios(ours, anchor, lambda ratio: f"{ratio:.2f}")
+    print(f"Ours / anchor, writes/s: {ratios}")
+    if baseline:
+        print(f"Baseline: {commit_of(args.baseline)}")
+        changes = rate_ratios(ours, baseline, lambda ratio: f"{ratio - 1:+.1%}")
+        print(f"Ours against the baseline, writes/s: {changes}")
+
+
+def rate_ratios(ours: list[Phase], other: list[Phase], shown: Callable[[float], str]) -> str:
+    """Our writes/s over another server's, each phase and both together."""
+    return "; ".join(
+        f"{name} {shown(mine.rate / theirs.rate)}"
+        for name, mine, theirs in zip(
             ("create", "patch", "both"),
             [*ours, overall(ours)],
-            [*anchor, overall(anchor)],
+            [*other, overall(other)],
             strict=True,
         )
-        if anchor_phase.rate
-    ]
-    print(f"Ours / anchor, writes/s: {'; '.join(ratios)}")
+        if theirs.rate
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20_000, help="users created, then patched")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SOURCE_TREE",
+        help="also load the server of an earlier commit's source tree (a git worktree), in "
+        "the order baseline, ours, ours, baseline, and report the change in writes/s",
+    )
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so that the servers and the folder are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -476,13 +524,27 @@ def main() -> int:
     try:
         print("anchor: scim2-server in memory", file=sys.stderr)
         anchor = bench_anchor(args, folder, processes)
-        print("ours: komeet-sync scim serve on SQLite", file=sys.stderr)
-        ours = bench_komeet(args, folder, processes)
+        if args.baseline is None:
+            print("ours: komeet-sync scim serve on SQLite", file=sys.stderr)
+            ours = bench_komeet(args, folder, processes)
+            baseline: list[Phase] = []
+        else:
+            # ABBA: a drift of the machine's speed during the run weighs on both alike.
+            runs: dict[str, list[list[Phase]]] = {"baseline": [], "ours": []}
+            label = {
+                "baseline": "komeet-sync scim serve, SQLite, baseline",
+                "ours": "komeet-sync scim serve, SQLite",
+            }
+            for which in ("baseline", "ours", "ours", "baseline"):
+                print(f"{which}: komeet-sync scim serve on SQLite", file=sys.stderr)
+                source = args.baseline if which == "baseline" else None
+                runs[which].append(bench_komeet(args, folder, processes, label[which], source))
+            baseline, ours = combined(runs["baseline"]), combined(runs["ours"])
     finally:
         for process in processes:
             stop(process)
         shutil.rmtree(folder, ignore_errors=True)
-    report(args, anchor, ours)
+    report(args, anchor, ours, baseline)
     return 0
 
 

@@ -11,12 +11,17 @@ import sys
 
 from komeet_sync.cli.output import (
     DATABASE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     PUBLIC_URL,
+    Columns,
     Parser,
     UserError,
     command,
     configured,
+    domain_store,
+    fitted_table,
 )
 
 
@@ -49,6 +54,24 @@ def register(commands) -> None:
         environment=DATABASE + PUBLIC_URL,
     )
     rotate.add_argument("domain")
+    check = command(
+        group,
+        "check",
+        "list staged group memberships that name no resource of the group's domain",
+        _check,
+        exit_codes=(EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED),
+        exit_meanings={
+            EXIT_OK: "every staged membership names a resource of its group's domain",
+            EXIT_ERROR: "some do not (listed), or an error",
+        },
+    )
+    check.add_argument("domain", nargs="?", help="one SCIM domain (default: every one)")
+    check.epilog = (
+        "The endpoint refuses such members (400 invalidValue); rows an earlier version\n"
+        "stored are listed here and kept: ask the IdP to push the group again (Entra ID:\n"
+        "restart provisioning; Okta: push the group again), which replaces its members.\n\n"
+        f"{check.epilog}"
+    )
 
 
 def public_url() -> str:
@@ -78,6 +101,45 @@ def print_credentials(config, secret: str, args: argparse.Namespace, headline: s
         "The secret is shown only now; 'komeet-sync scim rotate-secret "
         f"{config.domain}' makes a new one."
     )
+
+
+def _check(args: argparse.Namespace) -> int:
+    from komeet_sync.sources.scim.checks import dangling_members
+
+    domain = configured(args.domain)[1].domain if args.domain else None
+    dangling = dangling_members(domain_store().engine, domain)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in dangling], indent=2))
+        return EXIT_ERROR if dangling else EXIT_OK
+    where = domain or "any SCIM domain"
+    if not dangling:
+        print(f"Every staged group membership of {where} names a resource of its domain.")
+        return EXIT_OK
+    groups = len({(row.domain, row.group_id) for row in dangling})
+    print(
+        f"{len(dangling)} staged membership{'s' if len(dangling) != 1 else ''} of {groups} "
+        f"group{'s' if groups != 1 else ''} name no resource of the group's domain. They are "
+        "kept; pushing the group again from the IdP replaces its members."
+    )
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "domain": [row.domain for row in dangling],
+            "group": [row.group_name or row.group_id for row in dangling],
+            "member": [row.member_id for row in dangling],
+            "why": [
+                f"{row.reason} ({row.member_domain})" if row.member_domain else row.reason
+                for row in dangling
+            ],
+        }
+    )
+    print(fitted_table(table, _CHECK_COLUMNS))
+    return EXIT_ERROR
+
+
+# Most important first, with their narrowest widths (``fitted_table``).
+_CHECK_COLUMNS: Columns = [("domain", 12), ("group", 10), ("member", 32), ("why", 14)]
 
 
 def _rotate_secret(args: argparse.Namespace) -> int:

@@ -325,7 +325,7 @@ class ScimEndpoint:
             if isinstance(refusal, tuple):
                 status = await _error(send, *refusal)
                 return
-            if limits.nesting_depth(body) > limits.MAX_DEPTH:
+            if limits.too_deep(body):
                 status = await _error(
                     send,
                     400,

@@ -121,7 +121,7 @@ def redacted(body: bytes) -> str | None:
     accepts, described rather than kept. Whatever it holds, the text can be stored."""
     if not body:
         return None
-    if limits.nesting_depth(body) > limits.MAX_DEPTH:
+    if limits.too_deep(body):
         return f"<{len(body)} bytes, nested deeper than {limits.MAX_DEPTH} levels>"
     if b"password" in body.lower() or b"\\u" in body:  # \u escapes could spell it
         try:

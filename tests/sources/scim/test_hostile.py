@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from komeet_sync.sources.scim.limits import MAX_DEPTH, nesting_depth
-from komeet_sync.store.tables import ScimRequestRow
+from komeet_sync.sources.scim.limits import MAX_DEPTH, nesting_depth, too_deep
+from komeet_sync.store.tables import ScimRequestRow, ScimResourceRow
 from tests.support.scim_server import PATCH_OP, USER
 
 
@@ -153,3 +153,116 @@ def test_query_parameter_names_are_matched_whatever_their_case(scim):
     assert found["totalResults"] == 1
     assert [u["userName"] for u in found["Resources"]] == ["bob@globex.com"]
     assert paged["itemsPerPage"] == 1 and paged["startIndex"] == 2
+
+
+def test_too_deep_is_exact_at_the_limit_whatever_the_bracket_count():
+    assert not too_deep(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
+    assert too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
+    wide = b"[" + b",".join([b"[]"] * 500) + b"]"  # many brackets, depth 2
+    assert not too_deep(wide)
+    assert too_deep(b'{"a":' * (MAX_DEPTH + 1))  # unbalanced: deep before it fails to parse
+
+
+def test_count_is_capped_at_the_announced_max_results(scim):
+    """``count=2147483647`` is a valid number, answered with at most maxResults resources
+    (RFC 7644 §3.4.2.4), never the whole staging table."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from komeet_sync.store.domains import DomainStore
+
+    scim.add_domain("globex.com")
+    domain_id = DomainStore(scim.engine).id_of("globex.com")
+    now = datetime.now(UTC)
+    with scim.engine.begin() as connection:  # 1,001 users staged earlier, in one insert
+        connection.execute(
+            insert(ScimResourceRow),
+            [
+                {
+                    "id": f"u{number:05d}",
+                    "domain_id": domain_id,
+                    "resource_type": "User",
+                    "user_name_key": f"u{number:05d}@globex.com",
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "document": user(f"u{number:05d}@globex.com"),
+                }
+                for number in range(1001)
+            ],
+        )
+    with scim.client("globex.com") as client:
+        announced = client.get("/ServiceProviderConfig").json()["filter"]["maxResults"]
+        pages = [
+            client.get(f"/Users?{query}").json() for query in ("count=2147483647", "COUNT=5000")
+        ]
+    assert announced == 1000
+    for page in pages:
+        assert page["totalResults"] == 1001
+        assert page["itemsPerPage"] == len(page["Resources"]) == announced
+
+
+def test_dangling_memberships_are_reported_by_the_migration_and_kept(
+    scim, database_url, komeet_env, cli, caplog
+):
+    """Memberships an earlier version stored without checking their member (an id never
+    staged, another domain's user) are counted when the database is migrated, listed by
+    ``komeet-sync scim check``, and not deleted."""
+    from sqlalchemy import insert, text
+
+    from komeet_sync.sources.scim.checks import NO_SUCH_RESOURCE, OTHER_DOMAIN
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.tables import ScimMembershipRow
+
+    scim.add_domain("globex.com")
+    scim.add_domain("initech.com")
+    with scim.client("initech.com") as client:
+        foreign = client.post("/Users", json=user("peter@initech.com")).json()["id"]
+    with scim.client("globex.com") as client:
+        own = client.post("/Users", json=user("ada@globex.com")).json()["id"]
+        group = client.post(
+            "/Groups",
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Staff",
+                "members": [{"value": own}],
+            },
+        )
+        assert group.status_code == 201, group.text
+        group_id = group.json()["id"]
+    domain_id = (
+        scim.engine.connect()
+        .execute(text("select domain_id from scim_resources where id = :id"), {"id": group_id})
+        .scalar_one()
+    )
+    with scim.engine.begin() as connection:  # as stored before the member check
+        connection.execute(
+            insert(ScimMembershipRow),
+            [
+                {"group_id": group_id, "member_id": "never-staged", "domain_id": domain_id},
+                {"group_id": group_id, "member_id": foreign, "domain_id": domain_id},
+            ],
+        )
+        connection.execute(text("update alembic_version set version_num = '0006'"))
+
+    with caplog.at_level("WARNING", logger="komeet_sync.migrations"):
+        open_database(database_url).dispose()
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "komeet_sync.migrations"]
+    assert warning.startswith("2 staged group memberships name no resource")
+    assert "globex.com 2" in warning and "komeet-sync scim check" in warning
+
+    code, out, err = cli("scim", "check")
+    assert code == 1, err
+    assert "2 staged memberships of 1 group" in out
+    assert "never-staged" in out and foreign in out and "initech.com" in out
+    listed = json.loads(cli("scim", "check", "globex.com", "--json")[1])
+    assert [(row["member_id"], row["reason"]) for row in listed] == sorted(
+        [("never-staged", NO_SUCH_RESOURCE), (foreign, OTHER_DOMAIN)]
+    )
+    assert cli("scim", "check", "initech.com")[0] == 0
+    with scim.engine.connect() as connection:  # kept
+        kept = connection.execute(
+            text("select count(*) from scim_memberships where group_id = :id"), {"id": group_id}
+        ).scalar_one()
+    assert kept == 3
