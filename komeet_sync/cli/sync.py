@@ -87,7 +87,7 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=8,
         metavar="N",
-        help="requests in flight at once (default 8)",
+        help="requests to Komeet in flight at once, reading its accounts or applying (default 8)",
     )
     parser.add_argument(
         "--mode",

@@ -14,9 +14,10 @@ of these kinds:
   response, as when a load balancer or the network fails mid-request.
 
 The error bodies are SCIM errors (RFC 7644 §3.12). Otherwise the proxy is neutral: it
-forwards every method, DELETE included, and records what it received, so that a test can
-assert what the client sent (``HttpProxy.stats``). It speaks HTTP/1.1 with keep-alive to the
-client, and opens one upstream connection per request.
+forwards every method, DELETE included, and records what it received and how many requests
+it held at once, so that a test can assert what the client sent (``HttpProxy.stats``). It
+speaks HTTP/1.1 with keep-alive to the client, and opens one upstream connection per
+request.
 
 Run it in its own process with ``python -m komeet_sync.emulators.http_proxy --help``.
 """
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -145,7 +147,9 @@ class ProxyStats:
     ``received`` counts every request; ``forwarded`` those the upstream answered (faults
     ``slow`` and ``drop`` included: they were applied); ``upstream_failures`` those the
     upstream did not answer (the client got a 502); ``faults`` the faults injected, by kind,
-    every kind present; ``requests`` every request received, in order.
+    every kind present; ``requests`` every request received, in order; ``most_in_flight``
+    the most requests received and not yet answered at any moment (the client's
+    concurrency, as the network sees it).
     """
 
     received: int
@@ -153,6 +157,18 @@ class ProxyStats:
     upstream_failures: int
     faults: Mapping[FaultKind, int]
     requests: tuple[ReceivedRequest, ...]
+    most_in_flight: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The stats as JSON values (what ``--stats FILE`` writes)."""
+        return {
+            "received": self.received,
+            "forwarded": self.forwarded,
+            "upstream_failures": self.upstream_failures,
+            "faults": {kind.value: count for kind, count in self.faults.items()},
+            "most_in_flight": self.most_in_flight,
+            "requests": [list(request) for request in self.requests],
+        }
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,8 @@ class HttpProxy:
         self._upstream_failures = 0
         self._fault_counts = dict.fromkeys(FaultKind, 0)
         self._requests: list[ReceivedRequest] = []
+        self._in_flight = 0
+        self._most_in_flight = 0
         self._server: _ProxyServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -285,20 +303,28 @@ class HttpProxy:
                 upstream_failures=self._upstream_failures,
                 faults=MappingProxyType(dict(self._fault_counts)),
                 requests=tuple(self._requests),
+                most_in_flight=self._most_in_flight,
             )
 
     # -- requests --
 
     def _admit(self, request: ReceivedRequest) -> FaultKind | None:
-        """Record a request and draw its fault, in one step so the log and the draws agree."""
+        """Record a request and draw its fault, in one step so the log and the draws agree;
+        it is in flight until ``_answered``."""
         with self._lock:
             self._received += 1
             self._requests.append(request)
+            self._in_flight += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight)
             if self._dice.random() >= self.faults.rate:
                 return None
             fault = self._dice.choice(self.faults.kinds)
             self._fault_counts[fault] += 1
             return fault
+
+    def _answered(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _forward(
         self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes | None
@@ -467,17 +493,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._send(_scim_error(400, "Bad Request", detail))
             return
         fault = proxy._admit(ReceivedRequest(self.command, urlsplit(self.path).path))
-        if fault is not None and not fault.forwards:
-            time.sleep(proxy.latency)
-            self._send(proxy._fault_answer(fault))
-            return
-        answer = proxy._forward(self.command, self.path, self.headers.items(), body)
-        hold = proxy.faults.slow_seconds if fault is FaultKind.SLOW else 0.0
-        time.sleep(proxy.latency + hold)
-        if fault is FaultKind.DROP:
-            self._hang_up()
-            return
-        self._send(answer)
+        try:
+            if fault is not None and not fault.forwards:
+                time.sleep(proxy.latency)
+                self._send(proxy._fault_answer(fault))
+                return
+            answer = proxy._forward(self.command, self.path, self.headers.items(), body)
+            hold = proxy.faults.slow_seconds if fault is FaultKind.SLOW else 0.0
+            time.sleep(proxy.latency + hold)
+            if fault is FaultKind.DROP:
+                self._hang_up()
+                return
+            self._send(answer)
+        finally:
+            proxy._answered()
 
     def _request_body(self) -> bytes | None:
         """The request's body, or None when it has none (no Content-Length, not chunked)."""
@@ -575,6 +604,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-after", type=_whole_seconds, default=1, metavar="SECONDS")
     parser.add_argument("--slow-seconds", type=_seconds, default=2.0, metavar="SECONDS")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stats",
+        type=Path,
+        metavar="FILE",
+        help="when stopped, write what it received to FILE as JSON (counts, the most "
+        "requests in flight at once, each request's method and path)",
+    )
     args = parser.parse_args(argv)
     try:
         faults = Faults(
@@ -606,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
         stopped.wait()
     finally:
         proxy.stop()
+        if args.stats is not None:
+            args.stats.write_text(json.dumps(proxy.stats().as_json()))
     return 0
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from scim2_models import EnterpriseUser
 
 from komeet_sync.komeet.client import KomeetClient
+from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source
 from komeet_sync.model.scim_resources import USER, parse
@@ -25,13 +26,17 @@ from komeet_sync.progress import Advance
 
 
 def read_accounts(
-    client: KomeetClient, config: DomainConfig, progress: Advance | None = None
+    client: KomeetClient,
+    config: DomainConfig,
+    progress: Advance | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> KomeetAccounts:
-    """The domain's accounts, read whole from Komeet's SCIM API (``GET /Users``, page by
-    page, ``progress`` told after each); a read that stops short raises ``KomeetError``:
-    nothing is planned from it."""
+    """The domain's accounts, read whole from Komeet's SCIM API (``GET /Users``, in pages
+    asked for ``concurrency`` at a time once the first has said how many there are,
+    ``progress`` told after each); a read that fails or stops short raises
+    ``KomeetError``: nothing is planned from it."""
     started_at, clock = datetime.now(UTC), time.monotonic()
-    resources = client.list_users(config.domains, progress)
+    resources = client.list_users(config.domains, progress, concurrency)
     accounts = accounts_from_resources(resources)
     return KomeetAccounts.of(
         accounts.accounts, accounts.unreadable, started_at, time.monotonic() - clock

@@ -41,13 +41,13 @@ from komeet_sync.komeet.client import (
     replace_operations,
     user_resource,
 )
+from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY, in_parallel
 from komeet_sync.model.situations import Action
 from komeet_sync.progress import Advance
 from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, ResultsReport, Status
 from komeet_sync.store.plans import PlanStore, StoredPlan
 
-DEFAULT_CONCURRENCY = 8
 # A Bulk request is kept this far under the target's maxPayloadSize, for the envelope.
 PAYLOAD_MARGIN = 0.9
 
@@ -539,56 +539,11 @@ class _Applier:
     def _in_parallel(
         self, work: Callable[[Any], None], items: list[Any], workers: int | None = None
     ) -> None:
-        """``work`` on each item, on ``workers`` threads (default the application's) that
-        take the next item only while the apply is not being stopped: once the operator
-        stops it (``client.stopping``), the requests in flight get their answer and their
-        ledger row, and nothing new is sent. An interruption of this thread (Ctrl-C raising
-        here, a Dagster run terminated) stops the apply the same way before it is raised;
-        a second one is raised at once. The first failure of a worker stops the others and
-        is raised."""
-        if not items:
-            return
-        stopping = self.client.stopping
-        queue = iter(items)
-        queue_lock = threading.Lock()
-        errors: list[BaseException] = []
-        count = min(workers or self.workers, len(items))
-        running = [count]
-        finished = threading.Event()  # every worker has returned
-
-        def worker() -> None:
-            try:
-                while not stopping.is_set() and not errors:
-                    with queue_lock:
-                        item = next(queue, _END)
-                    if item is _END:
-                        return
-                    try:
-                        work(item)
-                    except BaseException as exc:  # raised in the calling thread
-                        errors.append(exc)
-                        return
-            finally:
-                with queue_lock:
-                    running[0] -= 1
-                    if running[0] == 0:
-                        finished.set()
-
-        for n in range(count):
-            threading.Thread(target=worker, name=f"komeet-apply-{n}", daemon=True).start()
-        # Waiting on an event of our own, not on Thread.join: Python 3.11 marks a thread
-        # stopped when an exception interrupts a join of it, though it still runs.
-        try:
-            while not finished.wait(0.1):  # a timeout keeps the wait interruptible
-                pass
-        except BaseException:
-            if stopping.is_set():
-                raise
-            stopping.set()
-            finished.wait()
-            raise
-        if errors:
-            raise errors[0]
+        """``work`` on each item, on ``workers`` threads (default the application's), stopped
+        as ``parallel.in_parallel`` says: once the operator stops the apply
+        (``client.stopping``), the requests in flight get their answer and their ledger row,
+        and nothing new is sent."""
+        in_parallel(work, items, workers or self.workers, self.client.stopping, name="komeet-apply")
 
     @property
     def settled(self) -> int:
@@ -603,8 +558,6 @@ class _Applier:
         if self.progress is not None:
             self.progress(done, self.total)
 
-
-_END = object()  # no item is left to work on
 
 _DONE = {
     Action.CREATE.value: "created",

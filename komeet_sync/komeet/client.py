@@ -1,7 +1,7 @@
 """Komeet's SCIM 2.0 API (RFC 7644), as the sync reads and writes it.
 
 The client discovers what the target supports (``/ServiceProviderConfig``, RFC 7644 §4),
-lists a domain's accounts page by page (§3.4.2.4), searches one ``userName`` (§3.4.2.2),
+lists a domain's accounts in pages (§3.4.2.4), searches one ``userName`` (§3.4.2.2),
 creates (§3.3) and patches (§3.5.2) users, and sends Bulk requests (§3.7). There is no
 method that deletes: a leaver is deactivated with ``PATCH active false`` (ARCHITECTURE.md,
 "Situations"), and ``send`` refuses the DELETE verb outright.
@@ -31,6 +31,8 @@ from requests.adapters import HTTPAdapter
 from scim2_models import ServiceProviderConfig
 
 from komeet_sync.backoff import Backoff
+from komeet_sync.komeet.parallel import in_parallel
+from komeet_sync.model.json_values import json_kind
 from komeet_sync.progress import Advance
 from komeet_sync.settings import is_http_url
 
@@ -56,7 +58,10 @@ USER_ATTRIBUTES = ",".join(
         f"{ENTERPRISE_SCHEMA}:employeeNumber",
     ]
 )
-PAGE_SIZE = 500  # accounts per list request, or the target's filter.maxResults if smaller
+# Accounts asked for per list request, or the target's filter.maxResults if smaller: every
+# request costs the target a pass over the domain's accounts (it filters and sorts them all
+# for each page), so pages are as large as it allows, within responses of about 330 KB.
+PAGE_SIZE = 1000
 # A Retry-After longer than this is not waited for: the action is recorded as failed and a
 # later apply resumes it.
 RETRY_AFTER_CAP = 300.0
@@ -92,18 +97,26 @@ class Capabilities:
     bulk: bool
     max_operations: int
     max_payload_size: int
+    # Pages can be asked for at any startIndex, so all of them at once (see ``of``).
+    index_paging: bool = False
 
     @classmethod
     def of(cls, config: ServiceProviderConfig) -> Capabilities:
+        """``index_paging``: the target's ``pagination.index`` where it announces its
+        pagination (RFC 9865 §4), else whether it announces filtering, whose ``maxResults``
+        bounds its pages; a target that announces neither is read one page after another."""
         bulk = config.bulk
         filter_ = config.filter
+        filtering = bool(filter_ and filter_.supported)
+        pagination = config.pagination
         return cls(
-            filter=bool(filter_ and filter_.supported),
+            filter=filtering,
             max_results=(filter_.max_results if filter_ else None) or None,
             patch=bool(config.patch and config.patch.supported),
             bulk=bool(bulk and bulk.supported and (bulk.max_operations or 0) > 0),
             max_operations=int(bulk.max_operations or 0) if bulk else 0,
             max_payload_size=int(bulk.max_payload_size or 0) if bulk else 0,
+            index_paging=bool(pagination.index) if pagination is not None else filtering,
         )
 
 
@@ -147,6 +160,85 @@ class Reply:
         return self.body[:BODY_KEPT] if self.body else None
 
 
+@dataclass(frozen=True)
+class ListPage:
+    """One page of Komeet's accounts, a SCIM ListResponse (RFC 7644 §3.4.2): the accounts it
+    holds, and what it says of itself."""
+
+    total: int  # totalResults: the accounts of the whole listing
+    resources: list[dict[str, Any]]
+    items_per_page: Any  # itemsPerPage, as given (None: left out)
+    start_index: Any  # startIndex, as given (None: left out)
+
+    @classmethod
+    def of(cls, document: dict[str, Any], start: int) -> ListPage:
+        """The page Komeet answered at ``start``; KomeetError when it is not a ListResponse
+        (no count in totalResults, Resources not a list)."""
+        total = document.get("totalResults")
+        resources = document.get("Resources", [])
+        if not _is_count(total) or not isinstance(resources, list):
+            what = (
+                f"totalResults is {json_kind(total)}, not a count"
+                if not _is_count(total)
+                else f"Resources is {json_kind(resources)}, not a list"
+            )
+            raise KomeetError(
+                f"Komeet's answer to the list of accounts at startIndex {start} is not a SCIM "
+                f"ListResponse (RFC 7644 §3.4.2): {what}; nothing was planned. Check {URL_ENV}"
+            )
+        assert isinstance(total, int)
+        return cls(total, resources, document.get("itemsPerPage"), document.get("startIndex"))
+
+    def check(self, start: int, total: int, due: int, *, first: bool = False) -> None:
+        """KomeetError unless this is the page asked for at ``start`` (RFC 7644 §3.4.2.4):
+        its ``startIndex`` echoed (a first page may leave it out), the listing's ``total``
+        (another means accounts came or went during the read, so the pages shifted), and
+        the ``due`` accounts, as many as its ``itemsPerPage`` says. A first page may hold
+        fewer than asked for, but not none: it sets the target's page size."""
+        held = len(self.resources)
+        echoed = _is_count(self.start_index) and self.start_index == start
+        if not echoed and not (first and self.start_index is None):
+            raise KomeetError(
+                f"Komeet answered the page of accounts at startIndex {start} with startIndex "
+                f"{json_kind(self.start_index)}: it does not page by startIndex as RFC 7644 "
+                "§3.4.2.4 says; nothing was planned. Report it to Komeet's operators"
+            )
+        if self.total != total:
+            raise KomeetError(
+                f"Komeet's accounts changed during the read: {total:,} at the first page, "
+                f"{self.total:,} at startIndex {start}, so its pages shifted; nothing was "
+                "planned. Sync again"
+            )
+        if self.items_per_page is not None and self.items_per_page != held:
+            raise KomeetError(
+                f"Komeet's page of accounts at startIndex {start} says itemsPerPage "
+                f"{json_kind(self.items_per_page)} but holds {held:,}; nothing was planned. "
+                "Report it to Komeet's operators"
+            )
+        if held > due:
+            raise KomeetError(
+                f"Komeet's page of accounts at startIndex {start} holds {held:,} where "
+                f"{due:,} were asked for; nothing was planned. Report it to Komeet's operators"
+            )
+        if held < due and not (first and held):
+            raise KomeetError(_stopped_short(held, start, due, total))
+
+
+def _stopped_short(held: int, start: int, due: int, total: int) -> str:
+    """A page that holds fewer accounts than due, in words."""
+    found = f"{held:,} of the {due:,} accounts due" if held else "an empty page"
+    # A partial read must never be planned from (ARCHITECTURE.md, "Guards").
+    return (
+        f"Komeet's account list stopped short: {found} at startIndex {start} of {total:,} "
+        "accounts; nothing was planned. Check the target's paging (filter.maxResults in its "
+        "ServiceProviderConfig)"
+    )
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
 @dataclass
 class KomeetClient:
     """A client of Komeet's SCIM API at ``url`` (the base, ending in ``/v2`` or wherever
@@ -158,7 +250,8 @@ class KomeetClient:
     backoff: Backoff = field(default_factory=Backoff)
     sleep: Callable[[float], None] = time.sleep
     seed: int | None = None
-    # Set when the operator stops an apply: no retry is sent after it, and a wait for one
+    page_size: int = PAGE_SIZE  # accounts asked for per list request (see PAGE_SIZE)
+    # Set when the operator stops an apply or a read: no retry is sent after it, and a wait for one
     # ends at once (the request in flight still gets its answer).
     stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -250,43 +343,95 @@ class KomeetClient:
         return self._capabilities
 
     def list_users(
-        self, domains: Sequence[str], progress: Advance | None = None
+        self,
+        domains: Sequence[str],
+        progress: Advance | None = None,
+        concurrency: int = 1,
     ) -> list[dict[str, Any]]:
         """The accounts whose userName is in ``domains``: filtered by the target when it
-        supports filters (the engine keeps only the domain's accounts either way), page by
-        page with ``startIndex`` and ``count`` (RFC 7644 §3.4.2.4)."""
+        supports filters (the engine keeps only the domain's accounts either way), in pages
+        of ``startIndex`` and ``count`` (RFC 7644 §3.4.2.4), ``progress`` told after each.
+
+        Where the target announces index paging (``Capabilities.index_paging``), the first
+        page's ``totalResults`` says where every other page starts, and they are asked for
+        ``concurrency`` at a time (``stopping`` stops them at once). Each must then be the
+        page asked for (``ListPage.check``). Elsewhere each page is asked for after the
+        previous one, while ``totalResults`` says more are due. Either way the pages come
+        back in order, as Komeet listed them: an account that a change during the read
+        moved across a page's edge is listed twice, and the engine reports it.
+
+        A page that fails or stops short raises KomeetError: nothing is planned from a
+        partial read (ARCHITECTURE.md, "Guards")."""
         capabilities = self.capabilities()
-        page_size = min(PAGE_SIZE, capabilities.max_results or PAGE_SIZE)
+        page_size = min(self.page_size, capabilities.max_results or self.page_size)
         params: dict[str, Any] = {"attributes": USER_ATTRIBUTES, "count": page_size}
         if capabilities.filter and domains:
             params["filter"] = " or ".join(
                 f"userName ew {quote(f'@{domain}')}" for domain in domains
             )
+        if capabilities.index_paging:
+            return self._pages_at_once(params, progress, concurrency)
+        return self._pages_one_by_one(params, progress)
+
+    def _pages_at_once(
+        self, params: dict[str, Any], progress: Advance | None, concurrency: int
+    ) -> list[dict[str, Any]]:
+        """The first page, then every other page asked for at once (``list_users``)."""
+        first = ListPage.of(self._list_page(params, 1), 1)
+        first.check(1, first.total, min(params["count"], first.total), first=True)
+        size, total = len(first.resources), first.total
+        if progress is not None:
+            progress(size, total)
+        # The target's own page size, which may be below the count asked for.
+        starts = list(range(1 + size, total + 1, size)) if size else []
+        pages: dict[int, list[dict[str, Any]]] = {}
+        read_lock = threading.Lock()
+
+        def read(start: int) -> None:
+            page = ListPage.of(self._list_page(params | {"count": size}, start), start)
+            page.check(start, total, min(size, total - start + 1))
+            with read_lock:
+                pages[start] = page.resources
+                if progress is not None:  # under the lock, so that the count only grows
+                    progress(size + sum(map(len, pages.values())), total)
+
+        in_parallel(read, starts, concurrency, self.stopping, name="komeet-read", drain=False)
+        if len(pages) < len(starts):  # stopped before every page was asked for
+            raise KomeetError(
+                f"the read of Komeet's accounts was stopped after {len(pages) + 1} of "
+                f"{len(starts) + 1} pages; nothing was planned"
+            )
+        return first.resources + [account for start in starts for account in pages[start]]
+
+    def _pages_one_by_one(
+        self, params: dict[str, Any], progress: Advance | None
+    ) -> list[dict[str, Any]]:
+        """Each page after the previous one (``list_users``), for a target that does not
+        announce index paging."""
         users: list[dict[str, Any]] = []
         start = 1
         while True:
-            reply = self.send("GET", "/Users", params=params | {"startIndex": start})
-            if not reply.ok:
-                raise KomeetError(
-                    f"listing Komeet's accounts failed at startIndex {start}: "
-                    f"{reply.describe()}; nothing was planned"
-                )
-            page = reply.document()
+            page = self._list_page(params, start)
             resources = page.get("Resources") or []
             users.extend(resources)
             total = int(page.get("totalResults") or 0)
             if not resources and start <= total:
-                # A partial read must never be planned from (ARCHITECTURE.md, "Guards").
-                raise KomeetError(
-                    f"Komeet's account list stopped short: an empty page at startIndex "
-                    f"{start} of {total:,} accounts; nothing was planned. Check the target's "
-                    "paging (filter.maxResults in its ServiceProviderConfig)"
-                )
+                raise KomeetError(_stopped_short(0, start, 1, total))
             start += len(resources)
             if progress is not None:
                 progress(len(users), total)
             if start > total:
                 return users
+
+    def _list_page(self, params: dict[str, Any], start: int) -> dict[str, Any]:
+        """The page of Komeet's accounts at ``start``, as Komeet answered it."""
+        reply = self.send("GET", "/Users", params=params | {"startIndex": start})
+        if not reply.ok:
+            raise KomeetError(
+                f"listing Komeet's accounts failed at startIndex {start}: "
+                f"{reply.describe()}; nothing was planned"
+            )
+        return reply.document()
 
     def find_user(self, user_name: str) -> tuple[Reply, dict[str, Any] | None]:
         """The account holding ``user_name`` (``filter=userName eq``; userName is

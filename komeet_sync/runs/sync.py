@@ -52,10 +52,14 @@ def read_source(
 
 
 def read_komeet(
-    client: KomeetClient, config: DomainConfig, progress: Advance | None = None
+    client: KomeetClient,
+    config: DomainConfig,
+    progress: Advance | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> KomeetAccounts:
-    """The domain's accounts in Komeet, read whole from its SCIM API."""
-    return read_accounts(client, config, progress)
+    """The domain's accounts in Komeet, read whole from its SCIM API, ``concurrency`` pages
+    at a time."""
+    return read_accounts(client, config, progress, concurrency)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,7 @@ def sync(
     Komeet's discovery is read first, so that a wrong URL or token fails before a long
     extraction; its accounts are read after the directory, as late as possible. Nothing is
     stored when a read fails. ``also_to``: a second folder for the reports (``--out``).
+    ``concurrency``: requests to Komeet in flight at once, reading its accounts and applying.
     """
     if client is not None:
         client.capabilities()
@@ -225,7 +230,7 @@ def sync(
         if client is None:
             raise ValueError("give the Komeet client, or Komeet's accounts for a dry run")
         with progress.stage("Reading Komeet's accounts", "accounts") as advance:
-            komeet = read_komeet(client, config, advance)
+            komeet = read_komeet(client, config, advance, concurrency)
     folder = store.start(config.domain, trigger, started_at=started_at, dry_run=dry_run)
     with progress.stage("Reconciling", "accounts") as advance:
         planned = plan(

@@ -4,12 +4,14 @@ it forwards faithfully, and its latency and faults do what the SCIM client will 
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -219,6 +221,23 @@ def test_latency_delays_every_response(proxy):
         assert time.monotonic() - begun >= 0.1
 
 
+def test_counts_the_most_requests_held_at_once(proxy):
+    through = proxy(latency=0.5)
+    url = f"{through.url}/v2/ServiceProviderConfig"
+    threads = [
+        threading.Thread(target=lambda: scim_session().get(url, timeout=10)) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    scim_session().get(url, timeout=10)  # alone: the most stays what it was
+
+    stats = through.stats()
+    assert stats.received == 4 and stats.most_in_flight == 3
+    assert stats.as_json()["most_in_flight"] == 3
+
+
 def test_429_carries_retry_after_and_is_not_forwarded(proxy, upstream):
     through = proxy(faults=always(FaultKind.TOO_MANY_REQUESTS, retry_after=7))
     user_name = new_user_name()
@@ -325,10 +344,12 @@ def read_line(process: subprocess.Popen, seconds: float = 20) -> str:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_it_runs_on_its_own(upstream, stop_signal):
+def test_it_runs_on_its_own(upstream, stop_signal, tmp_path):
+    stats = tmp_path / "stats.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "komeet_sync.emulators.http_proxy", "--upstream", upstream,
-         "--latency", "0.01", "--fault-rate", "0", "--faults", "429,drop", "--seed", "3"],
+         "--latency", "0.01", "--fault-rate", "0", "--faults", "429,drop", "--seed", "3",
+         "--stats", str(stats)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     try:
@@ -343,6 +364,10 @@ def test_it_runs_on_its_own(upstream, stop_signal):
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert out == "" and err == ""
+    seen = json.loads(stats.read_text())
+    assert seen["received"] == seen["forwarded"] == 1 and seen["most_in_flight"] == 1
+    assert seen["requests"] == [["POST", "/v2/Users"]]
+    assert seen["faults"] == {"429": 0, "503": 0, "slow": 0, "drop": 0}
 
 
 @pytest.mark.parametrize(
