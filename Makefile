@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo lab test lint bench bench-engine bench-google bench-scim bench-apply bench-pipeline install system-packages clean
+.PHONY: demo lab test lint bench bench-engine bench-google bench-scim bench-read bench-apply bench-pipeline install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-google bench-scim bench-apply bench-pipeline
+bench: bench-engine bench-google bench-scim bench-read bench-apply bench-pipeline
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
@@ -71,6 +71,9 @@ bench-google: $(STAMP)
 
 bench-scim: $(STAMP)
 	$(BIN)/python benchmarks/scim_load.py
+
+bench-read: $(STAMP)
+	$(BIN)/python benchmarks/komeet_read.py
 
 bench-apply: $(STAMP)
 	$(BIN)/python benchmarks/apply.py
