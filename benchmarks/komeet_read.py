@@ -12,7 +12,10 @@ A read is ``KomeetClient.list_users`` for the domain, as ``komeet-sync sync`` do
 discovery, then pages of ``userName ew "@DOMAIN"`` of 1,000 accounts (``maxResults``); the
 sequential read asks for one page at a time (``--concurrency 1``), the concurrent one for
 ``--concurrency`` at once after the first. Both reads must return the same accounts in the
-same order, and each read's requests must be its pages plus the discovery request.
+same order, and each read's requests must be its pages plus the discovery request. The
+client's timeout is ``--timeout`` (600 s) rather than 30: the stand-in answers one page
+at a time, about 2 s of CPU each at 100,000 accounts, so a page asked for with 7 others
+waits behind them.
 
 The target is a wall time within 1.5x of ceil(pages / concurrency) x the round trip. What
 a page costs scim2-server is measured in the same run: its CPU seconds during each read
@@ -135,9 +138,9 @@ class Proxy:
         return json.loads(self.stats_file.read_text())
 
 
-def read(path: str, concurrency: int, proxy: Proxy, server_pid: int) -> dict:
+def read(path: str, concurrency: int, proxy: Proxy, server_pid: int, timeout: float) -> dict:
     """One read of the domain's accounts through ``proxy``, timed, its requests counted."""
-    client = KomeetClient(f"{proxy.url}{path}", TOKEN)
+    client = KomeetClient(f"{proxy.url}{path}", TOKEN, timeout=timeout)
     server_before, proxy_before = cpu_seconds(server_pid), cpu_seconds(proxy.process.pid)
     client_before = time.process_time()
     started = time.perf_counter()
@@ -271,6 +274,13 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds a page may take (KOMEET_SYNC_KOMEET_TIMEOUT): the stand-in answers "
+        "one page at a time, so a page asked for at once waits behind the others",
+    )
     parser.add_argument("--replay-pages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replay_pages is not None:
@@ -305,7 +315,7 @@ def main() -> int:
         results: dict[str, dict] = {}
         for label, concurrency in (("concurrent", args.concurrency), ("sequential", 1)):
             proxy = Proxy(upstream, args.latency, folder, label)
-            results[label] = read("/read/v2", concurrency, proxy, server.pid)
+            results[label] = read("/read/v2", concurrency, proxy, server.pid, args.timeout)
             print(f"scim2-server, {label}: {results[label]['seconds']:.1f} s", flush=True)
         accounts = results["concurrent"]["accounts"]
         assert len(accounts) == args.accounts
@@ -321,7 +331,7 @@ def main() -> int:
         assert replay_url is not None, "the replay did not start"
         for label, concurrency in (("concurrent", args.concurrency), ("sequential", 1)):
             proxy = Proxy(replay_url.group(0), args.latency, folder, f"replay-{label}")
-            result = read("/read/v2", concurrency, proxy, replay.pid)
+            result = read("/read/v2", concurrency, proxy, replay.pid, args.timeout)
             assert [a["id"] for a in result["accounts"]] == [a["id"] for a in accounts]
             results[f"replay {label}"] = result
             print(f"replay, {label}: {result['seconds']:.2f} s", flush=True)

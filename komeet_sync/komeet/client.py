@@ -427,9 +427,17 @@ class KomeetClient:
         """The page of Komeet's accounts at ``start``, as Komeet answered it."""
         reply = self.send("GET", "/Users", params=params | {"startIndex": start})
         if not reply.ok:
+            # Pages asked for at once wait behind each other where Komeet answers one at a
+            # time: a timeout may only say that.
+            slow = (
+                f". Raise {TIMEOUT_ENV} (now {self.timeout:g} s), or read fewer pages at once "
+                "(--concurrency)"
+                if reply.timed_out
+                else ""
+            )
             raise KomeetError(
                 f"listing Komeet's accounts failed at startIndex {start}: "
-                f"{reply.describe()}; nothing was planned"
+                f"{reply.describe()}; nothing was planned{slow}"
             )
         return reply.document()
 
