@@ -13,9 +13,9 @@ discovery, then pages of ``userName ew "@DOMAIN"`` of 1,000 accounts (``maxResul
 sequential read asks for one page at a time (``--concurrency 1``), the concurrent one for
 ``--concurrency`` at once after the first. Both reads must return the same accounts in the
 same order, and each read's requests must be its pages plus the discovery request. The
-client's timeout is ``--timeout`` (600 s) rather than 30: the stand-in answers one page
-at a time, about 2 s of CPU each at 100,000 accounts, so a page asked for with 7 others
-waits behind them.
+client's and the proxy's timeouts are ``--timeout`` (600 s) rather than 30: the stand-in
+answers one page at a time, about 2 s of CPU each at 100,000 accounts, so a page asked for
+with 7 others waits behind them.
 
 The target is a wall time within 1.5x of ceil(pages / concurrency) x the round trip. What
 a page costs scim2-server is measured in the same run: its CPU seconds during each read
@@ -24,7 +24,8 @@ stand-in filters and sorts every account for each page). Because that cost does 
 overlap (one process, one lock over its storage), the same pages are also read from a
 *replay* of them: a server in its own process answering each page with its JSON as the
 stand-in gave it, at once, behind the same proxy. The replay shows what the client does
-when Komeet answers at the speed of the network.
+when Komeet answers at the speed of the network; and the client's own floor is measured
+beside it: the pages' JSON decoded with ``json.loads``, in this process.
 """
 
 from __future__ import annotations
@@ -115,12 +116,15 @@ def load(url: str, count: int) -> None:
 class Proxy:
     """The latency proxy in its own process, for one read: its requests counted apart."""
 
-    def __init__(self, upstream: str, latency: float, folder: Path, name: str) -> None:
+    def __init__(
+        self, upstream: str, latency: float, folder: Path, name: str, timeout: float
+    ) -> None:
         self.stats_file = folder / f"proxy-{name}.json"
         log = folder / f"proxy-{name}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "komeet_sync.emulators.http_proxy", "--upstream", upstream,
-             "--latency", str(latency), "--stats", str(self.stats_file)],
+             "--latency", str(latency), "--upstream-timeout", str(timeout),
+             "--stats", str(self.stats_file)],
             stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -167,7 +171,7 @@ def read(path: str, concurrency: int, proxy: Proxy, server_pid: int, timeout: fl
 def round_trip(upstream: str, latency: float, folder: Path) -> float:
     """The median wall time of a request the stand-in answers at once (its discovery),
     through the latency proxy."""
-    proxy = Proxy(upstream, latency, folder, "round-trip")
+    proxy = Proxy(upstream, latency, folder, "round-trip", 30.0)
     session = requests.Session()
     times = []
     for _ in range(21):
@@ -314,7 +318,7 @@ def main() -> int:
 
         results: dict[str, dict] = {}
         for label, concurrency in (("concurrent", args.concurrency), ("sequential", 1)):
-            proxy = Proxy(upstream, args.latency, folder, label)
+            proxy = Proxy(upstream, args.latency, folder, label, args.timeout)
             results[label] = read("/read/v2", concurrency, proxy, server.pid, args.timeout)
             print(f"scim2-server, {label}: {results[label]['seconds']:.1f} s", flush=True)
         accounts = results["concurrent"]["accounts"]
@@ -322,6 +326,12 @@ def main() -> int:
         assert [a["id"] for a in accounts] == [a["id"] for a in results["sequential"]["accounts"]]
 
         pages_file = record(direct, accounts, folder)
+        bodies = list(json.loads(pages_file.read_text())["pages"].values())
+        decoding = time.process_time()
+        for body in bodies:
+            json.loads(body)
+        decoding = time.process_time() - decoding
+        megabytes = sum(map(len, bodies)) / 1e6
         replay = subprocess.Popen(
             [sys.executable, __file__, "--replay-pages", str(pages_file)],
             stdout=subprocess.PIPE, stderr=(folder / "replay.log").open("w"), text=True,
@@ -330,7 +340,9 @@ def main() -> int:
         replay_url = re.search(r"http://[\d.]+:\d+", replay.stdout.readline())
         assert replay_url is not None, "the replay did not start"
         for label, concurrency in (("concurrent", args.concurrency), ("sequential", 1)):
-            proxy = Proxy(replay_url.group(0), args.latency, folder, f"replay-{label}")
+            proxy = Proxy(
+                replay_url.group(0), args.latency, folder, f"replay-{label}", args.timeout
+            )
             result = read("/read/v2", concurrency, proxy, replay.pid, args.timeout)
             assert [a["id"] for a in result["accounts"]] == [a["id"] for a in accounts]
             results[f"replay {label}"] = result
@@ -373,6 +385,11 @@ def main() -> int:
         print(
             f"scim2-server CPU a page in the read: {server_page:.2f} s (a request for one "
             f"account {one:.2f} s, for a page of 1,000 {full:.2f} s)"
+        )
+        client_page = results["replay concurrent"]["client_cpu"] / pages * 1000
+        print(
+            f"Client CPU a page (replay, concurrent): {client_page:.1f} ms; decoding the "
+            f"{pages} pages' JSON ({megabytes:.1f} MB) with json.loads: {decoding:.2f} s"
         )
         print(describe("scim2-server", "requests"))
     finally:

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 SCIM_JSON = "application/scim+json"
 SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-UPSTREAM_TIMEOUT = 30.0  # seconds; longer than any benchmark request, short of a hung test
+UPSTREAM_TIMEOUT = 30.0  # seconds; longer than most requests, short of a hung test
 
 # Hop-by-hop headers concern one connection, so a proxy does not pass them on (RFC 9110
 # §7.6.1). Expect is answered by this proxy's own server (100 Continue) before forwarding.
@@ -219,7 +219,8 @@ class HttpProxy:
 
     The upstream URL's path is a prefix: with ``http://127.0.0.1:9000/tenant`` as upstream,
     ``{url}/v2/Users`` is forwarded to ``http://127.0.0.1:9000/tenant/v2/Users``.
-    ``latency`` seconds are added to every request before its response goes back.
+    ``latency`` seconds are added to every request before its response goes back; an
+    upstream that has not answered within ``upstream_timeout`` seconds gets the client a 502.
     """
 
     def __init__(
@@ -230,11 +231,18 @@ class HttpProxy:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        upstream_timeout: float = UPSTREAM_TIMEOUT,
     ) -> None:
         if not latency >= 0:
             raise ValueError(f"latency {latency!r} is negative: give 0 or more seconds")
+        if not upstream_timeout > 0:
+            raise ValueError(
+                f"upstream timeout {upstream_timeout!r} is not above 0: give the seconds the "
+                "upstream may take to answer, e.g. 30"
+            )
         self.upstream = upstream
         self.latency = latency
+        self.upstream_timeout = upstream_timeout
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -335,7 +343,7 @@ class HttpProxy:
             http.client.HTTPSConnection if target_server.https else http.client.HTTPConnection
         )
         connection = connection_class(
-            target_server.host, target_server.port, timeout=UPSTREAM_TIMEOUT
+            target_server.host, target_server.port, timeout=self.upstream_timeout
         )
         try:
             # putrequest/putheader rather than request(): repeated headers stay repeated
@@ -605,6 +613,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-seconds", type=_seconds, default=2.0, metavar="SECONDS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--upstream-timeout",
+        type=_seconds,
+        default=UPSTREAM_TIMEOUT,
+        metavar="SECONDS",
+        help="answer 502 when the upstream has not answered within SECONDS (default: %(default)g)",
+    )
+    parser.add_argument(
         "--stats",
         type=Path,
         metavar="FILE",
@@ -622,9 +637,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    proxy = HttpProxy(
-        args.upstream, latency=args.latency, faults=faults, host=args.host, port=args.port
-    )
+    try:
+        proxy = HttpProxy(
+            args.upstream,
+            latency=args.latency,
+            faults=faults,
+            host=args.host,
+            port=args.port,
+            upstream_timeout=args.upstream_timeout,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         proxy.start()
     except OSError as exc:

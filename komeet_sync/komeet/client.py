@@ -193,8 +193,9 @@ class ListPage:
         """KomeetError unless this is the page asked for at ``start`` (RFC 7644 §3.4.2.4):
         its ``startIndex`` echoed (a first page may leave it out), the listing's ``total``
         (another means accounts came or went during the read, so the pages shifted), and
-        the ``due`` accounts, as many as its ``itemsPerPage`` says. A first page may hold
-        fewer than asked for, but not none: it sets the target's page size."""
+        the ``due`` accounts, as many as its ``itemsPerPage`` says. A first page sets the
+        target's page size: it may hold more or fewer than asked for, but not none, and not
+        more than the listing."""
         held = len(self.resources)
         echoed = _is_count(self.start_index) and self.start_index == start
         if not echoed and not (first and self.start_index is None):
@@ -215,12 +216,13 @@ class ListPage:
                 f"{json_kind(self.items_per_page)} but holds {held:,}; nothing was planned. "
                 "Report it to Komeet's operators"
             )
-        if held > due:
+        fewest, most = (min(1, total), total) if first else (due, due)
+        if held > most:
             raise KomeetError(
-                f"Komeet's page of accounts at startIndex {start} holds {held:,} where "
-                f"{due:,} were asked for; nothing was planned. Report it to Komeet's operators"
+                f"Komeet's page of accounts at startIndex {start} holds {held:,}, more than "
+                f"the {most:,} due; nothing was planned. Report it to Komeet's operators"
             )
-        if held < due and not (first and held):
+        if held < fewest:
             raise KomeetError(_stopped_short(held, start, due, total))
 
 
@@ -385,6 +387,7 @@ class KomeetClient:
         # The target's own page size, which may be below the count asked for.
         starts = list(range(1 + size, total + 1, size)) if size else []
         pages: dict[int, list[dict[str, Any]]] = {}
+        accounts_read = [size]
         read_lock = threading.Lock()
 
         def read(start: int) -> None:
@@ -392,14 +395,15 @@ class KomeetClient:
             page.check(start, total, min(size, total - start + 1))
             with read_lock:
                 pages[start] = page.resources
+                accounts_read[0] += len(page.resources)
                 if progress is not None:  # under the lock, so that the count only grows
-                    progress(size + sum(map(len, pages.values())), total)
+                    progress(accounts_read[0], total)
 
         in_parallel(read, starts, concurrency, self.stopping, name="komeet-read", drain=False)
         if len(pages) < len(starts):  # stopped before every page was asked for
             raise KomeetError(
-                f"the read of Komeet's accounts was stopped after {len(pages) + 1} of "
-                f"{len(starts) + 1} pages; nothing was planned"
+                f"the read of Komeet's accounts was stopped with {len(pages) + 1} of its "
+                f"{len(starts) + 1} pages read; nothing was planned"
             )
         return first.resources + [account for start in starts for account in pages[start]]
 

@@ -179,6 +179,21 @@ def test_answers_502_when_the_upstream_is_unreachable():
     assert (stats.received, stats.forwarded, stats.upstream_failures) == (1, 0, 1)
 
 
+def test_answers_502_when_the_upstream_outlasts_its_timeout():
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        upstream = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with HttpProxy(upstream, upstream_timeout=0.3) as through:
+            begun = time.monotonic()
+            response = scim_session().get(f"{through.url}/v2/Users", timeout=10)
+            waited = time.monotonic() - begun
+            stats = through.stats()
+    assert response.status_code == 502 and "did not answer" in response.json()["detail"]
+    assert 0.3 <= waited < 5
+    assert stats.upstream_failures == 1
+
+
 def test_keeps_the_client_connection_alive(proxy):
     through = proxy()
     connection = http.client.HTTPConnection(urlsplit(through.url).netloc, timeout=10)
@@ -377,6 +392,7 @@ def test_it_runs_on_its_own(upstream, stop_signal, tmp_path):
         (["--upstream", "http://127.0.0.1:9", "--faults", "429,teapot"], "'teapot'"),
         (["--upstream", "127.0.0.1:9"], "not an http:// or https:// URL"),
         (["--upstream", "http://127.0.0.1:9", "--latency", "-1"], "negative"),
+        (["--upstream", "http://127.0.0.1:9", "--upstream-timeout", "0"], "not above 0"),
         ([], "--upstream"),
     ],
 )

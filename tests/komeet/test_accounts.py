@@ -301,7 +301,7 @@ def test_an_interrupted_read_stops_at_once_and_asks_for_no_other_page(komeet):
             {"totalResults": 25, "Resources": [{}] * 12, "startIndex": 11},
             11,
             10,
-            "holds 12 where 10 were asked for",
+            "holds 12, more than the 10 due",
         ),
         (
             {"totalResults": 26, "Resources": [{}] * 10, "startIndex": 11},
@@ -332,6 +332,10 @@ def test_an_answer_that_is_no_list_response_fails_the_read(page, complaint):
 
 
 def test_a_first_page_sets_the_page_size_but_may_not_be_empty():
-    ListPage.of({"totalResults": 25, "Resources": [{}] * 7}, 1).check(1, 25, 10, first=True)
+    for held in (7, 12, 25):  # fewer or more than the 10 asked for, or the whole listing
+        ListPage.of({"totalResults": 25, "Resources": [{}] * held}, 1).check(1, 25, 10, first=True)
+    ListPage.of({"totalResults": 0, "Resources": []}, 1).check(1, 0, 0, first=True)
     with pytest.raises(KomeetError, match="an empty page at startIndex 1 of 25 accounts"):
         ListPage.of({"totalResults": 25, "Resources": []}, 1).check(1, 25, 10, first=True)
+    with pytest.raises(KomeetError, match="holds 26, more than the 25 due"):
+        ListPage.of({"totalResults": 25, "Resources": [{}] * 26}, 1).check(1, 25, 10, first=True)
