@@ -30,6 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from scim2_models import ServiceProviderConfig
 
+from komeet_sync import collector
 from komeet_sync.backoff import Backoff
 from komeet_sync.komeet.parallel import in_parallel
 from komeet_sync.model.json_values import json_kind
@@ -371,9 +372,10 @@ class KomeetClient:
             params["filter"] = " or ".join(
                 f"userName ew {quote(f'@{domain}')}" for domain in domains
             )
-        if capabilities.index_paging:
-            return self._pages_at_once(params, progress, concurrency)
-        return self._pages_one_by_one(params, progress)
+        with collector.paused():  # a page decoded is 1,000 accounts of dicts and lists
+            if capabilities.index_paging:
+                return self._pages_at_once(params, progress, concurrency)
+            return self._pages_one_by_one(params, progress)
 
     def _pages_at_once(
         self, params: dict[str, Any], progress: Advance | None, concurrency: int
