@@ -3,8 +3,9 @@
 Decoding JSON makes a dict or a list for every object and array, and the collector scans
 all that are still alive at each of its passes over the older generation: the more
 accounts already read, the longer each pass. JSON values hold no reference cycles, so
-these passes free nothing. Reading 100,000 of Komeet's accounts took 1.0 s of CPU with the
-collector and 0.35 s without (benchmarks/RESULTS.md, "Reading Komeet's accounts").
+these passes free nothing. Reading 100,000 of Komeet's accounts took 1.4 s of the client's
+CPU with the collector running, 0.5 s with it paused (benchmarks/RESULTS.md, "Reading
+Komeet's accounts").
 
 Pausing it delays nothing else: cycles that other code makes meanwhile are collected once
 it runs again.

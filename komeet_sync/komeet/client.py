@@ -59,9 +59,10 @@ USER_ATTRIBUTES = ",".join(
         f"{ENTERPRISE_SCHEMA}:employeeNumber",
     ]
 )
-# Accounts asked for per list request, or the target's filter.maxResults if smaller: every
-# request costs the target a pass over the domain's accounts (it filters and sorts them all
-# for each page), so pages are as large as it allows, within responses of about 330 KB.
+# Accounts asked for per list request, or the target's filter.maxResults if smaller. A
+# request can cost the target a pass over all the domain's accounts (scim2-server filters
+# and sorts them all for each page: benchmarks/RESULTS.md), so pages are as large as it
+# allows, within responses of about 340 KB.
 PAGE_SIZE = 1000
 # A Retry-After longer than this is not waited for: the action is recorded as failed and a
 # later apply resumes it.
