@@ -33,6 +33,7 @@ from scim2_models import EnterpriseUser, User
 from scim2_models.resources.resource import Meta
 from scim2_models.resources.user import Email, Name
 
+from komeet_sync.model.collector import collector_paused
 from komeet_sync.model.emails import addresses_as_written
 from komeet_sync.model.frames import READ_ERRORS, Source, empty_frame, text_array
 from komeet_sync.model.json_values import json_kind
@@ -72,6 +73,7 @@ class ScimUsers:
     errors: pd.DataFrame
 
 
+@collector_paused()
 def read_users(records: Iterable[Any], source: Source) -> ScimUsers:
     """User resources (RFC 7643 §4.1, with the enterprise extension of §4.3), column by
     column where the fast checks vouch for them, one by one through scim2-models otherwise
