@@ -255,7 +255,7 @@ class _FastUsers:
         for field in _META_FIELDS & _text_fields(Meta):
             ok &= meta.typed(field, str, *_MISSING)
         created, created_ok = _times(meta.get("created"))
-        ok &= created_ok & _times(meta.get("last_modified"))[1]
+        ok &= created_ok & _times(meta.get("last_modified"), iso=False)[1]
 
         enterprise = _Columns(
             top.get("EnterpriseUser"), EnterpriseUser, _ENTERPRISE_FIELDS, unknown=False
@@ -318,7 +318,10 @@ class _Columns:
             layouts = list(map(tuple, objects))
             if len(set(layouts)) == 1:
                 by_layout[layouts[0]] = list(range(self.size))
-        if not by_layout:
+            else:
+                for index, layout in enumerate(layouts):
+                    by_layout.setdefault(layout, []).append(index)
+        else:
             for index, value in enumerate(objects):
                 if type(value) is dict:
                     by_layout.setdefault(tuple(value), []).append(index)
@@ -419,8 +422,9 @@ def _typed(values: list[Any], *types: type) -> np.ndarray | bool:
 
 
 def _schemas_ok(value: Any) -> bool:
-    """``schemas`` as scim2-models takes it: strings, the User schema among them if any."""
-    if value in _COMMON_SCHEMAS:
+    """``schemas`` as scim2-models takes it: strings, the User schema among them if any
+    (absent, it fills it in)."""
+    if value is _ABSENT or value in _COMMON_SCHEMAS:
         return True
     return (
         type(value) is list
@@ -429,9 +433,10 @@ def _schemas_ok(value: Any) -> bool:
     )
 
 
-def _times(values: list[Any]) -> tuple[Any, np.ndarray | bool]:
-    """DateTime values (RFC 7643 §2.3.5) as ISO 8601 in Python's form, and whether each is
-    absent, null or a string that pydantic parses, as scim2-models does."""
+def _times(values: list[Any], *, iso: bool = True) -> tuple[Any, np.ndarray | bool]:
+    """DateTime values (RFC 7643 §2.3.5) as ISO 8601 in Python's form (None unless
+    ``iso``), and whether each is absent, null or a string that pydantic parses, as
+    scim2-models does."""
     given = [value if type(value) is str else None for value in values]
     ok = _typed(values, str, *_MISSING)
     if not isinstance(ok, np.ndarray):
@@ -444,11 +449,13 @@ def _times(values: list[Any]) -> tuple[Any, np.ndarray | bool]:
             ok[index] = False
             given[index] = None
         parsed = _TIMES.validate_python(given)
-    iso: dict[str, str] = {}
+    if not iso:
+        return None, ok
+    written: dict[str, str] = {}
     for text, moment in zip(given, parsed, strict=True):
-        if text is not None and moment is not None and text not in iso:
-            iso[text] = _isoformat(text, moment)
-    return text_array([iso[text] if text is not None else None for text in given]), ok
+        if text is not None and moment is not None and text not in written:
+            written[text] = _isoformat(text, moment)
+    return text_array([written[text] if text is not None else None for text in given]), ok
 
 
 def _isoformat(text: str, moment: datetime) -> str:

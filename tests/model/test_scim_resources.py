@@ -138,25 +138,31 @@ RECORD = st.lists(
     max_size=12,
 ).map(dict)
 # Records as most sources send them: the attributes the fast path reads, well-formed.
-WELL_FORMED = st.fixed_dictionaries(
-    {
-        "schemas": st.just([USER_SCHEMA, ENTERPRISE_SCHEMA]),
-        "id": st.sampled_from(["u1", "u2", "u3"]),
-        "userName": st.sampled_from(["jane@acme.com", "Joe.Bloggs@ACME.com"]),
-        "active": st.booleans(),
-        "name": st.fixed_dictionaries({"givenName": TEXT, "familyName": TEXT}),
-        "emails": st.lists(
-            st.fixed_dictionaries(
-                {"value": st.sampled_from(["jane@acme.com", "j@xn--bcher-kva.example"])},
-                optional={"type": st.just("work"), "primary": st.booleans()},
+WELL_FORMED = st.tuples(
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(["u1", "u2", "u3"]),
+            "userName": st.sampled_from(["jane@acme.com", "Joe.Bloggs@ACME.com"]),
+            "active": st.booleans(),
+            "name": st.fixed_dictionaries({"givenName": TEXT, "familyName": TEXT}),
+            "emails": st.lists(
+                st.fixed_dictionaries(
+                    {"value": st.sampled_from(["jane@acme.com", "j@xn--bcher-kva.example"])},
+                    optional={"type": st.just("work"), "primary": st.booleans()},
+                ),
+                max_size=2,
             ),
-            max_size=2,
-        ),
-        ENTERPRISE_SCHEMA: st.fixed_dictionaries({}, optional={"employeeNumber": TEXT}),
-        "meta": st.fixed_dictionaries({"created": GOOD_TIME, "lastModified": GOOD_TIME}),
-    },
-    optional={"externalId": TEXT, "x-custom": TEXT},
-)
+            "meta": st.fixed_dictionaries({"created": GOOD_TIME, "lastModified": GOOD_TIME}),
+        },
+        optional={
+            "schemas": st.just([USER_SCHEMA, ENTERPRISE_SCHEMA]),
+            "externalId": TEXT,
+            "x-custom": TEXT,
+            ENTERPRISE_SCHEMA: st.fixed_dictionaries({}, optional={"employeeNumber": TEXT}),
+        },
+    ),
+    st.sampled_from([str, str.upper, str.lower]),
+).map(lambda pair: {pair[1](k) if k != "schemas" else k: v for k, v in pair[0].items()})
 
 
 def assert_same_reading(records: list) -> None:
