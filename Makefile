@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo lab test lint bench bench-engine bench-google bench-scim bench-read bench-apply bench-pipeline install system-packages clean
+.PHONY: demo lab test lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,10 +61,13 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-google bench-scim bench-read bench-apply bench-pipeline
+bench: bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
+
+bench-audit: $(STAMP)
+	$(BIN)/python benchmarks/audit.py
 
 bench-google: $(STAMP)
 	$(BIN)/python benchmarks/google_extract.py

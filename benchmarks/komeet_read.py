@@ -49,8 +49,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from machine import describe  # benchmarks/machine.py, beside this script
 
-from komeet_sync import collector
 from komeet_sync.komeet.client import USER_ATTRIBUTES, KomeetClient
+from komeet_sync.model.collector import collector_paused
 
 DOMAIN = "bench.example"
 TOKEN = "bench-token"
@@ -329,7 +329,7 @@ def main() -> int:
         pages_file = record(direct, accounts, folder)
         bodies = list(json.loads(pages_file.read_text())["pages"].values())
         decoding = time.process_time()
-        with collector.paused():  # as the read decodes them
+        with collector_paused():  # as the read decodes them
             for body in bodies:
                 json.loads(body)
         decoding = time.process_time() - decoding

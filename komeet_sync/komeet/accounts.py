@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from scim2_models import EnterpriseUser
 
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY
+from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source
-from komeet_sync.model.scim_resources import USER, parse
 from komeet_sync.model.snapshots import KomeetAccounts
 from komeet_sync.progress import Advance
 
@@ -46,24 +45,22 @@ def read_accounts(
 def accounts_from_resources(resources: Iterable[Any]) -> KomeetAccounts:
     """Komeet's SCIM User resources (RFC 7643 §4.1) as the KOMEET_ACCOUNTS frame, and those that
     could not be read."""
-    parsed, errors = parse(resources, USER, Source.KOMEET)
-    rows = []
-    for user in parsed:
-        enterprise = user[EnterpriseUser]
-        primary = next((e.value for e in user.emails or [] if e.primary), None)
-        rows.append(
-            (
-                user.id,
-                user.user_name,
-                primary,
-                user.external_id,
-                user.name.given_name if user.name else None,
-                user.name.family_name if user.name else None,
-                user.active is not False,
-                enterprise.employee_number if enterprise else None,
-            )
-        )
+    read = scim_resources.read_users(resources, Source.KOMEET)
+    users, emails = read.users, read.emails
+    # An account's email is the value of the first of its emails marked primary.
+    primary = emails[emails["primary"]].drop_duplicates("position").set_index("position")
+    accounts = pd.DataFrame(
+        {
+            "komeet_id": users["id"],
+            "user_name": users["user_name"],
+            "email": users["position"].map(primary["value"]),
+            "external_id": users["external_id"],
+            "given_name": users["given_name"],
+            "family_name": users["family_name"],
+            "active": users["active"],
+            "employee_id": users["employee_number"],
+        }
+    )
     return KomeetAccounts(
-        accounts=pd.DataFrame(rows, columns=list(KOMEET_ACCOUNTS)).astype(KOMEET_ACCOUNTS),
-        unreadable=pd.DataFrame(errors, columns=list(READ_ERRORS)).astype(READ_ERRORS),
+        accounts=accounts.astype(KOMEET_ACCOUNTS), unreadable=read.errors.astype(READ_ERRORS)
     )

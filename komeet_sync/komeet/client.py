@@ -30,9 +30,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from scim2_models import ServiceProviderConfig
 
-from komeet_sync import collector
 from komeet_sync.backoff import Backoff
 from komeet_sync.komeet.parallel import in_parallel
+from komeet_sync.model.collector import collector_paused
 from komeet_sync.model.json_values import json_kind
 from komeet_sync.progress import Advance
 from komeet_sync.settings import is_http_url
@@ -373,7 +373,7 @@ class KomeetClient:
             params["filter"] = " or ".join(
                 f"userName ew {quote(f'@{domain}')}" for domain in domains
             )
-        with collector.paused():  # a page decoded is 1,000 accounts of dicts and lists
+        with collector_paused():  # a page decoded is 1,000 accounts of dicts and lists
             if capabilities.index_paging:
                 return self._pages_at_once(params, progress, concurrency)
             return self._pages_one_by_one(params, progress)

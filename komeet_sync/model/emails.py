@@ -83,16 +83,7 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     empty = present & (text == "").fillna(False).to_numpy(dtype=bool)
     lowered = text.str.lower()
 
-    fast = lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy(dtype=bool)
-    domain = pd.Series(pd.NA, index=values.index, dtype="str")
-    if fast.any():
-        domain = lowered.str.replace(r"^.*@", "", regex=True)
-        # An ASCII domain that email-validator accepts is already in its normal form.
-        good = [name for name in domain[fast].unique() if check_domain(name).ascii == name]
-        length = lowered.str.len().fillna(0).to_numpy()
-        local_length = length - domain.str.len().fillna(0).to_numpy() - 1
-        fast = fast & contains(domain, pd.Series(good, dtype="str"))
-        fast = fast & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
+    fast, domain = _vouched(lowered)
     email = lowered.where(fast)
     domain = domain.where(fast)
     error = pd.Series(pd.NA, index=values.index, dtype="str")
@@ -111,6 +102,46 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
         )
         error[slow] = np.array([bad for _, bad in verdicts], dtype=object)
     return pd.DataFrame({"email": email, "domain": domain, "error": error}, index=values.index)
+
+
+def addresses_as_written(values: pd.Series) -> pd.Series:
+    """The addresses of a column in the form email-validator gives as ``normalized`` (what
+    pydantic's ``EmailStr``, hence a SCIM ``emails[].value``, holds): the local part as
+    written, the domain in its Unicode form, lower-case.
+
+    Only for what the fast path vouches for: ASCII text, nothing around the address, a
+    dot-atom local part and a valid domain. NA for every other value, valid or not: only
+    email-validator itself can tell those (``values`` of other types are NA too).
+    """
+    text = pd.Series(
+        [value if type(value) is str and value.isascii() else None for value in values],
+        index=values.index,
+        dtype="str",
+    )
+    fast, domain = _vouched(text.str.lower())
+    if not fast.any():
+        return pd.Series(pd.NA, index=values.index, dtype="str")
+    local = text.str.replace(r"@[^@]*$", "", regex=True)
+    readable = {name: check_domain(name).unicode for name in domain[fast].unique()}
+    written = local + "@" + domain.map(readable, na_action="ignore").astype("str")
+    return written.where(fast)
+
+
+def _vouched(lowered: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Which trimmed, lower-cased addresses email-validator accepts as they are, told
+    without it (ASCII dot-atom local parts, each distinct domain checked once), and the
+    domain of each (NA where the address is not of that form)."""
+    fast = lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy(dtype=bool)
+    if not fast.any():
+        return fast, pd.Series(pd.NA, index=lowered.index, dtype="str")
+    domain = lowered.str.replace(r"^.*@", "", regex=True)
+    # An ASCII domain that email-validator accepts is already in its normal form.
+    good = [name for name in domain[fast].unique() if check_domain(name).ascii == name]
+    length = lowered.str.len().fillna(0).to_numpy()
+    local_length = length - domain.str.len().fillna(0).to_numpy() - 1
+    fast = fast & contains(domain, pd.Series(good, dtype="str"))
+    fast = fast & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
+    return fast, domain
 
 
 def _validate_one(address: str) -> tuple[str | None, str | None]:

@@ -10,6 +10,7 @@ from upath import UPath
 
 from komeet_sync.engine.reconcile import Reconciliation, reconcile
 from komeet_sync.komeet.accounts import accounts_from_resources
+from komeet_sync.model.collector import collector_paused
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.reports import RECONCILED
 from komeet_sync.model.snapshots import KomeetAccounts
@@ -44,12 +45,13 @@ def run_audit(
     """Read the files, reconcile, and write every report to ``out`` (CSV and Parquet) with
     ``summary.json``, each step a stage of ``progress``. Raises ExportFormatError naming the
     file when one cannot be read."""
-    with progress.stage(f"Reading the export of {config.domain}", "users") as advance:
-        snapshot = read_export(config, files)
-        advance(len(snapshot.users), len(snapshot.users))
-    with progress.stage("Reading Komeet's export", "accounts") as advance:
-        komeet = read_komeet_export(komeet_file)
-        advance(len(komeet.accounts), len(komeet.accounts))
+    with collector_paused():  # millions of objects made, no cycle (model.collector)
+        with progress.stage(f"Reading the export of {config.domain}", "users") as advance:
+            snapshot = read_export(config, files)
+            advance(len(snapshot.users), len(snapshot.users))
+        with progress.stage("Reading Komeet's export", "accounts") as advance:
+            komeet = read_komeet_export(komeet_file)
+            advance(len(komeet.accounts), len(komeet.accounts))
     with progress.stage("Reconciling", "accounts") as advance:
         result = reconcile(snapshot, komeet, config, last_good_desired=last_good_desired)
         advance(len(komeet.accounts), len(komeet.accounts))

@@ -7,8 +7,16 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import EmailStr, TypeAdapter
 
-from komeet_sync.model.emails import InvalidEmail, normalise_email, normalise_emails
+from komeet_sync.model.emails import (
+    InvalidEmail,
+    addresses_as_written,
+    normalise_email,
+    normalise_emails,
+)
+
+EMAIL_STR = TypeAdapter(EmailStr)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +91,22 @@ def test_one_address_is_normalised_as_a_column_is(address):
         assert pd.isna(column["email"]) and refused.reason == column["error"], address
     else:
         assert single == column["email"], address
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS))
+        | ATOM
+        | st.sampled_from(["Jane <jane@acme.com>", "\u212aelvin@acme.com", "jane@ACME.COM"]),
+        max_size=8,
+    )
+)
+def test_addresses_as_written_are_what_pydantic_holds(addresses):
+    """An address the fast path vouches for is the one pydantic's EmailStr (hence a SCIM
+    ``emails[].value``) holds; it vouches for no address that EmailStr refuses."""
+    written = addresses_as_written(pd.Series(addresses, dtype=object))
+    for address, value in zip(addresses, written, strict=True):
+        if pd.isna(value):
+            continue
+        assert EMAIL_STR.validate_python(address) == value, address

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from komeet_sync.model.collector import collector_paused
 from komeet_sync.model.emails import normalise_emails
 from komeet_sync.model.frames import (
     DIRECTORY_ALIASES,
@@ -27,6 +28,7 @@ SUSPENDED = "suspended in Google Workspace"
 ARCHIVED = "archived in Google Workspace"
 
 
+@collector_paused()
 def snapshot(
     users: Iterable[Any], members_by_group: Mapping[str, Iterable[Any] | None]
 ) -> DirectorySnapshot:

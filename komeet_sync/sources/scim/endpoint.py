@@ -33,6 +33,7 @@ from scim2_models import (
     Resource,
     ResourceType,
     ResponseParameters,
+    SCIMException,
     ScimProvider,
     SearchRequest,
 )
@@ -98,6 +99,17 @@ def staging_provider() -> ScimProvider:
 
 class StagingService(ScimService):
     """scim2-server's service, reading requests as IdPs write them (``idp_requests``)."""
+
+    def read_body(self, model: Any, body: bytes, content_type: str | None, scim_ctx: Any) -> Any:
+        """scim2-server's reading of a body, its errors in SCIM's words (``in_scim_words``)."""
+        try:
+            return super().read_body(model, body, content_type, scim_ctx)
+        except SCIMException as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            error = exc.to_error()
+            worded = error.model_copy(update={"detail": in_scim_words(exc.__cause__)})
+            raise SCIMException.from_error(worded) from None
 
     def read_creation(
         self, resource_type: ResourceType, body: bytes, content_type: str | None
@@ -503,20 +515,54 @@ def _query(scope: Scope) -> dict[str, str]:
     return {_PARAMETERS.get(name.lower(), name): value for name, value in pairs}
 
 
-_LIBRARY_WORDS = re.compile(r" or instance of [\w\[\]]+")
+# The validation library's phrases, as SCIM's errors say them (RFC 7644 §3.12).
+_PHRASES = (
+    (re.compile(r" or instance of [\w\[\]]+"), ""),
+    (re.compile(r", unable to interpret input$"), ""),
+    (re.compile(r"^Value error, "), ""),
+    (re.compile(r"^Input should be (a valid dictionary|an object).*"), "expected a JSON object"),
+    (re.compile(r"^Input should be a valid list.*"), "expected a JSON array"),
+    (re.compile(r"^Input should be a valid boolean$"), "expected true or false"),
+    (re.compile(r"^Input should be a valid integer.*"), "expected a whole number"),
+    (re.compile(r"^Input should be a valid "), "expected a "),
+    (re.compile(r"^Input should be "), "expected "),
+    (re.compile(r"^Field required$"), "is required"),
+    (re.compile(r"^Extra inputs are not permitted$"), "is not an attribute of this resource"),
+)
+
+
+def in_scim_words(exc: ValidationError, where: str | None = None) -> str:
+    """What a request's values got wrong, in SCIM's words (RFC 7644 §3.12): for each of the
+    first three problems, the attribute, what is expected and the value given (never a
+    password's); not the validation library's text, class names or links."""
+    problems = []
+    for error in exc.errors()[:3]:
+        parts = [part for part in error.get("loc", ()) if part != "__root__"]
+        attribute = "".join(
+            f"[{part}]" if isinstance(part, int) else f"{'.' if i else ''}{part}"
+            for i, part in enumerate(parts)
+        )
+        expected = str(error.get("msg", "invalid"))
+        for phrase, words in _PHRASES:
+            expected = phrase.sub(words, expected)
+        given = error.get("input")
+        shown = "" if given is None or "password" in attribute.lower() else _shown(given)
+        problem = f"{attribute}: {expected}" if attribute else expected
+        problems.append(problem + (f", got {shown}" if shown else ""))
+    found = "; ".join(problems) or "a value is invalid"
+    return f"{where}: {found}" if where else found
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON, cut at 60 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _patch_error(exc: ValidationError, patch_op: PatchOp[Any]) -> str:
-    """What a PATCH value got wrong, in SCIM's words (RFC 7644 §3.12 ``invalidValue``): the
-    operation's path, the attribute and what is expected; not the validation library's
-    text or links."""
+    """What a PATCH value got wrong (``in_scim_words``), naming the operations' paths."""
     paths = [str(o.path) for o in patch_op.operations or [] if o.path]
-    where = f"the value for {', '.join(paths)}" if paths else "a PATCH value"
-    problems = []
-    for error in exc.errors()[:3]:
-        attribute = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
-        expected = _LIBRARY_WORDS.sub("", str(error.get("msg", "invalid")))
-        expected = expected.replace("Input should be a valid dictionary", "expected a JSON object")
-        expected = expected.replace("Input should be", "expected")
-        problems.append(expected + (f": {attribute}" if attribute else ""))
-    return f"{where} is invalid ({'; '.join(problems)})"
+    return in_scim_words(exc, f"the value for {', '.join(paths)}" if paths else "a PATCH value")

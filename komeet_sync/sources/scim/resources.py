@@ -10,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from scim2_models import EnterpriseUser, Group
+from scim2_models import Group
 
+from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import fold
 from komeet_sync.model.frames import (
-    DIRECTORY_ALIASES,
-    DIRECTORY_USERS,
     GROUP_MEMBERS,
     GROUPS,
     READ_ERRORS,
     Source,
+    contains,
 )
-from komeet_sync.model.scim_resources import USER, parse
+from komeet_sync.model.scim_resources import parse
 from komeet_sync.model.snapshots import DirectorySnapshot
 
 INACTIVE = "inactive in the IdP (active is false)"
@@ -37,46 +38,56 @@ def snapshot(
 ) -> DirectorySnapshot:
     """A snapshot of staged SCIM users and groups; ``selected`` are group display names;
     ``deleted`` are the ids of users the IdP deleted (kept inactive: they are leavers)."""
-    parsed, errors = parse(users, USER, Source.SCIM)
-    user_rows: list[tuple] = []
-    alias_rows: list[tuple] = []
-    for user in parsed:
-        enterprise = user[EnterpriseUser]
-        user_rows.append(
-            (
-                Source.SCIM.value,
-                user.id,
-                user.external_id or user.id,
-                user.user_name,
-                user.name.given_name if user.name else None,
-                user.name.family_name if user.name else None,
-                user.active is not False and user.id not in deleted,
-                DELETED if user.id in deleted else None if user.active is not False else INACTIVE,
-                enterprise.employee_number if enterprise else None,
-                enterprise.department if enterprise else None,
-                user.meta.created.isoformat() if user.meta and user.meta.created else None,
-                None,  # SCIM does not say when a user last signed in
-            )
-        )
-        alias_rows.extend((user.id, email.value) for email in user.emails or [] if email.value)
-    member_rows, group_rows = _members(groups, selected, errors)
+    read = scim_resources.read_users(users, Source.SCIM)
+    found, emails = read.users, read.emails
+    gone = contains(found["id"], pd.Series(list(deleted), dtype="str"))
+    active = found["active"].to_numpy() & ~gone
+    inactive_reason = np.full(len(found), None, dtype=object)
+    inactive_reason[~found["active"].to_numpy()] = INACTIVE
+    inactive_reason[gone] = DELETED
+    external_id = found["external_id"]
+    directory_users = pd.DataFrame(
+        {
+            "source": Source.SCIM.value,
+            "account_id": found["id"],
+            "stable_id": external_id.where(external_id.notna() & (external_id != ""), found["id"]),
+            "email": found["user_name"],
+            "given_name": found["given_name"],
+            "family_name": found["family_name"],
+            "active": active,
+            "inactive_reason": inactive_reason,
+            "employee_id": found["employee_number"],
+            "org_unit": found["department"],
+            "created_at": found["created"],
+            "last_login_at": None,  # SCIM does not say when a user last signed in
+        }
+    )
+    addressed = emails[emails["value"].notna()]
+    ids = found.set_index("position")["id"]
+    aliases = pd.DataFrame(
+        {"account_id": addressed["position"].map(ids), "alias": addressed["value"]}
+    )
+    member_rows, group_rows, group_errors = _members(groups, selected)
+    errors = read.errors
+    if group_errors:
+        errors = pd.concat([errors, pd.DataFrame(group_errors, columns=list(READ_ERRORS))])
     return DirectorySnapshot.of(
         Source.SCIM,
-        users=pd.DataFrame(user_rows, columns=list(DIRECTORY_USERS)),
-        aliases=pd.DataFrame(alias_rows, columns=list(DIRECTORY_ALIASES)),
+        users=directory_users,
+        aliases=aliases,
         members=pd.DataFrame(member_rows, columns=list(GROUP_MEMBERS)),
         groups=pd.DataFrame(group_rows, columns=list(GROUPS)),
-        read_errors=pd.DataFrame(errors, columns=list(READ_ERRORS)),
+        read_errors=errors,
     )
 
 
 def _members(
-    groups: Iterable[Any], selected: Iterable[str], errors: list[tuple]
-) -> tuple[list[tuple], list[tuple]]:
+    groups: Iterable[Any], selected: Iterable[str]
+) -> tuple[list[tuple], list[tuple], list[tuple]]:
     """Members of the selected groups, nested groups expanded (a member whose value is a
-    group's id stands for that group's members)."""
-    parsed, group_errors = parse(groups, Group, Source.SCIM)
-    errors.extend(group_errors)
+    group's id stands for that group's members), the groups found, and the groups that
+    could not be read."""
+    parsed, errors = parse(groups, Group, Source.SCIM)
     by_id = {group.id: group for group in parsed}
     by_name = {fold(group.display_name): group for group in parsed if group.display_name}
     rows: list[tuple] = []
@@ -97,4 +108,4 @@ def _members(
                         pending.append(nested)
                     continue
                 rows.append((name, member.value, None, "USER"))
-    return rows, found
+    return rows, found, errors

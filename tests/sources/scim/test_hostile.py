@@ -120,15 +120,18 @@ def test_nesting_depth_counts_brackets_outside_strings():
     assert nesting_depth(b"[" * 70) == 70
 
 
+LIBRARY_WORDS = ("pydantic", "validation error for", "User[", "instance of", "Input should", "\n")
+
+
 @pytest.mark.parametrize(
-    "operation",
+    ("operation", "expected"),
     [
-        {"op": "replace", "path": "emails", "value": "x"},
-        {"op": "replace", "value": {"emails": [{"value": 5}]}},
-        {"op": "replace", "path": "name", "value": "x"},
+        ({"op": "replace", "path": "emails", "value": "x"}, 'expected a JSON object, got "x"'),
+        ({"op": "replace", "value": {"emails": [{"value": 5}]}}, "expected a string, got 5"),
+        ({"op": "replace", "path": "name", "value": "x"}, 'expected a JSON object, got "x"'),
     ],
 )
-def test_errors_speak_scim_not_the_validation_library(scim, operation):
+def test_patch_errors_speak_scim_not_the_validation_library(scim, operation, expected):
     scim.add_domain("globex.com")
     with scim.client("globex.com") as client:
         user_id = client.post("/Users", json=user("pat@globex.com")).json()["id"]
@@ -138,9 +141,32 @@ def test_errors_speak_scim_not_the_validation_library(scim, operation):
     assert answer.status_code == 400
     detail = answer.json()["detail"]
     assert answer.json()["scimType"] == "invalidValue"
-    for internal in ("pydantic", "validation error for", "User[", "instance of", "\n"):
+    for internal in LIBRARY_WORDS:
         assert internal not in detail, detail
-    assert "invalid (expected" in detail
+    assert expected in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"emails": [{"value": {"x": 1}}]}, 'emails[0].value: expected a string, got {"x": 1}'),
+        ({"active": "maybe"}, 'active: expected true or false, got "maybe"'),
+        ({"name": ["Ada"]}, 'name: expected a JSON object, got ["Ada"]'),
+        ({"userName": 7}, "userName: expected a string, got 7"),
+    ],
+)
+def test_creation_errors_name_the_attribute_the_expectation_and_the_value(scim, extra, expected):
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        user_id = client.post("/Users", json=user("ada@globex.com")).json()["id"]
+        created = client.post("/Users", json=user("bob@globex.com", **extra))
+        replaced = client.put(f"/Users/{user_id}", json=user("ada@globex.com", **extra))
+    for answer in (created, replaced):
+        assert answer.status_code == 400, answer.text
+        detail = answer.json()["detail"]
+        for internal in LIBRARY_WORDS:
+            assert internal not in detail, detail
+        assert detail.startswith(expected) or f"; {expected}" in detail, detail
 
 
 def test_query_parameter_names_are_matched_whatever_their_case(scim):
