@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import aliased
 
 from komeet_sync.store.tables import DomainConfigRow, ScimMembershipRow, ScimResourceRow
@@ -55,7 +55,7 @@ def dangling_members(engine: Engine, domain: str | None = None) -> list[Dangling
         .join(DomainConfigRow, DomainConfigRow.id == group.domain_id)
         .outerjoin(member, member.id == ScimMembershipRow.member_id)
         .outerjoin(member_domain, member_domain.id == member.domain_id)
-        .where(or_(member.id.is_(None), and_(member.domain_id != group.domain_id)))
+        .where(or_(member.id.is_(None), member.domain_id != group.domain_id))
         .order_by(DomainConfigRow.domain, ScimMembershipRow.group_id, ScimMembershipRow.member_id)
     )
     if domain is not None:
