@@ -19,12 +19,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.api.extensions import ExtensionArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from komeet_sync.model.frames import labels, to_arrow
 
 
 class KeyKind(IntEnum):
@@ -72,7 +75,7 @@ class Links:
     person_count: int
     component: np.ndarray  # node -> its component's number
     matched_account: np.ndarray  # person -> account position, or -1
-    match_rule: np.ndarray  # person -> MatchRule value, or "" when unmatched
+    match_rule: ExtensionArray  # person -> MatchRule value, or "" when unmatched
     disputed: np.ndarray  # node -> in a dispute
     shared: pd.DataFrame  # node, kind, value: the keys that disputed nodes share
 
@@ -85,10 +88,9 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         parts = [k for k in keys if k.kind in members]
         if not parts:
             continue
-        text = pd.concat([k.values.astype("str") for k in parts], ignore_index=True)
         node = np.concatenate([np.asarray(k.nodes, dtype=np.int64) for k in parts])
         kind = np.concatenate([np.full(len(k.nodes), k.kind, dtype=np.int8) for k in parts])
-        code, uniques = pd.factorize(text, use_na_sentinel=True)
+        code, uniques = _factorize([k.values for k in parts])
         keep = code >= 0
         if namespace == "employee id" and len(uniques):
             holders = np.bincount(code[keep], minlength=len(uniques))
@@ -135,7 +137,8 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     paired_accounts = np.flatnonzero(paired & ~is_person)
     matched_account[person_of_pair[component[paired_accounts]]] = paired_accounts - person_count
 
-    match_rule = np.full(person_count, "", dtype=object)
+    rules = ["", *(rule.value for rule in MatchRule)]
+    rule_code = np.zeros(person_count, dtype=np.int64)
     for rule, key in (
         (MatchRule.ALIAS, KeyKind.ALIAS),
         (MatchRule.EMAIL, KeyKind.EMAIL),
@@ -143,7 +146,7 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     ):  # the first rule wins, so it is written last
         holders_of_key = s_node[s_kind == key]
         holders_of_key = holders_of_key[matched_account[holders_of_key] >= 0]
-        match_rule[holders_of_key] = rule.value
+        rule_code[holders_of_key] = rules.index(rule.value)
 
     in_dispute = disputed[s_node]
     shared = pd.DataFrame(
@@ -157,19 +160,34 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         person_count=person_count,
         component=component,
         matched_account=matched_account,
-        match_rule=match_rule,
+        match_rule=labels(rule_code, rules),
         disputed=disputed,
         shared=shared,
     )
 
 
-def _values_of(codes: np.ndarray, values: list[tuple[int, Any]]) -> list[str]:
+def _factorize(columns: list[pd.Series]) -> tuple[np.ndarray, pa.Array]:
+    """Each value's code (-1 when missing) and the distinct values, in order of first
+    appearance: one hash pass over the columns, in Arrow, without joining them first."""
+    encoded = pa.chunked_array(
+        [chunk for column in columns for chunk in to_arrow(column).chunks], pa.large_string()
+    )
+    chunks = encoded.dictionary_encode().chunks
+    if not chunks:
+        return np.array([], dtype=np.int64), pa.array([], pa.large_string())
+    code = np.concatenate(
+        [np.asarray(chunk.indices.fill_null(-1), dtype=np.int64) for chunk in chunks]
+    )
+    return code, chunks[0].dictionary  # the chunks share one dictionary
+
+
+def _values_of(codes: np.ndarray, values: list[tuple[int, pa.Array]]) -> np.ndarray:
     """The key values behind ``codes`` (few: the disputed ones)."""
-    starts = np.array([start for start, _ in values])
-    namespace = np.searchsorted(starts, codes, side="right") - 1
-    return [
-        str(values[ns][1][code - values[ns][0]]) for ns, code in zip(namespace, codes, strict=True)
-    ]
+    found = np.empty(len(codes), dtype=object)
+    for start, uniques in values:
+        here = (codes >= start) & (codes < start + len(uniques))
+        found[here] = uniques.take(codes[here] - start).to_numpy(zero_copy_only=False)
+    return found
 
 
 def dispute_clusters(links: Links, node_names: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:

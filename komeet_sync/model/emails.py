@@ -16,10 +16,12 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 
 from komeet_sync.model.domain_names import check_domain
-from komeet_sync.model.frames import contains
+from komeet_sync.model.frames import flags, from_arrow, to_arrow
 
 # RFC 5322 §3.2.3 atext, the characters email-validator allows unquoted in a local part.
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -78,39 +80,55 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     Returns a frame on the same index with ``email`` (normalised; NA when invalid or
     missing), its ``domain``, and ``error`` (NA when valid; the reason in words otherwise).
     """
-    text = values.astype("str").str.strip()
-    present = text.notna().to_numpy()
-    empty = present & (text == "").fillna(False).to_numpy(dtype=bool)
-    lowered = text.str.lower()
+    text = pc.utf8_trim_whitespace(to_arrow(values)).combine_chunks()
+    present = flags(text.is_valid())
+    empty = flags(pc.equal(text, ""))
+    # Lower-casing ASCII needs no Unicode tables: a tenth of the time, the same result.
+    ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
+    lowered = pc.ascii_lower(text) if ascii_only else pc.utf8_lower(text)
 
-    fast = lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy(dtype=bool)
-    domain = pd.Series(pd.NA, index=values.index, dtype="str")
-    if fast.any():
-        domain = lowered.str.replace(r"^.*@", "", regex=True)
-        # An ASCII domain that email-validator accepts is already in its normal form.
-        good = [name for name in domain[fast].unique() if check_domain(name).ascii == name]
-        length = lowered.str.len().fillna(0).to_numpy()
-        local_length = length - domain.str.len().fillna(0).to_numpy() - 1
-        fast = fast & contains(domain, pd.Series(good, dtype="str"))
-        fast = fast & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
-    email = lowered.where(fast)
-    domain = domain.where(fast)
-    error = pd.Series(pd.NA, index=values.index, dtype="str")
-    if not present.all():
-        error[~present] = "no email address"
-    if empty.any():
-        error[empty] = "the email address is empty"
+    # A fast-path address holds one @ (neither atext nor a domain has one): its domain is
+    # what follows it. Each distinct domain is checked once.
+    matched = flags(pc.match_substring_regex(lowered, f"^({_FAST_EMAIL})$"))
+    at = np.flatnonzero(matched)
+    candidates = lowered.take(at)
+    domains = pc.list_element(
+        pc.split_pattern(candidates, "@", max_splits=1), 1
+    ).dictionary_encode()
+    known = domains.dictionary
+    good = np.array([check_domain(name).ascii == name for name in known.to_pylist()], dtype=bool)
+    code = domains.indices.to_numpy()
+    length = pc.binary_length(candidates).to_numpy()
+    local_length = length - pc.binary_length(domains.dictionary).to_numpy()[code] - 1
+    fast_path = good[code] & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
+    domain_code = np.full(len(text), -1, dtype=np.int64)
+    domain_code[at[fast_path]] = code[fast_path]
+    fast = domain_code >= 0
+
+    email = pc.if_else(fast, lowered, pa.scalar(None, pa.large_string()))
+    domain = known.take(pa.array(domain_code, mask=~fast))
+    error = pa.array(["no email address", "the email address is empty"], pa.large_string()).take(
+        pa.array(np.where(empty, 1, 0), mask=present & ~empty)
+    )
 
     # Everything the fast path cannot vouch for gets email-validator's own verdict.
     slow = present & ~fast & ~empty
     if slow.any():
-        verdicts = [_validate_one(address) for address in text[slow]]
-        email[slow] = np.array([good for good, _ in verdicts], dtype=object)
-        domain[slow] = np.array(
-            [good.rpartition("@")[2] if good else None for good, _ in verdicts], dtype=object
+        verdicts = [_validate_one(address) for address in text.filter(slow).to_pylist()]
+        slow_mask = pa.array(slow)
+
+        def replaced(column: pa.Array, new: list[str | None]) -> pa.Array:
+            return pc.replace_with_mask(column, slow_mask, pa.array(new, pa.large_string()))
+
+        email = replaced(email, [good for good, _ in verdicts])
+        domain = replaced(
+            domain, [good.rpartition("@")[2] if good else None for good, _ in verdicts]
         )
-        error[slow] = np.array([bad for _, bad in verdicts], dtype=object)
-    return pd.DataFrame({"email": email, "domain": domain, "error": error}, index=values.index)
+        error = replaced(error, [bad for _, bad in verdicts])
+    return pd.DataFrame(
+        {"email": from_arrow(email), "domain": from_arrow(domain), "error": from_arrow(error)},
+        index=values.index,
+    )
 
 
 def _validate_one(address: str) -> tuple[str | None, str | None]:
