@@ -23,11 +23,12 @@ from enum import IntEnum, StrEnum
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.extensions import ExtensionArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from komeet_sync.model.frames import labels, to_arrow
+from komeet_sync.model.frames import factorize, flags, labels, to_arrow
 
 
 class KeyKind(IntEnum):
@@ -85,19 +86,20 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     nodes, codes, kinds, values = [], [], [], []
     offset = 0
     for namespace, members in _NAMESPACES.items():
-        parts = [k for k in keys if k.kind in members]
+        parts = [_present(k) for k in keys if k.kind in members]
+        parts = [(kind, holders, text) for kind, holders, text in parts if len(holders)]
         if not parts:
             continue
-        node = np.concatenate([np.asarray(k.nodes, dtype=np.int64) for k in parts])
-        kind = np.concatenate([np.full(len(k.nodes), k.kind, dtype=np.int8) for k in parts])
-        code, uniques = _factorize([k.values for k in parts])
-        keep = code >= 0
-        if namespace == "employee id" and len(uniques):
-            holders = np.bincount(code[keep], minlength=len(uniques))
-            keep &= holders[np.where(keep, code, 0)] <= MAX_EMPLOYEE_ID_HOLDERS
-        nodes.append(node[keep])
-        codes.append(code[keep] + offset)
-        kinds.append(kind[keep])
+        node = np.concatenate([holders for _, holders, _ in parts])
+        kind = np.concatenate([np.full(len(holders), k, dtype=np.int8) for k, holders, _ in parts])
+        code, uniques = factorize([text for _, _, text in parts])
+        if namespace == "employee id":
+            holders = np.bincount(code, minlength=len(uniques))
+            keep = holders[code] <= MAX_EMPLOYEE_ID_HOLDERS
+            node, code, kind = node[keep], code[keep], kind[keep]
+        nodes.append(node)
+        codes.append(code + offset)
+        kinds.append(kind)
         values.append((offset, uniques))
         offset += len(uniques)
     node = np.concatenate(nodes) if nodes else np.array([], dtype=np.int64)
@@ -117,14 +119,11 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     )
     component = connected_components(edges, directed=False)[1].astype(np.int64)
 
-    is_person = np.arange(node_count) < person_count
-    persons = np.bincount(component, weights=is_person, minlength=node_count)
-    accounts = np.bincount(component, weights=~is_person, minlength=node_count)
+    persons = np.bincount(component[:person_count], minlength=node_count)
+    accounts = np.bincount(component[person_count:], minlength=node_count)
     # Employee ids alone never match: they only flag a probable duplicate.
-    matching_key = s_kind < KeyKind.PERSON_EMPLOYEE_ID
-    node_has_match_key = np.zeros(node_count, dtype=bool)
-    node_has_match_key[s_node[matching_key]] = True
-    has_match_key = np.bincount(component, weights=node_has_match_key, minlength=node_count) > 0
+    has_match_key = np.zeros(node_count, dtype=bool)
+    has_match_key[component[s_node[s_kind < KeyKind.PERSON_EMPLOYEE_ID]]] = True
     pair_component = (persons == 1) & (accounts == 1) & has_match_key
     size = persons + accounts
     disputed = (size[component] > 1) & ~pair_component[component]
@@ -132,9 +131,9 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     matched_account = np.full(person_count, -1, dtype=np.int64)
     paired = pair_component[component]
     person_of_pair = np.full(node_count, -1, dtype=np.int64)
-    paired_people = np.flatnonzero(paired & is_person)
+    paired_people = np.flatnonzero(paired[:person_count])
     person_of_pair[component[paired_people]] = paired_people
-    paired_accounts = np.flatnonzero(paired & ~is_person)
+    paired_accounts = np.flatnonzero(paired[person_count:]) + person_count
     matched_account[person_of_pair[component[paired_accounts]]] = paired_accounts - person_count
 
     rules = ["", *(rule.value for rule in MatchRule)]
@@ -166,19 +165,14 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     )
 
 
-def _factorize(columns: list[pd.Series]) -> tuple[np.ndarray, pa.Array]:
-    """Each value's code (-1 when missing) and the distinct values, in order of first
-    appearance: one hash pass over the columns, in Arrow, without joining them first."""
-    encoded = pa.chunked_array(
-        [chunk for column in columns for chunk in to_arrow(column).chunks], pa.large_string()
-    )
-    chunks = encoded.dictionary_encode().chunks
-    if not chunks:
-        return np.array([], dtype=np.int64), pa.array([], pa.large_string())
-    code = np.concatenate(
-        [np.asarray(chunk.indices.fill_null(-1), dtype=np.int64) for chunk in chunks]
-    )
-    return code, chunks[0].dictionary  # the chunks share one dictionary
+def _present(keys: Keys) -> tuple[KeyKind, np.ndarray, pa.ChunkedArray]:
+    """The keys' kind, and the nodes and values of those that are not missing."""
+    text = to_arrow(keys.values)
+    nodes = np.asarray(keys.nodes, dtype=np.int64)
+    if text.null_count == 0:
+        return keys.kind, nodes, text
+    present = flags(pc.is_valid(text))
+    return keys.kind, nodes[present], text.filter(present)
 
 
 def _values_of(codes: np.ndarray, values: list[tuple[int, pa.Array]]) -> np.ndarray:

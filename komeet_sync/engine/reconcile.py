@@ -404,12 +404,15 @@ def _reasons(
     """Each row's reason in words. Built per situation, on that situation's rows only;
     ``code`` is each row's situation, as its place in _SITUATION_ORDER."""
 
-    def rule(sub: pd.DataFrame, then: str = "") -> pd.Series:
-        """How the row was matched, in words (rows of a few rules: no string per row)."""
+    def rule_words(sub: pd.DataFrame, then: str = "") -> pd.Categorical:
+        """How each row was matched, in words: a few texts, so no string per row."""
         known = pa.array(list(_RULE_WORDS), pa.large_string())
         which = pc.index_in(to_arrow(sub["match_rule"]), value_set=known).fill_null(-1)
-        words = labels(np.asarray(which), [words + then for words in _RULE_WORDS.values()])
-        return pd.Series(words, index=sub.index)
+        words = [words + then for words in _RULE_WORDS.values()]
+        return pd.Categorical.from_codes(np.asarray(which), categories=words)
+
+    def rule(sub: pd.DataFrame) -> pd.Series:
+        return pd.Series(rule_words(sub), index=sub.index).astype("str")
 
     def in_groups(sub: pd.DataFrame) -> pd.Series:
         member_of = assessed.groups_of(sub["account_id"])
@@ -447,7 +450,7 @@ def _reasons(
             index=sub.index,
         )
 
-    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | str]] = {
+    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | pd.Categorical | str]] = {
         Situation.JOINER: lambda sub: (
             in_groups(sub) + "; no Komeet account has this person's externalId, email or aliases"
         ),
@@ -455,7 +458,7 @@ def _reasons(
             in_groups(sub) + "; " + rule(sub) + " to deactivated account " + komeet_id(sub)
         ),
         Situation.CHANGED: lambda sub: rule(sub) + ": " + sub["changes"],
-        Situation.UNCHANGED: lambda sub: rule(sub, "; up to date"),
+        Situation.UNCHANGED: lambda sub: rule_words(sub, "; up to date"),
         Situation.INVALID: lambda sub: (
             sub["error"].fillna("")
             + " ("
@@ -473,24 +476,30 @@ def _reasons(
         Situation.UNCHANGED: ["match_rule"],
         Situation.OUT_OF_SCOPE: [],
     }
-    # Each situation's reasons are one piece; a row's reason is its place in the pieces.
-    pieces: list[pd.Series | ExtensionArray] = [labels(np.zeros(1, dtype=np.int64), [""])]
-    place = np.zeros(len(rows), dtype=np.int64)
-    placed = 1
+    # Each situation's reasons are texts and, for each of its rows, the place of its text
+    # among them: a row's reason is found by its place in all the texts.
+    texts: list[pa.Array] = []
+    unbuilt, missing = -2, -1
+    place = np.full(len(rows), unbuilt, dtype=np.int64)
+    placed = 0
     for which, build in builders.items():
         mask = code == _SITUATION_ORDER.index(which)
-        count = int(mask.sum())
-        if count:
+        if mask.any():
             # Take only the columns a reason needs: most rows are unchanged ones.
-            text = build(rows.loc[mask, needs.get(which, list(rows.columns))])
-            if isinstance(text, str):  # one reason for all of them
-                pieces.append(labels(np.zeros(count, dtype=np.int64), [text]))
+            built = build(rows.loc[mask, needs.get(which, list(rows.columns))])
+            if isinstance(built, str):  # one reason for all of them
+                text, at = pa.array([built], pa.large_string()), np.zeros(int(mask.sum()), int)
+            elif isinstance(built, pd.Categorical):  # a few reasons
+                text, at = pa.array(built.categories, pa.large_string()), built.codes
             else:
-                pieces.append(text)
-            place[mask] = np.arange(placed, placed + count)
-            placed += count
-    joined = pa.chunked_array([chunk for piece in pieces for chunk in to_arrow(piece).chunks])
-    return from_arrow(joined.take(place))
+                text, at = to_arrow(built).combine_chunks(), np.arange(len(built))
+            texts.append(text)
+            place[mask] = np.where(at >= 0, at.astype(np.int64) + placed, missing)
+            placed += len(text)
+    texts.append(pa.array(["", None], pa.large_string()))
+    place[place == unbuilt] = placed
+    place[place == missing] = placed + 1
+    return from_arrow(pa.concat_arrays(texts).take(place))
 
 
 def _why_not_desired(rows: pd.DataFrame, config: DomainConfig) -> pd.Series:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.domain_names import display_domain
@@ -21,7 +23,9 @@ from komeet_sync.model.frames import (
     conform,
     contains,
     empty_frame,
+    factorize,
     text_array,
+    to_arrow,
 )
 from komeet_sync.model.snapshots import DirectorySnapshot
 
@@ -63,8 +67,8 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     domains = set(config.domains)
     in_domain = contains(normal["domain"], pd.Series(sorted(domains), dtype="str"))
 
-    group_status = _group_status(snapshot, config)
-    members = snapshot.members[snapshot.members["group"].isin(config.groups)]
+    members, listed = _selected_members(snapshot.members, config.groups)
+    group_status = _group_status(snapshot, config, listed)
     if config.groups:
         in_scope, memberships, member_errors = _membership(
             members, people, domains, snapshot.source.value
@@ -138,10 +142,24 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     )
 
 
-def _group_status(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataFrame:
-    """The selected groups that do not exist or came back empty: each stops the domain."""
+def _selected_members(
+    members: pd.DataFrame, groups: tuple[str, ...]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The members of the selected groups, and how many each group lists (one pass)."""
+    selected = pa.array(groups, pa.large_string())
+    at = pc.index_in(to_arrow(members["group"]), value_set=selected).fill_null(-1)
+    group_at = np.asarray(at, dtype=np.int64)
+    count = np.bincount(group_at[group_at >= 0], minlength=len(groups))
+    listed = {group: int(count[groups.index(group)]) for group in groups}
+    return _where(members, group_at >= 0), listed
+
+
+def _group_status(
+    snapshot: DirectorySnapshot, config: DomainConfig, counts: dict[str, int]
+) -> pd.DataFrame:
+    """The selected groups that do not exist or came back empty: each stops the domain.
+    ``counts`` are the members listed for each selected group."""
     found = set(snapshot.groups.loc[snapshot.groups["found"], "group"])
-    counts = snapshot.members["group"].value_counts()
     rows = []
     for group in config.groups:
         if group not in found:
@@ -174,9 +192,8 @@ def _membership(
         customer = members.loc[members["member_type"] == "CUSTOMER", "group"].iloc[0]
         everyone = pd.DataFrame({"account_id": people["account_id"], "group": customer})
         return np.ones(len(people), dtype=bool), everyone, empty_frame(ERRORS)
-    users = members[(members["member_type"] != "GROUP").to_numpy()]
-    ids = pd.concat([people["account_id"], users["member_id"]], ignore_index=True)
-    codes, uniques = pd.factorize(ids)
+    users = _where(members, (members["member_type"] != "GROUP").to_numpy())
+    codes, uniques = factorize([to_arrow(people["account_id"]), to_arrow(users["member_id"])])
     person_code, member_code = codes[: len(people)], codes[len(people) :]
     is_person = np.zeros(len(uniques) + 1, dtype=bool)  # the extra slot is NA's -1
     is_person[person_code] = True
@@ -189,7 +206,7 @@ def _membership(
         by_email = normalise_emails(users["member_email"][~by_id])["email"].map(email_to_id)
         matched_id[~by_id] = by_email.astype("str")
     found = matched_id.notna().to_numpy()
-    memberships = pd.DataFrame({"account_id": matched_id[found], "group": users["group"][found]})
+    memberships = _where(pd.DataFrame({"account_id": matched_id, "group": users["group"]}), found)
     is_member = np.zeros(len(uniques) + 1, dtype=bool)
     is_member[member_code[found]] = True
     is_member[-1] = False
@@ -225,6 +242,12 @@ def _membership(
         }
     )
     return in_scope, memberships, errors
+
+
+def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` where ``mask`` holds; the frame itself when it holds for all
+    (a Google snapshot lists the selected groups' users alone: no copy of a million)."""
+    return frame if mask.all() else frame[mask]
 
 
 def _listing(domains: tuple[str, ...] | list[str]) -> str:

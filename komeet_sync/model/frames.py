@@ -115,6 +115,20 @@ def to_arrow(values: pd.Series | pd.api.extensions.ExtensionArray) -> pa.Chunked
     return pd.Series(values, dtype="str", copy=False).array.__arrow_array__()
 
 
+def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, pa.Array]:
+    """Each value's code (-1 when missing) and the distinct values, in order of first
+    appearance (as ``pd.factorize``): one hash pass over the columns, without joining them
+    into one column first."""
+    chunks = [chunk for column in columns for chunk in getattr(column, "chunks", [column])]
+    encoded = pa.chunked_array(chunks, pa.large_string()).dictionary_encode().chunks
+    if not encoded:
+        return np.array([], dtype=np.int64), pa.array([], pa.large_string())
+    code = np.concatenate(
+        [np.asarray(chunk.indices.fill_null(-1), dtype=np.int64) for chunk in encoded]
+    )
+    return code, encoded[0].dictionary  # the chunks share one dictionary
+
+
 def flags(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An Arrow boolean result as a NumPy mask; missing counts as false."""
     return np.asarray(pc.fill_null(values, False), dtype=bool)
