@@ -24,12 +24,14 @@ from komeet_sync.model.emails import email_domain, normalise_emails
 from komeet_sync.model.frames import (
     KOMEET_ACCOUNTS,
     Source,
+    blank,
     conform,
     contains,
     flags,
     from_arrow,
     labels,
     to_arrow,
+    where,
 )
 from komeet_sync.model.plan import Plan
 from komeet_sync.model.reports import RECONCILED
@@ -198,18 +200,19 @@ def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.Dat
     """The domain's accounts: userName in the domain or an alias domain. The sync never
     reads or writes any other account."""
     normal = normalise_emails(komeet["user_name"])
-    # A userName that is not a valid email still identifies its account, lower-cased.
-    invalid = normal["email"].isna()
-    user_name = normal["email"].fillna(komeet["user_name"][invalid].str.strip().str.lower())
-    domain = normal["domain"].fillna(email_domain(user_name[invalid]))
+    user_name, domain = normal["email"], normal["domain"]
+    invalid = user_name.isna()
+    if invalid.any():
+        # A userName that is not a valid email still identifies its account, lower-cased.
+        user_name = user_name.fillna(komeet["user_name"][invalid].str.strip().str.lower())
+        domain = domain.fillna(email_domain(user_name[invalid]))
     mine = contains(domain, pd.Series(config.domains, dtype="str"))
-    accounts = komeet[mine].reset_index(drop=True)
-    accounts["user_name_norm"] = user_name[mine].array
+    accounts = where(komeet, mine).reset_index(drop=True)
+    accounts["user_name_norm"] = where(user_name, mine).array
     accounts["email_norm"] = _account_emails(
-        accounts["email"], komeet["user_name"][mine], normal[mine]
+        accounts["email"], where(komeet["user_name"], mine), where(normal, mine)
     )
-    external = accounts["external_id"].str.strip()
-    accounts["managed"] = (external.notna() & (external != "")).to_numpy()
+    accounts["managed"] = ~blank(accounts["external_id"])
     protected = set(config.protected)
     accounts["protected"] = (
         accounts["user_name_norm"].isin(protected) | accounts["email_norm"].isin(protected)
@@ -219,7 +222,7 @@ def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.Dat
 
 def _account_emails(
     email: pd.Series, user_name: pd.Series, user_name_normal: pd.DataFrame
-) -> pd.api.extensions.ExtensionArray:
+) -> ExtensionArray:
     """The accounts' emails, normalised. Most accounts' email is their userName, already
     normalised: only the others are normalised again."""
     same = flags(pc.equal(to_arrow(email), to_arrow(user_name)))
@@ -404,12 +407,12 @@ def _reasons(
     """Each row's reason in words. Built per situation, on that situation's rows only;
     ``code`` is each row's situation, as its place in _SITUATION_ORDER."""
 
-    def rule_words(sub: pd.DataFrame, then: str = "") -> pd.Categorical:
+    def rule_words(sub: pd.DataFrame, then: str = "") -> pd.Categorical[str]:
         """How each row was matched, in words: a few texts, so no string per row."""
         known = pa.array(list(_RULE_WORDS), pa.large_string())
         which = pc.index_in(to_arrow(sub["match_rule"]), value_set=known).fill_null(-1)
         words = [words + then for words in _RULE_WORDS.values()]
-        return pd.Categorical.from_codes(np.asarray(which), categories=words)
+        return pd.Categorical.from_codes(np.asarray(which, dtype=np.int64), pd.Index(words))
 
     def rule(sub: pd.DataFrame) -> pd.Series:
         return pd.Series(rule_words(sub), index=sub.index).astype("str")
@@ -450,7 +453,7 @@ def _reasons(
             index=sub.index,
         )
 
-    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | pd.Categorical | str]] = {
+    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | pd.Categorical[str] | str]] = {
         Situation.JOINER: lambda sub: (
             in_groups(sub) + "; no Komeet account has this person's externalId, email or aliases"
         ),

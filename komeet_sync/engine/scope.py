@@ -17,15 +17,17 @@ import pyarrow.compute as pc
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.domain_names import display_domain
-from komeet_sync.model.emails import email_domain, normalise_emails
+from komeet_sync.model.emails import normalise_emails
 from komeet_sync.model.frames import (
     READ_ERRORS,
+    blank,
     conform,
     contains,
     empty_frame,
     factorize,
     text_array,
     to_arrow,
+    where,
 )
 from komeet_sync.model.snapshots import DirectorySnapshot
 
@@ -79,10 +81,7 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
         member_errors = empty_frame(ERRORS)
 
     candidate = people["active"].to_numpy() & in_scope
-    no_name = (
-        people["given_name"].fillna("").str.strip().eq("")
-        | people["family_name"].fillna("").str.strip().eq("")
-    ).to_numpy()
+    no_name = blank(people["given_name"]) | blank(people["family_name"])
     bad_email = normal["email"].isna().to_numpy()
     # The first problem found is the one reported.
     error = np.full(len(people), None, dtype=object)
@@ -151,7 +150,7 @@ def _selected_members(
     group_at = np.asarray(at, dtype=np.int64)
     count = np.bincount(group_at[group_at >= 0], minlength=len(groups))
     listed = {group: int(count[groups.index(group)]) for group in groups}
-    return _where(members, group_at >= 0), listed
+    return where(members, group_at >= 0), listed
 
 
 def _group_status(
@@ -192,7 +191,7 @@ def _membership(
         customer = members.loc[members["member_type"] == "CUSTOMER", "group"].iloc[0]
         everyone = pd.DataFrame({"account_id": people["account_id"], "group": customer})
         return np.ones(len(people), dtype=bool), everyone, empty_frame(ERRORS)
-    users = _where(members, (members["member_type"] != "GROUP").to_numpy())
+    users = where(members, (members["member_type"] != "GROUP").to_numpy())
     codes, uniques = factorize([to_arrow(people["account_id"]), to_arrow(users["member_id"])])
     person_code, member_code = codes[: len(people)], codes[len(people) :]
     is_person = np.zeros(len(uniques) + 1, dtype=bool)  # the extra slot is NA's -1
@@ -200,13 +199,14 @@ def _membership(
     is_person[-1] = False
     by_id = is_person[member_code]
     matched_id = users["member_id"].where(by_id)
-    if not by_id.all():  # members known by email only: map them to the user with it
+    # Members known by email only: map them to the user with it.
+    by_email = normalise_emails(users["member_email"][~by_id])
+    if not by_id.all():
         known = people.dropna(subset=["email"]).drop_duplicates("email")
         email_to_id = pd.Series(known["account_id"].to_numpy(), index=known["email"])
-        by_email = normalise_emails(users["member_email"][~by_id])["email"].map(email_to_id)
-        matched_id[~by_id] = by_email.astype("str")
+        matched_id[~by_id] = by_email["email"].map(email_to_id).astype("str")
     found = matched_id.notna().to_numpy()
-    memberships = _where(pd.DataFrame({"account_id": matched_id, "group": users["group"]}), found)
+    memberships = where(pd.DataFrame({"account_id": matched_id, "group": users["group"]}), found)
     is_member = np.zeros(len(uniques) + 1, dtype=bool)
     is_member[member_code[found]] = True
     is_member[-1] = False
@@ -217,8 +217,8 @@ def _membership(
     strangers = users[~found]
     if strangers.empty:
         return in_scope, memberships, empty_frame(ERRORS)
-    strangers = strangers.assign(email_norm=normalise_emails(strangers["member_email"])["email"])
-    outside = ~email_domain(strangers["email_norm"]).isin(domains)
+    # Strangers are among the members known by email only: their addresses are normalised.
+    outside = ~by_email["domain"][(~found)[~by_id]].isin(domains).to_numpy()
     listed = (
         strangers.assign(outside=outside)
         .sort_values(["member_id", "group"])
@@ -242,12 +242,6 @@ def _membership(
         }
     )
     return in_scope, memberships, errors
-
-
-def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """The rows of ``frame`` where ``mask`` holds; the frame itself when it holds for all
-    (a Google snapshot lists the selected groups' users alone: no copy of a million)."""
-    return frame if mask.all() else frame[mask]
 
 
 def _listing(domains: tuple[str, ...] | list[str]) -> str:

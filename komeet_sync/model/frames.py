@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,9 @@ READ_ERRORS: dict[str, str] = {
 }
 
 
+Rows = TypeVar("Rows", pd.DataFrame, pd.Series)
+
+
 class FrameError(ValueError):
     """A frame that does not have the columns the engine needs."""
 
@@ -127,6 +130,21 @@ def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
         [np.asarray(chunk.indices.fill_null(-1), dtype=np.int64) for chunk in encoded]
     )
     return code, encoded[0].dictionary  # the chunks share one dictionary
+
+
+def blank(values: pd.Series) -> np.ndarray:
+    """Missing, empty or only whitespace: what is empty once trimmed (without trimming)."""
+    text = to_arrow(values)
+    return np.asarray(
+        pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True), dtype=bool
+    )
+
+
+def where(frame: Rows, mask: np.ndarray) -> Rows:
+    """The rows of ``frame`` where ``mask`` holds: the frame itself, not a copy of a million
+    rows, when it holds for all (as it mostly does: a Google snapshot lists the selected
+    groups' members alone, Komeet's accounts are mostly the domain's)."""
+    return frame if mask.all() else frame[mask]
 
 
 def flags(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
