@@ -91,7 +91,7 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     # what follows it. Each distinct domain is checked once.
     matched = flags(pc.match_substring_regex(lowered, f"^({_FAST_EMAIL})$"))
     at = np.flatnonzero(matched)
-    candidates = lowered.take(at)
+    candidates = lowered if len(at) == len(lowered) else lowered.take(at)
     domains = pc.list_element(
         pc.split_pattern(candidates, "@", max_splits=1), 1
     ).dictionary_encode()
@@ -105,7 +105,7 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     domain_code[at[fast_path]] = code[fast_path]
     fast = domain_code >= 0
 
-    email = pc.if_else(fast, lowered, pa.scalar(None, pa.large_string()))
+    email = lowered if fast.all() else pc.if_else(fast, lowered, pa.scalar(None, pa.large_string()))
     domain = known.take(pa.array(domain_code, mask=~fast))
     error = pa.array(["no email address", "the email address is empty"], pa.large_string()).take(
         pa.array(np.where(empty, 1, 0), mask=present & ~empty)
