@@ -28,6 +28,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,7 @@ def main() -> int:
         for process in (proxy, scim2_server, google):
             process.terminate()
             process.wait()
+    shutil.rmtree(folder)  # kept when the run fails: its logs say why
 
     snapshot = summary["snapshot"]
     requests = {
