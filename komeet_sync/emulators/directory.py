@@ -33,6 +33,7 @@ class Directory:
             emails = [g.get("email") for g in self.groups]
             self.domains = sorted(set(self._by_domain) | {domain_of(e) for e in emails} - {""})
         self._groups: dict[str, dict[str, Any]] = {}
+        self._listed: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         for group in self.groups:
             for key in (group.get("id"), group.get("email"), *group.get("aliases", [])):
                 if key:
@@ -102,7 +103,14 @@ class Directory:
 
     def members(self, group: dict[str, Any], derived: bool) -> list[dict[str, Any]]:
         """A group's members; with ``derived``, also every user of its nested groups, once
-        each (``members.list`` with ``includeDerivedMembership=true``)."""
+        each (``members.list`` with ``includeDerivedMembership=true``). Each listing is
+        made once, not once a page: the directory does not change while it is served."""
+        key = (str(group.get("id") or group.get("email")), derived)
+        if key not in self._listed:
+            self._listed[key] = self._members(group, derived)
+        return self._listed[key]
+
+    def _members(self, group: dict[str, Any], derived: bool) -> list[dict[str, Any]]:
         direct = [_member(member) for member in group.get("members", [])]
         if not derived:
             return direct

@@ -19,12 +19,16 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from komeet_sync.model.frames import factorize, flags, labels, to_arrow
 
 
 class KeyKind(IntEnum):
@@ -72,7 +76,7 @@ class Links:
     person_count: int
     component: np.ndarray  # node -> its component's number
     matched_account: np.ndarray  # person -> account position, or -1
-    match_rule: np.ndarray  # person -> MatchRule value, or "" when unmatched
+    match_rule: ExtensionArray  # person -> MatchRule value, or "" when unmatched
     disputed: np.ndarray  # node -> in a dispute
     shared: pd.DataFrame  # node, kind, value: the keys that disputed nodes share
 
@@ -82,20 +86,20 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     nodes, codes, kinds, values = [], [], [], []
     offset = 0
     for namespace, members in _NAMESPACES.items():
-        parts = [k for k in keys if k.kind in members]
+        parts = [_present(k) for k in keys if k.kind in members]
+        parts = [(kind, holders, text) for kind, holders, text in parts if len(holders)]
         if not parts:
             continue
-        text = pd.concat([k.values.astype("str") for k in parts], ignore_index=True)
-        node = np.concatenate([np.asarray(k.nodes, dtype=np.int64) for k in parts])
-        kind = np.concatenate([np.full(len(k.nodes), k.kind, dtype=np.int8) for k in parts])
-        code, uniques = pd.factorize(text, use_na_sentinel=True)
-        keep = code >= 0
-        if namespace == "employee id" and len(uniques):
-            holders = np.bincount(code[keep], minlength=len(uniques))
-            keep &= holders[np.where(keep, code, 0)] <= MAX_EMPLOYEE_ID_HOLDERS
-        nodes.append(node[keep])
-        codes.append(code[keep] + offset)
-        kinds.append(kind[keep])
+        node = np.concatenate([holders for _, holders, _ in parts])
+        kind = np.concatenate([np.full(len(holders), k, dtype=np.int8) for k, holders, _ in parts])
+        code, uniques = factorize([text for _, _, text in parts])
+        if namespace == "employee id":
+            holders = np.bincount(code, minlength=len(uniques))
+            keep = holders[code] <= MAX_EMPLOYEE_ID_HOLDERS
+            node, code, kind = node[keep], code[keep], kind[keep]
+        nodes.append(node)
+        codes.append(code + offset)
+        kinds.append(kind)
         values.append((offset, uniques))
         offset += len(uniques)
     node = np.concatenate(nodes) if nodes else np.array([], dtype=np.int64)
@@ -115,14 +119,11 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     )
     component = connected_components(edges, directed=False)[1].astype(np.int64)
 
-    is_person = np.arange(node_count) < person_count
-    persons = np.bincount(component, weights=is_person, minlength=node_count)
-    accounts = np.bincount(component, weights=~is_person, minlength=node_count)
+    persons = np.bincount(component[:person_count], minlength=node_count)
+    accounts = np.bincount(component[person_count:], minlength=node_count)
     # Employee ids alone never match: they only flag a probable duplicate.
-    matching_key = s_kind < KeyKind.PERSON_EMPLOYEE_ID
-    node_has_match_key = np.zeros(node_count, dtype=bool)
-    node_has_match_key[s_node[matching_key]] = True
-    has_match_key = np.bincount(component, weights=node_has_match_key, minlength=node_count) > 0
+    has_match_key = np.zeros(node_count, dtype=bool)
+    has_match_key[component[s_node[s_kind < KeyKind.PERSON_EMPLOYEE_ID]]] = True
     pair_component = (persons == 1) & (accounts == 1) & has_match_key
     size = persons + accounts
     disputed = (size[component] > 1) & ~pair_component[component]
@@ -130,12 +131,13 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     matched_account = np.full(person_count, -1, dtype=np.int64)
     paired = pair_component[component]
     person_of_pair = np.full(node_count, -1, dtype=np.int64)
-    paired_people = np.flatnonzero(paired & is_person)
+    paired_people = np.flatnonzero(paired[:person_count])
     person_of_pair[component[paired_people]] = paired_people
-    paired_accounts = np.flatnonzero(paired & ~is_person)
+    paired_accounts = np.flatnonzero(paired[person_count:]) + person_count
     matched_account[person_of_pair[component[paired_accounts]]] = paired_accounts - person_count
 
-    match_rule = np.full(person_count, "", dtype=object)
+    rules = ["", *(rule.value for rule in MatchRule)]
+    rule_code = np.zeros(person_count, dtype=np.int64)
     for rule, key in (
         (MatchRule.ALIAS, KeyKind.ALIAS),
         (MatchRule.EMAIL, KeyKind.EMAIL),
@@ -143,7 +145,7 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
     ):  # the first rule wins, so it is written last
         holders_of_key = s_node[s_kind == key]
         holders_of_key = holders_of_key[matched_account[holders_of_key] >= 0]
-        match_rule[holders_of_key] = rule.value
+        rule_code[holders_of_key] = rules.index(rule.value)
 
     in_dispute = disputed[s_node]
     shared = pd.DataFrame(
@@ -157,19 +159,29 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         person_count=person_count,
         component=component,
         matched_account=matched_account,
-        match_rule=match_rule,
+        match_rule=labels(rule_code, rules),
         disputed=disputed,
         shared=shared,
     )
 
 
-def _values_of(codes: np.ndarray, values: list[tuple[int, Any]]) -> list[str]:
+def _present(keys: Keys) -> tuple[KeyKind, np.ndarray, pa.ChunkedArray]:
+    """The keys' kind, and the nodes and values of those that are not missing."""
+    text = to_arrow(keys.values)
+    nodes = np.asarray(keys.nodes, dtype=np.int64)
+    if text.null_count == 0:
+        return keys.kind, nodes, text
+    present = flags(pc.is_valid(text))
+    return keys.kind, nodes[present], text.filter(present)
+
+
+def _values_of(codes: np.ndarray, values: list[tuple[int, pa.Array]]) -> np.ndarray:
     """The key values behind ``codes`` (few: the disputed ones)."""
-    starts = np.array([start for start, _ in values])
-    namespace = np.searchsorted(starts, codes, side="right") - 1
-    return [
-        str(values[ns][1][code - values[ns][0]]) for ns, code in zip(namespace, codes, strict=True)
-    ]
+    found = np.empty(len(codes), dtype=object)
+    for start, uniques in values:
+        here = (codes >= start) & (codes < start + len(uniques))
+        found[here] = uniques.take(codes[here] - start).to_numpy(zero_copy_only=False)
+    return found
 
 
 def dispute_clusters(links: Links, node_names: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:

@@ -12,13 +12,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 
 from komeet_sync.engine import guards, scope
 from komeet_sync.engine.matching import KeyKind, Keys, Links, MatchRule, dispute_clusters, link
 from komeet_sync.engine.planning import build_plan
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import email_domain, normalise_emails
-from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source, conform, contains, text_array
+from komeet_sync.model.frames import (
+    KOMEET_ACCOUNTS,
+    Source,
+    blank,
+    conform,
+    contains,
+    flags,
+    from_arrow,
+    labels,
+    to_arrow,
+    where,
+)
 from komeet_sync.model.plan import Plan
 from komeet_sync.model.reports import RECONCILED
 from komeet_sync.model.situations import ACTION_OF, Action, Situation
@@ -131,15 +145,16 @@ def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -
     """What each person and account is known by (ARCHITECTURE.md, "Identity and
     matching"). People are nodes 0..n-1, accounts n..n+m-1."""
     n, m = len(people), len(accounts)
+    # Few people have aliases: the merge runs on those alone.
+    owners = np.flatnonzero(contains(people["account_id"], aliases["account_id"]))
     alias_owner = aliases.merge(
-        pd.DataFrame({"account_id": people["account_id"], "position": np.arange(n)}),
+        pd.DataFrame({"account_id": people["account_id"].array.take(owners), "position": owners}),
         on="account_id",
     )
     # Each address once per node: an alias that is the person's own email adds nothing.
-    own = (
-        alias_owner["alias"].to_numpy(object)
-        == people["email"].to_numpy(object)[alias_owner["position"].to_numpy()]
-    )
+    own = alias_owner["alias"].to_numpy(object) == people["email"].array.take(
+        alias_owner["position"].to_numpy()
+    ).to_numpy(object)
     alias_owner = alias_owner[~own].drop_duplicates(["position", "alias"])
     account_email = accounts["email_norm"].where(
         accounts["email_norm"] != accounts["user_name_norm"]
@@ -161,18 +176,15 @@ def _namer(people: pd.DataFrame, accounts: pd.DataFrame) -> Callable[[np.ndarray
     """How the duplicates report names nodes: "google user 123", "komeet account 9"."""
     n = len(people)
 
+    def text_at(frame: pd.DataFrame, column: str, at: np.ndarray) -> np.ndarray:
+        return frame[column].array.take(at).to_numpy(object)  # a few nodes of many
+
     def names(nodes: np.ndarray) -> np.ndarray:
         person = nodes < n
         label = np.empty(len(nodes), dtype=object)
         at = nodes[person]
-        label[person] = (
-            people["source"].to_numpy(object)[at]
-            + " user "
-            + people["account_id"].to_numpy(object)[at]
-        )
-        label[~person] = (
-            "komeet account " + accounts["komeet_id"].to_numpy(object)[nodes[~person] - n]
-        )
+        label[person] = text_at(people, "source", at) + " user " + text_at(people, "account_id", at)
+        label[~person] = "komeet account " + text_at(accounts, "komeet_id", nodes[~person] - n)
         return label
 
     return names
@@ -188,20 +200,36 @@ def _domain_accounts(komeet: pd.DataFrame, config: DomainConfig) -> tuple[pd.Dat
     """The domain's accounts: userName in the domain or an alias domain. The sync never
     reads or writes any other account."""
     normal = normalise_emails(komeet["user_name"])
-    # A userName that is not a valid email still identifies its account, lower-cased.
-    user_name = normal["email"].fillna(komeet["user_name"].str.strip().str.lower())
-    domain = normal["domain"].fillna(email_domain(user_name[normal["email"].isna()]))
+    user_name, domain = normal["email"], normal["domain"]
+    invalid = user_name.isna()
+    if invalid.any():
+        # A userName that is not a valid email still identifies its account, lower-cased.
+        user_name = user_name.fillna(komeet["user_name"][invalid].str.strip().str.lower())
+        domain = domain.fillna(email_domain(user_name[invalid]))
     mine = contains(domain, pd.Series(config.domains, dtype="str"))
-    accounts = komeet[mine].reset_index(drop=True)
-    accounts["user_name_norm"] = user_name[mine].array
-    accounts["email_norm"] = normalise_emails(accounts["email"])["email"]
-    external = accounts["external_id"].str.strip()
-    accounts["managed"] = (external.notna() & (external != "")).to_numpy()
+    accounts = where(komeet, mine).reset_index(drop=True)
+    accounts["user_name_norm"] = where(user_name, mine).array
+    accounts["email_norm"] = _account_emails(
+        accounts["email"], where(komeet["user_name"], mine), where(normal, mine)
+    )
+    accounts["managed"] = ~blank(accounts["external_id"])
     protected = set(config.protected)
     accounts["protected"] = (
         accounts["user_name_norm"].isin(protected) | accounts["email_norm"].isin(protected)
     ).to_numpy()
     return accounts, int((~mine).sum())
+
+
+def _account_emails(
+    email: pd.Series, user_name: pd.Series, user_name_normal: pd.DataFrame
+) -> ExtensionArray:
+    """The accounts' emails, normalised. Most accounts' email is their userName, already
+    normalised: only the others are normalised again."""
+    same = flags(pc.equal(to_arrow(email), to_arrow(user_name)))
+    other = email.notna().to_numpy() & ~same
+    normal = user_name_normal["email"].where(same).reset_index(drop=True)
+    normal[other] = normalise_emails(email[other])["email"].array
+    return normal.array
 
 
 _ACCOUNT_SIDE = {
@@ -226,34 +254,42 @@ def _rows(
     alone = np.ones(len(accounts), dtype=bool)
     alone[matched[matched >= 0]] = False
     lone_accounts = np.flatnonzero(alone)
-    person_at = np.concatenate([np.arange(n), np.full(len(lone_accounts), -1)])
     account_at = np.concatenate([matched, lone_accounts])
     node = np.concatenate([np.arange(n), lone_accounts + n])
 
-    def take(frame: pd.DataFrame, column: str, at: np.ndarray):
-        values = frame[column]
+    def person_side(values: pd.Series | ExtensionArray, fill: str | None = None):
+        """People come first, in their order: their columns with the lone accounts' rows
+        appended (one copy; a gather would look every row up)."""
+        if values.dtype == bool:
+            return np.concatenate(
+                [np.asarray(values, dtype=bool), np.zeros(len(lone_accounts), bool)]
+            )
+        tail = labels(np.zeros(len(lone_accounts), dtype=np.int64), [fill])
+        chunks = to_arrow(values).chunks + to_arrow(tail).chunks
+        return from_arrow(pa.concat_arrays(chunks))  # one chunk: later gathers stay fast
+
+    def account_side(values: pd.Series):
         if values.dtype == bool:
             if values.empty:
-                return np.zeros(len(at), dtype=bool)
-            return np.where(at >= 0, values.to_numpy()[np.maximum(at, 0)], False)
-        return values.astype("str").array.take(at, allow_fill=True)
+                return np.zeros(len(account_at), dtype=bool)
+            return np.where(account_at >= 0, values.to_numpy()[np.maximum(account_at, 0)], False)
+        return values.astype("str").array.take(account_at, allow_fill=True)
 
     columns = {
-        ("person_active" if column == "active" else column): take(people, column, person_at)
+        ("person_active" if column == "active" else column): person_side(people[column])
         for column in people.columns
     }
-    columns |= {name: take(accounts, column, account_at) for column, name in _ACCOUNT_SIDE.items()}
-    columns["has_person"] = person_at >= 0
+    columns |= {name: account_side(accounts[column]) for column, name in _ACCOUNT_SIDE.items()}
+    columns["has_person"] = node < n
     columns["has_account"] = account_at >= 0
-    rule = links.match_rule if n else np.array([""], dtype=object)
-    columns["match_rule"] = np.where(person_at >= 0, rule[np.maximum(person_at, 0)], "")
+    columns["match_rule"] = person_side(links.match_rule, "")
     columns["node"] = node
     columns["disputed"] = links.disputed[node]
+    in_cluster = np.full(n + len(accounts), -1, dtype=np.int64)
+    in_cluster[clusters["node"].to_numpy()] = np.arange(len(clusters))
     for column in ("cluster_id", "reason"):
-        by_node = pd.Series(pd.NA, index=range(n + len(accounts)), dtype="str")
-        by_node[clusters["node"].to_numpy()] = clusters[column].to_numpy()
         name = "dispute_reason" if column == "reason" else column
-        columns[name] = by_node.array.take(node)
+        columns[name] = clusters[column].astype("str").array.take(in_cluster[node], allow_fill=True)
     return pd.DataFrame(columns)
 
 
@@ -297,13 +333,22 @@ def _situate(rows: pd.DataFrame, assessed: scope.Scope, config: DomainConfig) ->
         list(range(len(_SITUATION_ORDER) - 1)),
         default=len(_SITUATION_ORDER) - 1,
     )
-    situation = np.array([s.value for s in _SITUATION_ORDER], dtype=object)[code]
-    action_of = np.array([ACTION_OF[s].value if s in ACTION_OF else "" for s in _SITUATION_ORDER])
+    situations = [s.value for s in _SITUATION_ORDER]
+    actions = ["", *(action.value for action in Action)]
+    action_of = np.array(
+        [actions.index(ACTION_OF[s].value) if s in ACTION_OF else 0 for s in _SITUATION_ORDER]
+    )
     action = action_of[code]
-    action[(code == _SITUATION_ORDER.index(Situation.LEAVER)) & rows["protected"].to_numpy()] = ""
-    rows = rows.assign(situation=text_array(situation), changes=changes, action=text_array(action))
-    rows["reason"] = text_array(_reasons(rows, situation, assessed, config))
-    rows["email"] = rows["email"].fillna(rows["email_given"]).fillna(rows["komeet_user_name"])
+    action[(code == _SITUATION_ORDER.index(Situation.LEAVER)) & rows["protected"].to_numpy()] = 0
+    rows = rows.assign(
+        situation=labels(code, situations), changes=changes, action=labels(action, actions)
+    )
+    rows["reason"] = _reasons(rows, code, assessed, config)
+    rows["email"] = from_arrow(
+        pc.coalesce(
+            *(to_arrow(rows[column]) for column in ("email", "email_given", "komeet_user_name"))
+        )
+    )
     return rows
 
 
@@ -311,18 +356,26 @@ def _changes(rows: pd.DataFrame, compared: np.ndarray) -> tuple[pd.Series, np.nd
     """What differs between a desired person and their account, in words."""
 
     def differ(ours: str, theirs: str) -> np.ndarray:
-        a = rows[ours].fillna("").str.strip()
-        b = rows[theirs].fillna("").str.strip()
-        return compared & (a != b).to_numpy()
+        a, b = to_arrow(rows[ours]), to_arrow(rows[theirs])
+        # Equal as given is equal once trimmed: only the others are trimmed and compared.
+        at = np.flatnonzero(compared & ~flags(pc.equal(a, b)))
+
+        def trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
+            return pc.utf8_trim_whitespace(pc.fill_null(values.take(at), ""))
+
+        differs = np.zeros(len(rows), dtype=bool)
+        differs[at] = flags(pc.not_equal(trimmed(a), trimmed(b)))
+        return differs
 
     user_name = differ("email", "komeet_user_name")
     given = differ("given_name", "komeet_given_name")
     family = differ("family_name", "komeet_family_name")
     external = differ("stable_id", "external_id")
     differs = user_name | given | family | external
-    changes = pd.Series("", index=rows.index, dtype="str")
     if not differs.any():
-        return changes, differs
+        return pd.Series(
+            labels(np.zeros(len(rows), dtype=np.int64), [""]), index=rows.index
+        ), differs
     sub = rows[differs].fillna({"external_id": ""})
     parts = []
     for mask, label, before, after in (
@@ -340,18 +393,29 @@ def _changes(rows: pd.DataFrame, compared: np.ndarray) -> tuple[pd.Series, np.nd
         joined = joined.str.cat(part, sep="; ")
     # Empty parts leave separators behind: fold runs of them, drop them at the ends.
     joined = joined.str.replace(r"(?:; ){2,}", "; ", regex=True)
-    changes[differs] = joined.str.replace(r"^(?:; )+|(?:; )+$", "", regex=True).to_numpy()
-    return changes, differs
+    joined = joined.str.replace(r"^(?:; )+|(?:; )+$", "", regex=True)
+    # Row i's change is piece place[i]: "" (piece 0) for every row that does not differ.
+    place = np.zeros(len(rows), dtype=np.int64)
+    place[differs] = np.arange(1, len(joined) + 1)
+    pieces = pa.chunked_array([pa.array([""], pa.large_string()), *to_arrow(joined).chunks])
+    return pd.Series(from_arrow(pieces.take(place)), index=rows.index), differs
 
 
 def _reasons(
-    rows: pd.DataFrame, situation: np.ndarray, assessed: scope.Scope, config: DomainConfig
-) -> np.ndarray:
-    """Each row's reason in words. Built per situation, on that situation's rows only."""
-    reason = np.full(len(rows), "", dtype=object)
+    rows: pd.DataFrame, code: np.ndarray, assessed: scope.Scope, config: DomainConfig
+) -> ExtensionArray:
+    """Each row's reason in words. Built per situation, on that situation's rows only;
+    ``code`` is each row's situation, as its place in _SITUATION_ORDER."""
+
+    def rule_words(sub: pd.DataFrame, then: str = "") -> pd.Categorical[str]:
+        """How each row was matched, in words: a few texts, so no string per row."""
+        known = pa.array(list(_RULE_WORDS), pa.large_string())
+        which = pc.index_in(to_arrow(sub["match_rule"]), value_set=known).fill_null(-1)
+        words = [words + then for words in _RULE_WORDS.values()]
+        return pd.Categorical.from_codes(np.asarray(which, dtype=np.int64), pd.Index(words))
 
     def rule(sub: pd.DataFrame) -> pd.Series:
-        return sub["match_rule"].astype(object).map(_RULE_WORDS).astype("str")
+        return pd.Series(rule_words(sub), index=sub.index).astype("str")
 
     def in_groups(sub: pd.DataFrame) -> pd.Series:
         member_of = assessed.groups_of(sub["account_id"])
@@ -389,7 +453,7 @@ def _reasons(
             index=sub.index,
         )
 
-    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | str]] = {
+    builders: dict[Situation, Callable[[pd.DataFrame], pd.Series | pd.Categorical[str] | str]] = {
         Situation.JOINER: lambda sub: (
             in_groups(sub) + "; no Komeet account has this person's externalId, email or aliases"
         ),
@@ -397,11 +461,7 @@ def _reasons(
             in_groups(sub) + "; " + rule(sub) + " to deactivated account " + komeet_id(sub)
         ),
         Situation.CHANGED: lambda sub: rule(sub) + ": " + sub["changes"],
-        Situation.UNCHANGED: lambda sub: (
-            sub["match_rule"]
-            .astype(object)
-            .map({rule: words + "; up to date" for rule, words in _RULE_WORDS.items()})
-        ),
+        Situation.UNCHANGED: lambda sub: rule_words(sub, "; up to date"),
         Situation.INVALID: lambda sub: (
             sub["error"].fillna("")
             + " ("
@@ -419,13 +479,30 @@ def _reasons(
         Situation.UNCHANGED: ["match_rule"],
         Situation.OUT_OF_SCOPE: [],
     }
+    # Each situation's reasons are texts and, for each of its rows, the place of its text
+    # among them: a row's reason is found by its place in all the texts.
+    texts: list[pa.Array] = []
+    unbuilt, missing = -2, -1
+    place = np.full(len(rows), unbuilt, dtype=np.int64)
+    placed = 0
     for which, build in builders.items():
-        mask = situation == which
+        mask = code == _SITUATION_ORDER.index(which)
         if mask.any():
             # Take only the columns a reason needs: most rows are unchanged ones.
-            text = build(rows.loc[mask, needs.get(which, list(rows.columns))])
-            reason[mask] = text.to_numpy(object) if isinstance(text, pd.Series) else text
-    return reason
+            built = build(rows.loc[mask, needs.get(which, list(rows.columns))])
+            if isinstance(built, str):  # one reason for all of them
+                text, at = pa.array([built], pa.large_string()), np.zeros(int(mask.sum()), int)
+            elif isinstance(built, pd.Categorical):  # a few reasons
+                text, at = pa.array(built.categories, pa.large_string()), built.codes
+            else:
+                text, at = to_arrow(built).combine_chunks(), np.arange(len(built))
+            texts.append(text)
+            place[mask] = np.where(at >= 0, at.astype(np.int64) + placed, missing)
+            placed += len(text)
+    texts.append(pa.array(["", None], pa.large_string()))
+    place[place == unbuilt] = placed
+    place[place == missing] = placed + 1
+    return from_arrow(pa.concat_arrays(texts).take(place))
 
 
 def _why_not_desired(rows: pd.DataFrame, config: DomainConfig) -> pd.Series:

@@ -12,16 +12,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.domain_names import display_domain
-from komeet_sync.model.emails import email_domain, normalise_emails
+from komeet_sync.model.emails import normalise_emails
 from komeet_sync.model.frames import (
     READ_ERRORS,
+    blank,
     conform,
     contains,
     empty_frame,
+    factorize,
     text_array,
+    to_arrow,
+    where,
 )
 from komeet_sync.model.snapshots import DirectorySnapshot
 
@@ -63,8 +69,8 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     domains = set(config.domains)
     in_domain = contains(normal["domain"], pd.Series(sorted(domains), dtype="str"))
 
-    group_status = _group_status(snapshot, config)
-    members = snapshot.members[snapshot.members["group"].isin(config.groups)]
+    members, listed = _selected_members(snapshot.members, config.groups)
+    group_status = _group_status(snapshot, config, listed)
     if config.groups:
         in_scope, memberships, member_errors = _membership(
             members, people, domains, snapshot.source.value
@@ -75,10 +81,7 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
         member_errors = empty_frame(ERRORS)
 
     candidate = people["active"].to_numpy() & in_scope
-    no_name = (
-        people["given_name"].fillna("").str.strip().eq("")
-        | people["family_name"].fillna("").str.strip().eq("")
-    ).to_numpy()
+    no_name = blank(people["given_name"]) | blank(people["family_name"])
     bad_email = normal["email"].isna().to_numpy()
     # The first problem found is the one reported.
     error = np.full(len(people), None, dtype=object)
@@ -138,10 +141,24 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     )
 
 
-def _group_status(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataFrame:
-    """The selected groups that do not exist or came back empty: each stops the domain."""
+def _selected_members(
+    members: pd.DataFrame, groups: tuple[str, ...]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The members of the selected groups, and how many each group lists (one pass)."""
+    selected = pa.array(groups, pa.large_string())
+    at = pc.index_in(to_arrow(members["group"]), value_set=selected).fill_null(-1)
+    group_at = np.asarray(at, dtype=np.int64)
+    count = np.bincount(group_at[group_at >= 0], minlength=len(groups))
+    listed = {group: int(count[groups.index(group)]) for group in groups}
+    return where(members, group_at >= 0), listed
+
+
+def _group_status(
+    snapshot: DirectorySnapshot, config: DomainConfig, counts: dict[str, int]
+) -> pd.DataFrame:
+    """The selected groups that do not exist or came back empty: each stops the domain.
+    ``counts`` are the members listed for each selected group."""
     found = set(snapshot.groups.loc[snapshot.groups["found"], "group"])
-    counts = snapshot.members["group"].value_counts()
     rows = []
     for group in config.groups:
         if group not in found:
@@ -174,22 +191,22 @@ def _membership(
         customer = members.loc[members["member_type"] == "CUSTOMER", "group"].iloc[0]
         everyone = pd.DataFrame({"account_id": people["account_id"], "group": customer})
         return np.ones(len(people), dtype=bool), everyone, empty_frame(ERRORS)
-    users = members[(members["member_type"] != "GROUP").to_numpy()]
-    ids = pd.concat([people["account_id"], users["member_id"]], ignore_index=True)
-    codes, uniques = pd.factorize(ids)
+    users = where(members, (members["member_type"] != "GROUP").to_numpy())
+    codes, uniques = factorize([to_arrow(people["account_id"]), to_arrow(users["member_id"])])
     person_code, member_code = codes[: len(people)], codes[len(people) :]
     is_person = np.zeros(len(uniques) + 1, dtype=bool)  # the extra slot is NA's -1
     is_person[person_code] = True
     is_person[-1] = False
     by_id = is_person[member_code]
     matched_id = users["member_id"].where(by_id)
-    if not by_id.all():  # members known by email only: map them to the user with it
+    # Members known by email only: map them to the user with it.
+    by_email = normalise_emails(users["member_email"][~by_id])
+    if not by_id.all():
         known = people.dropna(subset=["email"]).drop_duplicates("email")
         email_to_id = pd.Series(known["account_id"].to_numpy(), index=known["email"])
-        by_email = normalise_emails(users["member_email"][~by_id])["email"].map(email_to_id)
-        matched_id[~by_id] = by_email.astype("str")
+        matched_id[~by_id] = by_email["email"].map(email_to_id).astype("str")
     found = matched_id.notna().to_numpy()
-    memberships = pd.DataFrame({"account_id": matched_id[found], "group": users["group"][found]})
+    memberships = where(pd.DataFrame({"account_id": matched_id, "group": users["group"]}), found)
     is_member = np.zeros(len(uniques) + 1, dtype=bool)
     is_member[member_code[found]] = True
     is_member[-1] = False
@@ -200,8 +217,8 @@ def _membership(
     strangers = users[~found]
     if strangers.empty:
         return in_scope, memberships, empty_frame(ERRORS)
-    strangers = strangers.assign(email_norm=normalise_emails(strangers["member_email"])["email"])
-    outside = ~email_domain(strangers["email_norm"]).isin(domains)
+    # Strangers are among the members known by email only: their addresses are normalised.
+    outside = ~by_email["domain"][(~found)[~by_id]].isin(domains).to_numpy()
     listed = (
         strangers.assign(outside=outside)
         .sort_values(["member_id", "group"])

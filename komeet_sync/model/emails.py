@@ -16,10 +16,12 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 
 from komeet_sync.model.domain_names import check_domain
-from komeet_sync.model.frames import contains
+from komeet_sync.model.frames import flags, from_arrow, to_arrow
 
 # RFC 5322 §3.2.3 atext, the characters email-validator allows unquoted in a local part.
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -78,30 +80,38 @@ def normalise_emails(values: pd.Series) -> pd.DataFrame:
     Returns a frame on the same index with ``email`` (normalised; NA when invalid or
     missing), its ``domain``, and ``error`` (NA when valid; the reason in words otherwise).
     """
-    text = values.astype("str").str.strip()
-    present = text.notna().to_numpy()
-    empty = present & (text == "").fillna(False).to_numpy(dtype=bool)
-    lowered = text.str.lower()
+    text = pc.utf8_trim_whitespace(to_arrow(values)).combine_chunks()
+    present = flags(text.is_valid())
+    empty = flags(pc.equal(text, ""))
+    # Lower-casing ASCII needs no Unicode tables: a tenth of the time, the same result.
+    ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
+    lowered = pc.ascii_lower(text) if ascii_only else pc.utf8_lower(text)
 
-    fast, domain = _vouched(lowered)
-    email = lowered.where(fast)
-    domain = domain.where(fast)
-    error = pd.Series(pd.NA, index=values.index, dtype="str")
-    if not present.all():
-        error[~present] = "no email address"
-    if empty.any():
-        error[empty] = "the email address is empty"
+    fast, domain_code, known = _vouched(lowered)
+    email = lowered if fast.all() else pc.if_else(fast, lowered, pa.scalar(None, pa.large_string()))
+    domain = known.take(pa.array(domain_code, mask=~fast))
+    error = pa.array(["no email address", "the email address is empty"], pa.large_string()).take(
+        pa.array(np.where(empty, 1, 0), mask=present & ~empty)
+    )
 
     # Everything the fast path cannot vouch for gets email-validator's own verdict.
     slow = present & ~fast & ~empty
     if slow.any():
-        verdicts = [_validate_one(address) for address in text[slow]]
-        email[slow] = np.array([good for good, _ in verdicts], dtype=object)
-        domain[slow] = np.array(
-            [good.rpartition("@")[2] if good else None for good, _ in verdicts], dtype=object
+        verdicts = [_validate_one(address) for address in text.filter(slow).to_pylist()]
+        slow_mask = pa.array(slow)
+
+        def replaced(column: pa.Array, new: list[str | None]) -> pa.Array:
+            return pc.replace_with_mask(column, slow_mask, pa.array(new, pa.large_string()))
+
+        email = replaced(email, [good for good, _ in verdicts])
+        domain = replaced(
+            domain, [good.rpartition("@")[2] if good else None for good, _ in verdicts]
         )
-        error[slow] = np.array([bad for _, bad in verdicts], dtype=object)
-    return pd.DataFrame({"email": email, "domain": domain, "error": error}, index=values.index)
+        error = replaced(error, [bad for _, bad in verdicts])
+    return pd.DataFrame(
+        {"email": from_arrow(email), "domain": from_arrow(domain), "error": from_arrow(error)},
+        index=values.index,
+    )
 
 
 def addresses_as_written(values: pd.Series) -> pd.Series:
@@ -118,30 +128,42 @@ def addresses_as_written(values: pd.Series) -> pd.Series:
         index=values.index,
         dtype="str",
     )
-    fast, domain = _vouched(text.str.lower())
+    fast, domain_code, known = _vouched(pc.ascii_lower(to_arrow(text)).combine_chunks())
     if not fast.any():
         return pd.Series(pd.NA, index=values.index, dtype="str")
+    readable = pa.array(
+        [check_domain(name).unicode for name in known.to_pylist()], pa.large_string()
+    )
+    domain = pd.Series(
+        from_arrow(readable.take(pa.array(domain_code, mask=~fast))), index=values.index
+    )
     local = text.str.replace(r"@[^@]*$", "", regex=True)
-    readable = {name: check_domain(name).unicode for name in domain[fast].unique()}
-    written = local + "@" + domain.map(readable, na_action="ignore").astype("str")
-    return written.where(fast)
+    return (local + "@" + domain).where(fast)
 
 
-def _vouched(lowered: pd.Series) -> tuple[np.ndarray, pd.Series]:
+def _vouched(lowered: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Which trimmed, lower-cased addresses email-validator accepts as they are, told
-    without it (ASCII dot-atom local parts, each distinct domain checked once), and the
-    domain of each (NA where the address is not of that form)."""
-    fast = lowered.str.fullmatch(_FAST_EMAIL).fillna(False).to_numpy(dtype=bool)
-    if not fast.any():
-        return fast, pd.Series(pd.NA, index=lowered.index, dtype="str")
-    domain = lowered.str.replace(r"^.*@", "", regex=True)
+    without it (ASCII dot-atom local parts, each distinct domain checked once): a mask, each
+    address's domain as a code (-1 where the address is not of that form) and the domains
+    those codes stand for."""
+    # A fast-path address holds one @ (neither atext nor a domain has one): its domain is
+    # what follows it. Each distinct domain is checked once.
+    matched = flags(pc.match_substring_regex(lowered, f"^({_FAST_EMAIL})$"))
+    at = np.flatnonzero(matched)
+    candidates = lowered if len(at) == len(lowered) else lowered.take(at)
+    domains = pc.list_element(
+        pc.split_pattern(candidates, "@", max_splits=1), 1
+    ).dictionary_encode()
+    known = domains.dictionary
     # An ASCII domain that email-validator accepts is already in its normal form.
-    good = [name for name in domain[fast].unique() if check_domain(name).ascii == name]
-    length = lowered.str.len().fillna(0).to_numpy()
-    local_length = length - domain.str.len().fillna(0).to_numpy() - 1
-    fast = fast & contains(domain, pd.Series(good, dtype="str"))
-    fast = fast & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
-    return fast, domain
+    good = np.array([check_domain(name).ascii == name for name in known.to_pylist()], dtype=bool)
+    code = domains.indices.to_numpy(zero_copy_only=False)
+    length = pc.binary_length(candidates).to_numpy(zero_copy_only=False)
+    local_length = length - pc.binary_length(known).to_numpy(zero_copy_only=False)[code] - 1
+    fast_path = good[code] & (local_length <= _MAX_LOCAL) & (length <= _MAX_ADDRESS)
+    domain_code = np.full(len(lowered), -1, dtype=np.int64)
+    domain_code[at[fast_path]] = code[fast_path]
+    return domain_code >= 0, domain_code, known
 
 
 def _validate_one(address: str) -> tuple[str | None, str | None]:

@@ -7,8 +7,9 @@ staging tables or the Komeet SCIM API.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -89,6 +90,9 @@ READ_ERRORS: dict[str, str] = {
 }
 
 
+Rows = TypeVar("Rows", pd.DataFrame, pd.Series)
+
+
 class FrameError(ValueError):
     """A frame that does not have the columns the engine needs."""
 
@@ -97,8 +101,7 @@ def contains(values: pd.Series, pool: pd.Series) -> np.ndarray:
     """``values.isin(pool)`` for text, computed in Arrow: pandas' ``isin`` on Arrow-backed
     strings converts the pool one element at a time (seconds for a million)."""
     value_set = pa.array(pd.Series(pool, dtype="str").dropna().unique(), type=pa.large_string())
-    array = pa.array(pd.Series(values, dtype="str"), from_pandas=True, type=pa.large_string())
-    return np.asarray(pc.is_in(array, value_set=value_set).to_numpy(zero_copy_only=False), bool)
+    return flags(pc.is_in(to_arrow(values), value_set=value_set))
 
 
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str" dtype
@@ -106,8 +109,59 @@ _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str" dtyp
 
 def text_array(values: np.ndarray | list) -> pd.api.extensions.ExtensionArray:
     """Python strings (None for missing) as a "str" column, converted once in Arrow."""
-    array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return from_arrow(pa.array(values, type=pa.large_string(), from_pandas=True))
+
+
+def to_arrow(values: pd.Series | pd.api.extensions.ExtensionArray) -> pa.ChunkedArray:
+    """A text column as the Arrow array behind it (converted first if it is not text), for
+    the Arrow compute functions, without copying it."""
+    return pd.Series(values, dtype="str", copy=False).array.__arrow_array__()
+
+
+def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, pa.Array]:
+    """Each value's code (-1 when missing) and the distinct values, in order of first
+    appearance (as ``pd.factorize``): one hash pass over the columns, without joining them
+    into one column first."""
+    chunks = [chunk for column in columns for chunk in getattr(column, "chunks", [column])]
+    encoded = pa.chunked_array(chunks, pa.large_string()).dictionary_encode().chunks
+    if not encoded:
+        return np.array([], dtype=np.int64), pa.array([], pa.large_string())
+    code = np.concatenate(
+        [np.asarray(chunk.indices.fill_null(-1), dtype=np.int64) for chunk in encoded]
+    )
+    return code, encoded[0].dictionary  # the chunks share one dictionary
+
+
+def blank(values: pd.Series) -> np.ndarray:
+    """Missing, empty or only whitespace: what is empty once trimmed (without trimming)."""
+    text = to_arrow(values)
+    return np.asarray(
+        pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True), dtype=bool
+    )
+
+
+def where(frame: Rows, mask: np.ndarray) -> Rows:
+    """The rows of ``frame`` where ``mask`` holds: the frame itself, not a copy of a million
+    rows, when it holds for all (as it mostly does: a Google snapshot lists the selected
+    groups' members alone, Komeet's accounts are mostly the domain's)."""
+    return frame if mask.all() else frame[mask]
+
+
+def flags(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow boolean result as a NumPy mask; missing counts as false."""
+    return np.asarray(pc.fill_null(values, False), dtype=bool)
+
+
+def from_arrow(array: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """An Arrow text array as a "str" column, without copying it."""
     return pd.arrays.ArrowStringArray(array, dtype=_TEXT)  # type: ignore[call-arg]
+
+
+def labels(codes: np.ndarray, names: Sequence[str | None]) -> pd.api.extensions.ExtensionArray:
+    """``names[code]`` for each code as a "str" column, NA where the code is -1: a column
+    of a few distinct values made without a Python string per row."""
+    indices = pa.array(codes, mask=np.asarray(codes) < 0, type=pa.int64())
+    return from_arrow(pc.take(pa.array(names, type=pa.large_string()), indices))
 
 
 def empty_frame(schema: dict[str, str]) -> pd.DataFrame:
