@@ -6,11 +6,12 @@
 - Every action has its ledger row before its first request; it is marked ``sending``
   before each request and gets its outcome after. Actions already applied or failed are
   never sent again, so a second apply or a resume after a crash repeats nothing.
-- Before each create, Komeet is searched for the userName (``filter=userName eq``): a
-  create whose answer was lost, or that a killed process never recorded, is found and
-  recorded instead of being sent twice. A 409 on create also searches, then links the
-  account that holds the userName (sets its externalId), unless another person's
-  externalId is on it.
+- A create whose outcome may be unknown is preceded by a search of its userName
+  (``filter=userName eq``): a create whose answer was lost, or that a killed process
+  never recorded, is found and recorded instead of being sent twice. A create on its first
+  attempt in a plan made from a fresh read is sent without one (``searched_first`` states
+  the rule). A 409 on create searches, then links the account that holds the userName
+  (sets its externalId), unless another person's externalId is on it.
 - PATCH carries ``replace`` operations only, so resending one is harmless; 429, 5xx,
   timeouts and dropped connections are retried with capped backoff, a 4xx is recorded
   with the response body and the other actions go on.
@@ -23,6 +24,7 @@ No code path sends DELETE: ``KomeetClient.send`` refuses it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -184,12 +186,16 @@ def apply_plan(
     mode: Mode | None = None,
     trigger: str = "apply",
     again: bool = False,
+    fresh_read: bool = False,
     progress: Advance | None = None,
 ) -> ApplyResult:
     """Apply (or resume) a stored plan. ``again``: start a new application of a plan that
-    was applied before (a sync found its actions still needed). ``progress(done, total)``
-    is called as actions finish. Raises NotApplied when a guard forbids it, and
-    KomeetRefused when Komeet refuses the token (the rest stays pending for a resume).
+    was applied before (a sync found its actions still needed). ``fresh_read``: the plan
+    was made just now from a read of Komeet, by the sync that applies it, so that a create
+    on its first attempt is sent without a search (``searched_first``).
+    ``progress(done, total)`` is called as actions finish. Raises NotApplied when a guard
+    forbids it, and KomeetRefused when Komeet refuses the token (the rest stays pending for
+    a resume).
 
     Setting ``client.stopping`` (the operator's Ctrl-C) stops the application: the requests
     in flight are answered and recorded, nothing else is sent, and the result is
@@ -213,7 +219,9 @@ def apply_plan(
     settled = 0
     if entries:
         assert capabilities is not None
-        applier = _Applier(client, ledger, capabilities, workers, len(entries), progress)
+        applier = _Applier(
+            client, ledger, capabilities, workers, len(entries), progress, fresh_read
+        )
         if mode is Mode.BULK:
             applier.apply_bulk(entries)
         else:
@@ -273,6 +281,7 @@ class _Applier:
         workers: int,
         total: int,
         progress: Advance | None,
+        fresh_read: bool,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -280,6 +289,7 @@ class _Applier:
         self.workers = workers
         self.total = total
         self.progress = progress
+        self.fresh_read = fresh_read
         self._done = 0
         self._done_lock = threading.Lock()
         self._accounts: dict[str, dict[str, Any]] | None = None  # when filters are missing
@@ -306,15 +316,16 @@ class _Applier:
         conflict: Reply | None = None
         last: Reply | None = None
         for attempt in range(1, self.client.backoff.attempts + 1):
-            search, found = self._search(entry.user_name, fresh=conflict is not None)
-            sent += search.attempts
-            if not search.ok:
-                return _failed(search, sent, f"searching {entry.user_name} before the create")
-            if found is not None:
-                earlier = entry.status is not Status.PENDING or attempt > 1
-                return self._existing(entry, found, sent, earlier)
-            if conflict is not None:  # a 409, yet nobody holds the userName
-                return _failed(conflict, sent, "the create")
+            if conflict is not None or searched_first(entry, self.fresh_read):
+                search, found = self._search(entry.user_name, fresh=conflict is not None)
+                sent += search.attempts
+                if not search.ok:
+                    what = f"searching {entry.user_name} before the create"
+                    return _failed(search, sent, what)
+                if found is not None:
+                    return self._existing(entry, found, sent)
+                if conflict is not None:  # a 409, yet nobody holds the userName
+                    return _failed(conflict, sent, "the create")
             reply = self.client.create_user(
                 user_resource(
                     entry.user_name,
@@ -337,6 +348,7 @@ class _Applier:
                 continue
             if not reply.transient:
                 return _failed(reply, sent, "the create")
+            entry = _in_doubt(entry)  # it may have been applied: the next attempt searches
             last = reply
             wait_for = self.client.wait_before_retry(reply, attempt)
             if wait_for is None or not self.client.pause(wait_for):
@@ -344,9 +356,10 @@ class _Applier:
         assert last is not None
         return _failed(last, sent, f"the create, after {sent} requests")
 
-    def _existing(self, entry: Entry, found: dict[str, Any], sent: int, earlier: bool) -> Outcome:
-        """A create whose userName Komeet already holds: ours from an earlier attempt,
-        linked if it carries no externalId, refused if it carries another person's."""
+    def _existing(self, entry: Entry, found: dict[str, Any], sent: int) -> Outcome:
+        """A create whose userName Komeet already holds: ours from an earlier attempt (when
+        one may have reached Komeet), linked if it carries no externalId, refused if it
+        carries another person's."""
         komeet_id = str(found.get("id") or "")
         external_id = (found.get("externalId") or "").strip()
         if external_id and external_id != entry.external_id:
@@ -359,6 +372,7 @@ class _Applier:
                 komeet_id=komeet_id,
             )
         if external_id and found.get("active") is not False:
+            earlier = entry.status is not Status.PENDING
             what = "an earlier attempt created it" if earlier else "it was already there"
             return Outcome(
                 Status.APPLIED,
@@ -421,11 +435,21 @@ class _Applier:
     # Bulk -----------------------------------------------------------------------------
 
     def apply_bulk(self, entries: list[Entry]) -> None:
-        """Creates are searched first (concurrently); those Komeet does not hold, and every
-        patch, go in Bulk requests; an operation Bulk could not settle (a 409, a transient
-        error, or a whole request lost) is applied on its own, the careful way."""
+        """Creates and patches go in Bulk requests. A create that may have reached Komeet
+        already is settled on its own, search first; a create never sent of a plan that
+        may be stale is searched first (concurrently) and goes in Bulk if Komeet does not
+        hold its userName (``searched_first``). An operation Bulk could not settle (a 409,
+        a transient error, or a whole request lost) is then applied on its own, the
+        careful way."""
         creates = [entry for entry in entries if entry.action == Action.CREATE]
         patches = [entry for entry in entries if entry.action != Action.CREATE]
+        to_post = [entry for entry in creates if not searched_first(entry, self.fresh_read)]
+        one_by_one = [entry for entry in creates if entry.status is not Status.PENDING]
+        to_search = [
+            entry
+            for entry in creates
+            if entry.status is Status.PENDING and searched_first(entry, self.fresh_read)
+        ]
         searched: dict[str, tuple[Reply, dict[str, Any] | None]] = {}
         searched_lock = threading.Lock()
 
@@ -434,12 +458,10 @@ class _Applier:
             with searched_lock:
                 searched[entry.key] = result
 
-        self._in_parallel(search, creates)
+        self._in_parallel(search, to_search)
         if self.client.stopping.is_set():
             return
-        to_post: list[Entry] = []
-        one_by_one: list[Entry] = []
-        for entry in creates:
+        for entry in to_search:
             reply, found = searched[entry.key]
             if reply.ok and found is None:
                 to_post.append(entry)
@@ -495,8 +517,8 @@ class _Applier:
             return alone
         self.ledger.mark_sending(entry.key for entry, _ in sendable)
         reply = self.client.bulk([op for _, op in sendable])
-        if not reply.ok:
-            return alone + [entry for entry, _ in sendable]  # the whole request: one by one
+        if not reply.ok:  # the whole request, one by one: it may have been applied
+            return alone + [_in_doubt(entry) for entry, _ in sendable]
         answers = reply.document().get("Operations") or []
         outcomes: list[tuple[str, Outcome]] = []
         for index, (entry, op) in enumerate(sendable):
@@ -520,7 +542,7 @@ class _Applier:
                     )
                 )
             elif status is None or status in (409, 429) or status >= 500:
-                alone.append(entry)  # not settled: a search, a link or a retry will
+                alone.append(_in_doubt(entry))  # not settled: a search, a link or a retry will
             else:
                 body = json.dumps(answer.get("response")) if answer else ""
                 what = (
@@ -640,6 +662,33 @@ def _link_operations(entry: Entry) -> list[dict[str, Any]]:
             ("active", True),
         ]
     )
+
+
+def searched_first(entry: Entry, fresh_read: bool) -> bool:
+    """Whether a create searches Komeet for its userName (``filter=userName eq``) before
+    it is sent: only where an earlier attempt's outcome is unknown, or the plan's read may
+    be stale (ARCHITECTURE.md, "Applying a plan").
+
+    Not on the action's first attempt in a plan made from a fresh read: its ledger row is
+    ``pending`` (no request for it was ever sent: a row is marked ``sending`` before each),
+    and ``fresh_read`` says that the sync applying the plan made it just now from its own
+    read of Komeet, which found no account holding the userName. One made since (by hand,
+    or by another apply of the same plan) makes Komeet answer the POST with 409 (RFC 7644
+    §3.3: a duplicate userName), and a 409 searches and links.
+
+    Every other create searches first: its row is ``sending`` (a resumed application whose
+    process died before the outcome was written; or, in this apply, an answer lost to a
+    dropped connection or a timeout, a 5xx, a Bulk answer missing the operation or a Bulk
+    request without an answer: ``_in_doubt``), or a retryable failure of an earlier apply,
+    or the plan was made earlier from a read that may be stale (``komeet-sync apply
+    PLAN_ID``; a Dagster run that did not read Komeet itself)."""
+    return entry.status is not Status.PENDING or not fresh_read
+
+
+def _in_doubt(entry: Entry) -> Entry:
+    """The entry as its ledger row now stands after a request without a settled answer:
+    ``sending``, its outcome unknown."""
+    return dataclasses.replace(entry, status=Status.SENDING)
 
 
 def _bulk_safe(entry: Entry) -> bool:
