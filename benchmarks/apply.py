@@ -78,6 +78,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_all(url: str) -> list[dict]:
     client = KomeetClient(url, TOKEN)
     return client.list_users([])
@@ -140,11 +146,23 @@ def main() -> int:
         for mode in modes:
             url = f"{proxy_url}/{mode.value}/v2"
             client = KomeetClient(url, TOKEN)
+            cpu_before = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
             started = time.perf_counter()
             result = apply_plan(
-                engine, plan_id, client, mode=mode, concurrency=args.concurrency, again=True
+                engine,
+                plan_id,
+                client,
+                mode=mode,
+                concurrency=args.concurrency,
+                again=True,
+                fresh_read=True,
             )
             seconds = time.perf_counter() - started
+            cpu_after = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
+            client_cpu, proxy_cpu, server_cpu = (
+                (after - before) * 1000 / args.people
+                for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
             accounts = read_all(f"http://127.0.0.1:{port}/{mode.value}/v2")
             names = Counter(a["userName"].lower() for a in accounts)
             external = Counter(a.get("externalId") for a in accounts)
@@ -156,7 +174,8 @@ def main() -> int:
             print(
                 f"{mode.value:>10}: {seconds:7.1f} s, {rates[mode]:7.1f} actions/s, "
                 f"{result.requests:,} requests, {len(accounts):,} accounts, "
-                f"{duplicates} duplicates"
+                f"{duplicates} duplicates; CPU ms an action: client {client_cpu:.2f}, "
+                f"proxy {proxy_cpu:.2f}, scim2-server {server_cpu:.2f}"
             )
         if Mode.SEQUENTIAL in rates:
             for mode in modes:

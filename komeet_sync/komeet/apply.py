@@ -28,7 +28,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -50,6 +50,8 @@ from komeet_sync.store.ledger import Application, Entry, Ledger, Outcome, Result
 from komeet_sync.store.plans import PlanStore, StoredPlan
 
 DEFAULT_CONCURRENCY = 8
+# Ledger rows marked ``sending`` in one transaction, and outcomes written in one (_Writes).
+LEDGER_BLOCK = 32
 # A Bulk request is kept this far under the target's maxPayloadSize, for the envelope.
 PAYLOAD_MARGIN = 0.9
 
@@ -292,19 +294,28 @@ class _Applier:
         self.fresh_read = fresh_read
         self._done = 0
         self._done_lock = threading.Lock()
+        self._writes = _Writes(ledger)
         self._accounts: dict[str, dict[str, Any]] | None = None  # when filters are missing
         self._accounts_lock = threading.Lock()
 
     # One action at a time, on ``workers`` threads ------------------------------------
 
     def apply_each(self, entries: list[Entry]) -> None:
-        self._in_parallel(self.apply_one, entries)
+        self._each_once(entries)
 
     def apply_one(self, entry: Entry) -> None:
-        self.ledger.mark_sending([entry.key])
+        """Send one action whose row is marked ``sending`` (``_Writes.marked``)."""
         outcome = self.outcome_of(entry)
-        self.ledger.record([(entry.key, outcome)])
+        self._writes.record(entry.key, outcome)
         self._advance(1)
+
+    def _each_once(self, entries: list[Entry]) -> None:
+        """``apply_one`` on each entry, concurrently, each row marked ``sending`` before its
+        requests and every outcome written before this returns (or raises)."""
+        try:
+            self._in_parallel(self.apply_one, entries, queue=self._writes.marked(entries))
+        finally:
+            self._writes.settle()
 
     def outcome_of(self, entry: Entry) -> Outcome:
         if entry.action == Action.CREATE:
@@ -467,13 +478,13 @@ class _Applier:
                 to_post.append(entry)
             else:
                 one_by_one.append(entry)  # found, or the search failed: settle it alone
-        self._in_parallel(self.apply_one, one_by_one)
+        self._each_once(one_by_one)
 
         retry_alone: list[Entry] = []
         batches = list(self._batches([*to_post, *patches]))
         # One Bulk request at a time, on a thread of its own, so that stopping waits for it.
         self._in_parallel(lambda batch: retry_alone.extend(self._send_batch(batch)), batches, 1)
-        self._in_parallel(self.apply_one, retry_alone)
+        self._each_once(retry_alone)
 
     def _batches(self, entries: list[Entry]) -> Iterable[list[tuple[Entry, dict[str, Any]]]]:
         limit = int(self.capabilities.max_payload_size * PAYLOAD_MARGIN) or 1 << 20
@@ -559,9 +570,14 @@ class _Applier:
     # Plumbing -------------------------------------------------------------------------
 
     def _in_parallel(
-        self, work: Callable[[Any], None], items: list[Any], workers: int | None = None
+        self,
+        work: Callable[[Any], None],
+        items: Sequence[Any],
+        workers: int | None = None,
+        queue: Iterator[Any] | None = None,
     ) -> None:
-        """``work`` on each item, on ``workers`` threads (default the application's) that
+        """``work`` on each item (taken from ``queue`` when given, an iterator over
+        ``items``), on ``workers`` threads (default the application's) that
         take the next item only while the apply is not being stopped: once the operator
         stops it (``client.stopping``), the requests in flight get their answer and their
         ledger row, and nothing new is sent. An interruption of this thread (Ctrl-C raising
@@ -571,7 +587,7 @@ class _Applier:
         if not items:
             return
         stopping = self.client.stopping
-        queue = iter(items)
+        queue = queue if queue is not None else iter(items)
         queue_lock = threading.Lock()
         errors: list[BaseException] = []
         count = min(workers or self.workers, len(items))
@@ -627,6 +643,72 @@ class _Applier:
 
 
 _END = object()  # no item is left to work on
+
+
+class _Writes:
+    """The ledger writes of the actions sent one by one, a block at a time.
+
+    Each row is ``sending`` before its first request and gets its outcome after
+    (ARCHITECTURE.md, "Applying a plan"), but not in a transaction of its own: two commits
+    an action cost more CPU than its request. The pending rows are marked ``sending``
+    ``LEDGER_BLOCK`` at a time, before the first of them is sent; outcomes are written
+    ``LEDGER_BLOCK`` at a time, and all of them before a phase of the apply returns. A
+    process killed meanwhile leaves up to a block of rows ``sending`` whose request had not
+    left, or whose outcome was not written yet: the resume searches each before it sends
+    it again (``searched_first``), so nothing is sent twice. A stop or a failure writes the
+    outcomes held and puts the rows marked but not sent back to ``pending`` (``settle``).
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._ahead: list[Entry] = []  # marked ``sending``, not handed out yet
+        self._outcomes: list[tuple[str, Outcome]] = []
+        self._settled = False
+
+    def marked(self, entries: Sequence[Entry]) -> Iterator[Entry]:
+        """The entries in order, each row ``sending`` by the time it is handed out. One
+        consumer at a time (``_in_parallel`` holds its queue's lock)."""
+        with self._lock:
+            self._settled = False
+        for start in range(0, len(entries), LEDGER_BLOCK):
+            block = list(entries[start : start + LEDGER_BLOCK])
+            pending = [entry for entry in block if entry.status is Status.PENDING]
+            with self._lock:
+                if self._settled:
+                    return
+                self.ledger.mark_sending(entry.key for entry in pending)
+                self._ahead = pending
+            for entry in block:
+                with self._lock:
+                    if self._settled:
+                        return
+                    if entry.status is Status.PENDING:
+                        self._ahead.remove(entry)
+                    else:  # a row in doubt or failed before: marked when it is sent
+                        self.ledger.mark_sending([entry.key])
+                yield entry
+
+    def record(self, key: str, outcome: Outcome) -> None:
+        with self._lock:
+            self._outcomes.append((key, outcome))
+            if len(self._outcomes) >= LEDGER_BLOCK or self._settled:
+                self._flush()
+
+    def settle(self) -> None:
+        """Write the outcomes held; the rows marked and not sent are ``pending`` again, and
+        nothing more is handed out. An outcome recorded later (a request that was still in
+        flight) is written at once."""
+        with self._lock:
+            self._settled = True
+            self._flush()
+            ahead, self._ahead = self._ahead, []
+            self.ledger.unmark(entry.key for entry in ahead)
+
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        self.ledger.record(outcomes)
+
 
 _DONE = {
     Action.CREATE.value: "created",
