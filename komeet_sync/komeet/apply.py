@@ -4,8 +4,9 @@
 - Nothing is sent for a disabled domain, or for a held plan until an admin approved it
   (ARCHITECTURE.md, "Guards").
 - Every action has its ledger row before its first request; it is marked ``sending``
-  before each request and gets its outcome after. Actions already applied or failed are
-  never sent again, so a second apply or a resume after a crash repeats nothing.
+  before each request and gets its outcome after (a block of rows a transaction:
+  ``_Writes``). Actions already applied or failed are never sent again, so a second apply
+  or a resume after a crash repeats nothing.
 - A create whose outcome may be unknown is preceded by a search of its userName
   (``filter=userName eq``): a create whose answer was lost, or that a killed process
   never recorded, is found and recorded instead of being sent twice. A create on its first
@@ -17,7 +18,7 @@
   with the response body and the other actions go on.
 - Concurrency is bounded (default 8 requests in flight); SCIM Bulk (RFC 7644 §3.7) is
   used where the target announces it, within its ``maxOperations`` and
-  ``maxPayloadSize``, each operation's own status read.
+  ``maxPayloadSize``, two requests in flight, each operation's own status read.
 
 No code path sends DELETE: ``KomeetClient.send`` refuses it.
 """
@@ -52,6 +53,8 @@ from komeet_sync.store.plans import PlanStore, StoredPlan
 DEFAULT_CONCURRENCY = 8
 # Ledger rows marked ``sending`` in one transaction, and outcomes written in one (_Writes).
 LEDGER_BLOCK = 32
+LEDGER_DELAY = 0.5  # seconds an outcome waits at most for the others of its block
+BULK_IN_FLIGHT = 2  # Bulk requests sent at once
 # A Bulk request is kept this far under the target's maxPayloadSize, for the envelope.
 PAYLOAD_MARGIN = 0.9
 
@@ -482,8 +485,12 @@ class _Applier:
 
         retry_alone: list[Entry] = []
         batches = list(self._batches([*to_post, *patches]))
-        # One Bulk request at a time, on a thread of its own, so that stopping waits for it.
-        self._in_parallel(lambda batch: retry_alone.extend(self._send_batch(batch)), batches, 1)
+        # Two Bulk requests in flight (on threads of their own, so that stopping waits for
+        # them): the next one travels while Komeet works through the last.
+        in_flight = min(BULK_IN_FLIGHT, self.workers)
+        self._in_parallel(
+            lambda batch: retry_alone.extend(self._send_batch(batch)), batches, in_flight
+        )
         self._each_once(retry_alone)
 
     def _batches(self, entries: list[Entry]) -> Iterable[list[tuple[Entry, dict[str, Any]]]]:
@@ -530,10 +537,10 @@ class _Applier:
         reply = self.client.bulk([op for _, op in sendable])
         if not reply.ok:  # the whole request, one by one: it may have been applied
             return alone + [_in_doubt(entry) for entry, _ in sendable]
-        answers = reply.document().get("Operations") or []
+        answers = _Answers(reply.document().get("Operations") or [])
         outcomes: list[tuple[str, Outcome]] = []
         for index, (entry, op) in enumerate(sendable):
-            answer = _answer_for(answers, index, op)
+            answer = answers.of(index, op)
             status = _status(answer)
             if status is not None and 200 <= status < 300:
                 location = str(answer.get("location") or "") if answer else ""
@@ -652,7 +659,8 @@ class _Writes:
     (ARCHITECTURE.md, "Applying a plan"), but not in a transaction of its own: two commits
     an action cost more CPU than its request. The pending rows are marked ``sending``
     ``LEDGER_BLOCK`` at a time, before the first of them is sent; outcomes are written
-    ``LEDGER_BLOCK`` at a time, and all of them before a phase of the apply returns. A
+    ``LEDGER_BLOCK`` at a time or ``LEDGER_DELAY`` after the first one held, whichever
+    comes first, and all of them before a phase of the apply returns. A
     process killed meanwhile leaves up to a block of rows ``sending`` whose request had not
     left, or whose outcome was not written yet: the resume searches each before it sends
     it again (``searched_first``), so nothing is sent twice. A stop or a failure writes the
@@ -664,6 +672,7 @@ class _Writes:
         self._lock = threading.Lock()
         self._ahead: list[Entry] = []  # marked ``sending``, not handed out yet
         self._outcomes: list[tuple[str, Outcome]] = []
+        self._held_since = 0.0  # when the first outcome held was recorded
         self._settled = False
 
     def marked(self, entries: Sequence[Entry]) -> Iterator[Entry]:
@@ -691,8 +700,15 @@ class _Writes:
 
     def record(self, key: str, outcome: Outcome) -> None:
         with self._lock:
+            now = time.monotonic()
+            if not self._outcomes:
+                self._held_since = now
             self._outcomes.append((key, outcome))
-            if len(self._outcomes) >= LEDGER_BLOCK or self._settled:
+            if (
+                len(self._outcomes) >= LEDGER_BLOCK
+                or now - self._held_since >= LEDGER_DELAY
+                or self._settled
+            ):
                 self._flush()
 
     def settle(self) -> None:
@@ -778,23 +794,33 @@ def _bulk_safe(entry: Entry) -> bool:
     return entry.action != Action.CREATE or entry.status is Status.PENDING
 
 
-def _answer_for(answers: list[Any], index: int, operation: dict[str, Any]) -> dict[str, Any] | None:
-    """The Bulk response operation of a request operation: by bulkId for a POST, by
-    location for a PATCH, else by position (RFC 7644 §3.7.3)."""
-    if operation["method"] == "POST":
+class _Answers:
+    """The operations of a Bulk response, found for each operation of the request: by
+    bulkId for a POST, by location for a PATCH, else by position (RFC 7644 §3.7.3).
+    Indexed once, so that a thousand operations are not a million comparisons."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.by_bulk_id: dict[str, dict[str, Any]] = {}
+        self.by_path: dict[str, dict[str, Any]] = {}  # "/Users/ID", the end of a location
         for answer in answers:
-            if isinstance(answer, dict) and answer.get("bulkId") == operation["bulkId"]:
-                return answer
-        return None
-    for answer in answers:
-        if (
-            isinstance(answer, dict)
-            and answer.get("method", "").upper() == "PATCH"
-            and str(answer.get("location", "")).endswith(operation["path"])
-        ):
-            return answer
-    answer = answers[index] if index < len(answers) else None
-    return answer if isinstance(answer, dict) else None
+            if not isinstance(answer, dict):
+                continue
+            bulk_id = answer.get("bulkId")
+            if isinstance(bulk_id, str):
+                self.by_bulk_id.setdefault(bulk_id, answer)
+            if str(answer.get("method", "")).upper() == "PATCH":
+                location = str(answer.get("location", ""))
+                self.by_path.setdefault("/" + "/".join(location.split("/")[-2:]), answer)
+
+    def of(self, index: int, operation: dict[str, Any]) -> dict[str, Any] | None:
+        if operation["method"] == "POST":
+            return self.by_bulk_id.get(operation["bulkId"])
+        found = self.by_path.get(operation["path"])
+        if found is not None:
+            return found
+        answer = self.answers[index] if index < len(self.answers) else None
+        return answer if isinstance(answer, dict) else None
 
 
 def _status(answer: dict[str, Any] | None) -> int | None:
