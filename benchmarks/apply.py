@@ -8,8 +8,9 @@ the fault-free proxy of ``komeet_sync.emulators.http_proxy`` (its own process to
 ``--latency`` seconds to every request, as a remote API would. One plan of ``--people``
 creates is made once (a Google snapshot of that many people, an empty Komeet), then applied
 with ``apply_plan``, each time to a fresh, empty Komeet (a tenant of its own):
-``sequential`` (one request at a time), ``concurrent`` (``--concurrency`` in flight, 16 here;
-the CLI's default is 8) and ``bulk`` (SCIM Bulk, the default when announced). Each
+``sequential`` (one request at a time), ``concurrent`` (``--concurrency`` in flight, 24 here;
+the CLI's default is 8, and n requests in flight, each a round trip of 20 ms and more, make
+at most n times the sequential rate) and ``bulk`` (SCIM Bulk, the default when announced). Each
 application is what ``komeet-sync sync`` does once it has read an empty Komeet and planned:
 ledger rows first, each create sent without a search on its first attempt (a plan made
 from a fresh read: ``fresh_read``), outcomes recorded. The modes run in the order of
@@ -98,7 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=10_000, help="creates in the plan")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=24)
     parser.add_argument(
         "--modes",
         default="concurrent,bulk,sequential,bulk,concurrent",
