@@ -7,13 +7,19 @@ The Komeet stand-in is the third-party ``scim2-server`` command in its own proce
 the fault-free proxy of ``komeet_sync.emulators.http_proxy`` (its own process too) adding
 ``--latency`` seconds to every request, as a remote API would. One plan of ``--people``
 creates is made once (a Google snapshot of that many people, an empty Komeet), then applied
-three times with ``apply_plan``, each time to a fresh, empty Komeet (a tenant of its own):
-``sequential`` (one request at a time), ``concurrent`` (8 in flight, the default without
-Bulk) and ``bulk`` (SCIM Bulk, the default when announced). Each application is what
-``komeet-sync apply`` does: ledger rows first, a search of the userName before each create
-that may already have reached Komeet, outcomes recorded. Afterwards every tenant is read
-back: the accounts must be exactly the plan's, each userName and externalId once.
-Actions per second are the plan's actions over the application's wall time.
+with ``apply_plan``, each time to a fresh, empty Komeet (a tenant of its own):
+``sequential`` (one request at a time), ``concurrent`` (``--concurrency`` in flight, 24 here;
+the CLI's default is 8, and n requests in flight, each a round trip of 20 ms and more, make
+at most n times the sequential rate) and ``bulk`` (SCIM Bulk, the default when announced). Each
+application is what ``komeet-sync sync`` does once it has read an empty Komeet and planned:
+ledger rows first, each create sent without a search on its first attempt (a plan made
+from a fresh read: ``fresh_read``), outcomes recorded. The modes run in the order of
+``--modes``; by default concurrent and Bulk run before and after the sequential one, so
+that a change of the machine's load during the long sequential run weighs on both sides,
+and their rate is the mean of the two. Afterwards every tenant is read back: the accounts
+must be exactly the plan's, each userName and externalId once. Actions per second are the
+plan's actions over the application's wall time; requests are those the application sent
+(the first is the ServiceProviderConfig); CPU is each process's, per action.
 """
 
 from __future__ import annotations
@@ -78,6 +84,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_all(url: str) -> list[dict]:
     client = KomeetClient(url, TOKEN)
     return client.list_users([])
@@ -87,9 +99,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=10_000, help="creates in the plan")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=24)
     parser.add_argument(
-        "--modes", default="sequential,concurrent,bulk", help="comma-separated, in order"
+        "--modes",
+        default="concurrent,bulk,sequential,bulk,concurrent",
+        help="comma-separated, in order",
     )
     args = parser.parse_args()
     modes = [Mode(mode) for mode in args.modes.split(",")]
@@ -136,32 +150,51 @@ def main() -> int:
         DomainStore(engine).set_enabled(DOMAIN, True)
         print(f"Plan {plan_id}: {args.people:,} creates; latency {args.latency * 1000:g} ms")
 
-        rates: dict[Mode, float] = {}
-        for mode in modes:
-            url = f"{proxy_url}/{mode.value}/v2"
+        seconds_of: dict[Mode, list[float]] = {}
+        for number, mode in enumerate(modes):
+            tenant = f"{mode.value}{number}"
+            url = f"{proxy_url}/{tenant}/v2"
             client = KomeetClient(url, TOKEN)
+            cpu_before = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
             started = time.perf_counter()
             result = apply_plan(
-                engine, plan_id, client, mode=mode, concurrency=args.concurrency, again=True
+                engine,
+                plan_id,
+                client,
+                mode=mode,
+                concurrency=args.concurrency,
+                again=True,
+                fresh_read=True,
             )
             seconds = time.perf_counter() - started
-            accounts = read_all(f"http://127.0.0.1:{port}/{mode.value}/v2")
+            cpu_after = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
+            client_cpu, proxy_cpu, server_cpu = (
+                (after - before) * 1000 / args.people
+                for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
+            accounts = read_all(f"http://127.0.0.1:{port}/{tenant}/v2")
             names = Counter(a["userName"].lower() for a in accounts)
             external = Counter(a.get("externalId") for a in accounts)
             duplicates = sum(n - 1 for n in names.values()) + sum(n - 1 for n in external.values())
             expected = {p["primaryEmail"] for p in directory}
             assert result.counts == {"applied": args.people}, result.counts
             assert set(names) == expected, "the accounts are not the plan's"
-            rates[mode] = args.people / seconds
+            seconds_of.setdefault(mode, []).append(seconds)
             print(
-                f"{mode.value:>10}: {seconds:7.1f} s, {rates[mode]:7.1f} actions/s, "
+                f"{mode.value:>10}: {seconds:7.1f} s, {args.people / seconds:7.1f} actions/s, "
                 f"{result.requests:,} requests, {len(accounts):,} accounts, "
-                f"{duplicates} duplicates"
+                f"{duplicates} duplicates; CPU ms an action: client {client_cpu:.2f}, "
+                f"proxy {proxy_cpu:.2f}, scim2-server {server_cpu:.2f}"
             )
+        rates = {mode: args.people * len(runs) / sum(runs) for mode, runs in seconds_of.items()}
         if Mode.SEQUENTIAL in rates:
-            for mode in modes:
+            for mode, rate in rates.items():
                 if mode is not Mode.SEQUENTIAL:
-                    print(f"{mode.value} / sequential: {rates[mode] / rates[Mode.SEQUENTIAL]:.1f}x")
+                    times = len(seconds_of[mode])
+                    print(
+                        f"{mode.value} / sequential: {rate / rates[Mode.SEQUENTIAL]:.1f}x "
+                        f"({rate:.1f} actions/s{f', mean of {times} runs' if times > 1 else ''})"
+                    )
         print(describe("scim2-server", "requests"))
     finally:
         proxy.terminate()

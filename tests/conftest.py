@@ -131,6 +131,16 @@ def plain_komeet_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def small_bulk_komeet_server(tmp_path_factory):
+    """A Komeet stand-in whose Bulk requests carry at most 10 operations."""
+    from tests.support.komeet_server import SMALL_BULK_CONFIG, start
+
+    server = start(config=SMALL_BULK_CONFIG, tmp=tmp_path_factory.mktemp("small-bulk-komeet"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def komeet(komeet_server):
     """A fresh, empty Komeet (a tenant of the stand-in of its own)."""

@@ -19,6 +19,10 @@ it held at once, so that a test can assert what the client sent (``HttpProxy.sta
 speaks HTTP/1.1 with keep-alive to the client, and opens one upstream connection per
 request.
 
+It costs little CPU per request, since a benchmark's client, this proxy and the server
+share the machine's cores: header lines are split by hand rather than by the ``email``
+package, and each request and response goes out in one write.
+
 Run it in its own process with ``python -m komeet_sync.emulators.http_proxy --help``.
 """
 
@@ -26,18 +30,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import io
 import json
 import random
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from enum import StrEnum
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import MappingProxyType
@@ -64,6 +70,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _SET_BY_THE_PROXY = frozenset({"host", "content-length", "expect"})
+MAX_LINE = 65536  # bytes of a request line or a header line
+MAX_HEADERS = 100  # header lines of a request or a response
 
 
 class FaultKind(StrEnum):
@@ -190,6 +198,16 @@ class _Upstream:
     port: int | None
     authority: str  # the Host header: host[:port], without userinfo
     prefix: str  # the URL's path, put before each request's path
+
+    def connect(self, timeout: float = UPSTREAM_TIMEOUT) -> socket.socket:
+        """A new connection to the upstream (TLS for https), each read and write on it
+        waiting at most ``timeout`` seconds."""
+        port = self.port or (443 if self.https else 80)
+        connection = socket.create_connection((self.host, port), timeout=timeout)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.https:
+            return ssl.create_default_context().wrap_socket(connection, server_hostname=self.host)
+        return connection
 
     @classmethod
     def parse(cls, url: str) -> _Upstream:
@@ -337,40 +355,30 @@ class HttpProxy:
     def _forward(
         self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes | None
     ) -> _Answer:
-        """Send the request upstream and read the whole answer; a 502 if there is none."""
-        target_server = self._target
-        connection_class = (
-            http.client.HTTPSConnection if target_server.https else http.client.HTTPConnection
-        )
-        connection = connection_class(
-            target_server.host, target_server.port, timeout=self.upstream_timeout
-        )
+        """Send the request upstream and read the whole answer; a 502 if there is none.
+        The request keeps its headers as they came, repeated ones included, and adds
+        nothing but ``Host``, its ``Content-Length`` and ``Connection: close`` (one
+        connection a request)."""
+        upstream = self._target
+        lines = [
+            f"{method} {upstream.prefix}{target} HTTP/1.1",
+            f"Host: {upstream.authority}",
+            *(f"{name}: {value}" for name, value in _end_to_end(headers)),
+            "Connection: close",
+        ]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
         try:
-            # putrequest/putheader rather than request(): repeated headers stay repeated
-            # and nothing is added (request() would add Accept-Encoding: identity).
-            connection.putrequest(
-                method, target_server.prefix + target, skip_host=True, skip_accept_encoding=True
-            )
-            connection.putheader("Host", target_server.authority)
-            for name, value in _end_to_end(headers):
-                connection.putheader(name, value)
-            if body is not None:
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            response = connection.getresponse()
-            answer = _Answer(
-                response.status,
-                response.reason,
-                tuple(_end_to_end(response.getheaders())),
-                response.read(),
-            )
-        except (OSError, http.client.HTTPException) as exc:
+            with upstream.connect(self.upstream_timeout) as connection:
+                connection.sendall(request)
+                with connection.makefile("rb") as stream:
+                    answer = _read_answer(stream)
+        except (OSError, ValueError) as exc:
             with self._lock:
                 self._upstream_failures += 1
             detail = f"Bad gateway: the upstream {self.upstream} did not answer ({exc!r})."
             return _scim_error(502, "Bad Gateway", detail)
-        finally:
-            connection.close()
         with self._lock:
             self._forwarded += 1
         return answer
@@ -414,6 +422,73 @@ def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     }
     dropped = _HOP_BY_HOP | _SET_BY_THE_PROXY | named
     return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+class _Headers:
+    """Header fields in their order, repeated ones kept; names compared without case."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+
+    def get(self, name: str) -> str | None:
+        """The first field called ``name``; None when there is none."""
+        name = name.lower()
+        for field, value in self.fields:
+            if field.lower() == name:
+                return value
+        return None
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self.fields)
+
+
+def _read_headers(stream: io.BufferedIOBase) -> _Headers:
+    """The header section of a request or a response (RFC 9112 §5), up to its empty line;
+    a continuation line (obsolete folding) joins the field before it."""
+    fields: list[tuple[str, str]] = []
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise ValueError("header line too long")
+        if line in (b"\r\n", b"\n", b""):
+            return _Headers(fields)
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {text.strip()}")
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not name or name != name.strip():
+            raise ValueError(f"invalid header line {text[:40]!r}")
+        fields.append((name, value.strip()))
+        if len(fields) > MAX_HEADERS:
+            raise ValueError(f"more than {MAX_HEADERS} header lines")
+
+
+def _read_answer(stream: io.BufferedIOBase) -> _Answer:
+    """An upstream's response: status line, headers, and the body framed by its
+    Content-Length, by chunks, or by the end of the connection (RFC 9112 §6.3)."""
+    while True:
+        status_line = stream.readline(MAX_LINE + 1).decode("latin-1").rstrip("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/") or not code.isdigit():
+            raise ValueError(f"invalid status line {status_line[:40]!r}")
+        headers = _read_headers(stream)
+        if not 100 <= int(code) < 200:
+            break  # an interim response (1xx) comes before the final one
+    status = int(code)
+    if status in (204, 304):
+        body = b""
+    elif "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        body = _read_chunked(stream)
+    elif (length := (headers.get("Content-Length") or "").strip()).isdigit():
+        body = stream.read(int(length))
+        if len(body) < int(length):
+            raise ValueError(f"the body ended after {len(body)} of {length} bytes")
+    else:
+        body = stream.read()
+    return _Answer(status, reason, tuple(_end_to_end(headers.items())), body)
 
 
 def _read_chunked(stream: io.BufferedIOBase) -> bytes:
@@ -465,6 +540,7 @@ class _ProxyServer(ThreadingHTTPServer):
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     proxy: HttpProxy
+    raw_requestline: bytes  # set by BaseHTTPRequestHandler.handle_one_request
     protocol_version = "HTTP/1.1"  # keep-alive with the client, as SCIM clients use
     # The headers and the body go out in two writes: without TCP_NODELAY, Nagle's algorithm
     # holds the body until the client's delayed ACK, 40 ms on Linux, on every response.
@@ -472,6 +548,37 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and benchmarks read their own output
+
+    def parse_request(self) -> bool:
+        """``BaseHTTPRequestHandler.parse_request``, the header lines read by
+        ``_read_headers``: the request line, keep-alive (HTTP/1.1 unless ``Connection:
+        close``) and ``Expect: 100-continue``. False, after an error response, when the
+        request cannot be read."""
+        self.command = None  # type: ignore[assignment]  # as the base class does
+        self.request_version = "HTTP/0.9"
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request line ({self.requestline!r})")
+            return False
+        self.command, self.path, self.request_version = words
+        try:
+            self.headers = _read_headers(self.rfile)  # type: ignore[assignment]
+        except ValueError as exc:
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Unreadable headers: {exc}")
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        if (
+            self.headers.get("Expect") or ""
+        ).lower() == "100-continue" and self.request_version == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def do_GET(self) -> None:
         self._relay()
@@ -518,7 +625,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _request_body(self) -> bytes | None:
         """The request's body, or None when it has none (no Content-Length, not chunked)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return _read_chunked(self.rfile)
         length = self.headers.get("Content-Length")
         if length is None:
@@ -528,17 +635,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _send(self, answer: _Answer) -> None:
+        """The answer in one write: status line, headers and body."""
+        lines = [f"{self.protocol_version} {answer.status} {answer.reason}"]
+        lines += [f"{name}: {value}" for name, value in answer.headers]
+        if not any(name.lower() == "date" for name, _ in answer.headers):
+            lines.append(f"Date: {formatdate(usegmt=True)}")
+        # 1xx, 204 and 304 have no body, nor a Content-Length of it (RFC 9110 §8.6).
+        if answer.status >= 200 and answer.status not in (204, 304):
+            lines.append(f"Content-Length: {len(answer.body)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
-            self.send_response_only(answer.status, answer.reason)
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            if not any(name.lower() == "date" for name, _ in answer.headers):
-                self.send_header("Date", self.date_time_string())
-            # 1xx, 204 and 304 have no body, nor a Content-Length of it (RFC 9110 §8.6).
-            if answer.status >= 200 and answer.status not in (204, 304):
-                self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(head + answer.body)
         except OSError:  # the client gave up (a timeout shorter than a slow fault)
             self.close_connection = True
 

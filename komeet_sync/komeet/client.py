@@ -555,7 +555,9 @@ class KomeetClient:
             return Reply(None, "", attempt, f"connection failed: {_reason(exc)}")
         return Reply(
             response.status_code,
-            response.text,
+            # SCIM speaks JSON, in UTF-8 (RFC 7644 §3.1, RFC 8259 §8.1): decoded as such, not
+            # as ``response.text`` would after guessing the charset of the whole body.
+            response.content.decode("utf-8", errors="replace"),
             attempt,
             retry_after=retry_after(response.headers.get("Retry-After")),
         )
@@ -573,6 +575,13 @@ class KomeetClient:
                     "Accept": SCIM_JSON,
                 }
             )
+            # The proxies and the CA bundle the environment gives for Komeet's URL (HTTPS_PROXY,
+            # NO_PROXY, REQUESTS_CA_BUNDLE), read once rather than before every request.
+            settings = session.merge_environment_settings(self.url, {}, None, None, None)
+            session.proxies.update(settings["proxies"])
+            session.verify = settings["verify"]
+            session.cert = settings["cert"]
+            session.trust_env = False  # and no ~/.netrc login in place of the bearer token
             self._local.session = session
         return session
 

@@ -9,7 +9,7 @@ this way once the first page has said how many there are (RFC 7644 §3.4.2.4).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 DEFAULT_CONCURRENCY = 8  # requests in flight at once, reading or applying (``--concurrency``)
@@ -25,11 +25,13 @@ def in_parallel(
     *,
     name: str = "komeet",
     drain: bool = True,
+    queue: Iterator[Any] | None = None,
 ) -> None:
-    """``work`` on each item, on up to ``workers`` threads that take the next item only
-    while ``stopping`` is not set: once it is (the operator stops), the work in flight
-    finishes and nothing new starts. The first failure of a worker stops the others and is
-    raised once they have finished their item.
+    """``work`` on each item (taken from ``queue`` when given, an iterator over ``items``
+    that may do work of its own as it hands each out), on up to ``workers`` threads that
+    take the next item only while ``stopping`` is not set: once it is (the operator stops),
+    the work in flight finishes and nothing new starts. The first failure of a worker stops
+    the others and is raised once they have finished their item.
 
     An interruption of the calling thread (Ctrl-C raising here, a Dagster run terminated)
     sets ``stopping`` before it is raised. With ``drain`` it is raised once the work in
@@ -38,7 +40,7 @@ def in_parallel(
     raised at once."""
     if not items:
         return
-    queue = iter(items)
+    queue = queue if queue is not None else iter(items)
     queue_lock = threading.Lock()
     errors: list[BaseException] = []
     count = min(workers, len(items))

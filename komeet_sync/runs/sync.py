@@ -143,13 +143,15 @@ def apply(
     *,
     trigger: str,
     again: bool = True,
+    fresh_read: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
     progress: Advance | None = None,
 ) -> Applied:
     """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
     ``again``: a sync that finds a plan applied before applies its actions again (they are
-    still needed); ``apply PLAN_ID`` only resumes."""
+    still needed); ``apply PLAN_ID`` only resumes. ``fresh_read``: the caller made the plan
+    just now from its own read of Komeet (``komeet.apply.searched_first``)."""
     try:
         result = apply_plan(
             engine,
@@ -159,6 +161,7 @@ def apply(
             mode=mode,
             trigger=trigger,
             again=again,
+            fresh_read=fresh_read,
             progress=progress,
         )
     except NotApplied as stopped:
@@ -226,6 +229,7 @@ def sync(
     source = "Google Workspace" if config.source is SourceKind.GOOGLE else "SCIM staging"
     with progress.stage(f"Reading {config.domain} ({source})", "users") as advance:
         snapshot = read_directory(advance)
+    komeet_read = komeet is None  # the plan comes from this sync's own read of Komeet
     if komeet is None:
         if client is None:
             raise ValueError("give the Komeet client, or Komeet's accounts for a dry run")
@@ -263,6 +267,7 @@ def sync(
             planned.plan_id,
             client,
             trigger=trigger,
+            fresh_read=komeet_read,
             concurrency=concurrency,
             mode=mode,
             progress=advance,

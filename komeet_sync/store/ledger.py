@@ -197,6 +197,23 @@ class Ledger:
         with write_lock(self.engine), self.engine.begin() as connection:
             connection.execute(statement, [{"key": key, "now": now} for key in keys])
 
+    def unmark(self, keys: Iterable[str]) -> None:
+        """Rows marked ``sending`` ahead of their request, which was never sent (the apply
+        stopped first): ``pending`` again. Only for rows that were pending before."""
+        keys = list(keys)
+        if not keys:
+            return
+        statement = (
+            update(LedgerRow)
+            .where(
+                LedgerRow.idempotency_key == bindparam("key"),
+                LedgerRow.status == Status.SENDING.value,
+            )
+            .values(status=Status.PENDING.value, sent_at=None)
+        )
+        with write_lock(self.engine), self.engine.begin() as connection:
+            connection.execute(statement, [{"key": key} for key in keys])
+
     def record(self, outcomes: Iterable[tuple[str, Outcome]]) -> None:
         """After the answer: each action's outcome, in one transaction."""
         now = datetime.now(UTC)

@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from komeet_sync.model.reports import RESULTS
+from komeet_sync.model.reports import ACCOUNTS, PLAN, RESULTS
 from komeet_sync.runs import sync
 from komeet_sync.store.ledger import ResultsReport
 from komeet_sync.store.plans import PlanReport
 
+from ..io_manager import run_folder
 from ..metadata import frame_metadata
 from ..partitions import domains
 from ..resources import DatabaseResource, KomeetResource
@@ -32,11 +33,15 @@ def results(
     """Each action's outcome in Komeet (the ledger), or why nothing was sent. Runs only when
     the blocking checks on the plan pass."""
     assert plan.stored is not None
+    # This run read Komeet and made the plan from that read (not a run of the apply alone).
+    folder = run_folder(context.instance, context.run.run_id, context.partition_key)
+    fresh_read = folder.has(ACCOUNTS) and folder.has(PLAN.name)
     applied = sync.apply(
         database.engine(),
         plan.stored.plan_id,
         komeet.client(),
         trigger=f"dagster run {context.run.run_id}",
+        fresh_read=fresh_read,
     )
     report = applied.report
     context.add_output_metadata(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -268,11 +269,18 @@ def test_a_komeet_without_filters_or_bulk_is_listed_and_matched_locally(
     )
 
 
-@pytest.mark.parametrize("mode", [Mode.CONCURRENT, Mode.BULK])
-def test_faults_on_a_fifth_of_the_requests_leave_every_action_settled(komeet, sqlite_engine, mode):
+@pytest.mark.parametrize(
+    ("server", "mode"),
+    [("komeet_server", Mode.CONCURRENT), ("small_bulk_komeet_server", Mode.BULK)],
+)
+def test_faults_on_a_fifth_of_the_requests_leave_every_action_settled(
+    request, sqlite_engine, server, mode
+):
     """429 with Retry-After, 503, slow answers past the client's timeout and dropped
     connections, at a 20% rate: every action ends applied or recorded as failed, none is
-    left pending or silently dropped, and no account is created twice."""
+    left pending or silently dropped, and no account is created twice. (Bulk requests of
+    10 operations, so that faults fall on a dozen of them.)"""
+    komeet = request.getfixturevalue(server).tenant()
     config = configure(sqlite_engine, max_deactivation_share=1.0)
     people = [person(i) for i in range(120)]
     leavers = [person(500 + i) for i in range(10)]
@@ -456,3 +464,167 @@ def test_a_409_on_create_links_the_account_made_meanwhile(request, sqlite_engine
     assert linked["id"] == made[0]["id"] and linked["externalId"] == people[5]["id"]
     outcomes = Ledger(sqlite_engine).entries(run.planned.plan_id)["outcome"]
     assert outcomes.str.startswith("linked the existing account").sum() == 2
+
+
+def sync_through(proxy, komeet, engine, people, **options):
+    """A sync of ``people`` through ``proxy``; returns it and the requests of its apply
+    (those the proxy received once the plan was made), as (method, last path segment)."""
+    config = DomainStore(engine).get(DOMAIN)
+    before: list[int] = []
+
+    def planned(run) -> None:
+        before.append(len(proxy.stats().requests))
+        if "meanwhile" in options:
+            options["meanwhile"](run)
+
+    extra = {key: value for key, value in options.items() if key != "meanwhile"}
+    run = synced(
+        config, directory(people), komeet.client(proxy.url), engine, before_apply=planned, **extra
+    )
+    sent = [(r.method, r.path.rsplit("/", 1)[-1]) for r in proxy.stats().requests[before[0] :]]
+    return run, sent
+
+
+@pytest.mark.parametrize(
+    ("server", "mode", "expected"),
+    [
+        ("komeet_server", Mode.SEQUENTIAL, {("POST", "Users"): 25}),
+        ("komeet_server", Mode.CONCURRENT, {("POST", "Users"): 25}),
+        ("small_bulk_komeet_server", Mode.BULK, {("POST", "Bulk"): 3}),
+    ],
+)
+def test_a_sync_sends_each_create_once_without_a_search(
+    request, sqlite_engine, server, mode, expected
+):
+    """A plan made from the sync's own read of Komeet: a create's first attempt is its POST
+    alone (or its operation in a Bulk request of 10), without a search before it."""
+    komeet = request.getfixturevalue(server).tenant()
+    configure(sqlite_engine)
+    people = [person(i) for i in range(25)]
+    with HttpProxy(komeet.url) as proxy:
+        run, sent = sync_through(proxy, komeet, sqlite_engine, people, mode=mode)
+
+    assert Counter(sent) == expected
+    assert run.applied is not None and run.applied.result is not None
+    assert run.applied.result.requests == sum(expected.values())
+    assert run.applied.result.counts == {"applied": 25}
+    entries = Ledger(sqlite_engine).entries(run.planned.plan_id)
+    assert set(entries["attempts"]) == {1}
+    assert sorted(komeet.by_user_name()) == [p["primaryEmail"] for p in people]
+
+
+def test_apply_plan_id_searches_before_each_create(komeet, sqlite_engine):
+    """``komeet-sync apply PLAN_ID`` applies a plan made earlier, from a read that may be
+    stale: each create is searched first."""
+    config = configure(sqlite_engine, enabled=False)
+    people = [person(i) for i in range(5)]
+    run = synced(config, directory(people), komeet.client(), sqlite_engine)
+    DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
+    with HttpProxy(komeet.url) as proxy:
+        result = apply_plan(sqlite_engine, run.planned.plan_id, komeet.client(proxy.url))
+        sent = Counter((r.method, r.path.rsplit("/", 1)[-1]) for r in proxy.stats().requests)
+
+    assert result.counts == {"applied": 5}
+    assert sent == {("GET", "ServiceProviderConfig"): 1, ("GET", "Users"): 5, ("POST", "Bulk"): 1}
+
+
+def test_a_create_whose_answer_is_lost_is_searched_not_sent_again(komeet, sqlite_engine):
+    """Connections dropped after Komeet applied the request (the answer lost): the create is
+    in doubt, so it is searched before it would be sent again, found and recorded. Every
+    create is POSTed exactly once."""
+    configure(sqlite_engine)
+    people = [person(i) for i in range(20)]
+    faults = Faults(rate=0.3, kinds=("drop",), seed=5)
+    with HttpProxy(komeet.url, faults=faults) as proxy:
+        run, sent = sync_through(proxy, komeet, sqlite_engine, people, mode=Mode.SEQUENTIAL)
+
+    assert run.applied is not None and run.applied.result is not None
+    assert run.applied.result.counts == {"applied": 20}
+    outcomes = Ledger(sqlite_engine).entries(run.planned.plan_id)["outcome"]
+    found = int(outcomes.str.contains("an earlier attempt created it").sum())
+    assert found >= 2  # POSTs whose answer was lost
+    assert Counter(sent)[("POST", "Users")] == 20  # none sent twice
+    assert Counter(sent)[("GET", "Users")] >= found  # each searched (a search may drop too)
+    assert sorted(komeet.by_user_name()) == [p["primaryEmail"] for p in people]
+
+
+def test_a_bulk_request_whose_answer_is_lost_is_settled_by_searches(
+    small_bulk_komeet_server, sqlite_engine
+):
+    """A Bulk request whose connection dropped after Komeet applied it: each of its creates
+    is in doubt, searched, found and recorded; none is sent again."""
+    komeet = small_bulk_komeet_server.tenant()
+    configure(sqlite_engine)
+    people = [person(i) for i in range(25)]
+    faults = Faults(rate=0.5, kinds=("drop",), seed=2)
+    with HttpProxy(komeet.url, faults=faults) as proxy:
+        run, sent = sync_through(proxy, komeet, sqlite_engine, people, mode=Mode.BULK)
+
+    assert run.applied is not None and run.applied.result is not None
+    assert run.applied.result.counts == {"applied": 25}
+    outcomes = Ledger(sqlite_engine).entries(run.planned.plan_id)["outcome"]
+    found = int(outcomes.str.contains("an earlier attempt created it").sum())
+    assert found >= 5 and found + int(outcomes.str.endswith("(bulk)").sum()) == 25
+    assert Counter(sent)[("POST", "Bulk")] == 3 and Counter(sent)[("POST", "Users")] == 0
+    assert sorted(komeet.by_user_name()) == [p["primaryEmail"] for p in people]
+
+
+def test_a_sync_resuming_an_action_left_sending_searches_it_first(komeet, sqlite_engine):
+    """A sync that makes the plan of an application a killed process left behind: the row
+    left ``sending`` is searched before its create is sent; the pending ones are not."""
+    config = configure(sqlite_engine, enabled=False)
+    people = [person(i) for i in range(4)]
+    stored = synced(config, directory(people), komeet.client(), sqlite_engine)
+    ledger = Ledger(sqlite_engine)
+    application = ledger.open_application(stored.planned.plan_id, "test", again=False)
+    assert application is not None
+    ledger.mark_sending([ledger.to_send(application)[0].key])  # killed before the POST left
+    DomainStore(sqlite_engine).set_enabled(DOMAIN, True)
+
+    with HttpProxy(komeet.url) as proxy:
+        run, sent = sync_through(proxy, komeet, sqlite_engine, people, mode=Mode.SEQUENTIAL)
+
+    assert run.planned.plan_id == stored.planned.plan_id
+    assert run.applied is not None and run.applied.result is not None
+    assert run.applied.result.resumed and run.applied.result.counts == {"applied": 4}
+    assert sent == [("GET", "Users")] + [("POST", "Users")] * 4
+    assert list(ledger.entries(run.planned.plan_id)["attempts"]) == [2, 1, 1, 1]
+    assert sorted(komeet.by_user_name()) == [p["primaryEmail"] for p in people]
+
+
+@pytest.mark.parametrize(
+    ("server", "mode", "expected"),
+    [
+        (
+            "komeet_server",
+            Mode.SEQUENTIAL,
+            [("POST", "Users"), ("GET", "Users"), ("PATCH", "x"), ("POST", "Users")],
+        ),
+        ("komeet_server", Mode.BULK, [("POST", "Bulk"), ("GET", "Users"), ("PATCH", "x")]),
+    ],
+)
+def test_a_409_on_a_first_create_searches_and_links(request, sqlite_engine, server, mode, expected):
+    """An account made by hand between the sync's read and its apply: the create, sent
+    without a search, gets 409; the sync then searches and links the account."""
+    komeet = request.getfixturevalue(server).tenant()
+    configure(sqlite_engine)
+    people = [person(i) for i in range(2)]
+    made: list[dict] = []
+
+    def meanwhile(_run) -> None:
+        made.append(komeet.add(people[0]["primaryEmail"]))
+
+    with HttpProxy(komeet.url) as proxy:
+        run, sent = sync_through(
+            proxy, komeet, sqlite_engine, people, mode=mode, meanwhile=meanwhile
+        )
+
+    assert run.applied is not None and run.applied.result is not None
+    assert run.applied.result.counts == {"applied": 2}, run.applied.result.failures
+    assert [(method, "x" if method == "PATCH" else path) for method, path in sent] == expected
+    accounts = komeet.by_user_name()
+    assert len(accounts) == 2
+    linked = accounts[people[0]["primaryEmail"]]
+    assert linked["id"] == made[0]["id"] and linked["externalId"] == people[0]["id"]
+    outcome = Ledger(sqlite_engine).entries(run.planned.plan_id).loc[0, "outcome"]
+    assert outcome.startswith("linked the existing account")

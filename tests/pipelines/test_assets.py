@@ -4,9 +4,12 @@ endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import dagster as dg
 import pytest
 
+from komeet_sync.emulators.http_proxy import HttpProxy
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
@@ -38,13 +41,25 @@ def test_the_definitions_load():
     assert defs.resolve_job_def("sync_domain") is not None
 
 
+def requests_to(proxy):
+    """The requests the proxy received, by method and last path segment."""
+    return Counter((r.method, r.path.rsplit("/", 1)[-1]) for r in proxy.stats().requests)
+
+
 @pytest.mark.parametrize("domain", ["acme.com", "globex.com"])
-def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path, domain):
+def test_every_asset_brings_komeet_to_the_desired_state(
+    world, komeet, tmp_path, domain, monkeypatch
+):
     instance, people, _ = world
 
-    result = run(instance, domain)
+    with HttpProxy(komeet.url) as proxy:
+        komeet.env(monkeypatch, proxy.url)
+        result = run(instance, domain)
 
     assert result.success
+    # The run read Komeet and made the plan: its creates go in Bulk without a search.
+    sent = requests_to(proxy)
+    assert sent[("GET", "Users")] == 1 and sent[("POST", "Bulk")] == 1
     materialized = {
         event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
     }
@@ -78,6 +93,31 @@ def test_every_asset_brings_komeet_to_the_desired_state(world, komeet, tmp_path,
     ).materialization.metadata
     assert preview["dagster/row_count"].value == len(accounts)
     assert "| email" in preview["preview"].value
+
+
+def test_a_run_of_the_apply_alone_searches_before_each_create(world, komeet, tmp_path, monkeypatch):
+    """The results asset alone applies the plan an earlier run made, from a read of
+    Komeet that may be stale: each create is searched first."""
+    instance, people, scim = world
+    DomainStore(scim.engine).set_enabled("acme.com", False)
+    assert run(instance, "acme.com").success  # planned; nothing sent
+    DomainStore(scim.engine).set_enabled("acme.com", True)
+
+    with HttpProxy(komeet.url) as proxy:
+        komeet.env(monkeypatch, proxy.url)
+        alone = defs.resolve_job_def("sync_domain").execute_in_process(
+            instance=instance,
+            partition_key="acme.com",
+            asset_selection=[dg.AssetKey("results")],
+            raise_on_error=False,
+        )
+
+    assert alone.success
+    applied = stored(tmp_path, "results", "acme.com")
+    assert applied.counts == {"applied": len(people)}
+    sent = requests_to(proxy)
+    assert sent[("GET", "Users")] == len(people) and sent[("POST", "Bulk")] == 1
+    assert sorted(komeet.by_user_name()) == sorted(p["primaryEmail"] for p in people)
 
 
 def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, tmp_path):

@@ -125,3 +125,10 @@ PLAIN_CONFIG = {
     "etag": {"supported": False},
     "authenticationSchemes": [],
 }
+
+# Komeet announcing Bulk requests of at most 10 operations (and filters): a plan of a few
+# dozen actions takes several Bulk requests.
+SMALL_BULK_CONFIG = PLAIN_CONFIG | {
+    "bulk": {"supported": True, "maxOperations": 10, "maxPayloadSize": 1048576},
+    "filter": {"supported": True, "maxResults": 1000},
+}
