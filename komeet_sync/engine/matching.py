@@ -54,6 +54,7 @@ _NAMESPACES: dict[str, tuple[KeyKind, ...]] = {
     "employee id": (KeyKind.PERSON_EMPLOYEE_ID, KeyKind.ACCOUNT_EMPLOYEE_ID),
 }
 _NAMESPACE_OF = {kind: name for name, kinds in _NAMESPACES.items() for kind in kinds}
+NAMESPACES = tuple(_NAMESPACES)  # "id", "email", "employee id": keys link within one only
 # An employee id held by more nodes than this is a placeholder ("n/a", "0"), not an identity.
 MAX_EMPLOYEE_ID_HOLDERS = 4
 
@@ -163,6 +164,25 @@ def link(keys: list[Keys], person_count: int, account_count: int) -> Links:
         disputed=disputed,
         shared=shared,
     )
+
+
+def key_rows(keys: list[Keys], person_count: int) -> pd.DataFrame:
+    """The keys as rows: ``node`` (people 0..person_count-1, then accounts), ``person``
+    (whether the node is a person), ``namespace`` and ``value``; missing values left out."""
+    frames = []
+    for key in keys:
+        kind, nodes, text = _present(key)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "node": nodes,
+                    "person": nodes < person_count,
+                    "namespace": _NAMESPACE_OF[kind],
+                    "value": pd.Series(text, dtype="str").array,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 def _present(keys: Keys) -> tuple[KeyKind, np.ndarray, pa.ChunkedArray]:

@@ -17,7 +17,15 @@ import pyarrow.compute as pc
 from pandas.api.extensions import ExtensionArray
 
 from komeet_sync.engine import guards, scope
-from komeet_sync.engine.matching import KeyKind, Keys, Links, MatchRule, dispute_clusters, link
+from komeet_sync.engine.matching import (
+    KeyKind,
+    Keys,
+    Links,
+    MatchRule,
+    dispute_clusters,
+    key_rows,
+    link,
+)
 from komeet_sync.engine.planning import build_plan
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import email_domain, normalise_emails
@@ -139,6 +147,36 @@ def reconcile(
         "active_managed_accounts": active_managed,
     }
     return Reconciliation(config.domain, rows, reports, plan, stats)
+
+
+def node_keys(
+    snapshot: DirectorySnapshot, komeet: KomeetAccounts, config: DomainConfig
+) -> pd.DataFrame:
+    """Every key that matching links people and the domain's accounts by, as it compares
+    them (normalised): one row per ``person`` (True: a person, by ``account_id``; False: a
+    Komeet account of the domain, by ``komeet_id``), ``id``, ``namespace`` ("id", "email"
+    or "employee id") and ``value``. An incremental sync follows these keys to gather whole
+    components (docs/incremental.md); the staging index of person keys is tested against
+    them."""
+    assessed = scope.assess(snapshot, config)
+    people = assessed.people.reset_index(drop=True)
+    accounts, _ = _domain_accounts(
+        conform(komeet.accounts, KOMEET_ACCOUNTS, "komeet accounts"), config
+    )
+    rows = key_rows(_keys(people, assessed.aliases, accounts), len(people))
+    node = rows["node"].to_numpy()
+    person = rows["person"].to_numpy()
+    ids = np.empty(len(rows), dtype=object)
+    ids[person] = people["account_id"].to_numpy(object)[node[person]]
+    ids[~person] = accounts["komeet_id"].to_numpy(object)[node[~person] - len(people)]
+    return pd.DataFrame(
+        {
+            "person": person,
+            "id": pd.array(ids, dtype="str"),
+            "namespace": rows["namespace"].astype("str"),
+            "value": rows["value"],
+        }
+    )
 
 
 def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -> list[Keys]:

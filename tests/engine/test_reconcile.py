@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from komeet_sync.engine.reconcile import reconcile
+from komeet_sync.engine.reconcile import node_keys, reconcile
 from tests.support.frames import (
     account,
     config,
@@ -263,3 +263,31 @@ def test_a_komeet_account_that_could_not_be_read_is_listed_in_errors():
     errors = result.reports["errors"]
     assert list(errors["error"]) == ["invalid_record"]
     assert (errors["reason"] == "this Komeet account is left as it is").all()
+
+
+def test_node_keys_are_the_normalised_keys_matching_links_by():
+    keys = node_keys(
+        directory(
+            person(
+                "g1", " Ada@ACME.com", stable_id=" x1 ", employee_id="42", aliases=("AL@acme.com",)
+            ),
+            person("g2", "not an address", employee_id=" "),
+        ),
+        komeet(
+            account("k1", "ADA@acme.com", external_id="x1", employee_id="42"),
+            account("k2", "bob@elsewhere.com", external_id="x2"),  # outside the domain
+        ),
+        config(),
+    )
+
+    found = {(row.person, row.id, row.namespace, row.value) for row in keys.itertuples()}
+    assert found == {
+        (True, "g1", "id", "x1"),
+        (True, "g1", "email", "ada@acme.com"),
+        (True, "g1", "email", "al@acme.com"),
+        (True, "g1", "employee id", "42"),
+        (True, "g2", "id", "g2"),  # an invalid address is no key; a blank employee id neither
+        (False, "k1", "id", "x1"),
+        (False, "k1", "email", "ada@acme.com"),
+        (False, "k1", "employee id", "42"),
+    }
