@@ -32,8 +32,10 @@ def evaluate(
     desired: int,
     last_good_desired: int | None,
     deactivations: int,
-    active_managed: int,
+    active_managed: int | None,
 ) -> tuple[Hold, ...]:
+    """The holds on a plan. ``active_managed`` None: the plan is part of a domain (an
+    incremental sync), whose deactivations are counted over a rolling window instead."""
     holds: list[Hold] = []
     for row in missing_groups.itertuples(index=False):  # a handful of selected groups at most
         holds.append(Hold(Guard.GROUP_MISSING, str(row.detail), False, 1, 0))
@@ -54,6 +56,8 @@ def evaluate(
                 )
             )
 
+    if active_managed is None:
+        return tuple(holds)
     budget = deactivation_budget(config, active_managed)
     if deactivations > budget:
         holds.append(

@@ -7,8 +7,8 @@ the reports are views of those rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -76,27 +76,52 @@ class Reconciliation:
         }
 
 
+@dataclass(frozen=True)
+class DomainFacts:
+    """What a reconciliation of some of a domain's components (an incremental sync:
+    docs/incremental.md) takes from the whole domain, because its own people and accounts
+    cannot tell it.
+
+    The guards that compare whole directories (the shrink of the directory, the budget of
+    one plan's deactivations) are not evaluated on such a part: the incremental sync counts
+    its deactivations over a rolling window instead."""
+
+    # Each selected group that exists: how many member rows the whole directory lists for
+    # it (the empty-group guard compares it with 0). A selected group left out is missing.
+    groups_listed: Mapping[str, int]
+    # Employee ids that more than MAX_EMPLOYEE_ID_HOLDERS people and accounts of the whole
+    # domain hold: placeholders, not keys, though the part holds fewer of them.
+    common_employee_ids: frozenset[str] = field(default_factory=frozenset)
+
+
 def reconcile(
     snapshot: DirectorySnapshot,
     komeet: KomeetAccounts,
     config: DomainConfig,
     *,
     last_good_desired: int | None = None,
+    facts: DomainFacts | None = None,
 ) -> Reconciliation:
     """Decide every person's and account's situation, the reports and the plan.
 
     ``last_good_desired`` is the number of desired people in the last snapshot that was
     applied; the shrink guard compares against it. Komeet's unreadable accounts are listed
-    in the errors report.
+    in the errors report. ``facts``: the snapshot and the accounts are whole components of
+    the domain's matching graph, not the whole domain, and ``facts`` says what the whole
+    domain would (``DomainFacts``); each of their people and accounts then gets the decision
+    a reconciliation of the whole domain gives it.
     """
-    assessed = scope.assess(snapshot, config)
+    assessed = scope.assess(
+        snapshot, config, groups_listed=facts.groups_listed if facts is not None else None
+    )
     people = assessed.people.reset_index(drop=True)
     accounts, outside = _domain_accounts(
         conform(komeet.accounts, KOMEET_ACCOUNTS, "komeet accounts"), config
     )
 
     n, m = len(people), len(accounts)
-    links = link(_keys(people, assessed.aliases, accounts), n, m)
+    common = facts.common_employee_ids if facts is not None else frozenset()
+    links = link(_keys(people, assessed.aliases, accounts, common), n, m)
     clusters = dispute_clusters(links, _namer(people, accounts))
 
     rows = _rows(people, accounts, links, clusters)
@@ -115,9 +140,9 @@ def reconcile(
         config,
         missing_groups=assessed.missing_groups,
         desired=desired,
-        last_good_desired=last_good_desired,
+        last_good_desired=last_good_desired if facts is None else None,
         deactivations=int((planned["action"] == Action.DEACTIVATE).sum()),
-        active_managed=active_managed,
+        active_managed=active_managed if facts is None else None,
     )
     plan = build_plan(config.domain, _plan_rows(planned), holds)
     reports = {
@@ -179,9 +204,15 @@ def node_keys(
     )
 
 
-def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -> list[Keys]:
+def _keys(
+    people: pd.DataFrame,
+    aliases: pd.DataFrame,
+    accounts: pd.DataFrame,
+    common_employee_ids: frozenset[str] = frozenset(),
+) -> list[Keys]:
     """What each person and account is known by (ARCHITECTURE.md, "Identity and
-    matching"). People are nodes 0..n-1, accounts n..n+m-1."""
+    matching"). People are nodes 0..n-1, accounts n..n+m-1. ``common_employee_ids`` are no
+    keys (``DomainFacts``)."""
     n, m = len(people), len(accounts)
     # Few people have aliases: the merge runs on those alone.
     owners = np.flatnonzero(contains(people["account_id"], aliases["account_id"]))
@@ -198,15 +229,22 @@ def _keys(people: pd.DataFrame, aliases: pd.DataFrame, accounts: pd.DataFrame) -
         accounts["email_norm"] != accounts["user_name_norm"]
     )
     people_nodes, account_nodes = np.arange(n), np.arange(n, n + m)
+
+    def employee_id(frame: pd.DataFrame) -> pd.Series:
+        text = _key_text(frame["employee_id"])
+        if not common_employee_ids:
+            return text
+        return text.where(~text.isin(list(common_employee_ids)))
+
     return [
         Keys(KeyKind.STABLE_ID, people_nodes, _key_text(people["stable_id"])),
         Keys(KeyKind.EMAIL, people_nodes, people["email"]),
         Keys(KeyKind.ALIAS, alias_owner["position"].to_numpy(), alias_owner["alias"]),
-        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, _key_text(people["employee_id"])),
+        Keys(KeyKind.PERSON_EMPLOYEE_ID, people_nodes, employee_id(people)),
         Keys(KeyKind.EXTERNAL_ID, account_nodes, _key_text(accounts["external_id"])),
         Keys(KeyKind.USER_NAME, account_nodes, accounts["user_name_norm"]),
         Keys(KeyKind.ACCOUNT_EMAIL, account_nodes, account_email),
-        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, _key_text(accounts["employee_id"])),
+        Keys(KeyKind.ACCOUNT_EMPLOYEE_ID, account_nodes, employee_id(accounts)),
     ]
 
 

@@ -8,6 +8,7 @@ A person who would be desired but is invalid is reported in errors and gets no a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,16 @@ class Scope:
         return account_ids.map(joined).astype("str")
 
 
-def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
+def assess(
+    snapshot: DirectorySnapshot,
+    config: DomainConfig,
+    *,
+    groups_listed: Mapping[str, int] | None = None,
+) -> Scope:
     """Normalise each person's email, decide who is in scope and who is desired, and list
-    what is wrong: invalid people, unknown members, missing or empty selected groups."""
+    what is wrong: invalid people, unknown members, missing or empty selected groups.
+    ``groups_listed``: each selected group that exists and its member rows in the whole
+    directory, when the snapshot holds only some of its people (``reconcile.DomainFacts``)."""
     users = snapshot.users
     normal = normalise_emails(users["email"])
     people = users.assign(email_given=users["email"], email=normal["email"])
@@ -70,7 +78,10 @@ def assess(snapshot: DirectorySnapshot, config: DomainConfig) -> Scope:
     in_domain = contains(normal["domain"], pd.Series(sorted(domains), dtype="str"))
 
     members, listed = _selected_members(snapshot.members, config.groups)
-    group_status = _group_status(snapshot, config, listed)
+    found = set(snapshot.groups.loc[snapshot.groups["found"], "group"])
+    if groups_listed is not None:
+        found, listed = set(groups_listed), dict(groups_listed)
+    group_status = _group_status(found, config, listed)
     if config.groups:
         in_scope, memberships, member_errors = _membership(
             members, people, domains, snapshot.source.value
@@ -153,12 +164,9 @@ def _selected_members(
     return where(members, group_at >= 0), listed
 
 
-def _group_status(
-    snapshot: DirectorySnapshot, config: DomainConfig, counts: dict[str, int]
-) -> pd.DataFrame:
-    """The selected groups that do not exist or came back empty: each stops the domain.
-    ``counts`` are the members listed for each selected group."""
-    found = set(snapshot.groups.loc[snapshot.groups["found"], "group"])
+def _group_status(found: set[str], config: DomainConfig, counts: dict[str, int]) -> pd.DataFrame:
+    """The selected groups that do not exist (not ``found``) or came back empty: each stops
+    the domain. ``counts`` are the members listed for each selected group."""
     rows = []
     for group in config.groups:
         if group not in found:

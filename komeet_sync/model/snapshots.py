@@ -7,6 +7,8 @@ ever made from a partial read (ARCHITECTURE.md, "Guards").
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +24,7 @@ from komeet_sync.model.frames import (
     READ_ERRORS,
     Source,
     conform,
+    contains,
     empty_frame,
 )
 
@@ -65,6 +68,38 @@ class DirectorySnapshot:
             members=checked(members, GROUP_MEMBERS, "group members"),
             groups=checked(groups, GROUPS, "groups"),
             read_errors=checked(read_errors, READ_ERRORS, "read errors"),
+        )
+
+    def restricted_to(self, account_ids: Iterable[str]) -> DirectorySnapshot:
+        """The snapshot of only these people: their users rows, aliases, rows among the
+        selected groups' members (by member id; a CUSTOMER member, the whole account, stays)
+        and read errors; the same groups. What a read of just those people gives (an
+        incremental sync's, docs/incremental.md)."""
+        ids = pd.Series(sorted(set(account_ids)), dtype="str")
+        members = self.members
+        everyone = (members["member_type"] == "CUSTOMER").to_numpy()
+        return dataclasses.replace(
+            self,
+            users=_kept(self.users, "account_id", ids),
+            aliases=_kept(self.aliases, "account_id", ids),
+            members=members[contains(members["member_id"], ids) | everyone].reset_index(drop=True),
+            read_errors=_kept(self.read_errors, "account_id", ids),
+        )
+
+    def joined(self, other: DirectorySnapshot) -> DirectorySnapshot:
+        """The people of both snapshots of one source (each person once, as ``other`` has
+        them when both do); the groups as ``other`` found them."""
+        return dataclasses.replace(
+            other,
+            users=_union(self.users, other.users, ["account_id"]),
+            aliases=_union(self.aliases, other.aliases, ["account_id", "alias"]),
+            members=_union(self.members, other.members, list(self.members.columns)),
+            read_errors=_union(self.read_errors, other.read_errors, list(self.read_errors.columns)),
+            started_at=min(filter(None, (self.started_at, other.started_at)), default=None),
+            seconds=self.seconds + other.seconds,
+            requests=None
+            if self.requests is None and other.requests is None
+            else (self.requests or 0) + (other.requests or 0),
         )
 
     def describe(self, domain: str) -> str:
@@ -123,3 +158,32 @@ class KomeetAccounts:
             started_at=started_at,
             seconds=seconds,
         )
+
+    def restricted_to(self, komeet_ids: Iterable[str]) -> KomeetAccounts:
+        """Only these accounts (and no unreadable ones)."""
+        ids = pd.Series(sorted(set(komeet_ids)), dtype="str")
+        return KomeetAccounts.of(
+            _kept(self.accounts, "komeet_id", ids), None, self.started_at, self.seconds
+        )
+
+    def joined(self, other: KomeetAccounts) -> KomeetAccounts:
+        """The accounts of both reads, each once (as ``other`` read it when both did)."""
+        return KomeetAccounts.of(
+            _union(self.accounts, other.accounts, ["komeet_id"]),
+            _union(self.unreadable, other.unreadable, list(self.unreadable.columns)),
+            min(filter(None, (self.started_at, other.started_at)), default=None),
+            self.seconds + other.seconds,
+        )
+
+
+def _kept(frame: pd.DataFrame, column: str, ids: pd.Series) -> pd.DataFrame:
+    return frame[contains(frame[column], ids)].reset_index(drop=True)
+
+
+def _union(first: pd.DataFrame, second: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    if first.empty:
+        return second
+    if second.empty:
+        return first
+    both = pd.concat([first, second], ignore_index=True)
+    return both.drop_duplicates(key, keep="last", ignore_index=True)

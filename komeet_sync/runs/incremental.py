@@ -1,0 +1,110 @@
+"""Incremental syncs: decide for the people who changed, and for nobody else, exactly what a
+full sync would decide for them (ARCHITECTURE.md, "Full and incremental syncs";
+docs/incremental.md).
+
+A person's decision depends only on the component of the matching graph it is in (the
+people and accounts linked to it by shared keys: ``engine.matching``). ``gather`` reads the
+components of some people to a fixed point, following every key of every person and account
+it finds, from a directory side and a Komeet side that can each be asked who holds a key.
+``engine.reconcile`` then decides for those whole components what it decides for them in the
+whole domain, given the few facts only the whole domain knows (``DomainFacts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from komeet_sync.engine.matching import MAX_EMPLOYEE_ID_HOLDERS
+from komeet_sync.engine.reconcile import node_keys
+from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, empty_frame
+from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+
+Key = tuple[str, str]  # (namespace, value), as ``engine.reconcile.node_keys`` lists them
+
+EMPLOYEE_ID = "employee id"
+
+
+class PeopleSide(Protocol):
+    """A directory, read by key: staging for a SCIM domain, the Directory API for Google."""
+
+    def holding(self, keys: Collection[Key]) -> DirectorySnapshot:
+        """The people holding any of ``keys`` (a snapshot of just them)."""
+        ...
+
+    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
+        """How many people of the domain hold each employee id."""
+        ...
+
+
+class AccountSide(Protocol):
+    """Komeet's accounts, read by key."""
+
+    def holding(self, keys: Collection[Key]) -> KomeetAccounts:
+        """The accounts holding any of ``keys`` (others may come with them)."""
+        ...
+
+    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
+        """How many accounts of the domain hold each employee id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Whole components of a domain's matching graph: their people and accounts."""
+
+    snapshot: DirectorySnapshot
+    komeet: KomeetAccounts
+    # Employee ids found that more than MAX_EMPLOYEE_ID_HOLDERS nodes of the domain hold.
+    common_employee_ids: frozenset[str]
+    followed: int  # keys asked for
+    rounds: int
+
+
+def gather(
+    config: DomainConfig,
+    people: PeopleSide,
+    accounts: AccountSide,
+    seed: DirectorySnapshot,
+    seed_keys: Iterable[Key] = (),
+) -> Gathered:
+    """The components of ``seed``'s people and of the nodes holding ``seed_keys``: every key
+    of every person and account found is asked for on both sides, until a round finds no
+    key that was not asked for. An employee id is followed only when at most
+    MAX_EMPLOYEE_ID_HOLDERS nodes of the whole domain hold it (more make it a placeholder,
+    which links nobody)."""
+    snapshot = seed
+    komeet = KomeetAccounts.of(empty_frame(KOMEET_ACCOUNTS))
+    followed: set[Key] = set()
+    common: set[str] = set()
+    due = set(seed_keys)
+    rounds = 0
+    while True:
+        due |= _keys_of(snapshot, komeet, config)
+        due -= followed
+        due = {key for key in due if not (key[0] == EMPLOYEE_ID and key[1] in common)}
+        if not due:
+            break
+        rounds += 1
+        employee_ids = {value for namespace, value in due if namespace == EMPLOYEE_ID}
+        if employee_ids:
+            in_people, in_komeet = people.holders(employee_ids), accounts.holders(employee_ids)
+            placeholders = {
+                value
+                for value in employee_ids
+                if in_people.get(value, 0) + in_komeet.get(value, 0) > MAX_EMPLOYEE_ID_HOLDERS
+            }
+            common |= placeholders
+            due = {key for key in due if not (key[0] == EMPLOYEE_ID and key[1] in placeholders)}
+        snapshot = snapshot.joined(people.holding(due))
+        komeet = komeet.joined(accounts.holding(due))
+        followed |= due
+        due = set()
+    return Gathered(snapshot, komeet, frozenset(common), len(followed), rounds)
+
+
+def _keys_of(snapshot: DirectorySnapshot, komeet: KomeetAccounts, config: DomainConfig) -> set[Key]:
+    keys = node_keys(snapshot, komeet, config)
+    return set(zip(keys["namespace"], keys["value"], strict=True))
