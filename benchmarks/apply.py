@@ -7,7 +7,9 @@ The Komeet stand-in is the third-party ``scim2-server`` command in its own proce
 the fault-free proxy of ``komeet_sync.emulators.http_proxy`` (its own process too) adding
 ``--latency`` seconds to every request, as a remote API would. One plan of ``--people``
 creates is made once (a Google snapshot of that many people, an empty Komeet), then applied
-with ``apply_plan``, each time to a fresh, empty Komeet (a tenant of its own):
+with ``apply_plan``, each time to a fresh, empty Komeet (a scim2-server process of its own,
+behind a proxy process of its own: a process that kept earlier runs' accounts answers
+slower and slower, its collector scanning them):
 ``sequential`` (one request at a time), ``concurrent`` (``--concurrency`` in flight, 24 here;
 the CLI's default is 8, and n requests in flight, each a round trip of 20 ms and more, make
 at most n times the sequential rate) and ``bulk`` (SCIM Bulk, the default when announced). Each
@@ -16,7 +18,7 @@ ledger rows first, each create sent without a search on its first attempt (a pla
 from a fresh read: ``fresh_read``), outcomes recorded. The modes run in the order of
 ``--modes``; by default concurrent and Bulk run before and after the sequential one, so
 that a change of the machine's load during the long sequential run weighs on both sides,
-and their rate is the mean of the two. Afterwards every tenant is read back: the accounts
+and their rate is the mean of the two. Afterwards each Komeet is read back: the accounts
 must be exactly the plan's, each userName and externalId once. Actions per second are the
 plan's actions over the application's wall time; requests are those the application sent
 (the first is the ServiceProviderConfig); CPU is each process's, per action.
@@ -25,6 +27,7 @@ plan's actions over the application's wall time; requests are those the applicat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import re
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,6 +94,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def stand_in(folder: Path, latency: float, name: str) -> Iterator[tuple[int, int, str, int]]:
+    """A fresh, empty Komeet: scim2-server and the latency proxy in front of it, each in its
+    own process. Yields their pids, the proxy's URL and scim2-server's port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "scim2-server"), "--port", str(port), "--bearer-token", TOKEN],
+        stdout=subprocess.DEVNULL, stderr=(folder / f"scim2-server-{name}.log").open("w"),
+    )  # fmt: skip
+    proxy, proxy_url = start(
+        [sys.executable, "-m", "komeet_sync.emulators.http_proxy",
+         "--upstream", f"http://127.0.0.1:{port}", "--latency", str(latency)],
+        "Proxying", folder / f"proxy-{name}.log",
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # scim2-server's start
+        yield server.pid, proxy.pid, proxy_url, port
+    finally:
+        for process in (proxy, server):
+            process.terminate()
+            process.wait()
+
+
 def read_all(url: str) -> list[dict]:
     client = KomeetClient(url, TOKEN)
     return client.list_users([])
@@ -110,31 +137,18 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="komeet-apply-bench-"))
     os.environ["KOMEET_SYNC_HOME"] = str(folder / "home")
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "scim2-server"), "--port", str(port), "--bearer-token", TOKEN,
-         "--dynamic-tenants"],
-        stdout=subprocess.DEVNULL, stderr=(folder / "scim2-server.log").open("w"),
-    )  # fmt: skip
-    proxy, proxy_url = start(
-        [sys.executable, "-m", "komeet_sync.emulators.http_proxy",
-         "--upstream", f"http://127.0.0.1:{port}", "--latency", str(args.latency)],
-        "Proxying", folder / "proxy.log",
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)  # scim2-server's start
-        engine = open_database(f"sqlite:///{folder / 'komeet_sync.db'}")
-        config = DomainStore(engine).add(
-            DomainConfig.create(
-                DOMAIN, "google", admin_email=f"admin@{DOMAIN}", groups=[GROUP], enabled=False
-            )
+    engine = open_database(f"sqlite:///{folder / 'komeet_sync.db'}")
+    config = DomainStore(engine).add(
+        DomainConfig.create(
+            DOMAIN, "google", admin_email=f"admin@{DOMAIN}", groups=[GROUP], enabled=False
         )
-        directory = people(args.people)
-        snapshot = google_resources.snapshot(
-            directory, {GROUP: [{"id": p["id"], "email": p["primaryEmail"], "type": "USER"}
-                                for p in directory]}
-        )  # fmt: skip
-        first = f"{proxy_url}/plan/v2"
+    )
+    directory = people(args.people)
+    snapshot = google_resources.snapshot(
+        directory, {GROUP: [{"id": p["id"], "email": p["primaryEmail"], "type": "USER"}
+                            for p in directory]}
+    )  # fmt: skip
+    with stand_in(folder, args.latency, "plan") as (_, _, proxy_url, _):
         planned = sync.sync(
             config,
             engine,
@@ -142,20 +156,19 @@ def main() -> int:
             read_directory=lambda _advance: dataclasses.replace(
                 snapshot, started_at=datetime.now(UTC)
             ),
-            client=KomeetClient(first, TOKEN),
+            client=KomeetClient(f"{proxy_url}/v2", TOKEN),
         )
-        plan_id = planned.planned.plan_id
-        counts = planned.planned.reconciliation.plan.counts()
-        assert counts == {"create": args.people}, counts
-        DomainStore(engine).set_enabled(DOMAIN, True)
-        print(f"Plan {plan_id}: {args.people:,} creates; latency {args.latency * 1000:g} ms")
+    plan_id = planned.planned.plan_id
+    counts = planned.planned.reconciliation.plan.counts()
+    assert counts == {"create": args.people}, counts
+    DomainStore(engine).set_enabled(DOMAIN, True)
+    print(f"Plan {plan_id}: {args.people:,} creates; latency {args.latency * 1000:g} ms")
 
-        seconds_of: dict[Mode, list[float]] = {}
-        for number, mode in enumerate(modes):
-            tenant = f"{mode.value}{number}"
-            url = f"{proxy_url}/{tenant}/v2"
-            client = KomeetClient(url, TOKEN)
-            cpu_before = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
+    seconds_of: dict[Mode, list[float]] = {}
+    for number, mode in enumerate(modes):
+        with stand_in(folder, args.latency, f"{number}") as (server, proxy, proxy_url, port):
+            client = KomeetClient(f"{proxy_url}/v2", TOKEN)
+            cpu_before = (time.process_time(), cpu_seconds(proxy), cpu_seconds(server))
             started = time.perf_counter()
             result = apply_plan(
                 engine,
@@ -167,40 +180,36 @@ def main() -> int:
                 fresh_read=True,
             )
             seconds = time.perf_counter() - started
-            cpu_after = (time.process_time(), cpu_seconds(proxy.pid), cpu_seconds(server.pid))
+            cpu_after = (time.process_time(), cpu_seconds(proxy), cpu_seconds(server))
             client_cpu, proxy_cpu, server_cpu = (
                 (after - before) * 1000 / args.people
                 for before, after in zip(cpu_before, cpu_after, strict=True)
             )
-            accounts = read_all(f"http://127.0.0.1:{port}/{tenant}/v2")
-            names = Counter(a["userName"].lower() for a in accounts)
-            external = Counter(a.get("externalId") for a in accounts)
-            duplicates = sum(n - 1 for n in names.values()) + sum(n - 1 for n in external.values())
-            expected = {p["primaryEmail"] for p in directory}
-            assert result.counts == {"applied": args.people}, result.counts
-            assert set(names) == expected, "the accounts are not the plan's"
-            seconds_of.setdefault(mode, []).append(seconds)
-            print(
-                f"{mode.value:>10}: {seconds:7.1f} s, {args.people / seconds:7.1f} actions/s, "
-                f"{result.requests:,} requests, {len(accounts):,} accounts, "
-                f"{duplicates} duplicates; CPU ms an action: client {client_cpu:.2f}, "
-                f"proxy {proxy_cpu:.2f}, scim2-server {server_cpu:.2f}"
-            )
-        rates = {mode: args.people * len(runs) / sum(runs) for mode, runs in seconds_of.items()}
-        if Mode.SEQUENTIAL in rates:
-            for mode, rate in rates.items():
-                if mode is not Mode.SEQUENTIAL:
-                    times = len(seconds_of[mode])
-                    print(
-                        f"{mode.value} / sequential: {rate / rates[Mode.SEQUENTIAL]:.1f}x "
-                        f"({rate:.1f} actions/s{f', mean of {times} runs' if times > 1 else ''})"
-                    )
-        print(describe("scim2-server", "requests"))
-    finally:
-        proxy.terminate()
-        server.terminate()
-        proxy.wait()
-        server.wait()
+            accounts = read_all(f"http://127.0.0.1:{port}/v2")
+        names = Counter(a["userName"].lower() for a in accounts)
+        external = Counter(a.get("externalId") for a in accounts)
+        duplicates = sum(n - 1 for n in names.values()) + sum(n - 1 for n in external.values())
+        expected = {p["primaryEmail"] for p in directory}
+        assert result.counts == {"applied": args.people}, result.counts
+        assert set(names) == expected, "the accounts are not the plan's"
+        seconds_of.setdefault(mode, []).append(seconds)
+        print(
+            f"{mode.value:>10}: {seconds:7.1f} s, {args.people / seconds:7.1f} actions/s, "
+            f"{result.requests:,} requests, {len(accounts):,} accounts, "
+            f"{duplicates} duplicates; CPU ms an action: client {client_cpu:.2f}, "
+            f"proxy {proxy_cpu:.2f}, scim2-server {server_cpu:.2f}",
+            flush=True,
+        )
+    rates = {mode: args.people * len(runs) / sum(runs) for mode, runs in seconds_of.items()}
+    if Mode.SEQUENTIAL in rates:
+        for mode, rate in rates.items():
+            if mode is not Mode.SEQUENTIAL:
+                times = len(seconds_of[mode])
+                print(
+                    f"{mode.value} / sequential: {rate / rates[Mode.SEQUENTIAL]:.1f}x "
+                    f"({rate:.1f} actions/s{f', mean of {times} runs' if times > 1 else ''})"
+                )
+    print(describe("scim2-server", "requests"))
     return 0
 
 
