@@ -144,7 +144,7 @@ def reconcile(
         deactivations=int((planned["action"] == Action.DEACTIVATE).sum()),
         active_managed=active_managed if facts is None else None,
     )
-    plan = build_plan(config.domain, _plan_rows(planned), holds)
+    plan = build_plan(config.domain, _plan_rows(planned), holds, part=facts is not None)
     reports = {
         "joiners": rows[rows["situation"].isin([Situation.JOINER, Situation.RETURNER])],
         "leavers": rows[rows["situation"] == Situation.LEAVER],

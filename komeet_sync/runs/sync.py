@@ -111,6 +111,7 @@ def plan(
         desired=result.stats["desired"],
         reports=reports.location if reports is not None else None,
         dry_run=dry_run,
+        active_managed=result.stats["active_managed_accounts"],
     )
     approved = approval is not None and approval.plan_id.strip() == stored.plan_id
     if approved and stored.waiting_for_approval:
@@ -144,6 +145,7 @@ def apply(
     trigger: str,
     again: bool = True,
     fresh_read: bool = False,
+    read_at: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
     progress: Advance | None = None,
@@ -151,7 +153,8 @@ def apply(
     """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
     ``again``: a sync that finds a plan applied before applies its actions again (they are
     still needed); ``apply PLAN_ID`` only resumes. ``fresh_read``: the caller made the plan
-    just now from its own read of Komeet (``komeet.apply.searched_first``)."""
+    just now from its own read of Komeet, begun at ``read_at``
+    (``komeet.apply.searched_first``)."""
     try:
         result = apply_plan(
             engine,
@@ -162,6 +165,7 @@ def apply(
             trigger=trigger,
             again=again,
             fresh_read=fresh_read,
+            read_at=read_at,
             progress=progress,
         )
     except NotApplied as stopped:
@@ -268,6 +272,7 @@ def sync(
             client,
             trigger=trigger,
             fresh_read=komeet_read,
+            read_at=komeet.started_at,
             concurrency=concurrency,
             mode=mode,
             progress=advance,

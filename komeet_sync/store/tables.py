@@ -147,6 +147,11 @@ class PlanRow(Base):
     # The domain's latest plan, made since and before this one was applied in full.
     superseded_by: Mapped[str | None] = mapped_column(String(32))
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "domain": a sync of the whole domain; "people": an incremental sync's, of some people.
+    scope: Mapped[str] = mapped_column(String(16), default="domain", server_default="domain")
+    # Active managed accounts the plan was made against (a whole domain's only): the size
+    # an incremental sync's deactivation budget is counted on.
+    active_managed: Mapped[int | None] = mapped_column(Integer)
 
 
 class PlanActionRow(Base):
@@ -221,3 +226,14 @@ class SyncFailureRow(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     job: Mapped[str] = mapped_column(String(255))
     message: Mapped[str] = mapped_column(Text)
+
+
+class DomainLeaseRow(Base):
+    """Who writes to a domain's Komeet accounts now, until when: one incremental writer per
+    domain at a time, across processes and machines (``store.leases``)."""
+
+    __tablename__ = "domain_leases"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
