@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -58,6 +59,8 @@ from komeet_sync.sources.google.reader import (
 
 # Keys as ``engine.reconcile.node_keys`` lists them: (namespace, normalised value).
 Key = tuple[str, str]
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 
 USER_GET_FIELDS = f"{USER_RESOURCE_FIELDS},customerId"
 SEARCH_FIELDS = f"nextPageToken,users({USER_GET_FIELDS})"
@@ -169,8 +172,11 @@ class GooglePeople:
         self, people: list[dict[str, Any]], started: datetime, clock: float, before: int
     ) -> DirectorySnapshot:
         """The snapshot of ``people`` with their rows among the selected groups' members."""
+        groups = self._selected().values()
+        found = [(group.key, user) for group in groups if group.found for user in people]
+        self._each(lambda check: self._is_member(*check), found)
         members: dict[str, list[Any] | None] = {}
-        for group in self._selected().values():
+        for group in groups:
             if not group.found:
                 members[group.key] = None
                 continue
@@ -233,14 +239,20 @@ class GooglePeople:
     def _selected(self) -> dict[str, SelectedGroup]:
         """The selected groups, each asked about once."""
         if self._groups is None:
-            names = normalise_emails(pd.Series(list(self.config.groups), dtype="str"))["email"]
-            self._groups = {
-                key: self._probe(key, name if isinstance(name, str) else key.strip().lower())
-                for key, name in zip(self.config.groups, names, strict=True)
-            }
+            keys = list(self.config.groups)
+            names = normalise_emails(pd.Series(keys, dtype="str"))["email"]
+            customer_id = self._customer_id() if keys else ""
+            probed = self._each(
+                lambda group: self._probe(*group, customer_id),
+                [
+                    (key, name if isinstance(name, str) else key.strip().lower())
+                    for key, name in zip(keys, names, strict=True)
+                ],
+            )
+            self._groups = {group.key: group for group in probed}
         return self._groups
 
-    def _probe(self, key: str, name: str) -> SelectedGroup:
+    def _probe(self, key: str, name: str, customer_id: str) -> SelectedGroup:
         members = self.reader.service.members()
         first = self.reader.execute(
             members.list(
@@ -251,7 +263,6 @@ class GooglePeople:
         )
         if first is None:
             return SelectedGroup(key, name, found=False, listed=0, customer=None)
-        customer_id = self._customer_id()
         customer = self.reader.execute(
             members.get(groupKey=key, memberKey=customer_id, fields=MEMBER_FIELDS),
             f"members.get {customer_id} of {key}",
@@ -319,6 +330,16 @@ class GooglePeople:
                 if self._is_member(nested, user):
                     queue.append((nested, [*path, nested]))
         return []
+
+    def _each(self, work: Callable[[Item], Answer], items: Sequence[Item]) -> list[Answer]:
+        """``work`` done for each item, ``reader.workers`` at once (the reader gives each
+        thread its own Http): a person's requests for several groups wait for one another
+        no longer than for one."""
+        if len(items) < 2:
+            return [work(item) for item in items]
+        workers = min(self.reader.workers, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="people") as pool:
+            return list(pool.map(work, items))
 
     def _keys(self, users: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
         """Each person's keys as ``node_keys`` lists them: (account id, namespace, value)."""
