@@ -98,6 +98,10 @@ class GooglePeople:
     def holding(self, keys: Collection[Key]) -> DirectorySnapshot:
         """The people of the domain holding any of ``keys``."""
         started, clock, before = self._start()
+        self._look_up(
+            [value for namespace, value in keys if namespace != "employee id"],
+            [value for namespace, value in keys if namespace == "employee id"],
+        )
         found: dict[str, dict[str, Any]] = {}
         for namespace, value in keys:
             if namespace == "employee id":
@@ -118,6 +122,8 @@ class GooglePeople:
 
     def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
         """How many people of the domain hold each employee id (as ``node_keys`` reads it)."""
+        self._start()
+        self._look_up([], list(employee_ids))
         counts: dict[str, set[str]] = {}
         for employee_id in employee_ids:
             users = [user for user in self._search(employee_id) if self._in_domain(user)]
@@ -129,6 +135,7 @@ class GooglePeople:
     def by_ids(self, account_ids: Collection[str]) -> DirectorySnapshot:
         """The people of the domain with these Google user ids; unknown ids are absent."""
         started, clock, before = self._start()
+        self._look_up(list(account_ids), [])
         people = []
         for account_id in dict.fromkeys(account_ids):
             user = self._user(account_id)
@@ -141,6 +148,7 @@ class GooglePeople:
         0: the empty-group guard only compares this count with 0 (``engine.scope``), and a
         listing has a first member exactly when it has any, so one member of one page
         answers for it without listing the group."""
+        self._start()
         return {group.name: group.listed for group in self._selected().values() if group.found}
 
     def membership_paths(self, account_id: str) -> dict[str, list[str]]:
@@ -149,6 +157,7 @@ class GooglePeople:
         account). It walks only into the groups the person is in (``members.hasMember``),
         listing each one's direct members to find its nested groups: for ``explain``, one
         person at a time."""
+        self._start()
         user = self._user(account_id)
         if user is None or str(user.get("id")) != account_id or not self._in_domain(user):
             return {}
@@ -167,6 +176,15 @@ class GooglePeople:
             self.reader.authenticate()
             self._authenticated = True
         return datetime.now(UTC), time.monotonic(), self.reader.requests
+
+    def _look_up(self, user_keys: list[str], employee_ids: list[str]) -> None:
+        """Ask Google, a few at once, for the keys not asked for yet."""
+        self._each(
+            self._user, [key for key in dict.fromkeys(user_keys) if key.lower() not in self._users]
+        )
+        self._each(
+            self._search, [e for e in dict.fromkeys(employee_ids) if e not in self._searched]
+        )
 
     def _read(
         self, people: list[dict[str, Any]], started: datetime, clock: float, before: int
