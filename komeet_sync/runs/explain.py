@@ -13,6 +13,7 @@ guards holding it, and what the ledger says was sent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -102,7 +103,9 @@ def sides_for(
                 f"`komeet-sync sync {config.domain}` (or --dry-run), or leave out --last to "
                 "read the source and Komeet now"
             )
-        started = f" of {stored.started_at:%Y-%m-%d %H:%M:%S} UTC" if stored.started_at else ""
+        started = (
+            f" (started {stored.started_at:%Y-%m-%d %H:%M:%S} UTC)" if stored.started_at else ""
+        )
         return Sides(
             SnapshotPeople(stored.read(SNAPSHOT), config),
             SnapshotAccounts(stored.read(ACCOUNTS), config),
@@ -129,42 +132,26 @@ class Explanation:
     situation: str | None
     action: str | None  # None: no action
     reason: str | None  # the engine's reason, as in the reports
-    records: list[dict[str, Any]]  # the directory users holding the address, with aliases
-    account: dict[str, Any] | None  # the Komeet account explained, when it is the subject
-    valid: bool | None  # None: not checked (not active, or in no selected group)
-    active: bool | None
-    groups: dict[str, list[str] | None]  # selected group -> nested groups between (None: unknown)
-    matches: list[dict[str, Any]]  # the accounts (people, for an account) considered
-    dispute: dict[str, Any] | None  # cluster_id, reason, claimants
-    holds: list[str]  # the guards holding its action, in words
-    ledger: list[dict[str, Any]]  # the latest actions sent for it, newest first
-    reasons: list[str] = field(default_factory=list)  # every sentence, in order
+    reasons: list[str]  # every sentence, in order
+    # The directory users holding the address (the one explained first), with aliases.
+    records: list[dict[str, Any]] = field(default_factory=list)
+    account: dict[str, Any] | None = None  # the Komeet account explained, when no person is
+    valid: bool | None = None  # None: not checked (not active, or in no selected group)
+    active: bool | None = None
+    # Each selected group the person is in -> the nested groups between (None: not known).
+    groups: dict[str, list[str] | None] = field(default_factory=dict)
+    matches: list[dict[str, Any]] = field(default_factory=list)  # accounts (people) considered
+    dispute: dict[str, Any] | None = None  # cluster_id, reason, claimants
+    holds: list[str] = field(default_factory=list)  # the guards holding its action, in words
+    ledger: list[dict[str, Any]] = field(default_factory=list)  # latest actions sent, newest first
 
     @property
     def found(self) -> bool:
         return bool(self.subject)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "domain": self.domain,
-            "email": self.email,
-            "found": self.found,
-            "origin": self.origin,
-            "subject": self.subject,
-            "situation": self.situation,
-            "action": self.action,
-            "reason": self.reason,
-            "records": self.records,
-            "account": self.account,
-            "valid": self.valid,
-            "active": self.active,
-            "groups": self.groups,
-            "matches": self.matches,
-            "dispute": self.dispute,
-            "holds": self.holds,
-            "ledger": self.ledger,
-            "reasons": self.reasons,
-        }
+        """The explanation as JSON values (``explain --json``)."""
+        return {"found": self.found, **dataclasses.asdict(self)}
 
     def text(self) -> str:
         """The sentences for a console, under a line naming the decision."""
@@ -225,10 +212,10 @@ def explain(
                 "the decision is that person's."
             )
             people_holding = [row["account_id"]]
-    decision = _Decision(config, engine, component, result.plan.holds, reasons)
+    decision = _Decision(config, engine, email, origin, component, result.plan.holds, reasons)
     if row["has_person"]:
-        return decision.person(email, origin, row, people_holding, people)
-    return decision.account(email, origin, row)
+        return decision.person(row, people_holding, people)
+    return decision.account(row)
 
 
 class _Component:
@@ -310,34 +297,22 @@ class _Component:
         return f"{value} is an alias of the person"
 
 
+@dataclass
 class _Decision:
     """The sentences of one decision, and what it reads from the database to say them."""
 
-    def __init__(
-        self,
-        config: DomainConfig,
-        engine: Engine,
-        component: _Component,
-        plan_holds: Sequence[Hold],
-        reasons: list[str],
-    ) -> None:
-        self.config = config
-        self.engine = engine
-        self.component = component
-        self.plan_holds = plan_holds
-        self.reasons = reasons
+    config: DomainConfig
+    engine: Engine
+    email: str  # as asked
+    origin: str
+    component: _Component
+    plan_holds: Sequence[Hold]  # the holds of the plan made for the component
+    reasons: list[str]  # the sentences so far
 
     def say(self, sentence: str) -> None:
         self.reasons.append(sentence)
 
-    def person(
-        self,
-        email: str,
-        origin: str,
-        row: pd.Series,
-        holding: list[str],
-        people: ExplainedPeople,
-    ) -> Explanation:
+    def person(self, row: pd.Series, holding: list[str], people: ExplainedPeople) -> Explanation:
         config, component = self.config, self.component
         snapshot = component.snapshot
         account_id = str(row["account_id"])
@@ -386,30 +361,21 @@ class _Decision:
         if not matches:
             self.say("No Komeet account has this person's id, email, aliases or employee id.")
 
-        dispute = self.dispute(row)
-        names = [_text(row["email"]), *aliases]
-        return Explanation(
-            domain=config.domain,
-            email=email,
-            origin=origin,
-            subject=f"{row['source']} user {account_id}",
-            situation=str(row["situation"]),
-            action=self.action(row),
-            reason=_text(row["reason"]),
+        return self.explanation(
+            row,
+            f"{row['source']} user {account_id}",
+            [_text(row["email"]), *aliases],
+            row["stable_id"],
+            "this person",
             records=records,
-            account=None,
             valid=valid,
             active=active,
             groups=groups,
             matches=matches,
-            dispute=dispute,
-            holds=self.holds(row, names),
-            ledger=self.ledger(names, row["komeet_id"], row["stable_id"], "this person"),
-            reasons=self.reasons,
         )
 
-    def account(self, email: str, origin: str, row: pd.Series) -> Explanation:
-        config, component = self.config, self.component
+    def account(self, row: pd.Series) -> Explanation:
+        component = self.component
         komeet_id = str(row["komeet_id"])
         matches = []
         for person_id, keys in component.shared(komeet_id, person=False).items():
@@ -421,27 +387,41 @@ class _Decision:
             self.say(f"{component.name(person)}: considered; {'; '.join(shared)}.")
         if not matches:
             self.say("No directory user has its externalId, userName or email.")
-        dispute = self.dispute(row)
-        user_name = _text(row["komeet_user_name"])
+        return self.explanation(
+            row,
+            f"komeet account {komeet_id}",
+            [_text(row["komeet_user_name"])],
+            row["external_id"],
+            "this account",
+            account=_match(row, [], "")
+            | {"managed": bool(row["managed"]), "protected": bool(row["protected"])},
+            matches=matches,
+        )
+
+    def explanation(
+        self,
+        row: pd.Series,
+        subject: str,
+        user_names: list[str],
+        external_id: Any,
+        whom: str,
+        **found: Any,
+    ) -> Explanation:
+        """The decision's end, a person's or an account's: the dispute, the situation and
+        action, the guards holding it, and the ledger; sentences in that order."""
         return Explanation(
-            domain=config.domain,
-            email=email,
-            origin=origin,
-            subject=f"komeet account {komeet_id}",
+            domain=self.config.domain,
+            email=self.email,
+            origin=self.origin,
+            subject=subject,
+            dispute=self.dispute(row),
             situation=str(row["situation"]),
             action=self.action(row),
             reason=_text(row["reason"]),
-            records=[],
-            account=_match(row, [], "")
-            | {"managed": bool(row["managed"]), "protected": bool(row["protected"])},
-            valid=None,
-            active=None,
-            groups={},
-            matches=matches,
-            dispute=dispute,
-            holds=self.holds(row, [user_name]),
-            ledger=self.ledger([user_name], komeet_id, row["external_id"], "this account"),
+            holds=self.holds(row, user_names),
+            ledger=self.ledger(user_names, row["komeet_id"], external_id, whom),
             reasons=self.reasons,
+            **found,
         )
 
     def dispute(self, row: pd.Series) -> dict[str, Any] | None:
@@ -518,25 +498,7 @@ class _Decision:
 
 
 def _not_found(config: DomainConfig, email: str, origin: str, reasons: list[str]) -> Explanation:
-    return Explanation(
-        domain=config.domain,
-        email=email,
-        origin=origin,
-        subject="",
-        situation=None,
-        action=None,
-        reason=None,
-        records=[],
-        account=None,
-        valid=None,
-        active=None,
-        groups={},
-        matches=[],
-        dispute=None,
-        holds=[],
-        ledger=[],
-        reasons=reasons,
-    )
+    return Explanation(config.domain, email, origin, "", None, None, None, reasons)
 
 
 def _record(snapshot: DirectorySnapshot, account_id: str) -> dict[str, Any]:
@@ -569,8 +531,8 @@ def _groups_words(config: DomainConfig, groups: Mapping[str, list[str] | None]) 
     for group, path in groups.items():
         if path is None:
             said.append(
-                f"member of {group} (the read lists its members with nested groups flattened: "
-                "directly or through a nested group is not recorded)"
+                f"member of {group} (directly or through a nested group: the read lists its "
+                "members flattened and does not say)"
             )
         elif path:
             said.append(f"member of {group} through {' > '.join(path)}")
