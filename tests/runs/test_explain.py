@@ -19,7 +19,7 @@ from komeet_sync.emulators.directory import Directory
 from komeet_sync.model.domain_config import DomainChange, DomainConfig
 from komeet_sync.runs import sync
 from komeet_sync.runs.explain import Explanation, NoStoredSync, explain, sides_for
-from komeet_sync.runs.incremental import SnapshotPeople
+from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople
 from komeet_sync.sources.google.reader import DirectoryReader
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
@@ -28,6 +28,7 @@ from tests.support import frames
 from tests.support.google_workspace import member
 from tests.support.komeet_server import KomeetTenant
 from tests.support.provisioning import DOMAIN, GROUP, account_for, configure, person, synced
+from tests.support.world import push_directory
 
 ADMIN = "admin@acme.com"
 TEAM, OTHER = "team@acme.com", "other@acme.com"
@@ -234,3 +235,60 @@ def test_a_snapshot_knows_a_direct_member_and_says_when_it_does_not_know_the_pat
         snapshot, members=pd.concat([snapshot.members, team], ignore_index=True)
     )
     assert SnapshotPeople(nesting, config).membership_paths("g1") == {GROUP: None}
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+    yield engine
+    engine.dispose()
+
+
+def test_an_account_matched_by_alias_or_by_externalid_is_explained_by_its_person(engine):
+    """Ann was renamed: her old address is an alias, and the account still has it. Bob was
+    renamed too, and his account (found by its old userName) has his id as externalId."""
+    snapshot = frames.directory(
+        frames.person("g1", "ann@acme.com", aliases=("ann.old@acme.com",)),
+        frames.person("g2", "bob@acme.com"),
+    )
+    accounts = frames.komeet(
+        frames.account("k1", "ann.old@acme.com"),
+        frames.account("k2", "bob.old@acme.com", external_id="g2"),
+    )
+    config = frames.config()
+    people, komeet = SnapshotPeople(snapshot, config), SnapshotAccounts(accounts, config)
+
+    ann = explain(config, "ann.old@acme.com", people, komeet, engine)
+    bob = explain(config, "bob.old@acme.com", people, komeet, engine)
+
+    assert (ann.subject, ann.situation, ann.action) == ("google user g1", "changed", "update")
+    [account] = ann.matches
+    assert (account["komeet_id"], account["rule"]) == ("k1", "alias")
+    assert account["shared"] == ["ann.old@acme.com is an alias of the person"]
+    assert (bob.subject, bob.situation, bob.action) == ("google user g2", "changed", "update")
+    assert bob.reasons[:2] == [
+        "No directory user has bob.old@acme.com; Komeet account k2 (bob.old@acme.com) does: "
+        "active, externalId g2.",
+        "It is matched to google user g2 (bob@acme.com) by externalId (rule 1): the decision "
+        "is that person's.",
+    ]
+    assert [m["rule"] for m in bob.matches] == ["stable_id"]
+    assert any("userName bob.old@acme.com -> bob@acme.com" in s for s in bob.reasons)
+
+
+def test_a_scim_domain_from_its_staging_tables(komeet_env, scim, komeet):
+    """globex.com's IdP pushed three people in "Komeet Users"; a staged snapshot lists
+    groups expanded, so it never says through which nested group."""
+    push_directory(scim, "globex.com")
+    config = DomainStore(scim.engine).get("globex.com")
+    sides = sides_for(config, scim.engine, client=komeet.client())
+
+    anna = explain(
+        config, "anna.schmidt@globex.com", sides.people, sides.accounts, scim.engine,
+        origin=sides.origin,
+    )  # fmt: skip
+
+    assert (anna.situation, anna.action) == ("joiner", "create")
+    assert anna.records[0]["stable_id"] == "entra-anna.schmidt"
+    assert anna.groups == {"Komeet Users": None}
+    assert anna.reasons[0] == "Decided from live reads of the SCIM staging tables and Komeet."
