@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from komeet_sync.engine.reconcile import DomainFacts, node_keys, reconcile
+from komeet_sync.komeet.accounts import KomeetSide
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.emails import InvalidEmail, normalise_email
@@ -37,8 +38,9 @@ from komeet_sync.runs.incremental import (
     SnapshotPeople,
     gather,
 )
-from komeet_sync.runs.sync import read_komeet, read_source
-from komeet_sync.sources.google.reader import DirectoryReader
+from komeet_sync.sources.google.people import GooglePeople
+from komeet_sync.sources.google.reader import DirectoryReader, reader_for
+from komeet_sync.sources.scim.people import StagedPeople
 from komeet_sync.store.ledger import Ledger
 from komeet_sync.store.plans import PlanState, PlanStore
 from komeet_sync.store.results import ResultStore
@@ -93,8 +95,10 @@ def sides_for(
     client: KomeetClient | None = None,
 ) -> Sides:
     """The sides ``explain`` decides from: the last stored sync of the domain (``last``,
-    from ``store``), or live reads of its source (``reader`` for a Google domain, else one
-    from the environment) and of Komeet (``client``), each read whole."""
+    from ``store``), or live reads, by key, of the people and accounts that can change the
+    decision (``runs.incremental.gather``): the source's (the Directory API through
+    ``reader``, else one from the environment; the SCIM staging tables) and Komeet's
+    (``client``)."""
     if last:
         stored = (store or ResultStore.from_settings()).latest(config.domain, ACCOUNTS)
         if stored is None or not stored.has(SNAPSHOT):
@@ -113,10 +117,14 @@ def sides_for(
         )
     if client is None:
         raise ValueError("give the Komeet client to explain from live reads")
-    snapshot = read_source(config, engine, reader)
+    people: ExplainedPeople = (
+        GooglePeople(reader or reader_for(config), config)
+        if config.source is SourceKind.GOOGLE
+        else StagedPeople(engine, config)
+    )
     return Sides(
-        SnapshotPeople(snapshot, config),
-        SnapshotAccounts(read_komeet(client, config), config),
+        people,
+        KomeetSide(client, config),
         f"live reads of {_SOURCE_WORDS[config.source]} and Komeet",
     )
 

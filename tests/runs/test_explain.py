@@ -100,7 +100,7 @@ def test_a_joiner_then_the_create_the_ledger_recorded(acme):
 
     assert (before.situation, before.action) == ("joiner", "create")
     assert before.subject == "google user g1" and before.valid and before.active
-    assert before.groups == {GROUP: None}  # a whole read flattens nested groups
+    assert before.groups == {GROUP: []}  # listed directly
     assert before.matches == [] and before.ledger == [] and before.holds == []
     assert before.records[0]["email"] == "ann@acme.com"
     assert "Decided from live reads of Google Workspace and Komeet." in before.reasons
@@ -151,8 +151,8 @@ def test_people_in_no_selected_group_directly_or_through_a_group_that_is_not_nes
 
     cy = acme.live("cy@acme.com")
     assert (cy.situation, cy.action) == ("joiner", "create")
-    assert cy.groups == {GROUP: None}
-    assert any("member of all@acme.com" in s.lower() and "nested" in s for s in cy.reasons)
+    assert cy.groups == {GROUP: ["team@acme.com"]}
+    assert any("member of all@acme.com" in s.lower() and "team@acme.com" in s for s in cy.reasons)
 
 
 def test_a_disputed_person_names_every_account_and_claimant(acme):
@@ -290,5 +290,5 @@ def test_a_scim_domain_from_its_staging_tables(komeet_env, scim, komeet):
 
     assert (anna.situation, anna.action) == ("joiner", "create")
     assert anna.records[0]["stable_id"] == "entra-anna.schmidt"
-    assert anna.groups == {"Komeet Users": None}
+    assert anna.groups == {"Komeet Users": []}
     assert anna.reasons[0] == "Decided from live reads of the SCIM staging tables and Komeet."
