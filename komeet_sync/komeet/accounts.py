@@ -28,6 +28,7 @@ from komeet_sync.komeet.client import (
 from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY, in_parallel
 from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.model.emails import InvalidEmail, normalise_email
 from komeet_sync.model.frames import (
     DIRECTORY_USERS,
     KOMEET_ACCOUNTS,
@@ -207,10 +208,18 @@ def _terms(key: Key) -> list[str]:
         return [_employee_number(value)]
     local, at, domain = value.rpartition("@")
     forms = [f"{local}{at}{form}" for form in domain_forms(domain)] if at else [value]
-    return [f"{attribute} eq {quote(form)}" for form in forms for attribute in EMAIL_ATTRIBUTES]
+    # An account's email is a key only when it is a valid address; a userName, always (an
+    # invalid one lower-cased). Komeet may refuse a filter whose emails.value is no address.
+    attributes = ("userName", "emails.value") if _is_address(value) else ("userName",)
+    return [f"{attribute} eq {quote(form)}" for form in forms for attribute in attributes]
 
 
-EMAIL_ATTRIBUTES = ("userName", "emails.value")  # an account's "email" keys
+def _is_address(value: str) -> bool:
+    try:
+        normalise_email(value)
+    except InvalidEmail:
+        return False
+    return True
 
 
 def _employee_number(value: str) -> str:

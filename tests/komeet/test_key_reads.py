@@ -21,7 +21,7 @@ from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.runs.incremental import gather
 from tests.runs import test_incremental
 from tests.runs.test_incremental import FrameAccounts, FramePeople, _counts, _holding
-from tests.support.komeet_server import SCIM_JSON, KomeetTenant
+from tests.support.komeet_server import SCIM_JSON, KomeetTenant, start
 
 CONFIG = DomainConfig.create(
     "acme.com",
@@ -59,6 +59,18 @@ accounts_strategy = st.lists(
 )
 
 
+@pytest.fixture(scope="module", params=["scim2-server", "indexed"])
+def stand_in(request, komeet_server):
+    """The Komeet stand-in as scim2-server comes, and with the indexes of a real Komeet
+    (``tests.support.komeet_stand_in``): both answer the same."""
+    if request.param == "scim2-server":
+        yield komeet_server
+        return
+    server = start(indexed=True)
+    yield server
+    server.stop()
+
+
 def seeded(komeet: KomeetTenant, accounts: list[dict[str, Any]]) -> None:
     """The accounts Komeet takes: a userName another account holds in any case is refused
     (409), as it refuses it."""
@@ -90,8 +102,8 @@ def ids(accounts: KomeetAccounts) -> list[str]:
 
 @EXAMPLES
 @given(accounts_strategy, st.data())
-def test_the_accounts_holding_keys_are_the_whole_reads_holders(komeet_server, generated, data):
-    komeet = komeet_server.tenant()
+def test_the_accounts_holding_keys_are_the_whole_reads_holders(stand_in, generated, data):
+    komeet = stand_in.tenant()
     seeded(komeet, generated)
     whole = read_accounts(komeet.client(), CONFIG)
     keys = domain_keys(whole)
@@ -112,7 +124,8 @@ def test_the_accounts_holding_keys_are_the_whole_reads_holders(komeet_server, ge
     assert KomeetSide(komeet.client(), CONFIG).holders(employee_ids) == _counts(keys, employee_ids)
 
 
-def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_domain(komeet):
+def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_domain(stand_in):
+    komeet = stand_in.tenant()
     for user_name, email in [
         ("ANN@Acme.COM", None),
         ("ann@bücher.de", None),
@@ -136,7 +149,8 @@ def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_dom
     assert len(read_accounts(komeet.client(), CONFIG).accounts) == 4
 
 
-def test_a_hostile_value_finds_its_holder_and_nobody_else(komeet):
+def test_a_hostile_value_finds_its_holder_and_nobody_else(stand_in):
+    komeet = stand_in.tenant()
     for number, value in enumerate(HOSTILE):
         komeet.add(
             f"user{number}@acme.com",
@@ -219,8 +233,8 @@ def test_a_komeet_that_does_not_filter_is_read_whole_once(plain_komeet_server):
 
 @settings(EXAMPLES, max_examples=EXAMPLES.max_examples // 2)
 @given(test_incremental.people_strategy, test_incremental.accounts_strategy, st.data())
-def test_gather_finds_the_components_the_whole_read_gives(komeet_server, people, accounts, data):
-    komeet = komeet_server.tenant()
+def test_gather_finds_the_components_the_whole_read_gives(stand_in, people, accounts, data):
+    komeet = stand_in.tenant()
     seeded(
         komeet,
         [
@@ -258,3 +272,44 @@ def test_gather_finds_the_components_the_whole_read_gives(komeet_server, people,
 def _valid(email: str | None) -> bool:
     """Whether scim2-server takes ``email`` as an emails[].value."""
     return email is not None and "@" in email and ".." not in email
+
+
+def test_the_indexed_stand_in_answers_as_scim2_server_after_writes(komeet_server):
+    indexed = start(indexed=True)
+    try:
+        plain, komeet = komeet_server.tenant(), indexed.tenant()
+        filters = [
+            'userName eq "ann@acme.com" or userName eq "BOB@acme.com"',
+            'emails.value eq "ann.work@acme.com" or externalId eq "2"',
+            'emails.value eq "ann@bücher.de" or emails.value eq "nope"',
+            f'{ENTERPRISE_SCHEMA}:employeeNumber eq "e1" or userName eq "cy@acme.com"',
+            'userName ew "@acme.com"',
+        ]
+        answers = []
+        for tenant in (plain, komeet):
+            client = tenant.client()
+            before = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            ann = tenant.add("ann@acme.com", emails=[{"value": "ann.work@acme.com"}])
+            tenant.add(
+                "bob@acme.com",
+                externalId="2",
+                schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
+                **{ENTERPRISE_SCHEMA: {"employeeNumber": "E1"}},
+            )
+            tenant.add("dee@acme.com", emails=[{"value": "ann@xn--bcher-kva.de"}])
+            created = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            replaced = dict(ann, userName="cy@acme.com", emails=[{"value": "cy@acme.com"}])
+            url = f"{tenant.url}/Users/{ann['id']}"
+            assert tenant.session.put(url, json=replaced, headers=SCIM_JSON).status_code == 200
+            changed = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            assert tenant.session.delete(url, headers=SCIM_JSON).status_code == 204
+            deleted = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            answers.append([before, created, changed, deleted])
+    finally:
+        indexed.stop()
+
+    assert answers[0] == answers[1]
+    assert answers[1][1][0] == ["ann@acme.com", "bob@acme.com"]
+    assert answers[1][2][0] == ["bob@acme.com"]  # ann renamed cy: its old name is no key
+    assert answers[1][2][3] == ["bob@acme.com", "cy@acme.com"]
+    assert answers[1][3][3] == ["bob@acme.com"]
