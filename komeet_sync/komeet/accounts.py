@@ -133,23 +133,27 @@ class KomeetSide:
 
     def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
         """How many of the domain's accounts hold each employee id (those held by none are
-        left out). Komeet counts each id's holders first (``count=0``): those it counts at
-        most FEW_HOLDERS of are read and counted by the sync's rule; for the others, its
-        count of the domain's holders (within the domain, as ``list_users`` reads it), read
-        and counted in the same way if FEW_HOLDERS or fewer. So a placeholder held by
-        thousands of accounts is counted, not read."""
+        left out). Komeet counts each id's holders first (``count=0``), then, for an id it
+        counts more than FEW_HOLDERS of, its holders within the domain (as ``list_users``
+        reads the domain). Where either count is FEW_HOLDERS or fewer, those holders are
+        read and counted by the sync's rule; otherwise the count is Komeet's. So a
+        placeholder held by thousands of accounts is counted, not read."""
         ids = sorted(set(employee_ids))
         if self._whole_read():
             return _counts(self._whole_accounts(), self.config, ids)
-        term = {value: _employee_number(value) for value in ids}
+        searched = {value: _employee_number(value) for value in ids}
+        counts = self._counted(searched)
         domain = in_domains(self.config.domains)
-        counts = self._counted({value: term[value] for value in ids})
-        many = [value for value in ids if counts[value] > FEW_HOLDERS]
-        in_domain = self._counted({value: f"({term[value]}) and ({domain})" for value in many})
-        most = [value for value in many if in_domain[value] > FEW_HOLDERS]
+        for value in ids:
+            if counts[value] > FEW_HOLDERS:
+                searched[value] = f"({searched[value]} and ({domain}))"
+        in_domain = self._counted(
+            {value: searched[value] for value in ids if counts[value] > FEW_HOLDERS}
+        )
+        most = {value: count for value, count in in_domain.items() if count > FEW_HOLDERS}
         few = [value for value in ids if value not in most]
-        found = self._searched([term[value] for value in few])
-        return _counts(found, self.config, few) | {value: in_domain[value] for value in most}
+        found = self._searched([searched[value] for value in few])
+        return _counts(found, self.config, few) | most
 
     def _searched(self, terms: list[str]) -> KomeetAccounts:
         """The accounts matching any of ``terms``, each once; the whole domain's where

@@ -6,6 +6,7 @@ their userNames and emails are written, and whatever the values hold."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_plus
 
 import pandas as pd
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from komeet_sync.engine.reconcile import node_keys
-from komeet_sync.komeet.accounts import MAX_TERMS, KomeetSide, read_accounts
+from komeet_sync.komeet import accounts
+from komeet_sync.komeet.accounts import MAX_FILTER_LENGTH, MAX_TERMS, KomeetSide, read_accounts
 from komeet_sync.komeet.client import ENTERPRISE_SCHEMA, USER_SCHEMA, KomeetError, quote
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import DIRECTORY_USERS, Source, empty_frame
@@ -189,31 +191,36 @@ def test_keys_are_searched_in_few_requests_sent_at_once(komeet):
     assert len(side.holding(keys).accounts) == 100
     assert client.requests_sent == sent + -(-100 // MAX_TERMS)
 
+    # Ten ids of 1,000 characters: five a request keep its filter within MAX_FILTER_LENGTH.
+    sent = client.requests_sent
+    assert side.holding([("id", f"{number}" + "x" * 999) for number in range(10)]).accounts.empty
+    assert 5 * len(quote_plus(f' or externalId eq "{"x" * 1000}"')) <= MAX_FILTER_LENGTH
+    assert client.requests_sent == sent + 2
 
-def test_an_employee_id_held_by_many_is_counted_not_read(komeet):
-    for number in range(120):
-        domain = "acme.com" if number < 110 else "globex.com"
+
+def test_an_employee_id_held_by_many_is_counted_not_read(komeet, monkeypatch):
+    monkeypatch.setattr(accounts, "FEW_HOLDERS", 5)
+    for number, (employee_id, domain) in enumerate(
+        [("0", "acme.com")] * 6
+        + [("n/a", "globex.com")] * 6
+        + [("n/a", "acme.io"), ("E1", "acme.com")]
+    ):
         komeet.add(
-            f"user{number:03d}@{domain}",
+            f"user{number:02d}@{domain}",
             schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
-            **{ENTERPRISE_SCHEMA: {"employeeNumber": "0" if number % 2 else "n/a"}},
+            **{ENTERPRISE_SCHEMA: {"employeeNumber": employee_id}},
         )
-    komeet.add(
-        "cy@acme.com",
-        schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
-        **{ENTERPRISE_SCHEMA: {"employeeNumber": "E1"}},
-    )
     client = komeet.client()
     client.capabilities()
     sent = client.requests_sent
 
-    # "0" and "n/a": 60 holders each, 55 of them in the domain; "E1": one.
-    assert KomeetSide(client, CONFIG).holders(["0", "n/a", "E1", "E9"]) == {
-        "0": 55,
-        "n/a": 55,
-        "E1": 1,
-    }
-    assert client.requests_sent == sent + 4 + 1  # a count for each, one search of the few
+    # "0": six holders in the domain, counted by Komeet; "n/a": seven, one in the domain,
+    # read within it; "E1": one, read.
+    holders = KomeetSide(client, CONFIG).holders(["0", "n/a", "E1", "E9"])
+
+    assert holders == {"0": 6, "n/a": 1, "E1": 1}
+    # A count of each id, a count within the domain of the two held by more, one search.
+    assert client.requests_sent == sent + 4 + 2 + 1
 
 
 def test_a_komeet_that_does_not_filter_is_read_whole_once(plain_komeet_server):
