@@ -1,6 +1,6 @@
 """Reading Komeet's accounts by key (``KomeetSide``) over real HTTP, against the third-party
 scim2-server on loopback: the accounts holding some keys are what the whole read, filtered
-to them, gives (the definition: ``FrameAccounts`` of tests/runs/test_incremental.py), however
+to them, gives (the definition: ``runs.incremental.SnapshotAccounts``), however
 their userNames and emails are written, and whatever the values hold."""
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from komeet_sync.komeet.client import ENTERPRISE_SCHEMA, USER_SCHEMA, KomeetErro
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import DIRECTORY_USERS, Source, empty_frame
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
-from komeet_sync.runs.incremental import gather
+from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople, gather
 from tests.runs import test_incremental
-from tests.runs.test_incremental import FrameAccounts, FramePeople, _counts, _holding
 from tests.support.komeet_server import SCIM_JSON, KomeetTenant, start
 
 CONFIG = DomainConfig.create(
@@ -116,14 +115,17 @@ def test_the_accounts_holding_keys_are_the_whole_reads_holders(stand_in, generat
 
     found = KomeetSide(komeet.client(), CONFIG).holding(wanted)
 
-    assert ids(found) == sorted(_holding(keys, wanted))
-    expected = whole.restricted_to(_holding(keys, wanted)).accounts
+    in_memory = SnapshotAccounts(whole, CONFIG)
+    expected = in_memory.holding(wanted).accounts
+    assert ids(found) == sorted(expected["komeet_id"])
     pd.testing.assert_frame_equal(
         found.accounts.sort_values("komeet_id", ignore_index=True),
         expected.sort_values("komeet_id", ignore_index=True),
     )
     employee_ids = [value for namespace, value in wanted if namespace == "employee id"]
-    assert KomeetSide(komeet.client(), CONFIG).holders(employee_ids) == _counts(keys, employee_ids)
+    assert KomeetSide(komeet.client(), CONFIG).holders(employee_ids) == in_memory.holders(
+        employee_ids
+    )
 
 
 def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_domain(stand_in):
@@ -258,14 +260,14 @@ def test_gather_finds_the_components_the_whole_read_gives(stand_in, people, acco
 
     by_key = gather(
         config,
-        FramePeople(snapshot),
+        SnapshotPeople(snapshot, config),
         KomeetSide(komeet.client(), config),
         snapshot.restricted_to(changed),
     )
     by_whole = gather(
         config,
-        FramePeople(snapshot),
-        FrameAccounts(whole, snapshot),
+        SnapshotPeople(snapshot, config),
+        SnapshotAccounts(whole, config),
         snapshot.restricted_to(changed),
     )
 
