@@ -17,15 +17,12 @@ with the requests each call sent.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests.support, from the checkout
 
@@ -36,7 +33,6 @@ from tests.support import komeet_server
 
 DOMAIN = "bench.example.com"
 CONFIG = DomainConfig.create(DOMAIN, "google", groups=[f"all@{DOMAIN}"], require_admin=False)
-BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
 
 def account(number: int) -> dict[str, Any]:
@@ -52,18 +48,18 @@ def account(number: int) -> dict[str, Any]:
     }
 
 
-def load(url: str, count: int) -> None:
-    session = requests.Session()
+def load(client: KomeetClient, count: int) -> None:
+    """``count`` accounts, 1,000 a Bulk request (the stand-in's maxOperations)."""
     for first in range(0, count, 1000):
-        operations = [
-            {"method": "POST", "path": "/Users", "bulkId": f"b{n}", "data": account(n)}
-            for n in range(first, min(count, first + 1000))
-        ]
-        body = json.dumps({"schemas": [BULK], "Operations": operations})
-        response = session.post(
-            f"{url}/Bulk", data=body, headers=komeet_server.SCIM_JSON, timeout=3600
+        numbers = range(first, min(count, first + 1000))
+        reply = client.bulk(
+            [
+                {"method": "POST", "path": "/Users", "bulkId": f"b{n}", "data": account(n)}
+                for n in numbers
+            ]
         )
-        response.raise_for_status()
+        if not reply.ok:
+            raise SystemExit(f"loading the stand-in failed: {reply.describe()}")
 
 
 def main() -> int:
@@ -75,14 +71,13 @@ def main() -> int:
 
     server = komeet_server.start(indexed=args.indexed)
     try:
-        url = server.tenant().url
+        client = KomeetClient(server.tenant().url, komeet_server.TOKEN, timeout=3600)
         started = time.monotonic()
-        load(url, args.accounts)
+        load(client, args.accounts)
         stand_in = "indexed scim2-server" if args.indexed else "scim2-server"
         print(
             f"{stand_in}, {args.accounts:,} accounts loaded in {time.monotonic() - started:.0f} s"
         )
-        client = KomeetClient(url, komeet_server.TOKEN, timeout=3600)
         client.capabilities()
         side = KomeetSide(client, CONFIG)
 
