@@ -1,5 +1,7 @@
 """A domain's accounts in Komeet, as the engine reads them (ARCHITECTURE.md, "Configuration":
-a domain's accounts are those whose userName is in the domain or an alias domain).
+a domain's accounts are those whose userName is in the domain or an alias domain): whole, for
+a full sync (``read_accounts``), or only those holding some keys, for an incremental one
+(``KomeetSide``).
 
 Accounts outside the domain are left out by the engine; unmanaged ones are kept, so that a
 person can be matched to them, and are never touched otherwise (ARCHITECTURE.md,
@@ -16,7 +18,7 @@ from urllib.parse import quote_plus
 
 import pandas as pd
 
-from komeet_sync.engine.reconcile import node_keys
+from komeet_sync.engine.reconcile import account_keys
 from komeet_sync.komeet.client import (
     ENTERPRISE_SCHEMA,
     KomeetClient,
@@ -29,15 +31,8 @@ from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY, in_parallel
 from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import InvalidEmail, normalise_email
-from komeet_sync.model.frames import (
-    DIRECTORY_USERS,
-    KOMEET_ACCOUNTS,
-    READ_ERRORS,
-    Source,
-    contains,
-    empty_frame,
-)
-from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source, contains
+from komeet_sync.model.snapshots import KomeetAccounts
 from komeet_sync.progress import Advance
 
 
@@ -248,8 +243,7 @@ def _batches(terms: list[str]) -> list[list[str]]:
 def _held(found: KomeetAccounts, config: DomainConfig, keys: set[Key]) -> pd.DataFrame:
     """The keys of the domain's accounts among ``found`` that are among ``keys`` (``id``,
     ``namespace``, ``value``), by the rule of matching."""
-    nobody = DirectorySnapshot.of(Source(config.source.value), empty_frame(DIRECTORY_USERS))
-    held = node_keys(nobody, found, config)
+    held = account_keys(found, config)
     wanted = pd.Series([f"{namespace}\n{value}" for namespace, value in keys], dtype="str")
     return held[contains(held["namespace"] + "\n" + held["value"], wanted)]
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from komeet_sync.engine.reconcile import node_keys
+from komeet_sync.engine.reconcile import account_keys, node_keys
 from komeet_sync.komeet import accounts
 from komeet_sync.komeet.accounts import MAX_FILTER_LENGTH, MAX_TERMS, KomeetSide, read_accounts
 from komeet_sync.komeet.client import ENTERPRISE_SCHEMA, USER_SCHEMA, KomeetError, quote
@@ -92,9 +92,13 @@ def seeded(komeet: KomeetTenant, accounts: list[dict[str, Any]]) -> None:
         assert response.status_code in (201, 409), response.text
 
 
-def domain_keys(accounts: KomeetAccounts, config: DomainConfig = CONFIG) -> pd.DataFrame:
+def domain_keys(accounts: KomeetAccounts) -> pd.DataFrame:
+    """The keys of the domain's accounts, as the whole read's FrameAccounts has them (and
+    as ``account_keys`` gives them without a directory)."""
     nobody = DirectorySnapshot.of(Source.GOOGLE, empty_frame(DIRECTORY_USERS))
-    return node_keys(nobody, accounts, config)
+    keys = node_keys(nobody, accounts, CONFIG)
+    pd.testing.assert_frame_equal(account_keys(accounts, CONFIG), keys)
+    return keys
 
 
 def ids(accounts: KomeetAccounts) -> list[str]:
