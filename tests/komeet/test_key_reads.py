@@ -93,7 +93,7 @@ def seeded(komeet: KomeetTenant, accounts: list[dict[str, Any]]) -> None:
 
 
 def domain_keys(accounts: KomeetAccounts) -> pd.DataFrame:
-    """The keys of the domain's accounts, as the whole read's FrameAccounts has them (and
+    """The keys of the domain's accounts, as the whole read's SnapshotAccounts has them (and
     as ``account_keys`` gives them without a directory)."""
     nobody = DirectorySnapshot.of(Source.GOOGLE, empty_frame(DIRECTORY_USERS))
     keys = node_keys(nobody, accounts, CONFIG)
