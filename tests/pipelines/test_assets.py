@@ -5,7 +5,7 @@ endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -223,12 +223,10 @@ def test_a_scim_push_no_worker_synced_within_a_minute_launches_a_run_of_that_dom
         first = list(scim_pushes(context))  # a worker has a minute to sync them
         with scim.engine.begin() as connection:  # a minute later, no worker has
             connection.execute(
-                update(ScimChangeRow).values(
-                    accepted_at=ScimChangeRow.accepted_at - timedelta(minutes=2)
-                )
+                update(ScimChangeRow).values(accepted_at=datetime.now(UTC) - timedelta(minutes=2))
             )
         second = list(scim_pushes(context))
 
     assert [type(item).__name__ for item in first] == ["SkipReason"]
-    assert "1 domain(s) with pushes yet to sync" in first[0].skip_message
+    assert "1 domain(s) with pushes the worker has yet to sync" in first[0].skip_message
     assert [(r.partition_key, type(r).__name__) for r in second] == [("globex.com", "RunRequest")]
