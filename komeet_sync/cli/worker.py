@@ -67,9 +67,9 @@ def start_worker(args: argparse.Namespace, engine, client):
     from komeet_sync.runs.worker import Options, Worker
 
     if not 0 <= args.batch_wait <= 60:
-        raise UserError(f"--batch-wait {args.batch_wait}: give 0 to 60 seconds (default 0.1)")
+        raise UserError(f"--batch-wait {args.batch_wait:g}: give 0 to 60 seconds (default 0.1)")
     if not 0 < args.rate <= 10_000:
-        raise UserError(f"--rate {args.rate}: give 1 to 10000 writes a second (default 50)")
+        raise UserError(f"--rate {args.rate:g}: give 1 to 10000 writes a second (default 50)")
     return Worker(
         engine,
         client,
