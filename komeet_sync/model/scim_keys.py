@@ -9,6 +9,7 @@ column-wise reading applies; tests/sources/scim/test_people.py holds the two equ
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from komeet_sync.model.emails import InvalidEmail, normalise_email
 Key = tuple[str, str]  # (namespace, value), as ``engine.reconcile.node_keys`` lists them
 
 STABLE_ID, EMAIL, EMPLOYEE_ID = "id", "email", "employee id"
+INDEXED_LENGTH = 512  # scim_person_keys.value
 _ENTERPRISE = str(EnterpriseUser.__schema__)
 
 
@@ -49,6 +51,19 @@ def person_keys(resource_id: str, document: Mapping[str, Any]) -> list[Key]:
 def as_json(keys: Iterable[Key]) -> list[list[str]]:
     """Keys as JSON holds them: ``[[namespace, value], ...]``, in one order."""
     return [list(key) for key in sorted(set(keys))]
+
+
+def indexed(value: str) -> str:
+    """A key's value as the key index holds and looks it up: itself, or its SHA-256 when it
+    is longer than the column or holds what a database refuses in text (NUL, a lone
+    surrogate), as an IdP's ``externalId`` may."""
+    if len(value) <= INDEXED_LENGTH and "\x00" not in value:
+        try:
+            value.encode()
+            return value
+        except UnicodeEncodeError:
+            pass
+    return "sha256:" + hashlib.sha256(value.encode(errors="surrogatepass")).hexdigest()
 
 
 def _normalised(address: Any) -> str | None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Table, exists, func, select
 
 from komeet_sync.model.domain_config import DomainConfig, fold
 from komeet_sync.model.frames import GROUP_MEMBERS, GROUPS, Source
-from komeet_sync.model.scim_keys import EMPLOYEE_ID, Key
+from komeet_sync.model.scim_keys import EMPLOYEE_ID, Key, indexed
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.sources.scim import resources as scim_resources
 from komeet_sync.store.domains import DomainStore
@@ -48,7 +48,7 @@ class StagedPeople:
         """The people holding any of ``keys`` (``engine.reconcile.node_keys``' keys)."""
         by_namespace: dict[str, list[str]] = defaultdict(list)
         for namespace, value in set(keys):
-            by_namespace[namespace].append(value)
+            by_namespace[namespace].append(indexed(value))
         with self.engine.connect() as connection:
             ids: set[str] = set()
             for namespace, values in by_namespace.items():
@@ -73,7 +73,8 @@ class StagedPeople:
         """How many staged users (deleted ones included) hold each employee id."""
         held: dict[str, int] = {}
         with self.engine.connect() as connection:
-            for part in _parts(sorted(set(employee_ids))):
+            stored = {indexed(value): value for value in employee_ids}
+            for part in _parts(sorted(stored)):
                 counted = connection.execute(
                     select(_KEYS.c.value, func.count(func.distinct(_KEYS.c.resource_id)))
                     .where(
@@ -83,7 +84,7 @@ class StagedPeople:
                     )
                     .group_by(_KEYS.c.value)
                 )
-                held.update({value: int(count) for value, count in counted})
+                held.update({stored[value]: int(count) for value, count in counted})
         return held
 
     def groups_listed(self) -> dict[str, int]:

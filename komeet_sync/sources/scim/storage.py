@@ -56,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from komeet_sync.model.emails import InvalidEmail, normalise_email
-from komeet_sync.model.scim_keys import Key, person_keys
+from komeet_sync.model.scim_keys import Key, indexed, person_keys
 from komeet_sync.sources.scim import changes
 from komeet_sync.sources.scim.quirks import SECRET_ATTRIBUTES
 from komeet_sync.store.database import as_utc, write_lock
@@ -401,7 +401,7 @@ class StagingStorage(ScimStorage):
                     {
                         "resource_id": resource_id,
                         "namespace": namespace,
-                        "value": value,
+                        "value": indexed(value),
                         "domain_id": self.domain_id,
                     }
                     for namespace, value in keys
@@ -417,19 +417,10 @@ class StagingStorage(ScimStorage):
         if gone:
             connection.execute(
                 _DELETE_KEY,
-                [{"id": resource_id, "namespace": n, "value": v} for n, v in gone],
+                [{"id": resource_id, "namespace": n, "value": indexed(v)} for n, v in gone],
             )
         self._add_keys(connection, resource_id, [key for key in keys if key not in before])
         self._record(connection, {resource_id: before})
-
-    def _keys_of(self, connection: Connection, user_ids: Sequence[str]) -> dict[str, list[Key]]:
-        """The stored keys of each of these users (no keys: an empty list)."""
-        found: dict[str, list[Key]] = {user_id: [] for user_id in user_ids}
-        for start in range(0, len(user_ids), 500):  # within SQLite's bound parameters
-            rows = connection.execute(_KEYS_OF, {"ids": user_ids[start : start + 500]})
-            for resource_id, namespace, value in rows:
-                found[resource_id].append((namespace, value))
-        return found
 
     def _users_under(self, connection: Connection, member_ids: list[str]) -> dict[str, list[Key]]:
         """The users among these members of a group and under the groups among them (nested
@@ -461,7 +452,12 @@ class StagingStorage(ScimStorage):
                 )
                 due.extend(m for m in nested if m not in seen)
             due = list(dict.fromkeys(due))
-        return self._keys_of(connection, sorted(users))
+        keys: dict[str, list[Key]] = {}
+        ordered = sorted(users)
+        for start in range(0, len(ordered), 500):
+            rows = connection.execute(_DOCUMENTS, {"ids": ordered[start : start + 500]})
+            keys.update({user_id: person_keys(user_id, document) for user_id, document in rows})
+        return keys
 
     def _record(self, connection: Connection, touched: dict[str, list[Key]]) -> None:
         """Record the users a write touched, last in its transaction (``changes.record``)."""
@@ -560,8 +556,8 @@ _READ = (
 _INSERT = insert(_RESOURCES)
 _INSERT_UNIQUE = insert(_UNIQUE)
 _INSERT_KEY = insert(_KEYS)
-_KEYS_OF = select(_KEYS.c.resource_id, _KEYS.c.namespace, _KEYS.c.value).where(
-    _KEYS.c.resource_id.in_(bindparam("ids", expanding=True))
+_DOCUMENTS = select(_RESOURCES.c.id, _RESOURCES.c.document).where(
+    _RESOURCES.c.id.in_(bindparam("ids", expanding=True))
 )
 _DELETE_KEY = delete(_KEYS).where(
     _KEYS.c.resource_id == bindparam("id"),

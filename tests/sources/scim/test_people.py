@@ -27,6 +27,7 @@ from komeet_sync.sources.scim.storage import StagingStorage
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.tables import ScimPersonKeyRow, ScimResourceRow
+from tests.support.migrations import downgrade
 
 DOMAIN = "acme.com"
 # "all" and "ALL  " fold to one name; "Gone" is never staged.
@@ -241,33 +242,19 @@ def test_people_read_by_key_are_the_whole_staging_restricted_to_them(staging, st
     assert people.groups_listed() == {group: listed.get(group, 0) for group in found}
 
 
+ANN = {
+    "userName": "ann@acme.com",
+    "externalId": None,
+    "emails": [],
+    "employeeNumber": "E1",
+    "active": True,
+    "givenName": "Ann",
+}
+
+
 def test_membership_paths_name_the_nested_groups_down_to_the_person(staging):
-    ann = staging.create(
-        "User",
-        user_document(
-            {
-                "userName": "ann@acme.com",
-                "externalId": None,
-                "emails": [],
-                "employeeNumber": None,
-                "active": True,
-                "givenName": "Ann",
-            }
-        ),
-    )
-    bob = staging.create(
-        "User",
-        user_document(
-            {
-                "userName": "bob@acme.com",
-                "externalId": None,
-                "emails": [],
-                "employeeNumber": None,
-                "active": True,
-                "givenName": "Bob",
-            }
-        ),
-    )
+    ann = staging.create("User", user_document(ANN))
+    bob = staging.create("User", user_document({**ANN, "userName": "bob@acme.com"}))
     inner = staging.create("Group", {"displayName": "Inner", "members": [{"value": ann}]})
     middle = staging.create("Group", {"displayName": "Middle", "members": [{"value": inner}]})
     staging.create("Group", {"displayName": "Team", "members": [{"value": ann}]})
@@ -276,3 +263,40 @@ def test_membership_paths_name_the_nested_groups_down_to_the_person(staging):
 
     assert people.membership_paths(ann) == {"all": ["Middle", "Inner"], "Team": []}
     assert people.membership_paths(bob) == {}
+
+
+def test_the_migration_fills_in_the_keys_of_the_users_staged_before_it(staging, database_url):
+    staging.push(
+        {
+            "users": [
+                {**drawn, "userName": f"{name}@acme.com", "emails": ["cy@acme.io"]}
+                for name, drawn in zip(["ann", "bob", "cy"], [ANN] * 3, strict=True)
+            ],
+            "groups": [("All", [("u", 0)])],
+            "operations": [("delete user", 1)],
+        }
+    )
+    expected = staging.key_index()
+    downgrade(staging.engine, "0007")
+    open_database(database_url).dispose()
+
+    keys = person_keys_of(read_staging(staging.engine, CONFIG))
+    assert staging.key_index() == expected
+    assert expected == set(zip(keys["id"], keys["namespace"], keys["value"], strict=True))
+    assert len(expected) == 3 * 4  # each an id, an email, an alias and an employee id
+
+
+def test_a_long_or_odd_external_id_is_indexed_and_found(staging):
+    """An IdP's externalId is any text: one longer than the index column, or holding a
+    character a database refuses in text, is indexed by its digest and found all the same."""
+    odd = {"ann": "x" * 600, "bob": "a\x00b"}
+    ids = {
+        name: staging.create(
+            "User", user_document({**ANN, "userName": f"{name}@acme.com", "externalId": value})
+        )
+        for name, value in odd.items()
+    }
+    people = StagedPeople(staging.engine, CONFIG)
+    for name, value in odd.items():
+        assert list(people.holding([("id", value)]).users["account_id"]) == [ids[name]]
+    assert people.holders(["E1"]) == {"E1": 2}

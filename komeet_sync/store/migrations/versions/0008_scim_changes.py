@@ -15,7 +15,7 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
-from komeet_sync.model.scim_keys import person_keys
+from komeet_sync.model.scim_keys import indexed, person_keys
 
 revision = "0008"
 down_revision = "0007"
@@ -95,7 +95,12 @@ def _fill_keys(connection: sa.Connection) -> None:
     )
     for batch in users.partitions():
         rows = [
-            {"resource_id": rid, "namespace": namespace, "value": value, "domain_id": domain_id}
+            {
+                "resource_id": rid,
+                "namespace": namespace,
+                "value": indexed(value),
+                "domain_id": domain_id,
+            }
             for rid, domain_id, document in batch
             for namespace, value in person_keys(rid, document or {})
         ]
