@@ -21,7 +21,18 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Subquery,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from komeet_sync.model.domain_names import domain_key
 from komeet_sync.model.holds import Hold
@@ -506,12 +517,7 @@ class PlanStore:
         query = (
             select(PlanRow.desired)
             .join(ApplicationRow, ApplicationRow.plan_id == PlanRow.plan_id)
-            .where(
-                PlanRow.domain == domain,
-                PlanRow.dry_run.is_(False),
-                PlanRow.scope == Scope.DOMAIN.value,
-                ApplicationRow.finished_at.is_not(None),
-            )
+            .where(*_whole_syncs_of(domain), ApplicationRow.finished_at.is_not(None))
             .order_by(ApplicationRow.finished_at.desc())
             .limit(1)
         )
@@ -526,12 +532,7 @@ class PlanStore:
         with self.engine.connect() as connection:
             last = connection.execute(
                 select(PlanRow.active_managed, PlanRow.created_at)
-                .where(
-                    PlanRow.domain == domain,
-                    PlanRow.dry_run.is_(False),
-                    PlanRow.scope == Scope.DOMAIN.value,
-                    PlanRow.active_managed.is_not(None),
-                )
+                .where(*_whole_syncs_of(domain), PlanRow.active_managed.is_not(None))
                 .order_by(PlanRow.created_at.desc())
                 .limit(1)
             ).first()
@@ -589,6 +590,15 @@ class PlanStore:
                 )
                 is not None
             )
+
+
+def _whole_syncs_of(domain: str) -> tuple[ColumnElement[bool], ...]:
+    """The plans of ``domain`` that whole syncs made (not a dry run's, not some people's)."""
+    return (
+        PlanRow.domain == domain,
+        PlanRow.dry_run.is_(False),
+        PlanRow.scope == Scope.DOMAIN.value,
+    )
 
 
 def _stored(row: Row[Any]) -> StoredPlan:
