@@ -87,7 +87,8 @@ class DomainFacts:
     its deactivations over a rolling window instead."""
 
     # Each selected group that exists: how many member rows the whole directory lists for
-    # it (the empty-group guard compares it with 0). A selected group left out is missing.
+    # it, or 1 for any number (the empty-group guard compares it with 0, and the sources of
+    # an incremental sync do not count a large group). A selected group left out is missing.
     groups_listed: Mapping[str, int]
     # Employee ids that more than MAX_EMPLOYEE_ID_HOLDERS people and accounts of the whole
     # domain hold: placeholders, not keys, though the part holds fewer of them.

@@ -88,23 +88,30 @@ class StagedPeople:
         return held
 
     def groups_listed(self) -> dict[str, int]:
-        """Each selected group that exists, and how many member rows the whole staging lists
-        under it (nested groups' members included, as many times as they are listed):
-        ``reconcile.DomainFacts.groups_listed``, which the empty-group guard reads."""
+        """Each selected group that exists: 1 when the whole staging lists a member under it
+        (directly, or under a nested group), else 0. The empty-group guard compares it with
+        0 (``reconcile.DomainFacts.groups_listed``), so a group that lists a user directly
+        is answered by one short query, never by counting its 100,000 members."""
         listed: dict[str, int] = {}
         with self.engine.connect() as connection:
             for name, group_id in self._selected(connection).items():
-                under = self._groups_under(connection, group_id)
-                listed[name] = sum(
-                    connection.scalar(
-                        select(func.count()).where(
-                            _MEMBERS.c.group_id.in_(part), ~exists().where(_LIVE_GROUP)
-                        )
-                    )
-                    or 0
-                    for part in _parts(sorted(under))
+                anyone = self._lists_anyone(connection, [group_id]) or self._lists_anyone(
+                    connection, sorted(self._groups_under(connection, group_id))
                 )
+                listed[name] = int(anyone)
         return listed
+
+    def _lists_anyone(self, connection: Connection, groups: Sequence[str]) -> bool:
+        """Whether any of ``groups`` lists a member that is not a live group."""
+        return any(
+            connection.scalar(
+                select(_MEMBERS.c.member_id)
+                .where(_MEMBERS.c.group_id.in_(part), ~exists().where(_LIVE_GROUP))
+                .limit(1)
+            )
+            is not None
+            for part in _parts(groups)
+        )
 
     def membership_paths(self, account_id: str) -> dict[str, list[str]]:
         """For each selected group the person is in, the display names of the groups from
