@@ -56,7 +56,7 @@ from statistics import median
 from typing import Any
 
 import requests
-from apply import TOKEN, stand_in  # benchmarks/apply.py, beside this script
+from apply import TOKEN, cpu_seconds, stand_in  # benchmarks/apply.py, beside this script
 from machine import describe
 from sqlalchemy import Engine, text
 
@@ -340,11 +340,6 @@ def komeet_sync(*args: str, env: dict[str, str]) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"komeet-sync {' '.join(args)} exited {done.returncode}: {done.stderr}")
     return json.loads(done.stdout)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], share: float) -> float:
