@@ -58,7 +58,7 @@ from typing import Any
 import requests
 from apply import TOKEN, cpu_seconds, stand_in  # benchmarks/apply.py, beside this script
 from machine import describe
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Integer, func, literal_column, select
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.sources.scim.endpoint import staging_provider
@@ -66,12 +66,17 @@ from komeet_sync.sources.scim.secret import hash_secret, new_secret
 from komeet_sync.sources.scim.storage import StagingStorage
 from komeet_sync.store.database import as_utc, open_database
 from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.tables import LedgerRow
 
 DOMAIN = "bench.example"
 GROUP = "Komeet Users"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BIN = Path(sys.executable).parent
+LEDGER = LedgerRow.__table__
+# SQLite's own row number, in the order rows were written.
+rowid = literal_column("ledger.rowid", type_=Integer)
+LOOKED_AT = ("action", "user_name", "status", "finished_at", "outcome")
 ACKNOWLEDGED_WITHIN = 120.0  # seconds: a change not in Komeet by then fails the run
 
 
@@ -160,7 +165,9 @@ class Ledger:
 
     def __post_init__(self) -> None:
         with self.engine.connect() as connection:
-            self.seen = connection.scalar(text("SELECT coalesce(max(rowid), 0) FROM ledger"))
+            self.seen = connection.scalar(
+                select(func.coalesce(func.max(rowid), 0)).select_from(LEDGER)
+            )
 
     def wait_for(self, wanted: dict[tuple[str, str], datetime]) -> dict[tuple[str, str], float]:
         """Seconds from each (action, userName)'s push to its ledger row's ``finished_at``;
@@ -174,11 +181,9 @@ class Ledger:
             time.sleep(0.02)
             with self.engine.connect() as connection:
                 rows = connection.execute(
-                    text(
-                        "SELECT rowid, action, user_name, status, finished_at, outcome "
-                        "FROM ledger WHERE rowid > :seen ORDER BY rowid"
-                    ),
-                    {"seen": self.seen},
+                    select(rowid.label("rowid"), *(LEDGER.c[name] for name in LOOKED_AT))
+                    .where(rowid > self.seen)
+                    .order_by(rowid)
                 ).all()
             for row in rows:
                 if row.finished_at is None:
