@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -103,8 +114,63 @@ class ScimMembershipRow(Base):
     group_id: Mapped[str] = mapped_column(
         ForeignKey("scim_resources.id", ondelete="CASCADE"), primary_key=True
     )
-    member_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Indexed: the groups a user is in are found from the user, upwards.
+    member_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
     domain_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ScimPersonKeyRow(Base):
+    """A key a staged user is known by, as matching compares it (``engine.reconcile.node_keys``:
+    namespace "id", "email" or "employee id", and the normalised value), kept in the same
+    transaction as the user: an incremental sync finds who holds a key without reading the
+    whole staging (ARCHITECTURE.md, "Full and incremental syncs"). A deleted user keeps its
+    keys: it is a leaver."""
+
+    __tablename__ = "scim_person_keys"
+    __table_args__ = (Index("ix_scim_person_keys_value", "domain_id", "namespace", "value"),)
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    namespace: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(Integer)
+
+
+# Changes are counted in 64 bits (SQLite's rowid is one already, and only it autoincrements).
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ScimChangeRow(Base):
+    """A staged user an accepted write touched: the user written, or a user who joined or
+    left a group written. ``seq`` grows in commit order within a domain, so a consumer that
+    has processed up to ``seq`` has seen every earlier change of the domain; ``keys`` are the
+    user's keys before the write (JSON ``[[namespace, value], ...]``), so that the people a
+    renamed user no longer shares a key with are decided again too."""
+
+    __tablename__ = "scim_changes"
+    __table_args__ = (
+        Index("ix_scim_changes_domain_seq", "domain_id", "seq"),
+        {"sqlite_autoincrement": True},  # a seq is never given twice, even after a purge
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain_configs.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the commit, UTC
+    keys: Mapped[str] = mapped_column(Text)
+
+
+class SyncCursorRow(Base):
+    """How far a consumer (the incremental sync's worker) has processed a domain's changes."""
+
+    __tablename__ = "sync_cursors"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domain_configs.id", ondelete="CASCADE"), primary_key=True
+    )
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(SEQ)
 
 
 class ScimRequestRow(Base):

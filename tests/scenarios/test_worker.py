@@ -109,7 +109,7 @@ def drain(worker: Worker) -> list:
 
 def accounts(komeet) -> dict[str, bool]:
     """Komeet's accounts: userName -> active."""
-    return {user["userName"]: user.get("active", True) for user in komeet.client().list_users()}
+    return {name: user.get("active", True) for name, user in komeet.by_user_name().items()}
 
 
 def test_after_a_burst_of_pushes_a_whole_sync_plans_nothing(idp, scim, komeet):

@@ -272,7 +272,7 @@ def test_the_rolling_budget_counts_the_deactivations_parts_sent_in_the_window(pl
 
     before = datetime.now(UTC) - timedelta(seconds=1)
     whole = save(plans, plan_of("ada", "ben", action="deactivate"))
-    apply_as(plans, whole.plan_id, Status.APPLIED, Status.APPLIED)
+    _sent(plans, whole.plan_id, Status.APPLIED, Status.APPLIED)
     part = save(
         plans, plan_of("cleo", "dan", "eve", action="deactivate", part=True), scope=Scope.PEOPLE
     )
@@ -283,6 +283,7 @@ def test_the_rolling_budget_counts_the_deactivations_parts_sent_in_the_window(pl
     assert plans.deactivations_since("globex.com", before) == 0
     assert plans.sent_since(DOMAIN, before, other_than=part.plan_id)
     assert not plans.sent_since(DOMAIN, datetime.now(UTC), other_than=part.plan_id)
+    assert not plans.sent_since("globex.com", before, other_than=part.plan_id)
 
 
 def _sent(plans: PlanStore, plan_id: str, *statuses: Status) -> None:

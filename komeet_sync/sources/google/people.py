@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -58,6 +59,8 @@ from komeet_sync.sources.google.reader import (
 
 # Keys as ``engine.reconcile.node_keys`` lists them: (namespace, normalised value).
 Key = tuple[str, str]
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 
 USER_GET_FIELDS = f"{USER_RESOURCE_FIELDS},customerId"
 SEARCH_FIELDS = f"nextPageToken,users({USER_GET_FIELDS})"
@@ -95,6 +98,10 @@ class GooglePeople:
     def holding(self, keys: Collection[Key]) -> DirectorySnapshot:
         """The people of the domain holding any of ``keys``."""
         started, clock, before = self._start()
+        self._look_up(
+            [value for namespace, value in keys if namespace != "employee id"],
+            [value for namespace, value in keys if namespace == "employee id"],
+        )
         found: dict[str, dict[str, Any]] = {}
         for namespace, value in keys:
             if namespace == "employee id":
@@ -115,6 +122,8 @@ class GooglePeople:
 
     def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
         """How many people of the domain hold each employee id (as ``node_keys`` reads it)."""
+        self._start()
+        self._look_up([], list(employee_ids))
         counts: dict[str, set[str]] = {}
         for employee_id in employee_ids:
             users = [user for user in self._search(employee_id) if self._in_domain(user)]
@@ -126,6 +135,7 @@ class GooglePeople:
     def by_ids(self, account_ids: Collection[str]) -> DirectorySnapshot:
         """The people of the domain with these Google user ids; unknown ids are absent."""
         started, clock, before = self._start()
+        self._look_up(list(account_ids), [])
         people = []
         for account_id in dict.fromkeys(account_ids):
             user = self._user(account_id)
@@ -138,6 +148,7 @@ class GooglePeople:
         0: the empty-group guard only compares this count with 0 (``engine.scope``), and a
         listing has a first member exactly when it has any, so one member of one page
         answers for it without listing the group."""
+        self._start()
         return {group.name: group.listed for group in self._selected().values() if group.found}
 
     def membership_paths(self, account_id: str) -> dict[str, list[str]]:
@@ -146,6 +157,7 @@ class GooglePeople:
         account). It walks only into the groups the person is in (``members.hasMember``),
         listing each one's direct members to find its nested groups: for ``explain``, one
         person at a time."""
+        self._start()
         user = self._user(account_id)
         if user is None or str(user.get("id")) != account_id or not self._in_domain(user):
             return {}
@@ -165,12 +177,24 @@ class GooglePeople:
             self._authenticated = True
         return datetime.now(UTC), time.monotonic(), self.reader.requests
 
+    def _look_up(self, user_keys: list[str], employee_ids: list[str]) -> None:
+        """Ask Google, a few at once, for the keys not asked for yet."""
+        self._each(
+            self._user, [key for key in dict.fromkeys(user_keys) if key.lower() not in self._users]
+        )
+        self._each(
+            self._search, [e for e in dict.fromkeys(employee_ids) if e not in self._searched]
+        )
+
     def _read(
         self, people: list[dict[str, Any]], started: datetime, clock: float, before: int
     ) -> DirectorySnapshot:
         """The snapshot of ``people`` with their rows among the selected groups' members."""
+        groups = self._selected().values()
+        found = [(group.key, user) for group in groups if group.found for user in people]
+        self._each(lambda check: self._is_member(*check), found)
         members: dict[str, list[Any] | None] = {}
-        for group in self._selected().values():
+        for group in groups:
             if not group.found:
                 members[group.key] = None
                 continue
@@ -233,14 +257,20 @@ class GooglePeople:
     def _selected(self) -> dict[str, SelectedGroup]:
         """The selected groups, each asked about once."""
         if self._groups is None:
-            names = normalise_emails(pd.Series(list(self.config.groups), dtype="str"))["email"]
-            self._groups = {
-                key: self._probe(key, name if isinstance(name, str) else key.strip().lower())
-                for key, name in zip(self.config.groups, names, strict=True)
-            }
+            keys = list(self.config.groups)
+            names = normalise_emails(pd.Series(keys, dtype="str"))["email"]
+            customer_id = self._customer_id() if keys else ""
+            probed = self._each(
+                lambda group: self._probe(*group, customer_id),
+                [
+                    (key, name if isinstance(name, str) else key.strip().lower())
+                    for key, name in zip(keys, names, strict=True)
+                ],
+            )
+            self._groups = {group.key: group for group in probed}
         return self._groups
 
-    def _probe(self, key: str, name: str) -> SelectedGroup:
+    def _probe(self, key: str, name: str, customer_id: str) -> SelectedGroup:
         members = self.reader.service.members()
         first = self.reader.execute(
             members.list(
@@ -251,7 +281,6 @@ class GooglePeople:
         )
         if first is None:
             return SelectedGroup(key, name, found=False, listed=0, customer=None)
-        customer_id = self._customer_id()
         customer = self.reader.execute(
             members.get(groupKey=key, memberKey=customer_id, fields=MEMBER_FIELDS),
             f"members.get {customer_id} of {key}",
@@ -319,6 +348,16 @@ class GooglePeople:
                 if self._is_member(nested, user):
                     queue.append((nested, [*path, nested]))
         return []
+
+    def _each(self, work: Callable[[Item], Answer], items: Sequence[Item]) -> list[Answer]:
+        """``work`` done for each item, ``reader.workers`` at once (the reader gives each
+        thread its own Http): a person's requests for several groups wait for one another
+        no longer than for one."""
+        if len(items) < 2:
+            return [work(item) for item in items]
+        workers = min(self.reader.workers, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="people") as pool:
+            return list(pool.map(work, items))
 
     def _keys(self, users: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
         """Each person's keys as ``node_keys`` lists them: (account id, namespace, value)."""

@@ -233,3 +233,60 @@ def test_membership_paths_walk_down_the_nested_groups(google, config, whole):
         CUSTOMER_GROUP: [],
     }
     assert side.membership_paths("404") == {}
+
+
+def test_a_decision_gathered_from_google_is_the_full_syncs(google, config, whole):
+    """``gather`` reads whole components through GooglePeople, and the engine decides for
+    them what it decides reading everyone (ARCHITECTURE.md, "Full and incremental syncs")."""
+    from komeet_sync.engine.reconcile import DomainFacts, reconcile
+    from komeet_sync.runs.incremental import gather
+    from tests.runs.test_incremental import COMPARED, FrameAccounts, identity
+
+    users = whole.users.sample(80, random_state=4).reset_index(drop=True)
+    aliases = whole.aliases.drop_duplicates("account_id").set_index("account_id")["alias"]
+    rows = []
+    for i, person in users.iterrows():
+        how = i % 5
+        alias = aliases.get(person["account_id"])
+        rows.append(
+            {
+                "komeet_id": f"k{i}",
+                # renamed: the account still has the old address, a Google alias
+                "user_name": alias if how == 1 and alias else person["email"],
+                "external_id": person["account_id"] if how in (2, 3) else None,
+                "given_name": person["given_name"] if how != 3 else "Someone",
+                "family_name": person["family_name"],
+                "active": how != 4,
+                "employee_id": person["employee_id"] if how == 0 else None,
+            }
+        )
+    # a dispute: another person's address on an account linked to this one
+    other, linked = users.loc[1, "email"], users.loc[2, "account_id"]
+    rows.append({"komeet_id": "kd", "user_name": other, "external_id": linked, "active": True})
+    rows.append(
+        {"komeet_id": "kl", "user_name": "left@acme.com", "external_id": "7", "active": True}
+    )
+    accounts = KomeetAccounts.of(pd.DataFrame(rows, columns=list(KOMEET_ACCOUNTS)))
+    full = reconcile(whole, accounts, config)
+    side = people(google, config)
+
+    for changed in (
+        ["9001"],  # nested across domains
+        ["9002"],  # in the CUSTOMER group
+        ["9003"],  # in no group: in scope through the CUSTOMER member only
+        list(users["account_id"][:3]),
+        [users.loc[2, "account_id"]],
+    ):
+        found = gather(config, side, FrameAccounts(accounts, whole), side.by_ids(changed))
+        facts = DomainFacts(side.groups_listed(), found.common_employee_ids)
+        part = reconcile(found.snapshot, found.komeet, config, facts=facts)
+
+        assert set(changed) <= set(part.rows["account_id"].dropna())
+        theirs = full.rows.assign(identity=identity(full.rows)).set_index("identity")
+        ours = part.rows.assign(identity=identity(part.rows)).set_index("identity")
+        pd.testing.assert_frame_equal(
+            ours[COMPARED].sort_index(),
+            theirs.loc[ours.index, COMPARED].sort_index(),
+            check_dtype=False,
+        )
+    assert "disputed" in set(full.rows["situation"])
