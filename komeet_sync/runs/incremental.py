@@ -197,10 +197,13 @@ def sync_people(
         result = reconcile(gathered.snapshot, gathered.komeet, config, facts=facts)
         actions = result.plan.actions
         leaving = (actions["action"] == Action.DEACTIVATE).to_numpy()
+        spent = plans.deactivations_since(config.domain, read_at - WINDOW)
+        active = plans.active_managed(config.domain)
         allowed, hold = rolling_budget(
             config,
-            active_managed=plans.active_managed(config.domain),
-            spent=plans.deactivations_since(config.domain, read_at - WINDOW),
+            # The budget is a share of the accounts active when the window began.
+            active_managed=active + spent if active is not None else None,
+            spent=spent,
             deactivations=int(leaving.sum()),
             window="the last hour",
         )

@@ -78,13 +78,17 @@ class Idp:
 
 
 @pytest.fixture
-def idp(scim, komeet, monkeypatch, tmp_path):
-    """globex.com pushed over SCIM, and the CLI's environment pointed at the same database
-    and Komeet."""
+def environment(scim, komeet, monkeypatch, tmp_path):
+    """The CLI's environment pointed at the endpoint's database and at Komeet."""
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", str(scim.engine.url))
     komeet.env(monkeypatch)
-    return Idp(scim, max_deactivation_share=0.2)
+
+
+@pytest.fixture
+def idp(environment, scim):
+    """globex.com pushed over SCIM; half its accounts may be deactivated in an hour."""
+    return Idp(scim, max_deactivation_share=0.5)
 
 
 def whole_sync(scim, komeet, *, dry_run: bool = False) -> sync.SyncRun:
@@ -139,7 +143,10 @@ def test_after_a_burst_of_pushes_a_whole_sync_plans_nothing(idp, scim, komeet):
     assert whole_sync(scim, komeet, dry_run=True).planned.reconciliation.plan.actions.empty
 
 
-def test_deactivations_over_the_rolling_budget_wait_for_an_approval(idp, scim, komeet, cli):
+def test_deactivations_over_the_rolling_budget_wait_for_an_approval(
+    environment, scim, komeet, cli
+):
+    idp = Idp(scim, max_deactivation_share=0.2)
     for n in range(10):
         idp.user(f"p{n}")
     whole_sync(scim, komeet)  # 10 active managed accounts: 2 deactivations an hour
@@ -167,8 +174,8 @@ def test_deactivations_over_the_rolling_budget_wait_for_an_approval(idp, scim, k
 
 
 def test_a_disabled_domain_gets_nothing_and_its_changes_wait(idp, scim, komeet):
-    DomainStore(scim.engine).set_enabled(DOMAIN, False)
     idp.user("ada")
+    DomainStore(scim.engine).set_enabled(DOMAIN, False)  # the endpoint refuses pushes now
     worker = Worker(scim.engine, komeet.client())
 
     assert worker.run_once(wait=False) == [] and accounts(komeet) == {}
