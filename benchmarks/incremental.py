@@ -244,6 +244,7 @@ def measure(size: int, args: argparse.Namespace, folder: Path) -> Measured:
             cpu_before = cpu_seconds(server_pid)
             measured.latencies = push_changes(idp, ledger, users, args)
             measured.stand_in_cpu = cpu_seconds(server_pid) - cpu_before
+            worker.settle()
         finally:
             worker.stop()
         measured.batches = [line for line in worker.lines if line.get("applied")]
@@ -331,6 +332,16 @@ class Worker:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(json.loads(line))
+
+    def settle(self, quiet: float = 10.0) -> None:
+        """Wait until no batch line came for ``quiet`` seconds: the changes decided again
+        after their person was synced (a burst read whole by its first batch) are done, and
+        the stop interrupts no batch."""
+        seen, since = len(self.lines), time.monotonic()
+        while time.monotonic() - since < quiet:
+            time.sleep(0.1)
+            if len(self.lines) != seen:
+                seen, since = len(self.lines), time.monotonic()
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
