@@ -184,11 +184,29 @@ def node_keys(
     components (docs/incremental.md); the staging index of person keys is tested against
     them."""
     assessed = scope.assess(snapshot, config)
-    people = assessed.people.reset_index(drop=True)
+    return _node_keys(assessed.people.reset_index(drop=True), assessed.aliases, komeet, config)
+
+
+# What ``_keys`` reads of each person.
+_PERSON_COLUMNS = ("account_id", "email", "stable_id", "employee_id")
+
+
+def account_keys(komeet: KomeetAccounts, config: DomainConfig) -> pd.DataFrame:
+    """The keys of the domain's accounts, as ``node_keys`` gives them for a directory of
+    nobody, without assessing one: a read of Komeet by key picks the holders of some keys
+    out of what it found by them (``komeet.accounts.KomeetSide``)."""
+    nobody = pd.DataFrame({column: pd.Series(dtype="str") for column in _PERSON_COLUMNS})
+    no_aliases = pd.DataFrame({"account_id": nobody["account_id"], "alias": nobody["email"]})
+    return _node_keys(nobody, no_aliases, komeet, config)
+
+
+def _node_keys(
+    people: pd.DataFrame, aliases: pd.DataFrame, komeet: KomeetAccounts, config: DomainConfig
+) -> pd.DataFrame:
     accounts, _ = _domain_accounts(
         conform(komeet.accounts, KOMEET_ACCOUNTS, "komeet accounts"), config
     )
-    rows = key_rows(_keys(people, assessed.aliases, accounts), len(people))
+    rows = key_rows(_keys(people, aliases, accounts), len(people))
     node = rows["node"].to_numpy()
     person = rows["person"].to_numpy()
     ids = np.empty(len(rows), dtype=object)

@@ -1,5 +1,7 @@
 """A domain's accounts in Komeet, as the engine reads them (ARCHITECTURE.md, "Configuration":
-a domain's accounts are those whose userName is in the domain or an alias domain).
+a domain's accounts are those whose userName is in the domain or an alias domain): whole, for
+a full sync (``read_accounts``), or only those holding some keys, for an incremental one
+(``KomeetSide``).
 
 Accounts outside the domain are left out by the engine; unmanaged ones are kept, so that a
 person can be matched to them, and are never touched otherwise (ARCHITECTURE.md,
@@ -16,7 +18,7 @@ from urllib.parse import quote_plus
 
 import pandas as pd
 
-from komeet_sync.engine.reconcile import node_keys
+from komeet_sync.engine.reconcile import account_keys
 from komeet_sync.komeet.client import (
     ENTERPRISE_SCHEMA,
     KomeetClient,
@@ -28,15 +30,9 @@ from komeet_sync.komeet.client import (
 from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY, in_parallel
 from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.model.frames import (
-    DIRECTORY_USERS,
-    KOMEET_ACCOUNTS,
-    READ_ERRORS,
-    Source,
-    contains,
-    empty_frame,
-)
-from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.model.emails import InvalidEmail, normalise_email
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source, contains
+from komeet_sync.model.snapshots import KomeetAccounts
 from komeet_sync.progress import Advance
 
 
@@ -132,23 +128,27 @@ class KomeetSide:
 
     def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
         """How many of the domain's accounts hold each employee id (those held by none are
-        left out). Komeet counts each id's holders first (``count=0``): those it counts at
-        most FEW_HOLDERS of are read and counted by the sync's rule; for the others, its
-        count of the domain's holders (within the domain, as ``list_users`` reads it), read
-        and counted in the same way if FEW_HOLDERS or fewer. So a placeholder held by
-        thousands of accounts is counted, not read."""
+        left out). Komeet counts each id's holders first (``count=0``), then, for an id it
+        counts more than FEW_HOLDERS of, its holders within the domain (as ``list_users``
+        reads the domain). Where either count is FEW_HOLDERS or fewer, those holders are
+        read and counted by the sync's rule; otherwise the count is Komeet's. So a
+        placeholder held by thousands of accounts is counted, not read."""
         ids = sorted(set(employee_ids))
         if self._whole_read():
             return _counts(self._whole_accounts(), self.config, ids)
-        term = {value: _employee_number(value) for value in ids}
+        searched = {value: _employee_number(value) for value in ids}
+        counts = self._counted(searched)
         domain = in_domains(self.config.domains)
-        counts = self._counted({value: term[value] for value in ids})
-        many = [value for value in ids if counts[value] > FEW_HOLDERS]
-        in_domain = self._counted({value: f"({term[value]}) and ({domain})" for value in many})
-        most = [value for value in many if in_domain[value] > FEW_HOLDERS]
+        for value in ids:
+            if counts[value] > FEW_HOLDERS:
+                searched[value] = f"({searched[value]} and ({domain}))"
+        in_domain = self._counted(
+            {value: searched[value] for value in ids if counts[value] > FEW_HOLDERS}
+        )
+        most = {value: count for value, count in in_domain.items() if count > FEW_HOLDERS}
         few = [value for value in ids if value not in most]
-        found = self._searched([term[value] for value in few])
-        return _counts(found, self.config, few) | {value: in_domain[value] for value in most}
+        found = self._searched([searched[value] for value in few])
+        return _counts(found, self.config, few) | most
 
     def _searched(self, terms: list[str]) -> KomeetAccounts:
         """The accounts matching any of ``terms``, each once; the whole domain's where
@@ -207,10 +207,18 @@ def _terms(key: Key) -> list[str]:
         return [_employee_number(value)]
     local, at, domain = value.rpartition("@")
     forms = [f"{local}{at}{form}" for form in domain_forms(domain)] if at else [value]
-    return [f"{attribute} eq {quote(form)}" for form in forms for attribute in EMAIL_ATTRIBUTES]
+    # An account's email is a key only when it is a valid address; a userName, always (an
+    # invalid one lower-cased). Komeet may refuse a filter whose emails.value is no address.
+    attributes = ("userName", "emails.value") if _is_address(value) else ("userName",)
+    return [f"{attribute} eq {quote(form)}" for form in forms for attribute in attributes]
 
 
-EMAIL_ATTRIBUTES = ("userName", "emails.value")  # an account's "email" keys
+def _is_address(value: str) -> bool:
+    try:
+        normalise_email(value)
+    except InvalidEmail:
+        return False
+    return True
 
 
 def _employee_number(value: str) -> str:
@@ -235,8 +243,7 @@ def _batches(terms: list[str]) -> list[list[str]]:
 def _held(found: KomeetAccounts, config: DomainConfig, keys: set[Key]) -> pd.DataFrame:
     """The keys of the domain's accounts among ``found`` that are among ``keys`` (``id``,
     ``namespace``, ``value``), by the rule of matching."""
-    nobody = DirectorySnapshot.of(Source(config.source.value), empty_frame(DIRECTORY_USERS))
-    held = node_keys(nobody, found, config)
+    held = account_keys(found, config)
     wanted = pd.Series([f"{namespace}\n{value}" for namespace, value in keys], dtype="str")
     return held[contains(held["namespace"] + "\n" + held["value"], wanted)]
 

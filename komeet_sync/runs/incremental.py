@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import pandas as pd
 from sqlalchemy import Engine
 
+from komeet_sync.engine import scope
 from komeet_sync.engine.guards import rolling_budget
 from komeet_sync.engine.matching import MAX_EMPLOYEE_ID_HOLDERS
 from komeet_sync.engine.planning import build_plan
 from komeet_sync.engine.reconcile import DomainFacts, Reconciliation, node_keys, reconcile
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.model.frames import KOMEET_ACCOUNTS, empty_frame
+from komeet_sync.model.frames import DIRECTORY_USERS, KOMEET_ACCOUNTS, Source, empty_frame
 from komeet_sync.model.plan import Plan
 from komeet_sync.model.situations import Action
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
@@ -237,3 +239,73 @@ def sync_people(
                 engine, sent.plan_id, client, trigger=trigger, fresh_read=True, read_at=read_at
             )
     return PeopleSync(gathered, result, sent, held, applied, read_at)
+
+
+class SnapshotPeople:
+    """A directory read by key from a whole snapshot in memory (the last stored sync's, or a
+    whole read): every answer is ``snapshot.restricted_to`` the people holding the keys, as
+    a key-read side must give it."""
+
+    def __init__(self, snapshot: DirectorySnapshot, config: DomainConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.keys = node_keys(snapshot, KomeetAccounts.of(empty_frame(KOMEET_ACCOUNTS)), config)
+        self.asked: list[Key] = []  # every key asked for, in order
+        self._memberships: pd.DataFrame | None = None
+
+    def holding(self, keys: Collection[Key]) -> DirectorySnapshot:
+        self.asked += keys
+        return self.snapshot.restricted_to(_holding(self.keys, keys))
+
+    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
+        return _counts(self.keys, employee_ids)
+
+    def by_ids(self, account_ids: Collection[str]) -> DirectorySnapshot:
+        return self.snapshot.restricted_to(account_ids)
+
+    def groups_listed(self) -> dict[str, int]:
+        """Each selected group the read found, and the member rows it lists."""
+        listed = self.snapshot.members.groupby("group").size()
+        found = self.snapshot.groups.loc[self.snapshot.groups["found"], "group"]
+        return {group: int(listed.get(group, 0)) for group in found if group in self.config.groups}
+
+    def membership_paths(self, account_id: str) -> dict[str, list[str] | None]:
+        """The selected groups the person is in. A snapshot holds each group's members
+        flattened (GROUP_MEMBERS), so the chain of nested groups is not in it: None, unless
+        the group has no nested group at all (a Google group that lists no GROUP member:
+        the person is listed directly, ``[]``). SCIM snapshots never say."""
+        if self._memberships is None:
+            self._memberships = scope.assess(self.snapshot, self.config).memberships
+        memberships = self._memberships
+        groups = sorted(set(memberships.loc[memberships["account_id"] == account_id, "group"]))
+        members = self.snapshot.members
+        nesting = set(members.loc[members["member_type"] == "GROUP", "group"])
+        flat = self.snapshot.source is Source.GOOGLE
+        return {group: [] if flat and group not in nesting else None for group in groups}
+
+
+class SnapshotAccounts:
+    """Komeet read by key from all of a domain's accounts in memory."""
+
+    def __init__(self, accounts: KomeetAccounts, config: DomainConfig) -> None:
+        self.accounts = accounts
+        nobody = DirectorySnapshot.of(Source(config.source.value), empty_frame(DIRECTORY_USERS))
+        keys = node_keys(nobody, accounts, config)
+        self.keys = keys[~keys["person"]]
+
+    def holding(self, keys: Collection[Key]) -> KomeetAccounts:
+        return self.accounts.restricted_to(_holding(self.keys, keys))
+
+    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
+        return _counts(self.keys, employee_ids)
+
+
+def _holding(keys: pd.DataFrame, wanted: Collection[Key]) -> set[str]:
+    """The nodes holding any of ``wanted``."""
+    pairs = pd.MultiIndex.from_arrays([keys["namespace"], keys["value"]])
+    return set(keys["id"][pairs.isin(list(set(wanted)))])
+
+
+def _counts(keys: pd.DataFrame, employee_ids: Collection[str]) -> dict[str, int]:
+    held = keys[(keys["namespace"] == EMPLOYEE_ID) & keys["value"].isin(list(employee_ids))]
+    return {str(k): int(v) for k, v in held.groupby("value")["id"].nunique().items()}

@@ -22,14 +22,16 @@ from komeet_sync.komeet.accounts import read_accounts
 from komeet_sync.komeet.apply import DEFAULT_CONCURRENCY, ApplyResult, Mode, NotApplied, apply_plan
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.frames import Source
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.progress import SILENT, Advance, Progress
 from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
+from komeet_sync.sources.scim.changes import decided_by_whole_read
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.ledger import ResultsReport
-from komeet_sync.store.plans import PlanReport, PlanStore
+from komeet_sync.store.plans import PlanReport, PlanStore, Scope
 from komeet_sync.store.results import ResultStore
 from komeet_sync.store.sync_folder import SyncFolder
 
@@ -171,6 +173,11 @@ def apply(
     except NotApplied as stopped:
         nothing = pd.DataFrame(columns=list(RESULTS.columns))
         return Applied(None, stopped, ResultsReport(plan_id, None, nothing, {}, str(stopped)))
+    stored = PlanStore(engine).get(plan_id)
+    whole = stored.scope is Scope.DOMAIN and stored.snapshot_at is not None
+    if whole and stored.source == Source.SCIM.value and not result.interrupted:
+        assert stored.snapshot_at is not None
+        decided_by_whole_read(engine, stored.domain, stored.snapshot_at)
     return Applied(result, None, result.report())
 
 

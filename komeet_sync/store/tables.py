@@ -81,7 +81,8 @@ class ScimResourceRow(Base):
     user_name_key: Mapped[str | None] = mapped_column(
         String(254)
     )  # userName as compared: NFC, lower case
-    # A digest of the resource's unique values: an update that keeps them leaves their rows.
+    # A digest of the resource's unique values and a user's matching keys (scim_person_keys):
+    # an update that keeps them leaves their rows.
     unique_digest: Mapped[str | None] = mapped_column(String(64))
     # Counts the writes; every write checks it (the storage's UPDATE ... WHERE version).
     version: Mapped[int] = mapped_column(Integer)

@@ -1,27 +1,28 @@
 """Reading Komeet's accounts by key (``KomeetSide``) over real HTTP, against the third-party
 scim2-server on loopback: the accounts holding some keys are what the whole read, filtered
-to them, gives (the definition: ``FrameAccounts`` of tests/runs/test_incremental.py), however
+to them, gives (the definition: ``runs.incremental.SnapshotAccounts``), however
 their userNames and emails are written, and whatever the values hold."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_plus
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from komeet_sync.engine.reconcile import node_keys
-from komeet_sync.komeet.accounts import MAX_TERMS, KomeetSide, read_accounts
+from komeet_sync.engine.reconcile import account_keys, node_keys
+from komeet_sync.komeet import accounts
+from komeet_sync.komeet.accounts import MAX_FILTER_LENGTH, MAX_TERMS, KomeetSide, read_accounts
 from komeet_sync.komeet.client import ENTERPRISE_SCHEMA, USER_SCHEMA, KomeetError, quote
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import DIRECTORY_USERS, Source, empty_frame
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
-from komeet_sync.runs.incremental import gather
+from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople, gather
 from tests.runs import test_incremental
-from tests.runs.test_incremental import FrameAccounts, FramePeople, _counts, _holding
-from tests.support.komeet_server import SCIM_JSON, KomeetTenant
+from tests.support.komeet_server import SCIM_JSON, KomeetTenant, start
 
 CONFIG = DomainConfig.create(
     "acme.com",
@@ -59,6 +60,18 @@ accounts_strategy = st.lists(
 )
 
 
+@pytest.fixture(scope="module", params=["scim2-server", "indexed"])
+def stand_in(request, komeet_server):
+    """The Komeet stand-in as scim2-server comes, and with the indexes of a real Komeet
+    (``tests.support.komeet_stand_in``): both answer the same."""
+    if request.param == "scim2-server":
+        yield komeet_server
+        return
+    server = start(indexed=True)
+    yield server
+    server.stop()
+
+
 def seeded(komeet: KomeetTenant, accounts: list[dict[str, Any]]) -> None:
     """The accounts Komeet takes: a userName another account holds in any case is refused
     (409), as it refuses it."""
@@ -79,9 +92,13 @@ def seeded(komeet: KomeetTenant, accounts: list[dict[str, Any]]) -> None:
         assert response.status_code in (201, 409), response.text
 
 
-def domain_keys(accounts: KomeetAccounts, config: DomainConfig = CONFIG) -> pd.DataFrame:
+def domain_keys(accounts: KomeetAccounts) -> pd.DataFrame:
+    """The keys of the domain's accounts, as the whole read's SnapshotAccounts has them (and
+    as ``account_keys`` gives them without a directory)."""
     nobody = DirectorySnapshot.of(Source.GOOGLE, empty_frame(DIRECTORY_USERS))
-    return node_keys(nobody, accounts, config)
+    keys = node_keys(nobody, accounts, CONFIG)
+    pd.testing.assert_frame_equal(account_keys(accounts, CONFIG), keys)
+    return keys
 
 
 def ids(accounts: KomeetAccounts) -> list[str]:
@@ -90,8 +107,8 @@ def ids(accounts: KomeetAccounts) -> list[str]:
 
 @EXAMPLES
 @given(accounts_strategy, st.data())
-def test_the_accounts_holding_keys_are_the_whole_reads_holders(komeet_server, generated, data):
-    komeet = komeet_server.tenant()
+def test_the_accounts_holding_keys_are_the_whole_reads_holders(stand_in, generated, data):
+    komeet = stand_in.tenant()
     seeded(komeet, generated)
     whole = read_accounts(komeet.client(), CONFIG)
     keys = domain_keys(whole)
@@ -102,17 +119,21 @@ def test_the_accounts_holding_keys_are_the_whole_reads_holders(komeet_server, ge
 
     found = KomeetSide(komeet.client(), CONFIG).holding(wanted)
 
-    assert ids(found) == sorted(_holding(keys, wanted))
-    expected = whole.restricted_to(_holding(keys, wanted)).accounts
+    in_memory = SnapshotAccounts(whole, CONFIG)
+    expected = in_memory.holding(wanted).accounts
+    assert ids(found) == sorted(expected["komeet_id"])
     pd.testing.assert_frame_equal(
         found.accounts.sort_values("komeet_id", ignore_index=True),
         expected.sort_values("komeet_id", ignore_index=True),
     )
     employee_ids = [value for namespace, value in wanted if namespace == "employee id"]
-    assert KomeetSide(komeet.client(), CONFIG).holders(employee_ids) == _counts(keys, employee_ids)
+    assert KomeetSide(komeet.client(), CONFIG).holders(employee_ids) == in_memory.holders(
+        employee_ids
+    )
 
 
-def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_domain(komeet):
+def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_domain(stand_in):
+    komeet = stand_in.tenant()
     for user_name, email in [
         ("ANN@Acme.COM", None),
         ("ann@bücher.de", None),
@@ -136,7 +157,8 @@ def test_userNames_and_emails_are_found_in_any_case_and_either_form_of_their_dom
     assert len(read_accounts(komeet.client(), CONFIG).accounts) == 4
 
 
-def test_a_hostile_value_finds_its_holder_and_nobody_else(komeet):
+def test_a_hostile_value_finds_its_holder_and_nobody_else(stand_in):
+    komeet = stand_in.tenant()
     for number, value in enumerate(HOSTILE):
         komeet.add(
             f"user{number}@acme.com",
@@ -175,31 +197,36 @@ def test_keys_are_searched_in_few_requests_sent_at_once(komeet):
     assert len(side.holding(keys).accounts) == 100
     assert client.requests_sent == sent + -(-100 // MAX_TERMS)
 
+    # Ten ids of 1,000 characters: five a request keep its filter within MAX_FILTER_LENGTH.
+    sent = client.requests_sent
+    assert side.holding([("id", f"{number}" + "x" * 999) for number in range(10)]).accounts.empty
+    assert 5 * len(quote_plus(f' or externalId eq "{"x" * 1000}"')) <= MAX_FILTER_LENGTH
+    assert client.requests_sent == sent + 2
 
-def test_an_employee_id_held_by_many_is_counted_not_read(komeet):
-    for number in range(120):
-        domain = "acme.com" if number < 110 else "globex.com"
+
+def test_an_employee_id_held_by_many_is_counted_not_read(komeet, monkeypatch):
+    monkeypatch.setattr(accounts, "FEW_HOLDERS", 5)
+    for number, (employee_id, domain) in enumerate(
+        [("0", "acme.com")] * 6
+        + [("n/a", "globex.com")] * 6
+        + [("n/a", "acme.io"), ("E1", "acme.com")]
+    ):
         komeet.add(
-            f"user{number:03d}@{domain}",
+            f"user{number:02d}@{domain}",
             schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
-            **{ENTERPRISE_SCHEMA: {"employeeNumber": "0" if number % 2 else "n/a"}},
+            **{ENTERPRISE_SCHEMA: {"employeeNumber": employee_id}},
         )
-    komeet.add(
-        "cy@acme.com",
-        schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
-        **{ENTERPRISE_SCHEMA: {"employeeNumber": "E1"}},
-    )
     client = komeet.client()
     client.capabilities()
     sent = client.requests_sent
 
-    # "0" and "n/a": 60 holders each, 55 of them in the domain; "E1": one.
-    assert KomeetSide(client, CONFIG).holders(["0", "n/a", "E1", "E9"]) == {
-        "0": 55,
-        "n/a": 55,
-        "E1": 1,
-    }
-    assert client.requests_sent == sent + 4 + 1  # a count for each, one search of the few
+    # "0": six holders in the domain, counted by Komeet; "n/a": seven, one in the domain,
+    # read within it; "E1": one, read.
+    holders = KomeetSide(client, CONFIG).holders(["0", "n/a", "E1", "E9"])
+
+    assert holders == {"0": 6, "n/a": 1, "E1": 1}
+    # A count of each id, a count within the domain of the two held by more, one search.
+    assert client.requests_sent == sent + 4 + 2 + 1
 
 
 def test_a_komeet_that_does_not_filter_is_read_whole_once(plain_komeet_server):
@@ -219,8 +246,8 @@ def test_a_komeet_that_does_not_filter_is_read_whole_once(plain_komeet_server):
 
 @settings(EXAMPLES, max_examples=EXAMPLES.max_examples // 2)
 @given(test_incremental.people_strategy, test_incremental.accounts_strategy, st.data())
-def test_gather_finds_the_components_the_whole_read_gives(komeet_server, people, accounts, data):
-    komeet = komeet_server.tenant()
+def test_gather_finds_the_components_the_whole_read_gives(stand_in, people, accounts, data):
+    komeet = stand_in.tenant()
     seeded(
         komeet,
         [
@@ -237,14 +264,14 @@ def test_gather_finds_the_components_the_whole_read_gives(komeet_server, people,
 
     by_key = gather(
         config,
-        FramePeople(snapshot),
+        SnapshotPeople(snapshot, config),
         KomeetSide(komeet.client(), config),
         snapshot.restricted_to(changed),
     )
     by_whole = gather(
         config,
-        FramePeople(snapshot),
-        FrameAccounts(whole, snapshot),
+        SnapshotPeople(snapshot, config),
+        SnapshotAccounts(whole, config),
         snapshot.restricted_to(changed),
     )
 
@@ -258,3 +285,44 @@ def test_gather_finds_the_components_the_whole_read_gives(komeet_server, people,
 def _valid(email: str | None) -> bool:
     """Whether scim2-server takes ``email`` as an emails[].value."""
     return email is not None and "@" in email and ".." not in email
+
+
+def test_the_indexed_stand_in_answers_as_scim2_server_after_writes(komeet_server):
+    indexed = start(indexed=True)
+    try:
+        plain, komeet = komeet_server.tenant(), indexed.tenant()
+        filters = [
+            'userName eq "ann@acme.com" or userName eq "BOB@acme.com"',
+            'emails.value eq "ann.work@acme.com" or externalId eq "2"',
+            'emails.value eq "ann@bücher.de" or emails.value eq "nope"',
+            f'{ENTERPRISE_SCHEMA}:employeeNumber eq "e1" or userName eq "cy@acme.com"',
+            'userName ew "@acme.com"',
+        ]
+        answers = []
+        for tenant in (plain, komeet):
+            client = tenant.client()
+            before = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            ann = tenant.add("ann@acme.com", emails=[{"value": "ann.work@acme.com"}])
+            tenant.add(
+                "bob@acme.com",
+                externalId="2",
+                schemas=[USER_SCHEMA, ENTERPRISE_SCHEMA],
+                **{ENTERPRISE_SCHEMA: {"employeeNumber": "E1"}},
+            )
+            tenant.add("dee@acme.com", emails=[{"value": "ann@xn--bcher-kva.de"}])
+            created = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            replaced = dict(ann, userName="cy@acme.com", emails=[{"value": "cy@acme.com"}])
+            url = f"{tenant.url}/Users/{ann['id']}"
+            assert tenant.session.put(url, json=replaced, headers=SCIM_JSON).status_code == 200
+            changed = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            assert tenant.session.delete(url, headers=SCIM_JSON).status_code == 204
+            deleted = [sorted(u["userName"] for u in client.find_users(f)) for f in filters]
+            answers.append([before, created, changed, deleted])
+    finally:
+        indexed.stop()
+
+    assert answers[0] == answers[1]
+    assert answers[1][1][0] == ["ann@acme.com", "bob@acme.com"]
+    assert answers[1][2][0] == ["bob@acme.com"]  # ann renamed cy: its old name is no key
+    assert answers[1][2][3] == ["bob@acme.com", "cy@acme.com"]
+    assert answers[1][3][3] == ["bob@acme.com"]

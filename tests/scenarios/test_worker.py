@@ -147,9 +147,7 @@ def test_after_a_burst_of_pushes_a_whole_sync_plans_nothing(idp, scim, komeet):
     assert whole_sync(scim, komeet, dry_run=True).planned.reconciliation.plan.actions.empty
 
 
-def test_deactivations_over_the_rolling_budget_wait_for_an_approval(
-    environment, scim, komeet, cli
-):
+def test_deactivations_over_the_rolling_budget_wait_for_an_approval(environment, scim, komeet, cli):
     idp = Idp(scim, max_deactivation_share=0.2)
     for n in range(10):
         idp.user(f"p{n}")

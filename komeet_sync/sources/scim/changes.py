@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Connection, Engine, Table, case, func, insert, select, text, update
@@ -156,3 +156,23 @@ _CURSORS = cast(Table, SyncCursorRow.__table__)
 _DOMAINS = cast(Table, DomainConfigRow.__table__)
 _INSERT = insert(_CHANGES)
 _ADVISORY_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, :domain_id)")
+
+
+def decided_by_whole_read(engine: Engine, domain: str, read_at: datetime) -> None:
+    """A whole sync that read the domain's staging at ``read_at`` and applied its plan has
+    decided for every change committed before: the worker skips them. A change committed
+    within ``_COMMIT_MARGIN`` of the read may have been invisible to it and is decided
+    again (which sends nothing if the whole sync did)."""
+    domain_id = DomainStore(engine).id_of(domain)
+    with engine.connect() as connection:
+        seq = connection.scalar(
+            select(func.max(_CHANGES.c.seq)).where(
+                _CHANGES.c.domain_id == domain_id,
+                _CHANGES.c.accepted_at < read_at - _COMMIT_MARGIN,
+            )
+        )
+    if seq is not None:
+        advance(engine, domain, WORKER, int(seq))
+
+
+_COMMIT_MARGIN = timedelta(seconds=5)

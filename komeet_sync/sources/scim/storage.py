@@ -164,6 +164,7 @@ class StagingStorage(ScimStorage):
         resource_id = uuid.uuid4().hex
         values = _unique_values(resource)
         document = _document(resource)
+        keys = person_keys(resource_id, document) if resource_type.name == USER else []
         try:
             with write_lock(self.engine), self.engine.begin() as connection:
                 connection.execute(
@@ -173,7 +174,7 @@ class StagingStorage(ScimStorage):
                         "domain_id": self.domain_id,
                         "resource_type": str(resource_type.name),
                         "user_name_key": _user_name_key_of(resource_type, resource),
-                        "unique_digest": _digest(values),
+                        "unique_digest": _digest(values, keys),
                         "version": 1,
                         "created_at": now,
                         "updated_at": now,
@@ -183,7 +184,7 @@ class StagingStorage(ScimStorage):
                 )
                 self._add_unique_values(connection, resource_id, values)
                 if resource_type.name == USER:
-                    self._add_keys(connection, resource_id, person_keys(resource_id, document))
+                    self._add_keys(connection, resource_id, keys)
                     self._record(connection, {resource_id: []})
                 else:
                     members = _member_ids(resource)
@@ -214,7 +215,9 @@ class StagingStorage(ScimStorage):
                     _check_version(row.version, expected_version)
                     values = _unique_values(resource)
                     document = _document(resource)
-                    if _digest(values) != row.unique_digest:
+                    user = resource_type.name == USER
+                    keys = person_keys(resource_id, document) if user else []
+                    if _digest(values, keys) != row.unique_digest:
                         self._reindex_unique_values(connection, resource_id, values)
                     written = connection.execute(
                         update(_RESOURCES)
@@ -222,14 +225,19 @@ class StagingStorage(ScimStorage):
                         .values(
                             document=document,
                             user_name_key=_user_name_key_of(resource_type, resource),
-                            unique_digest=_digest(values),
+                            unique_digest=_digest(values, keys),
                             updated_at=now,
                             version=row.version + 1,
                         )
                     )
                     if written.rowcount != 1:
                         raise _Stale
-                    self._record_update(connection, resource_type, resource, document, row.document)
+                    if user:
+                        before = person_keys(resource_id, row.document)
+                        self._rekey(connection, resource_id, before, keys)
+                    else:
+                        renamed = row.document.get("displayName") != document.get("displayName")
+                        self._record_members(connection, resource, renamed)
             except IntegrityError:
                 raise UniquenessException() from None
             except _Stale:
@@ -248,15 +256,16 @@ class StagingStorage(ScimStorage):
         expected_version: str | None,
     ) -> Resource[Any] | None:
         """The common update of a user in one statement: the user is still at the version it
-        was read at (or the one expected) and keeps its unique values. None when that does
-        not hold, and for a group (whose change needs its former name): the caller then
-        reads the row and updates it in full."""
+        was read at (or the one expected) and keeps its unique values and its keys (both in
+        ``unique_digest``). None when that does not hold, and for a group (whose change
+        needs its former name): the caller then reads the row and updates it in full."""
         meta = resource.meta
         version = _version_number(expected_version or (meta.version if meta else None))
         if version is None or meta is None or meta.created is None or resource_type.name != USER:
             return None
         values = _unique_values(resource)
         document = _document(resource)
+        keys = person_keys(cast(str, resource.id), document)
         now = self.clock()
         try:
             with write_lock(self.engine), self.engine.begin() as connection:
@@ -268,7 +277,7 @@ class StagingStorage(ScimStorage):
                         _RESOURCES.c.resource_type == resource_type.name,
                         _RESOURCES.c.deleted_at.is_(None),
                         _RESOURCES.c.version == version,
-                        _RESOURCES.c.unique_digest == _digest(values),
+                        _RESOURCES.c.unique_digest == _digest(values, keys),
                     )
                     .values(
                         document=document,
@@ -279,7 +288,7 @@ class StagingStorage(ScimStorage):
                 )
                 if written.rowcount != 1:
                     return None
-                self._record_update(connection, resource_type, resource, document)
+                self._record(connection, {cast(str, resource.id): keys})  # keys unchanged
         except IntegrityError:
             raise UniquenessException() from None
         return _stamped(
@@ -306,7 +315,7 @@ class StagingStorage(ScimStorage):
                 raise PreconditionFailedException()
             connection.execute(delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id))
             if row.resource_type == USER:  # a leaver: its keys stay, to find its account
-                self._record(connection, self._keys_of(connection, [resource_id]))
+                self._record(connection, {resource_id: person_keys(resource_id, row.document)})
             else:
                 members = list(
                     connection.scalars(
@@ -340,25 +349,12 @@ class StagingStorage(ScimStorage):
         )
         return resource
 
-    def _record_update(
-        self,
-        connection: Connection,
-        resource_type: ResourceType,
-        resource: Resource[Any],
-        document: dict[str, Any],
-        former: dict[str, Any] | None = None,
-    ) -> None:
-        """Bring a written resource's keys or memberships in line with its new state, and
-        record the users it touched: a user, with its keys before the write; a group's
-        members who joined or left, or all of them, before and after, when it was renamed
-        (selecting a group is by name)."""
-        resource_id = cast(str, resource.id)
-        if resource_type.name == USER:
-            before = self._rekey(connection, resource_id, person_keys(resource_id, document))
-            self._record(connection, {resource_id: before})
-            return
-        joined, left, kept = self._reindex_members(connection, resource_id, _member_ids(resource))
-        renamed = (former or {}).get("displayName") != document.get("displayName")
+    def _record_members(self, connection: Connection, group: Resource[Any], renamed: bool) -> None:
+        """Store a group's new members, and record the users who joined or left it, or all
+        of them, before and after, when it was renamed (a group is selected by name)."""
+        joined, left, kept = self._reindex_members(
+            connection, cast(str, group.id), _member_ids(group)
+        )
         touched = joined + left + (kept if renamed else [])
         self._record(connection, self._users_under(connection, touched))
 
@@ -412,30 +408,25 @@ class StagingStorage(ScimStorage):
                 ],
             )
 
-    def _rekey(self, connection: Connection, resource_id: str, keys: list[Key]) -> list[Key]:
-        """Store a user's new keys, touching only the rows that change; its keys before."""
-        before = self._keys_of(connection, [resource_id]).get(resource_id, [])
+    def _rekey(
+        self, connection: Connection, resource_id: str, before: list[Key], keys: list[Key]
+    ) -> None:
+        """Store a user's new keys, touching only the rows that change, and record the
+        user with its keys before."""
         gone = [key for key in before if key not in keys]
-        for namespace, value in gone:
+        if gone:
             connection.execute(
-                delete(_KEYS).where(
-                    _KEYS.c.resource_id == resource_id,
-                    _KEYS.c.namespace == namespace,
-                    _KEYS.c.value == value,
-                )
+                _DELETE_KEY,
+                [{"id": resource_id, "namespace": n, "value": v} for n, v in gone],
             )
         self._add_keys(connection, resource_id, [key for key in keys if key not in before])
-        return before
+        self._record(connection, {resource_id: before})
 
     def _keys_of(self, connection: Connection, user_ids: Sequence[str]) -> dict[str, list[Key]]:
         """The stored keys of each of these users (no keys: an empty list)."""
         found: dict[str, list[Key]] = {user_id: [] for user_id in user_ids}
         for start in range(0, len(user_ids), 500):  # within SQLite's bound parameters
-            rows = connection.execute(
-                select(_KEYS.c.resource_id, _KEYS.c.namespace, _KEYS.c.value).where(
-                    _KEYS.c.resource_id.in_(user_ids[start : start + 500])
-                )
-            )
+            rows = connection.execute(_KEYS_OF, {"ids": user_ids[start : start + 500]})
             for resource_id, namespace, value in rows:
                 found[resource_id].append((namespace, value))
         return found
@@ -569,6 +560,14 @@ _READ = (
 _INSERT = insert(_RESOURCES)
 _INSERT_UNIQUE = insert(_UNIQUE)
 _INSERT_KEY = insert(_KEYS)
+_KEYS_OF = select(_KEYS.c.resource_id, _KEYS.c.namespace, _KEYS.c.value).where(
+    _KEYS.c.resource_id.in_(bindparam("ids", expanding=True))
+)
+_DELETE_KEY = delete(_KEYS).where(
+    _KEYS.c.resource_id == bindparam("id"),
+    _KEYS.c.namespace == bindparam("namespace"),
+    _KEYS.c.value == bindparam("value"),
+)
 _FETCH = select(*_READ).where(
     _RESOURCES.c.id == bindparam("id"),
     _RESOURCES.c.domain_id == bindparam("domain_id"),
@@ -624,8 +623,12 @@ def _without_secrets(resource: Resource[Any]) -> Resource[Any]:
     return resource.model_copy(update=present) if present else resource
 
 
-def _digest(values: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
+def _digest(values: dict[str, str], keys: list[Key]) -> str:
+    """``unique_digest``: of the unique values, and of a user's keys when it has any."""
+    content: Any = sorted(values.items())
+    if keys:
+        content = [content, sorted(keys)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
 def _member_ids(resource: Resource[Any]) -> list[str]:

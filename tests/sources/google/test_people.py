@@ -239,8 +239,8 @@ def test_a_decision_gathered_from_google_is_the_full_syncs(google, config, whole
     """``gather`` reads whole components through GooglePeople, and the engine decides for
     them what it decides reading everyone (ARCHITECTURE.md, "Full and incremental syncs")."""
     from komeet_sync.engine.reconcile import DomainFacts, reconcile
-    from komeet_sync.runs.incremental import gather
-    from tests.runs.test_incremental import COMPARED, FrameAccounts, identity
+    from komeet_sync.runs.incremental import SnapshotAccounts, gather
+    from tests.runs.test_incremental import COMPARED, identity
 
     users = whole.users.sample(80, random_state=4).reset_index(drop=True)
     aliases = whole.aliases.drop_duplicates("account_id").set_index("account_id")["alias"]
@@ -277,7 +277,7 @@ def test_a_decision_gathered_from_google_is_the_full_syncs(google, config, whole
         list(users["account_id"][:3]),
         [users.loc[2, "account_id"]],
     ):
-        found = gather(config, side, FrameAccounts(accounts, whole), side.by_ids(changed))
+        found = gather(config, side, SnapshotAccounts(accounts, config), side.by_ids(changed))
         facts = DomainFacts(side.groups_listed(), found.common_employee_ids)
         part = reconcile(found.snapshot, found.komeet, config, facts=facts)
 
