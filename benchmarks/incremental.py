@@ -405,7 +405,8 @@ def report(measured: Measured, args: argparse.Namespace) -> None:
         f"answers (max {max(komeet):.2f} s) over {median(sent):.0f} requests (max "
         f"{max(sent):.0f}); {median(ours):.2f} s ours "
         f"(staging, deciding, the ledger). scim2-server used {measured.stand_in_cpu:.1f} CPU s "
-        f"during the pushes; {args.latency * 1000:g} ms latency a request."
+        f"during the pushes; {args.latency * 1000:g} ms latency a request.",
+        flush=True,
     )
 
 
@@ -423,15 +424,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="komeet-incremental-bench-"))
-    results = [measure(int(size), args, folder) for size in args.sizes.split(",")]
-    shutil.rmtree(folder)  # kept when the run fails: its logs say why
     print(f"Machine: {describe('scim2-server', 'sqlalchemy')}")
     print(
         f"Worker: `komeet-sync scim serve --worker` (batch wait 0.1 s, 50 writes a second); "
-        f"Komeet: {args.komeet} behind {args.latency * 1000:g} ms a request"
+        f"Komeet: {args.komeet} behind {args.latency * 1000:g} ms a request",
+        flush=True,
     )
-    for measured in results:
-        report(measured, args)
+    for size in args.sizes.split(","):  # each size's table as soon as it is measured
+        report(measure(int(size), args, folder), args)
+    shutil.rmtree(folder)  # kept when the run fails: its logs say why
     return 0
 
 
