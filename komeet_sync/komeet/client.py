@@ -280,6 +280,9 @@ class KomeetClient:
         self._capabilities: Capabilities | None = None
         self._requests = 0
         self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._busy_since = 0.0
+        self._waited = 0.0
 
     @classmethod
     def from_environment(cls) -> KomeetClient:
@@ -331,6 +334,14 @@ class KomeetClient:
     @property
     def requests_sent(self) -> int:
         return self._requests
+
+    @property
+    def seconds_waited(self) -> float:
+        """Wall time so far with at least one request awaiting Komeet's answer: of a
+        sync's time, what Komeet (and the way to it) took, however many were in flight."""
+        with self._count_lock:
+            ongoing = time.monotonic() - self._busy_since if self._in_flight else 0.0
+            return self._waited + ongoing
 
     # Discovery and reading ------------------------------------------------------------
 
@@ -592,6 +603,9 @@ class KomeetClient:
     ) -> Reply:
         with self._count_lock:
             self._requests += 1
+            if not self._in_flight:
+                self._busy_since = time.monotonic()
+            self._in_flight += 1
         try:
             response = self._session().request(
                 method,
@@ -604,6 +618,11 @@ class KomeetClient:
             return Reply(None, "", attempt, f"no answer within {self.timeout:g} s", timed_out=True)
         except requests.ConnectionError as exc:
             return Reply(None, "", attempt, f"connection failed: {_reason(exc)}")
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._waited += time.monotonic() - self._busy_since
         return Reply(
             response.status_code,
             # SCIM speaks JSON, in UTF-8 (RFC 7644 §3.1, RFC 8259 §8.1): decoded as such, not

@@ -60,6 +60,10 @@ class Batch:
     # led to were acknowledged by Komeet and recorded in the ledger (empty: nothing sent).
     latencies: tuple[float, ...] = ()
     seconds: float = 0.0
+    # Of ``seconds``, the wall time with a request to Komeet awaiting its answer (reads and
+    # writes), and how many requests were sent: the rest is the worker's own.
+    komeet_seconds: float = 0.0
+    komeet_requests: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,8 @@ class Batch:
             "changes": self.changes,
             "seq": [self.first_seq, self.last_seq],
             "seconds": round(self.seconds, 3),
+            "komeet_seconds": round(self.komeet_seconds, 3),
+            "komeet_requests": self.komeet_requests,
             "latencies": [round(value, 3) for value in self.latencies],
             "error": self.error,
             **(self.sync.summary() if self.sync is not None else {}),
@@ -126,6 +132,7 @@ class Worker:
 
     def _batch(self, config: DomainConfig, pace: _Pace) -> Batch:
         started = self.clock()
+        waited, requests = self.client.seconds_waited, self.client.requests_sent
         after = cursor(self.engine, config.domain, CONSUMER)
         changes = read_changes(self.engine, config.domain, after, self.options.batch)
         if not changes:
@@ -177,4 +184,6 @@ class Worker:
             None,
             latencies,
             self.clock() - started,
+            self.client.seconds_waited - waited,
+            self.client.requests_sent - requests,
         )

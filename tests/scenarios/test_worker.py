@@ -139,6 +139,10 @@ def test_after_a_burst_of_pushes_a_whole_sync_plans_nothing(idp, scim, komeet):
     assert now[f"renamed@{DOMAIN}"] and f"p1@{DOMAIN}" not in now
     assert not now[f"p2@{DOMAIN}"] and not now[f"p3@{DOMAIN}"] and not now[f"p4@{DOMAIN}"]
     assert all(latency > 0 for batch in batches for latency in batch.latencies)
+    # Each batch that wrote tells how much of its time went in awaiting Komeet's answers.
+    wrote = [batch for batch in batches if batch.latencies]
+    assert wrote and all(batch.komeet_requests >= 2 for batch in wrote)  # a read, a write
+    assert all(0 < batch.komeet_seconds < batch.seconds for batch in wrote)
 
     assert whole_sync(scim, komeet, dry_run=True).planned.reconciliation.plan.actions.empty
 
