@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,6 +55,8 @@ DOMAIN = "bench.example"
 GROUP = f"all@{DOMAIN}"
 TOKEN = "bench-token"
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+SCIM2_SERVER = (str(BIN / "scim2-server"),)
 
 
 def people(count: int) -> list[dict]:
@@ -95,13 +97,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def stand_in(folder: Path, latency: float, name: str) -> Iterator[tuple[int, int, str, int]]:
-    """A fresh, empty Komeet: scim2-server and the latency proxy in front of it, each in its
-    own process. Yields their pids, the proxy's URL and scim2-server's port."""
+def stand_in(
+    folder: Path, latency: float, name: str, server_command: Sequence[str] = SCIM2_SERVER
+) -> Iterator[tuple[int, int, str, int]]:
+    """A fresh, empty Komeet: scim2-server (or ``server_command``, taking its options) and
+    the latency proxy in front of it, each in its own process. Yields their pids, the
+    proxy's URL and scim2-server's port."""
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "scim2-server"), "--port", str(port), "--bearer-token", TOKEN],
+        [*server_command, "--port", str(port), "--bearer-token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=(folder / f"scim2-server-{name}.log").open("w"),
+        cwd=ROOT,
     )  # fmt: skip
     proxy, proxy_url = start(
         [sys.executable, "-m", "komeet_sync.emulators.http_proxy",

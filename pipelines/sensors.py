@@ -1,11 +1,13 @@
 """Sensors: the domain partitions kept in step with the configurations; a run for each
-domain whose IdP pushed to the SCIM endpoint; failures recorded where the CLI shows them."""
+domain whose IdP's pushes no incremental worker synced; failures recorded where the CLI
+shows them."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from komeet_sync.sources.scim.pushes import pushed_domains
+from komeet_sync.sources.scim.changes import pending
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.failures import record_failure
 
@@ -30,25 +32,43 @@ def domain_partitions(
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
+# A push that no worker has synced within this long gets a whole sync of its domain.
+WORKER_GRACE = timedelta(minutes=1)
+
+
 @dg.sensor(
     job=sync_domain, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def scim_pushes(
     context: dg.SensorEvaluationContext, database: DatabaseResource
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    """A sync of each enabled domain whose IdP pushed users or groups since the last tick
-    (read from the SCIM request log), within a minute of the push."""
-    after = int(context.cursor) if context.cursor else None
-    pushed, last = pushed_domains(database.engine(), after)
-    context.update_cursor(str(last))
+    """A whole sync of each enabled domain whose IdP's pushes no incremental worker has
+    synced within WORKER_GRACE (docs/incremental.md): the safety net of a deployment whose
+    worker is not running or has fallen behind. A whole sync that applies its plan takes
+    those changes off the worker's list; one held keeps them, and its run key."""
+    engine = database.engine()
+    waiting = pending(engine)
     known = set(context.instance.get_dynamic_partitions(domains.name))
-    store = DomainStore(database.engine())
-    enabled = {config.domain for config in store.list() if config.enabled}
-    launched = [domain for domain in pushed if domain in known and domain in enabled]
-    for domain in launched:
-        yield dg.RunRequest(partition_key=domain, run_key=f"scim-push-{domain}-{last}")
+    enabled = {config.domain for config in DomainStore(engine).list() if config.enabled}
+    overdue = datetime.now(UTC) - WORKER_GRACE
+    launched = [
+        (domain, oldest)
+        for domain, (_, oldest) in sorted(waiting.items())
+        if domain in known and domain in enabled and oldest < overdue
+    ]
+    for domain, oldest in launched:
+        yield dg.RunRequest(
+            partition_key=domain, run_key=f"scim-push-{domain}-{oldest.isoformat()}"
+        )
     if not launched:
-        yield dg.SkipReason("no SCIM push since the last tick")
+        yield dg.SkipReason(
+            "no SCIM push waiting for more than a minute"
+            + (
+                f" ({len(waiting)} domain(s) with pushes the worker has yet to sync)"
+                if waiting
+                else ""
+            )
+        )
 
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)

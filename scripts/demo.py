@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,14 @@ def main() -> int:
         generated, emulator = start_google(args.people, home)
         komeet = start_komeet(processes, generated)
         configure(generated)
-        push_scim(processes)
+        endpoint, secret = push_scim(processes)
         rows, changes = run_weeks(generated, emulator, komeet)
         print_summary(rows, changes)
+        pushed = push_a_joiner(processes, endpoint, secret)
         summary = home / "demo" / "summary.json"
-        summary.write_text(json.dumps({"weeks": rows, "changes": changes}, indent=1))
+        summary.write_text(
+            json.dumps({"weeks": rows, "changes": changes, "incremental": pushed}, indent=1)
+        )
         if args.no_ui:
             return 0
         serve_ui(processes, args.port)
@@ -269,8 +273,9 @@ def configure(generated) -> None:
         )
 
 
-def push_scim(processes: Processes) -> None:
-    """globex.com's IdP pushes its users and groups as Entra ID would (scripts/demo-scim.py)."""
+def push_scim(processes: Processes) -> tuple[subprocess.Popen, str]:
+    """globex.com's IdP pushes its users and groups as Entra ID would (scripts/demo-scim.py).
+    The endpoint's process and the domain's secret."""
     import importlib.util
 
     from komeet_sync.sources.scim.secret import hash_secret, new_secret
@@ -293,6 +298,7 @@ def push_scim(processes: Processes) -> None:
     spec.loader.exec_module(demo_scim)
     print(f"SCIM endpoint: {url}/scim/{SCIM_DOMAIN}/v2; globex.com's IdP pushes:")
     demo_scim.push(f"{url}/scim/{SCIM_DOMAIN}/v2", secret)
+    return server, secret
 
 
 def run_weeks(generated, emulator, komeet: requests.Session):
@@ -457,6 +463,77 @@ def root_cause(error) -> str:
     while error.cause is not None:
         error = error.cause
     return error.message.strip()
+
+
+def push_a_joiner(processes: Processes, endpoint: subprocess.Popen, secret: str) -> dict[str, Any]:
+    """After the weekly syncs, the endpoint restarts with the worker (``scim serve
+    --worker``), and globex.com's IdP pushes a new joiner as Entra ID would: the user, then
+    the group's PATCH adding them. The seconds from that PATCH's 2xx to the create's
+    ``finished_at`` in the ledger (Komeet acknowledged it), both on this machine's clock,
+    and the worker's line for the batch that sent it."""
+    import pandas as pd
+
+    from komeet_sync.analysis.loader import Loader
+
+    endpoint.send_signal(signal.SIGINT)
+    endpoint.wait(timeout=20)
+    server = processes.start(
+        [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0", "--json", "--quiet",
+         "--worker"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    url = f"{json.loads(server.stdout.readline())['url']}/scim/{SCIM_DOMAIN}/v2"
+    batches: list[dict[str, Any]] = []  # the worker's lines, read as they come
+    threading.Thread(
+        target=lambda: batches.extend(map(json.loads, server.stdout)), daemon=True
+    ).start()
+    idp = requests.Session()
+    idp.headers.update({"Authorization": f"Bearer {secret}"})
+    number = 1  # a new person at each run of the demo
+    while idp.get(
+        f"{url}/Users", params={"filter": f'userName eq "lena.koch{number}@{SCIM_DOMAIN}"'}
+    ).json()["totalResults"]:
+        number += 1
+    user_name = f"lena.koch{number}@{SCIM_DOMAIN}"
+    print(f"\nThe worker runs in the endpoint's process; globex.com's IdP adds {user_name}:")
+    group = idp.get(f"{url}/Groups", params={"filter": 'displayName eq "Komeet Users"'})
+    created = idp.post(
+        f"{url}/Users",
+        json={"schemas": [USER], "userName": user_name, "externalId": f"entra-lk{number}",
+              "active": True, "name": {"givenName": "Lena", "familyName": f"Koch{number}"},
+              "emails": [{"value": user_name, "type": "work", "primary": True}]},
+    )  # fmt: skip
+    created.raise_for_status()
+    added = idp.patch(
+        f"{url}/Groups/{group.json()['Resources'][0]['id']}",
+        json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+              "Operations": [{"op": "add", "path": "members",
+                              "value": [{"value": created.json()["id"]}]}]},
+    )  # fmt: skip
+    pushed_at = pd.Timestamp.now(tz="UTC")
+    added.raise_for_status()
+    deadline = time.monotonic() + 60
+    while True:
+        ledger = Loader().ledger(SCIM_DOMAIN)
+        done = ledger[(ledger["user_name"] == user_name) & ledger["finished_at"].notna()]
+        sent = [batch for batch in batches if batch.get("actions")]
+        if not done.empty and sent:
+            break
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{user_name} did not reach Komeet within a minute")
+        time.sleep(0.05)
+    row = done.iloc[0]
+    finished = pd.Timestamp(row["finished_at"])  # SQLite's are naive, in UTC
+    finished = finished.tz_localize("UTC") if finished.tzinfo is None else finished
+    seconds = (finished - pushed_at).total_seconds()
+    print(
+        f"  {row['action']} {user_name}: {row['status']} in Komeet {seconds:.2f} s after the "
+        "IdP's push, not at the next weekly sync (the worker's batch: "
+        f"{sent[0]['seconds']:.2f} s, {sent[0]['komeet_seconds']:.2f} s of it awaiting Komeet)"
+    )
+    return {"user_name": user_name, "action": row["action"], "status": row["status"],
+            "seconds": round(seconds, 3), "batch": sent[0]}  # fmt: skip
 
 
 def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> None:

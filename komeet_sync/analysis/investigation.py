@@ -1,5 +1,6 @@
 """What an analyst asks of a domain's sync, answered from the stored state (``Loader``):
 one person's timeline from the directory to Komeet ("why was this person not created?"),
+every rule that decided for them in the last sync (``why``),
 and each duplicate cluster with the role of every account in it and what to do about it
 (ARCHITECTURE.md, "Situations": a disputed person is listed in duplicates, never synced).
 """
@@ -13,6 +14,8 @@ import pandas as pd
 
 from komeet_sync.analysis.loader import Loader, utc
 from komeet_sync.model.reports import ACCOUNTS, RECONCILED, SNAPSHOT
+from komeet_sync.runs.explain import Explanation, explain, sides_for
+from komeet_sync.store.domains import DomainStore
 
 TIMELINE_COLUMNS = ["at", "stage", "detail", "sync_id", "plan_id"]
 CLUSTER_COLUMNS = [
@@ -197,3 +200,11 @@ def _row(
     at: Any, stage: str, detail: str, sync_id: str | None = None, plan_id: str | None = None
 ) -> dict[str, Any]:
     return {"at": at, "stage": stage, "detail": detail, "sync_id": sync_id, "plan_id": plan_id}
+
+
+def why(loader: Loader, domain: str, email: str) -> Explanation:
+    """Every rule that decided for ``email`` in ``domain`` (``runs.explain``), decided from
+    what the domain's last stored sync read: `komeet-sync explain DOMAIN EMAIL --last`."""
+    config = DomainStore(loader.engine).get(domain)
+    sides = sides_for(config, loader.engine, last=True, store=loader.store)
+    return explain(config, email, sides.people, sides.accounts, loader.engine, origin=sides.origin)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_HELD = 3
+EXIT_NOT_FOUND = 4  # explain: nobody holds the address
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
@@ -30,6 +31,7 @@ EXIT_CODES = {
     EXIT_OK: "done, or nothing to do",
     EXIT_ERROR: "an error (the one line on stderr says which), or an action Komeet refused",
     EXIT_HELD: "a plan held by a guard, or the domain disabled: nothing was sent",
+    EXIT_NOT_FOUND: "no directory user and no Komeet account of the domain has that address",
     EXIT_INTERRUPTED: "stopped by Ctrl-C (SIGINT); 143 for SIGTERM",
 }
 

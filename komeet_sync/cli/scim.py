@@ -8,12 +8,14 @@ import logging
 import signal
 import socket
 import sys
+import threading
 
 from komeet_sync.cli.output import (
     DATABASE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    KOMEET,
     PUBLIC_URL,
     Columns,
     Parser,
@@ -22,7 +24,9 @@ from komeet_sync.cli.output import (
     configured,
     domain_store,
     fitted_table,
+    komeet_client,
 )
+from komeet_sync.cli.worker import print_batch, start_worker, worker_options
 
 
 def register(commands) -> None:
@@ -33,13 +37,20 @@ def register(commands) -> None:
         "serve",
         "serve every SCIM domain's endpoint",
         _serve,
-        environment=DATABASE + PUBLIC_URL,
+        environment=DATABASE + PUBLIC_URL + KOMEET,
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
     serve.add_argument(
         "--quiet", action="store_true", help="do not print a line on stderr for each request"
     )
+    serve.add_argument(
+        "--worker",
+        action="store_true",
+        help="also run `komeet-sync worker` in this process: each push reaches Komeet in "
+        "seconds (reads KOMEET_SCIM_URL and KOMEET_SCIM_TOKEN)",
+    )
+    worker_options(serve)
     serve.epilog = (
         "Each request is one line on stderr (time, method, path, domain, status, duration;\n"
         "never a secret, a query string or a body) unless --quiet. With --json, one line on\n"
@@ -181,6 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
         ) from None
+    worker = start_worker(args, engine, komeet_client()) if args.worker else None
     listening.listen(2048)  # connections wait from now on, until the server accepts them
     endpoint = ScimEndpoint(engine, base)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
@@ -197,12 +209,24 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
     # is a normal stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
+    working = None
+    if worker is not None:
+        working = threading.Thread(
+            target=worker.run,
+            args=(lambda batch: print_batch(batch, args.json),),
+            name="worker",
+            daemon=True,
+        )
+        working.start()
     try:
         server = uvicorn.Server(uvicorn.Config(endpoint, log_level="warning"))
         server.run(sockets=[listening])
     except KeyboardInterrupt:
         pass
     finally:
+        if worker is not None and working is not None:
+            worker.stopping.set()  # the writes in flight finish, nothing new is sent
+            working.join()
         endpoint.close()
         listening.close()
     if not args.json:

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 from tabulate import tabulate
 
 from komeet_sync.cli.output import (
@@ -66,6 +67,13 @@ def register(commands) -> None:
         metavar="DIR",
         help="also write the reports to DIR (every sync is stored in $KOMEET_SYNC_HOME/syncs "
         "in any case)",
+    )
+    sync.add_argument(
+        "--person",
+        metavar="EMAIL",
+        help="sync only this person (and whoever shares an address or id with them): read "
+        "them from the source and the Komeet accounts that could match, decide and apply "
+        "within seconds",
     )
     _apply_options(sync)
 
@@ -134,6 +142,12 @@ def _sync(args: argparse.Namespace) -> int:
             "the last good snapshot, 0 or more (or leave it out: the last plan applied in full)"
         )
     _check_apply_options(args)
+    if args.person is not None:
+        for option in ("komeet", "last_good_count", "out"):
+            if getattr(args, option) is not None:
+                flag = "--" + option.replace("_", "-")
+                raise UserError(f"{flag} goes with a whole sync, not with --person")
+        return _sync_person(args, store, config)
     interrupts = args.interrupts
     shown: list[bool] = []
 
@@ -211,6 +225,103 @@ def _sync(args: argparse.Namespace) -> int:
         return _stopped_code(run.applied.stopped)
     assert run.applied.result is not None
     return _report_application(run.applied.result, args)
+
+
+def _sync_person(args: argparse.Namespace, store, config) -> int:
+    """``sync DOMAIN --person EMAIL``: an incremental sync of one person's component."""
+    from komeet_sync.komeet.accounts import KomeetSide
+    from komeet_sync.komeet.client import KomeetError
+    from komeet_sync.model.domain_config import SourceKind
+    from komeet_sync.model.emails import InvalidEmail, normalise_email
+    from komeet_sync.runs import failures
+    from komeet_sync.runs.incremental import sync_people
+    from komeet_sync.sources.google.credentials import GoogleError
+    from komeet_sync.sources.google.people import GooglePeople
+    from komeet_sync.sources.google.reader import reader_for
+    from komeet_sync.sources.scim.people import StagedPeople
+    from komeet_sync.store.leases import Busy
+
+    try:
+        email = normalise_email(args.person)
+    except InvalidEmail as exc:
+        raise UserError(
+            f"--person {args.person!r}: {exc}. Give the person's email address, as the "
+            "source or Komeet knows it"
+        ) from None
+    trigger = "komeet-sync sync --person" + (" --dry-run" if args.dry_run else "")
+    try:
+        people = (
+            GooglePeople(reader_for(config), config)
+            if config.source is SourceKind.GOOGLE
+            else StagedPeople(store.engine, config)
+        )
+        client = komeet_client()
+    except (GoogleError, UserError) as exc:
+        failures.record(store.engine, config.domain, trigger, exc)
+        raise UserError(str(exc)) from None
+
+    def writing(plan) -> None:
+        args.interrupts.writing(client, plan.plan_id)
+
+    try:
+        done = sync_people(
+            config,
+            store.engine,
+            client,
+            people,
+            KomeetSide(client, config),
+            keys=[("email", email)],
+            trigger=trigger,
+            dry_run=args.dry_run,
+            before_apply=writing,
+        )
+    except (GoogleError, KomeetError, Busy) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(done.summary(), indent=2, default=str))
+    else:
+        _print_people(done, email, config.domain)
+    if done.held is not None and not args.json:
+        print(
+            f"Held: {done.held.plan_id}: "
+            + "; ".join(hold.detail for hold in done.held.holds)
+            + f". `komeet-sync plans approve {done.held.plan_id} --by NAME`, then "
+            f"`komeet-sync apply {done.held.plan_id}`",
+            file=sys.stderr,
+        )
+    if done.applied is None:
+        if not args.json and done.sent is not None:
+            print(f"Dry run: nothing was sent to Komeet ({done.sent.plan_id}).")
+        return EXIT_HELD if done.held is not None else EXIT_OK
+    if done.applied.stopped is not None:
+        if not args.json:
+            print(f"komeet-sync: {done.applied.stopped}", file=sys.stderr)
+        return _stopped_code(done.applied.stopped)
+    assert done.applied.result is not None
+    code = _report_application(done.applied.result, args)
+    return EXIT_HELD if code == EXIT_OK and done.held is not None else code
+
+
+def _print_people(done, email: str, domain: str) -> None:
+    """Each person and account decided, the one asked for first: situation, action, why."""
+    rows = done.reconciliation.rows
+    if rows.empty:
+        print(
+            f"Nobody of {domain} is known by {email}: no user in the source and no Komeet "
+            "account holds that address. Nothing to do."
+        )
+        return
+    who = rows["email"].fillna(rows["komeet_user_name"])
+    asked = (who == email).fillna(False)
+    ordered = pd.concat([rows[asked], rows[~asked]]).assign(who=who)
+    for row in ordered.itertuples(index=False):
+        action = f" -> {row.action}" if row.action else ", nothing to do"
+        print(f"{row.who}: {row.situation}{action} ({row.reason})")
+    print(
+        f"Read {len(done.gathered.snapshot.users):,} user(s) and "
+        f"{len(done.gathered.komeet.accounts):,} Komeet account(s) in "
+        f"{done.gathered.rounds} round(s)."
+    )
 
 
 def _apply(args: argparse.Namespace) -> int:

@@ -25,9 +25,14 @@ class Directory:
 
     def __post_init__(self) -> None:
         self._by_email = {str(u.get("primaryEmail", "")).lower(): u for u in self.users}
+        self._by_key: dict[str, dict[str, Any]] = {}
         self._by_domain: dict[str, list[dict[str, Any]]] = {}
         for user in self.users:
             user.setdefault("kind", "admin#directory#user")
+            user.setdefault("customerId", self.customer_id)
+            for key in (user.get("id"), *user_addresses(user)):
+                if key:
+                    self._by_key.setdefault(str(key).lower(), user)
             self._by_domain.setdefault(domain_of(user.get("primaryEmail")), []).append(user)
         if not self.domains:
             emails = [g.get("email") for g in self.groups]
@@ -97,6 +102,11 @@ class Directory:
     def user(self, email: str) -> dict[str, Any] | None:
         return self._by_email.get(email.lower())
 
+    def user_by_key(self, key: str) -> dict[str, Any] | None:
+        """A user by its primary email, one of its aliases, or its id (as ``userKey``
+        allows)."""
+        return self._by_key.get(key.lower())
+
     def group(self, key: str) -> dict[str, Any] | None:
         """A group by its email, one of its aliases, or its id (as ``groupKey`` allows)."""
         return self._groups.get(key.lower())
@@ -109,6 +119,43 @@ class Directory:
         if key not in self._listed:
             self._listed[key] = self._members(group, derived)
         return self._listed[key]
+
+    def direct_member(self, group: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The entry of ``group``'s direct members that ``key`` names (``members.get``)."""
+        names = self._names(key)
+        return next(
+            (_member(entry) for entry in group.get("members", []) if _named(entry, names)), None
+        )
+
+    def chain(self, group: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
+        """The groups from ``group`` down to the one listing the member that ``key`` names
+        directly, the fewest; ``[group]`` when it is a direct member, None when it is no
+        member (``members.hasMember``, direct or nested)."""
+        names = self._names(key)
+        paths = [[group]]
+        visited = {str(group.get("id"))}
+        while paths:
+            path = paths.pop(0)
+            entries = path[-1].get("members", [])
+            if any(_named(entry, names) for entry in entries):
+                return path
+            for entry in entries:
+                if entry.get("type") != "GROUP":
+                    continue
+                nested = self.group(str(entry.get("email") or entry.get("id") or ""))
+                if nested is not None and str(nested.get("id")) not in visited:
+                    visited.add(str(nested.get("id")))
+                    paths.append([*path, nested])
+        return None
+
+    def _names(self, key: str) -> set[str]:
+        """Every id and address of the user or group ``key`` names, lower-cased; the key
+        itself for a member that is neither (a guest of another domain)."""
+        found = self.user_by_key(key) or self.group(key)
+        if found is None:
+            return {key.lower()}
+        keys = (found.get("id"), found.get("email"), *found.get("aliases", []))
+        return {str(k).lower() for k in (*keys, *user_addresses(found)) if k}
 
     def _members(self, group: dict[str, Any], derived: bool) -> list[dict[str, Any]]:
         direct = [_member(member) for member in group.get("members", [])]
@@ -134,6 +181,19 @@ class Directory:
                 if inner.get("type", "USER") in ("USER", "EXTERNAL"):
                     yield _member(inner)
             yield from self._nested_users(nested, visited)
+
+
+def user_addresses(user: dict[str, Any]) -> list[str]:
+    """A user's primary email, aliases and non-editable aliases: the addresses Google
+    resolves to it."""
+    addresses = [user.get("primaryEmail"), *user.get("aliases", [])]
+    return [str(a) for a in (*addresses, *user.get("nonEditableAliases", [])) if a]
+
+
+def _named(entry: dict[str, Any], names: set[str]) -> bool:
+    return str(entry.get("id") or "").lower() in names or (
+        str(entry.get("email") or "").lower() in names
+    )
 
 
 def _member(member: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """A Google Admin SDK Directory API emulator, served over real HTTP on loopback.
 
-It answers what komeet-sync calls, as Google does: ``users.list``, ``groups.list``,
-``groups.get`` and ``members.list`` under ``/admin/directory/v1/`` (page tokens, page size
-limits, ``fields`` masks, ``includeDerivedMembership``, Google's JSON error bodies), and the
+It answers what komeet-sync calls, as Google does: ``users.list`` (by domain or customer,
+with a search ``query``), ``users.get``, ``groups.list``, ``groups.get``, ``members.list``,
+``members.get`` and ``members.hasMember`` under ``/admin/directory/v1/`` (page tokens, page
+size limits, ``fields`` masks, ``includeDerivedMembership``, Google's JSON error bodies), and the
 OAuth 2.0 token endpoint for the JWT-bearer grant (RFC 7523) that a service account with
 domain-wide delegation uses. The real ``google-auth`` and ``google-api-python-client`` run
 against it unchanged: point the key file's ``token_uri`` at ``{url}/token`` and
@@ -10,7 +11,8 @@ against it unchanged: point the key file's ``token_uri`` at ``{url}/token`` and
 
 For tests and benchmarks it adds latency, fault injection (an error status on chosen
 requests) and a request counter, also reachable over HTTP under ``/_emulator/`` when it runs
-in another process (``python -m komeet_sync.emulators.directory_api --help``).
+in another process (``python -m komeet_sync.emulators.directory_api --help``), and a log of
+every call with its parameters (``calls``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from google.auth import jwt
 
-from komeet_sync.emulators import partial_response
+from komeet_sync.emulators import partial_response, user_search
 from komeet_sync.emulators.directory import Directory, domain_of
 from komeet_sync.emulators.service_account import serialization, service_account_key
 
@@ -43,16 +45,20 @@ SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 API_PREFIX = "/admin/directory/v1/"
 
 # Scopes that allow each method (Directory API reference, "Authorization scopes").
+MEMBER_SCOPES = (
+    "admin.directory.group.member.readonly",
+    "admin.directory.group.member",
+    "admin.directory.group.readonly",
+    "admin.directory.group",
+)
 METHOD_SCOPES = {
     "users.list": ("admin.directory.user.readonly", "admin.directory.user"),
+    "users.get": ("admin.directory.user.readonly", "admin.directory.user"),
     "groups.list": ("admin.directory.group.readonly", "admin.directory.group"),
     "groups.get": ("admin.directory.group.readonly", "admin.directory.group"),
-    "members.list": (
-        "admin.directory.group.member.readonly",
-        "admin.directory.group.member",
-        "admin.directory.group.readonly",
-        "admin.directory.group",
-    ),
+    "members.list": MEMBER_SCOPES,
+    "members.get": MEMBER_SCOPES,
+    "members.hasMember": MEMBER_SCOPES,
 }
 PAGE_LIMITS = {"users.list": (100, 500), "groups.list": (200, 200), "members.list": (200, 200)}
 STATUS_NAMES = {
@@ -86,9 +92,9 @@ DEFAULT_REASONS = {
 class Fault:
     """An error answered instead of the real response.
 
-    ``method`` is ``users.list``, ``groups.list``, ``groups.get``, ``members.list`` or
-    ``token``; ``page`` (1 for the first) and ``group`` (a ``groupKey``) narrow which
-    requests it hits; ``times`` is how many it hits (None: every one, for good).
+    ``method`` is one of METHOD_SCOPES or ``token``; ``page`` (1 for the first) and
+    ``group`` (a ``groupKey``, or the ``userKey`` of ``users.get``) narrow which requests it
+    hits; ``times`` is how many it hits (None: every one, for good).
     """
 
     method: str
@@ -139,6 +145,15 @@ class OAuthError(Exception):
         super().__init__(description)
 
 
+@dataclass(frozen=True)
+class Call:
+    """One Directory API request as the emulator received it."""
+
+    method: str
+    key: str | None  # the groupKey or userKey of the path
+    params: dict[str, str]
+
+
 # --- the emulator ------------------------------------------------------------------------
 
 
@@ -164,6 +179,7 @@ class DirectoryEmulator:
     port: int = 0
     requests: Counter[str] = field(default_factory=Counter)
     faults: list[Fault] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -202,6 +218,7 @@ class DirectoryEmulator:
         with self._lock:
             self.faults.clear()
             self.requests.clear()
+            self.calls.clear()
             self.most_in_flight = 0
 
     # -- serving --
@@ -256,10 +273,14 @@ class DirectoryEmulator:
             with self._lock:
                 self._in_flight -= 1
 
-    def count(self, method: str) -> None:
+    def count(
+        self, method: str, key: str | None = None, params: dict[str, str] | None = None
+    ) -> None:
         with self._lock:
             self.requests[method] += 1
             self.requests["total"] += 1
+            if method != "token":
+                self.calls.append(Call(method, key, dict(params or {})))
 
     def injected(self, method: str, page: int | None = None, group: str | None = None):
         with self._lock:
@@ -306,7 +327,12 @@ class DirectoryEmulator:
         return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
     def api(
-        self, method: str, authorization: str, params: dict[str, str], key: str | None
+        self,
+        method: str,
+        authorization: str,
+        params: dict[str, str],
+        key: str | None,
+        member: str | None = None,
     ) -> dict[str, Any]:
         """One Directory API call's response body; raises ApiError as Google would."""
         grant = self._tokens.get(authorization.removeprefix("Bearer ").strip())
@@ -322,6 +348,11 @@ class DirectoryEmulator:
             return _group_resource(group)
         if method == "users.list":
             return self._list(method, "users", self._users(params), params)
+        if method == "users.get":
+            user = self.directory.user_by_key(key or "")
+            if user is None:
+                raise ApiError(404, "Resource Not Found: userKey", "notFound")
+            return user
         if method == "groups.list":
             groups = [_group_resource(g) for g in self.directory.groups]
             domain = params.get("domain")
@@ -329,8 +360,31 @@ class DirectoryEmulator:
                 groups = [g for g in groups if domain_of(g.get("email")) == domain.lower()]
             return self._list(method, "groups", groups, params)
         group = self._group(key)
+        if method == "members.get":
+            found = self.directory.direct_member(group, member or "")
+            if found is None:
+                raise ApiError(404, "Resource Not Found: memberKey", "notFound")
+            return found
+        if method == "members.hasMember":
+            return {"kind": "admin#directory#membersHasMember", **self._has(group, member or "")}
         derived = params.get("includeDerivedMembership", "false").lower() == "true"
         return self._list(method, "members", self.directory.members(group, derived), params)
+
+    def _has(self, group: dict[str, Any], key: str) -> dict[str, bool]:
+        """Direct or nested membership; a nested one only within one domain, as Google
+        documents ``members.hasMember``: across domains it answers Invalid Input."""
+        chain = self.directory.chain(group, key)
+        if chain is not None and len(chain) > 1:
+            found = self.directory.user_by_key(key) or self.directory.group(key) or {}
+            address = found.get("primaryEmail") or found.get("email") or key
+            if domain_of(address) != domain_of(group.get("email")):
+                raise ApiError(
+                    400,
+                    "Invalid Input: memberKey and groupKey must be in the same domain to check "
+                    "a nested membership",
+                    "invalid",
+                )
+        return {"isMember": chain is not None}
 
     def _group(self, key: str | None) -> dict[str, Any]:
         group = self.directory.group(key or "")
@@ -343,11 +397,15 @@ class DirectoryEmulator:
         customer = params.get("customer")
         if not domain and not customer:
             raise ApiError(400, "Bad Request", "badRequest")
-        if not domain:
-            return self.directory.users
-        if domain not in self.directory.domains:
+        if domain and domain not in self.directory.domains:
             raise ApiError(400, "Domain not found.", "notFound")
-        return self.directory.users_of(domain)
+        users = self.directory.users_of(domain) if domain else self.directory.users
+        if not params.get("query"):
+            return users
+        try:
+            return user_search.search(users, params["query"])
+        except user_search.InvalidQuery as exc:
+            raise ApiError(400, f"Invalid Input: {exc}", "invalid") from None
 
     def _list(
         self, method: str, name: str, items: list[dict[str, Any]], params: dict[str, str]
@@ -422,9 +480,12 @@ def _scope_name(scope: str) -> str:
 
 _ROUTES = (
     (re.compile(r"users"), "users.list"),
+    (re.compile(r"users/(?P<key>[^/]+)"), "users.get"),
     (re.compile(r"groups"), "groups.list"),
     (re.compile(r"groups/(?P<key>[^/]+)"), "groups.get"),
     (re.compile(r"groups/(?P<key>[^/]+)/members"), "members.list"),
+    (re.compile(r"groups/(?P<key>[^/]+)/members/(?P<member>[^/]+)"), "members.get"),
+    (re.compile(r"groups/(?P<key>[^/]+)/hasMember/(?P<member>[^/]+)"), "members.hasMember"),
 )
 
 
@@ -468,16 +529,17 @@ class _Handler(BaseHTTPRequestHandler):
             except OAuthError as exc:
                 self._json(exc.status, {"error": exc.error, "error_description": exc.description})
             return
-        method, key = self._route(verb, path)
+        method, key, member = self._route(verb, path)
         if method is None:
             self._json(404, ApiError(404, f"Not Found: {path}").body())
             return
-        emulator.count(method)
+        emulator.count(method, key, params)
         fault = emulator.injected(method, emulator.page_of(method, params), key)
         try:
             if fault is not None:
                 raise ApiError(fault.status, fault.message, fault.reason)
-            result = emulator.api(method, self.headers.get("Authorization", ""), params, key)
+            authorization = self.headers.get("Authorization", "")
+            result = emulator.api(method, authorization, params, key, member)
             if params.get("fields"):
                 try:
                     selection = partial_response.parse(params["fields"])
@@ -490,16 +552,17 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._json(exc.status, exc.body())
 
-    def _route(self, verb: str, path: str) -> tuple[str | None, str | None]:
+    def _route(self, verb: str, path: str) -> tuple[str | None, str | None, str | None]:
+        """The method a path calls, and its ``groupKey``/``userKey`` and ``memberKey``."""
         if verb != "GET" or not path.startswith(API_PREFIX):
-            return None, None
+            return None, None, None
         rest = path[len(API_PREFIX) :]
         for pattern, method in _ROUTES:
             match = pattern.fullmatch(rest)
             if match:
-                key = match.groupdict().get("key")
-                return method, unquote(key) if key else None
-        return None, None
+                key, member = match.groupdict().get("key"), match.groupdict().get("member")
+                return method, unquote(key) if key else None, unquote(member) if member else None
+        return None, None, None
 
     def _control(self, verb: str, path: str, body: bytes) -> None:
         emulator = self.emulator

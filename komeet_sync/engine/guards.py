@@ -73,3 +73,36 @@ def evaluate(
             )
         )
     return tuple(holds)
+
+
+def rolling_budget(
+    config: DomainConfig,
+    *,
+    active_managed: int | None,
+    spent: int,
+    deactivations: int,
+    window: str,
+) -> tuple[int, Hold | None]:
+    """How many of an incremental sync's ``deactivations`` may be sent now, and the hold on
+    the rest: incremental syncs share the domain's budget over a rolling ``window`` (in
+    words), of which ``spent`` is gone (ARCHITECTURE.md, "Guards"), so that a mass
+    deprovisioning pushed one person at a time is held like a whole sync's. Without the
+    domain's size (``active_managed`` None: no whole sync has counted its accounts) the
+    budget is nil."""
+    budget = 0 if active_managed is None else deactivation_budget(config, active_managed)
+    allowed = max(0, min(deactivations, budget - spent))
+    if allowed == deactivations:
+        return allowed, None
+    size = (
+        f"{config.max_deactivation_share:.0%} of {active_managed:,} active managed accounts"
+        if active_managed is not None
+        else "a share of the domain's accounts, which no whole sync has counted yet: run "
+        f"`komeet-sync sync {config.domain}` once"
+    )
+    detail = (
+        f"{spent + deactivations:,} deactivations within {window}, "
+        f"{spent + deactivations - budget:,} over the budget of {budget:,} (the smaller of "
+        f"{config.max_deactivations:,} and {size}). Review the leavers, then approve this "
+        "plan by its id"
+    )
+    return allowed, Hold(Guard.DEACTIVATION_BUDGET, detail, True, spent + deactivations, budget)

@@ -18,14 +18,21 @@ from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 _IDENTITY = ["action", "komeet_id", "user_name", "external_id", "given_name", "family_name"]
 
 
-def build_plan(domain: str, actions: pd.DataFrame, holds: tuple[Hold, ...]) -> Plan:
+def build_plan(
+    domain: str, actions: pd.DataFrame, holds: tuple[Hold, ...], *, part: bool = False
+) -> Plan:
+    """The plan of these actions, ordered, and its id. ``part``: the plan decides for some
+    of the domain's people only (an incremental sync's), and its id is never a whole
+    domain's, even when their actions are the same (a whole sync's plan supersedes the
+    domain's others; a part's does not)."""
     ordered = (
         actions[list(PLAN_COLUMNS)]
         .astype(PLAN_COLUMNS)
         .sort_values(["action", "email", "komeet_id"], na_position="first", kind="stable")
         .reset_index(drop=True)
     )
-    return Plan(domain=domain, plan_id=plan_id(domain, ordered), actions=ordered, holds=holds)
+    identity = f"{domain} (some people)" if part else domain
+    return Plan(domain=domain, plan_id=plan_id(identity, ordered), actions=ordered, holds=holds)
 
 
 def plan_id(domain: str, actions: pd.DataFrame) -> str:

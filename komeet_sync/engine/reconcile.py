@@ -87,7 +87,8 @@ class DomainFacts:
     its deactivations over a rolling window instead."""
 
     # Each selected group that exists: how many member rows the whole directory lists for
-    # it (the empty-group guard compares it with 0). A selected group left out is missing.
+    # it, or 1 for any number (the empty-group guard compares it with 0, and the sources of
+    # an incremental sync do not count a large group). A selected group left out is missing.
     groups_listed: Mapping[str, int]
     # Employee ids that more than MAX_EMPLOYEE_ID_HOLDERS people and accounts of the whole
     # domain hold: placeholders, not keys, though the part holds fewer of them.
@@ -144,7 +145,7 @@ def reconcile(
         deactivations=int((planned["action"] == Action.DEACTIVATE).sum()),
         active_managed=active_managed if facts is None else None,
     )
-    plan = build_plan(config.domain, _plan_rows(planned), holds)
+    plan = build_plan(config.domain, _plan_rows(planned), holds, part=facts is not None)
     reports = {
         "joiners": rows[rows["situation"].isin([Situation.JOINER, Situation.RETURNER])],
         "leavers": rows[rows["situation"] == Situation.LEAVER],
@@ -184,11 +185,29 @@ def node_keys(
     components (docs/incremental.md); the staging index of person keys is tested against
     them."""
     assessed = scope.assess(snapshot, config)
-    people = assessed.people.reset_index(drop=True)
+    return _node_keys(assessed.people.reset_index(drop=True), assessed.aliases, komeet, config)
+
+
+# What ``_keys`` reads of each person.
+_PERSON_COLUMNS = ("account_id", "email", "stable_id", "employee_id")
+
+
+def account_keys(komeet: KomeetAccounts, config: DomainConfig) -> pd.DataFrame:
+    """The keys of the domain's accounts, as ``node_keys`` gives them for a directory of
+    nobody, without assessing one: a read of Komeet by key picks the holders of some keys
+    out of what it found by them (``komeet.accounts.KomeetSide``)."""
+    nobody = pd.DataFrame({column: pd.Series(dtype="str") for column in _PERSON_COLUMNS})
+    no_aliases = pd.DataFrame({"account_id": nobody["account_id"], "alias": nobody["email"]})
+    return _node_keys(nobody, no_aliases, komeet, config)
+
+
+def _node_keys(
+    people: pd.DataFrame, aliases: pd.DataFrame, komeet: KomeetAccounts, config: DomainConfig
+) -> pd.DataFrame:
     accounts, _ = _domain_accounts(
         conform(komeet.accounts, KOMEET_ACCOUNTS, "komeet accounts"), config
     )
-    rows = key_rows(_keys(people, assessed.aliases, accounts), len(people))
+    rows = key_rows(_keys(people, aliases, accounts), len(people))
     node = rows["node"].to_numpy()
     person = rows["person"].to_numpy()
     ids = np.empty(len(rows), dtype=object)

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -192,12 +193,16 @@ def apply_plan(
     trigger: str = "apply",
     again: bool = False,
     fresh_read: bool = False,
+    read_at: datetime | None = None,
     progress: Advance | None = None,
 ) -> ApplyResult:
     """Apply (or resume) a stored plan. ``again``: start a new application of a plan that
     was applied before (a sync found its actions still needed). ``fresh_read``: the plan
     was made just now from a read of Komeet, by the sync that applies it, so that a create
-    on its first attempt is sent without a search (``searched_first``).
+    on its first attempt is sent without a search (``searched_first``), unless another plan
+    of the domain sent something since ``read_at``, the moment that read began (a whole
+    sync and an incremental one may both write to a domain: the read may miss an account
+    the other created).
     ``progress(done, total)`` is called as actions finish. Raises NotApplied when a guard
     forbids it, and KomeetRefused when Komeet refuses the token (the rest stays pending for
     a resume).
@@ -210,6 +215,8 @@ def apply_plan(
     plans = PlanStore(engine)
     plan = plans.get(plan_id)
     check_may_apply(engine, plan)
+    if fresh_read and read_at is not None and plans.sent_since(plan.domain, read_at, plan_id):
+        fresh_read = False
     ledger = Ledger(engine)
     application = ledger.open_application(plan.plan_id, trigger, again=again)
     if application is None:

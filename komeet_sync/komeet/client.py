@@ -34,6 +34,7 @@ from scim2_models import ServiceProviderConfig
 from komeet_sync.backoff import Backoff
 from komeet_sync.komeet.parallel import in_parallel
 from komeet_sync.model.collector import collector_paused
+from komeet_sync.model.domain_names import check_domain
 from komeet_sync.model.json_values import json_kind
 from komeet_sync.progress import Advance
 from komeet_sync.settings import is_http_url
@@ -279,6 +280,9 @@ class KomeetClient:
         self._capabilities: Capabilities | None = None
         self._requests = 0
         self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._busy_since = 0.0
+        self._waited = 0.0
 
     @classmethod
     def from_environment(cls) -> KomeetClient:
@@ -331,6 +335,14 @@ class KomeetClient:
     def requests_sent(self) -> int:
         return self._requests
 
+    @property
+    def seconds_waited(self) -> float:
+        """Wall time so far with at least one request awaiting Komeet's answer: of a
+        sync's time, what Komeet (and the way to it) took, however many were in flight."""
+        with self._count_lock:
+            ongoing = time.monotonic() - self._busy_since if self._in_flight else 0.0
+            return self._waited + ongoing
+
     # Discovery and reading ------------------------------------------------------------
 
     def capabilities(self) -> Capabilities:
@@ -379,16 +391,48 @@ class KomeetClient:
         A page that fails or stops short raises KomeetError: nothing is planned from a
         partial read (ARCHITECTURE.md, "Guards")."""
         capabilities = self.capabilities()
-        page_size = min(self.page_size, capabilities.max_results or self.page_size)
-        params: dict[str, Any] = {"attributes": USER_ATTRIBUTES, "count": page_size}
+        params: dict[str, Any] = {"attributes": USER_ATTRIBUTES, "count": self._page_size()}
         if capabilities.filter and domains:
-            params["filter"] = " or ".join(
-                f"userName ew {quote(f'@{domain}')}" for domain in domains
-            )
+            params["filter"] = in_domains(domains)
         with collector_paused():  # a page decoded is 1,000 accounts of dicts and lists
             if capabilities.index_paging:
                 return self._pages_at_once(params, progress, concurrency)
             return self._pages_one_by_one(params, progress)
+
+    def find_users(self, scim_filter: str) -> list[dict[str, Any]]:
+        """The accounts matching ``scim_filter`` (RFC 7644 §3.4.2.2; build its values with
+        ``quote``), every page of them, each after the previous one: a search by key finds
+        a few accounts, seldom more than a page. A page that fails or stops short raises
+        KomeetError, as ``list_users`` does; so does a target that does not filter."""
+        params = {
+            "filter": self._checked_filter(scim_filter),
+            "attributes": USER_ATTRIBUTES,
+            "count": self._page_size(),
+        }
+        with collector_paused():
+            return self._pages_one_by_one(params, None, f"filter {scim_filter}")
+
+    def count_users(self, scim_filter: str) -> int:
+        """How many accounts match ``scim_filter``: the ``totalResults`` of a search that
+        asks for none (``count=0``, RFC 7644 §3.4.2.4), so that a common value is counted
+        without reading its holders."""
+        params = {"filter": self._checked_filter(scim_filter), "count": 0}
+        document = self._list_page(params, 1, f"filter {scim_filter}")
+        return ListPage.of(document, 1).total
+
+    def _checked_filter(self, scim_filter: str) -> str:
+        if not self.capabilities().filter:
+            raise KomeetError(
+                f"Komeet at {self.url} does not announce filtering in its "
+                "ServiceProviderConfig (RFC 7644 §3.4.2.2): its accounts can only be read "
+                "whole"
+            )
+        return scim_filter
+
+    def _page_size(self) -> int:
+        """Accounts asked for per request: PAGE_SIZE, or the target's filter.maxResults if
+        smaller."""
+        return min(self.page_size, self.capabilities().max_results or self.page_size)
 
     def _pages_at_once(
         self, params: dict[str, Any], progress: Advance | None, concurrency: int
@@ -423,14 +467,14 @@ class KomeetClient:
         return first.resources + [account for start in starts for account in pages[start]]
 
     def _pages_one_by_one(
-        self, params: dict[str, Any], progress: Advance | None
+        self, params: dict[str, Any], progress: Advance | None, searched: str = ""
     ) -> list[dict[str, Any]]:
-        """Each page after the previous one (``list_users``), for a target that does not
-        announce index paging."""
+        """Each page after the previous one: of ``list_users`` for a target that does not
+        announce index paging, of ``find_users`` (``searched`` names its filter)."""
         users: list[dict[str, Any]] = []
         start = 1
         while True:
-            page = self._list_page(params, start)
+            page = self._list_page(params, start, searched)
             resources = page.get("Resources") or []
             users.extend(resources)
             total = int(page.get("totalResults") or 0)
@@ -442,8 +486,9 @@ class KomeetClient:
             if start > total:
                 return users
 
-    def _list_page(self, params: dict[str, Any], start: int) -> dict[str, Any]:
-        """The page of Komeet's accounts at ``start``, as Komeet answered it."""
+    def _list_page(self, params: dict[str, Any], start: int, searched: str = "") -> dict[str, Any]:
+        """The page of Komeet's accounts at ``start``, as Komeet answered it; a search's
+        failure names what it searched."""
         reply = self.send("GET", "/Users", params=params | {"startIndex": start})
         if not reply.ok:
             # Pages asked for at once wait behind each other where Komeet answers one at a
@@ -454,9 +499,14 @@ class KomeetClient:
                 if reply.timed_out
                 else ""
             )
+            what = (
+                f"searching Komeet's accounts by {searched}"
+                if searched
+                else "listing Komeet's accounts"
+            )
             raise KomeetError(
-                f"listing Komeet's accounts failed at startIndex {start}: "
-                f"{reply.describe()}; nothing was planned{slow}"
+                f"{what} failed at startIndex {start}: {reply.describe()}; nothing was "
+                f"planned{slow}"
             )
         return reply.document()
 
@@ -553,6 +603,9 @@ class KomeetClient:
     ) -> Reply:
         with self._count_lock:
             self._requests += 1
+            if not self._in_flight:
+                self._busy_since = time.monotonic()
+            self._in_flight += 1
         try:
             response = self._session().request(
                 method,
@@ -565,6 +618,11 @@ class KomeetClient:
             return Reply(None, "", attempt, f"no answer within {self.timeout:g} s", timed_out=True)
         except requests.ConnectionError as exc:
             return Reply(None, "", attempt, f"connection failed: {_reason(exc)}")
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._waited += time.monotonic() - self._busy_since
         return Reply(
             response.status_code,
             # SCIM speaks JSON, in UTF-8 (RFC 7644 §3.1, RFC 8259 §8.1): decoded as such, not
@@ -617,8 +675,27 @@ def retry_after(value: str | None) -> float | None:
 
 
 def quote(value: str) -> str:
-    """A filter's string literal (RFC 7644 §3.4.2.2: JSON string syntax)."""
+    """A filter's string literal (RFC 7644 §3.4.2.2: JSON string syntax): quotes,
+    backslashes and control characters escaped, and every character outside ASCII as a
+    ``\\u`` escape, so that no value ends the literal or changes the filter."""
     return json.dumps(value)
+
+
+def in_domains(domains: Iterable[str]) -> str:
+    """A filter of the accounts whose userName is in ``domains`` (``userName ew``; Komeet
+    compares userNames case-insensitively, RFC 7643 §4.1.1), each internationalised domain
+    in both its forms: a userName is stored as it was written, punycode or Unicode
+    (``model.domain_names``)."""
+    return " or ".join(
+        f"userName ew {quote(f'@{form}')}" for domain in domains for form in domain_forms(domain)
+    )
+
+
+def domain_forms(domain: str) -> list[str]:
+    """A domain as it may be written in a userName: as given, and in its ASCII and Unicode
+    forms where it has them."""
+    checked = check_domain(domain)
+    return list(dict.fromkeys(form for form in (domain, checked.ascii, checked.unicode) if form))
 
 
 def _reason(exc: Exception) -> str:

@@ -22,14 +22,16 @@ from komeet_sync.komeet.accounts import read_accounts
 from komeet_sync.komeet.apply import DEFAULT_CONCURRENCY, ApplyResult, Mode, NotApplied, apply_plan
 from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.frames import Source
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.progress import SILENT, Advance, Progress
 from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
+from komeet_sync.sources.scim.changes import decided_by_whole_read
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.ledger import ResultsReport
-from komeet_sync.store.plans import PlanReport, PlanStore
+from komeet_sync.store.plans import PlanReport, PlanStore, Scope
 from komeet_sync.store.results import ResultStore
 from komeet_sync.store.sync_folder import SyncFolder
 
@@ -111,6 +113,7 @@ def plan(
         desired=result.stats["desired"],
         reports=reports.location if reports is not None else None,
         dry_run=dry_run,
+        active_managed=result.stats["active_managed_accounts"],
     )
     approved = approval is not None and approval.plan_id.strip() == stored.plan_id
     if approved and stored.waiting_for_approval:
@@ -144,6 +147,7 @@ def apply(
     trigger: str,
     again: bool = True,
     fresh_read: bool = False,
+    read_at: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     mode: Mode | None = None,
     progress: Advance | None = None,
@@ -151,7 +155,8 @@ def apply(
     """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
     ``again``: a sync that finds a plan applied before applies its actions again (they are
     still needed); ``apply PLAN_ID`` only resumes. ``fresh_read``: the caller made the plan
-    just now from its own read of Komeet (``komeet.apply.searched_first``)."""
+    just now from its own read of Komeet, begun at ``read_at``
+    (``komeet.apply.searched_first``)."""
     try:
         result = apply_plan(
             engine,
@@ -162,11 +167,17 @@ def apply(
             trigger=trigger,
             again=again,
             fresh_read=fresh_read,
+            read_at=read_at,
             progress=progress,
         )
     except NotApplied as stopped:
         nothing = pd.DataFrame(columns=list(RESULTS.columns))
         return Applied(None, stopped, ResultsReport(plan_id, None, nothing, {}, str(stopped)))
+    stored = PlanStore(engine).get(plan_id)
+    whole = stored.scope is Scope.DOMAIN and stored.snapshot_at is not None
+    if whole and stored.source == Source.SCIM.value and not result.interrupted:
+        assert stored.snapshot_at is not None
+        decided_by_whole_read(engine, stored.domain, stored.snapshot_at)
     return Applied(result, None, result.report())
 
 
@@ -268,6 +279,7 @@ def sync(
             client,
             trigger=trigger,
             fresh_read=komeet_read,
+            read_at=komeet.started_at,
             concurrency=concurrency,
             mode=mode,
             progress=advance,

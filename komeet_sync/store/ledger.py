@@ -10,17 +10,18 @@ again; ``pending``, ``sending`` and retryable failures are what a resume sends.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, or_, select, update
 
 from komeet_sync.model.reports import RESULTS
 from komeet_sync.store.database import as_utc, write_lock
-from komeet_sync.store.tables import ApplicationRow, LedgerRow, PlanActionRow
+from komeet_sync.store.tables import ApplicationRow, LedgerRow, PlanActionRow, PlanRow
 
 
 class Status(StrEnum):
@@ -57,6 +58,23 @@ class Outcome:
     komeet_id: str | None = None
     response_body: str | None = None  # kept for failures
     retryable: bool = False  # a failure a later apply should try again (transient)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An action sent for a person or account, and what became of it (``of_account``)."""
+
+    at: datetime | None  # when its outcome came, else when it was sent
+    plan_id: str
+    action: str
+    user_name: str | None
+    status: str
+    outcome: str | None
+    http_status: int | None
+    komeet_id: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self) | {"at": self.at.isoformat() if self.at else None}
 
 
 @dataclass(frozen=True)
@@ -287,6 +305,75 @@ class Ledger:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+    def of_account(
+        self,
+        domain: str,
+        *,
+        user_names: Iterable[str] = (),
+        komeet_ids: Iterable[str] = (),
+        external_ids: Iterable[str] = (),
+        limit: int = 5,
+    ) -> list[Sent]:
+        """The latest ``limit`` actions sent for one person or account of ``domain``, newest
+        first: those whose userName (any case) is one of ``user_names``,
+        whose Komeet account is one of ``komeet_ids`` (the plan's, or the one a create
+        made), or that set one of ``external_ids``. Pending rows never sent are left out."""
+        names = sorted({name.strip().lower() for name in user_names if name})
+        ids = sorted(set(filter(None, komeet_ids)))
+        external = sorted(set(filter(None, external_ids)))
+        wanted = [
+            condition
+            for values, condition in (
+                (names, func.lower(LedgerRow.user_name).in_(names)),
+                (ids, LedgerRow.komeet_id.in_(ids) | PlanActionRow.komeet_id.in_(ids)),
+                (external, PlanActionRow.external_id.in_(external)),
+            )
+            if values
+        ]
+        if not wanted:
+            return []
+        at = func.coalesce(LedgerRow.finished_at, LedgerRow.sent_at)
+        query = (
+            select(
+                at.label("at"),
+                LedgerRow.plan_id,
+                LedgerRow.action,
+                LedgerRow.user_name,
+                LedgerRow.status,
+                LedgerRow.outcome,
+                LedgerRow.http_status,
+                func.coalesce(LedgerRow.komeet_id, PlanActionRow.komeet_id).label("komeet_id"),
+            )
+            .join(PlanRow, PlanRow.plan_id == LedgerRow.plan_id)
+            .join(
+                PlanActionRow,
+                (PlanActionRow.plan_id == LedgerRow.plan_id)
+                & (PlanActionRow.position == LedgerRow.position),
+            )
+            .where(
+                PlanRow.domain == domain,
+                LedgerRow.status != Status.PENDING.value,
+                or_(*wanted),
+            )
+            .order_by(at.desc(), LedgerRow.idempotency_key.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            Sent(
+                as_utc(row.at) if row.at is not None else None,
+                row.plan_id,
+                row.action,
+                row.user_name,
+                row.status,
+                row.outcome,
+                row.http_status,
+                row.komeet_id,
+            )
+            for row in rows
+        ]
 
     def counts(self, application: Application) -> dict[str, int]:
         with self.engine.connect() as connection:

@@ -21,11 +21,23 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Subquery,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from komeet_sync.model.domain_names import domain_key
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
+from komeet_sync.model.situations import Action
 from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.ledger import Status, left_to_send
 from komeet_sync.store.tables import ApplicationRow, LedgerRow, PlanActionRow, PlanRow
@@ -41,6 +53,13 @@ PLAN_LIST_COLUMNS = [
     "state_text",
     "superseded_by",
 ]
+
+
+class Scope(StrEnum):
+    """Whom a plan decides for."""
+
+    DOMAIN = "domain"  # every person and account of the domain: a whole sync's plan
+    PEOPLE = "people"  # some people's components: an incremental sync's (docs/incremental.md)
 
 
 class PlanError(Exception):
@@ -64,6 +83,7 @@ class StoredPlan:
     dry_run: bool = False  # made by ``sync --dry-run``: a sync that makes it again applies it
     superseded_by: str | None = None  # the domain's latest plan, made before this one was done
     superseded_at: datetime | None = None
+    scope: Scope = Scope.DOMAIN
 
     @property
     def size(self) -> int:
@@ -124,6 +144,7 @@ class StoredPlan:
             "superseded_by": self.superseded_by,
             "superseded_at": self.superseded_at.isoformat() if self.superseded_at else None,
             "reports": self.reports,
+            "scope": self.scope.value,
         }
 
     @classmethod
@@ -146,6 +167,7 @@ class StoredPlan:
             dry_run=bool(data.get("dry_run", False)),
             superseded_by=data.get("superseded_by"),
             superseded_at=moment(data.get("superseded_at")),
+            scope=Scope(data.get("scope", Scope.DOMAIN.value)),
         )
 
 
@@ -304,6 +326,8 @@ class PlanStore:
         desired: int,
         reports: str | None,
         dry_run: bool = False,
+        scope: Scope = Scope.DOMAIN,
+        active_managed: int | None = None,
     ) -> StoredPlan:
         """Store a plan and its actions, in one transaction.
 
@@ -313,6 +337,11 @@ class PlanStore:
         run may have read an export); and it supersedes every other plan of the domain that
         was not applied in full (never applied, held, or with actions left to send). A dry
         run changes no plan but its own.
+
+        A plan of some people (``Scope.PEOPLE``, an incremental sync's) decides for no one
+        else: it supersedes only the unfinished plans of some people that act on one of its
+        people, never the domain's plan. ``active_managed``: the whole domain's active
+        managed accounts, which its read of Komeet counted (``active_managed``).
         """
         now = datetime.now(UTC)
         made = {
@@ -322,6 +351,8 @@ class PlanStore:
             "counts": plan.counts(),
             "holds": [hold.as_dict() for hold in plan.holds],
             "reports": reports,
+            "scope": scope.value,
+            "active_managed": active_managed,
         }
         with write_lock(self.engine), self.engine.begin() as connection:
             was_dry_run = connection.scalar(
@@ -352,13 +383,32 @@ class PlanStore:
                 .join(latest, latest.c.id == ApplicationRow.id)
                 .where(ApplicationRow.finished_at.is_not(None))
             )
+            replaced = [
+                PlanRow.domain == plan.domain,
+                PlanRow.plan_id != plan.plan_id,
+                PlanRow.plan_id.not_in(finished),
+            ]
+            if scope is Scope.PEOPLE:
+                people = [
+                    value
+                    for column in ("email", "user_name", "komeet_id")
+                    for value in plan.actions[column].dropna().unique().tolist()
+                    if value
+                ]
+                acting_on_them = select(PlanActionRow.plan_id).where(
+                    or_(
+                        PlanActionRow.email.in_(people),
+                        PlanActionRow.user_name.in_(people),
+                        PlanActionRow.komeet_id.in_(people),
+                    )
+                )
+                replaced += [
+                    PlanRow.scope == Scope.PEOPLE.value,
+                    PlanRow.plan_id.in_(acting_on_them),
+                ]
             connection.execute(
                 update(PlanRow)
-                .where(
-                    PlanRow.domain == plan.domain,
-                    PlanRow.plan_id != plan.plan_id,
-                    PlanRow.plan_id.not_in(finished),
-                )
+                .where(*replaced)
                 .values(superseded_by=plan.plan_id, superseded_at=now)
             )
             return self._get(connection, plan.plan_id)
@@ -467,16 +517,88 @@ class PlanStore:
         query = (
             select(PlanRow.desired)
             .join(ApplicationRow, ApplicationRow.plan_id == PlanRow.plan_id)
-            .where(
-                PlanRow.domain == domain,
-                PlanRow.dry_run.is_(False),
-                ApplicationRow.finished_at.is_not(None),
-            )
+            .where(*_whole_syncs_of(domain), ApplicationRow.finished_at.is_not(None))
             .order_by(ApplicationRow.finished_at.desc())
             .limit(1)
         )
         with self.engine.connect() as connection:
             return connection.scalar(query)
+
+    def active_managed(self, domain: str) -> int | None:
+        """The domain's active managed accounts now, as far as komeet-sync knows without
+        reading them all: what its latest whole sync's read of Komeet counted, plus the
+        creates and reactivations applied since, minus the deactivations. None before
+        any whole sync: an incremental sync then cannot size the deactivation budget."""
+        with self.engine.connect() as connection:
+            last = connection.execute(
+                select(PlanRow.active_managed, PlanRow.created_at)
+                .where(*_whole_syncs_of(domain), PlanRow.active_managed.is_not(None))
+                .order_by(PlanRow.created_at.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return None
+            applied = dict(
+                connection.execute(
+                    select(LedgerRow.action, func.count())
+                    .join(PlanRow, PlanRow.plan_id == LedgerRow.plan_id)
+                    .where(
+                        PlanRow.domain == domain,
+                        LedgerRow.status == Status.APPLIED.value,
+                        LedgerRow.finished_at > last.created_at,
+                    )
+                    .group_by(LedgerRow.action)
+                ).all()
+            )
+        gained = applied.get(Action.CREATE.value, 0) + applied.get(Action.REACTIVATE.value, 0)
+        return max(0, int(last.active_managed) + gained - applied.get(Action.DEACTIVATE.value, 0))
+
+    def deactivations_since(self, domain: str, since: datetime) -> int:
+        """Deactivations that plans of some people (incremental syncs) applied or sent in
+        ``domain`` since ``since``: what they spent of the domain's rolling budget."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.scalar(
+                    select(func.count())
+                    .select_from(LedgerRow)
+                    .join(PlanRow, PlanRow.plan_id == LedgerRow.plan_id)
+                    .where(
+                        PlanRow.domain == domain,
+                        PlanRow.scope == Scope.PEOPLE.value,
+                        LedgerRow.action == Action.DEACTIVATE.value,
+                        LedgerRow.status.in_([Status.APPLIED.value, Status.SENDING.value]),
+                        LedgerRow.sent_at >= since,
+                    )
+                )
+                or 0
+            )
+
+    def sent_since(self, domain: str, since: datetime, other_than: str) -> bool:
+        """Whether a plan of ``domain`` other than ``other_than`` sent anything to Komeet
+        since ``since``: a read of Komeet made then may miss what it wrote."""
+        with self.engine.connect() as connection:
+            return (
+                connection.scalar(
+                    select(LedgerRow.plan_id)
+                    .join(PlanRow, PlanRow.plan_id == LedgerRow.plan_id)
+                    .where(
+                        PlanRow.domain == domain,
+                        LedgerRow.plan_id != other_than,
+                        LedgerRow.sent_at >= since,
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
+
+
+def _whole_syncs_of(domain: str) -> tuple[ColumnElement[bool], ...]:
+    """The plans of ``domain`` that whole syncs made (not a dry run's, not some people's)."""
+    return (
+        PlanRow.domain == domain,
+        PlanRow.dry_run.is_(False),
+        PlanRow.scope == Scope.DOMAIN.value,
+    )
 
 
 def _stored(row: Row[Any]) -> StoredPlan:
@@ -496,6 +618,7 @@ def _stored(row: Row[Any]) -> StoredPlan:
         dry_run=bool(row.dry_run),
         superseded_by=row.superseded_by,
         superseded_at=as_utc(row.superseded_at) if row.superseded_at else None,
+        scope=Scope(row.scope),
     )
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -70,7 +81,8 @@ class ScimResourceRow(Base):
     user_name_key: Mapped[str | None] = mapped_column(
         String(254)
     )  # userName as compared: NFC, lower case
-    # A digest of the resource's unique values: an update that keeps them leaves their rows.
+    # A digest of the resource's unique values and a user's matching keys (scim_person_keys):
+    # an update that keeps them leaves their rows.
     unique_digest: Mapped[str | None] = mapped_column(String(64))
     # Counts the writes; every write checks it (the storage's UPDATE ... WHERE version).
     version: Mapped[int] = mapped_column(Integer)
@@ -103,8 +115,63 @@ class ScimMembershipRow(Base):
     group_id: Mapped[str] = mapped_column(
         ForeignKey("scim_resources.id", ondelete="CASCADE"), primary_key=True
     )
-    member_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Indexed: the groups a user is in are found from the user, upwards.
+    member_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
     domain_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ScimPersonKeyRow(Base):
+    """A key a staged user is known by, as matching compares it (``engine.reconcile.node_keys``:
+    namespace "id", "email" or "employee id", and the normalised value), kept in the same
+    transaction as the user: an incremental sync finds who holds a key without reading the
+    whole staging (ARCHITECTURE.md, "Full and incremental syncs"). A deleted user keeps its
+    keys: it is a leaver."""
+
+    __tablename__ = "scim_person_keys"
+    __table_args__ = (Index("ix_scim_person_keys_value", "domain_id", "namespace", "value"),)
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    namespace: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(Integer)
+
+
+# Changes are counted in 64 bits (SQLite's rowid is one already, and only it autoincrements).
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ScimChangeRow(Base):
+    """A staged user an accepted write touched: the user written, or a user who joined or
+    left a group written. ``seq`` grows in commit order within a domain, so a consumer that
+    has processed up to ``seq`` has seen every earlier change of the domain; ``keys`` are the
+    user's keys before the write (JSON ``[[namespace, value], ...]``), so that the people a
+    renamed user no longer shares a key with are decided again too."""
+
+    __tablename__ = "scim_changes"
+    __table_args__ = (
+        Index("ix_scim_changes_domain_seq", "domain_id", "seq"),
+        {"sqlite_autoincrement": True},  # a seq is never given twice, even after a purge
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain_configs.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the commit, UTC
+    keys: Mapped[str] = mapped_column(Text)
+
+
+class SyncCursorRow(Base):
+    """How far a consumer (the incremental sync's worker) has processed a domain's changes."""
+
+    __tablename__ = "sync_cursors"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domain_configs.id", ondelete="CASCADE"), primary_key=True
+    )
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(SEQ)
 
 
 class ScimRequestRow(Base):
@@ -147,6 +214,11 @@ class PlanRow(Base):
     # The domain's latest plan, made since and before this one was applied in full.
     superseded_by: Mapped[str | None] = mapped_column(String(32))
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "domain": a sync of the whole domain; "people": an incremental sync's, of some people.
+    scope: Mapped[str] = mapped_column(String(16), default="domain", server_default="domain")
+    # Active managed accounts the plan was made against (a whole domain's only): the size
+    # an incremental sync's deactivation budget is counted on.
+    active_managed: Mapped[int | None] = mapped_column(Integer)
 
 
 class PlanActionRow(Base):
@@ -221,3 +293,14 @@ class SyncFailureRow(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     job: Mapped[str] = mapped_column(String(255))
     message: Mapped[str] = mapped_column(Text)
+
+
+class DomainLeaseRow(Base):
+    """Who writes to a domain's Komeet accounts now, until when: one incremental writer per
+    domain at a time, across processes and machines (``store.leases``)."""
+
+    __tablename__ = "domain_leases"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

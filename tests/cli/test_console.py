@@ -285,6 +285,7 @@ def test_a_negative_last_good_count_is_refused(acme, cli):
         (["scim", "serve"], ["KOMEET_SYNC_PUBLIC_URL"], "01"),
         (["google", "check"], ["GOOGLE_DIRECTORY_API_ENDPOINT"], "01"),
         (["status"], ["KOMEET_SYNC_DATABASE_URL", "KOMEET_SYNC_RESULTS"], "013"),
+        (["explain"], ["KOMEET_SCIM_URL", "GOOGLE_SERVICE_ACCOUNT_FILE"], "014"),
     ],
 )  # fmt: skip
 def test_help_names_the_exit_codes_and_the_environment(cli, command, variables, codes):

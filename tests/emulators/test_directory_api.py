@@ -13,6 +13,7 @@ import requests
 from googleapiclient.errors import HttpError
 
 from komeet_sync.emulators import partial_response
+from komeet_sync.emulators.directory import Directory
 from komeet_sync.emulators.directory_generator import generate_directory
 
 
@@ -139,7 +140,7 @@ def test_errors_have_googles_shape(google, token):
 def test_the_client_library_reads_injected_errors(google):
     google.emulator.fail("users.list", 403, reason="userRateLimitExceeded")
     reader = google.reader("admin@acme.com")
-    service = reader._service
+    service = reader.service
 
     with pytest.raises(HttpError) as error:
         service.users().list(domain="acme.com").execute(num_retries=0)
@@ -240,3 +241,91 @@ def test_it_runs_on_its_own(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_users_get_finds_a_user_by_address_alias_or_id(google):
+    service = google.reader("admin@acme.com").service
+    person = next(u for u in google.emulator.directory.users if u.get("aliases"))
+
+    for key in (person["primaryEmail"].upper(), person["aliases"][0], person["id"]):
+        found = service.users().get(userKey=key, fields="id,customerId").execute(num_retries=0)
+        assert found == {"id": person["id"], "customerId": "C01abc234"}
+    with pytest.raises(HttpError) as error:
+        service.users().get(userKey="nobody@acme.com").execute(num_retries=0)
+    assert error.value.resp.status == 404
+    assert json.loads(error.value.content) == {
+        "error": {
+            "code": 404,
+            "message": "Resource Not Found: userKey",
+            "errors": [
+                {"message": "Resource Not Found: userKey", "domain": "global", "reason": "notFound"}
+            ],
+            "status": "NOT_FOUND",
+        }
+    }
+
+
+def test_has_member_answers_for_direct_and_nested_members(google):
+    service = google.reader("admin@acme.com").service
+    directory = google.emulator.directory
+    team = directory.group("team000@acme.com")
+    listed = directory.members(team, derived=True)
+    direct = next(m for m in team["members"] if m["type"] == "USER")
+    nested = next(m for m in listed if m not in team["members"] and m["type"] == "USER")
+    outsider = next(u for u in directory.users if u["id"] not in {m["id"] for m in listed})
+
+    def has(key: str) -> bool:
+        request = service.members().hasMember(groupKey="team000@acme.com", memberKey=key)
+        return request.execute(num_retries=0)["isMember"]
+
+    assert has(direct["email"]) and has(nested["id"]) and not has(outsider["primaryEmail"])
+    get = service.members().get(groupKey="team000@acme.com", memberKey=direct["id"])
+    assert get.execute(num_retries=0)["email"] == direct["email"]
+    with pytest.raises(HttpError) as error:  # members.get lists direct members only
+        service.members().get(groupKey="team000@acme.com", memberKey=nested["id"]).execute(
+            num_retries=0
+        )
+    assert error.value.resp.status == 404
+
+
+def test_has_member_refuses_a_nested_membership_across_domains(workspace):
+    directory = Directory(
+        users=[
+            {"id": "1", "primaryEmail": "admin@acme.com", "isAdmin": True},
+            {"id": "2", "primaryEmail": "nora@acme.io"},
+        ],
+        groups=[
+            {"id": "g1", "email": "all@acme.com", "members": [
+                {"id": "g2", "email": "eng@acme.com", "type": "GROUP"}]},
+            {"id": "g2", "email": "eng@acme.com", "members": [
+                {"id": "2", "email": "nora@acme.io", "type": "USER"}]},
+        ],
+    )  # fmt: skip
+    service = workspace(directory).reader("admin@acme.com").service
+
+    assert service.members().hasMember(groupKey="eng@acme.com", memberKey="2").execute()["isMember"]
+    with pytest.raises(HttpError) as error:
+        service.members().hasMember(groupKey="all@acme.com", memberKey="2").execute(num_retries=0)
+    assert error.value.resp.status == 400
+    assert error.value.error_details[0]["reason"] == "invalid"
+
+
+def test_users_list_searches_by_external_id_and_email(google):
+    service = google.reader("admin@acme.com").service
+    users = google.emulator.directory.users
+    person = next(u for u in users if u.get("externalIds") and u.get("aliases"))
+    value = person["externalIds"][0]["value"]
+
+    def search(query: str) -> list[str]:
+        request = service.users().list(customer="my_customer", query=query, fields="users(id)")
+        return [u["id"] for u in request.execute(num_retries=0).get("users", [])]
+
+    assert search(f"externalId='{value}'") == [person["id"]]
+    assert search(f"externalId={value.lower()}") == [person["id"]]
+    assert search(f"email='{person['aliases'][0]}'") == [person["id"]]
+    assert search("externalId='E\\'404'") == []
+    assert len(search("isSuspended=true")) == sum(bool(u["suspended"]) for u in users)
+    with pytest.raises(HttpError) as error:
+        search("shoeSize=42")
+    assert error.value.resp.status == 400
+    assert google.emulator.calls[-1].params["query"] == "shoeSize=42"

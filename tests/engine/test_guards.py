@@ -105,3 +105,37 @@ def test_reconcile_counts_the_deactivations_against_the_active_managed_accounts(
     assert result.plan.counts() == {"deactivate": 2} and not result.plan.held
     held = reconcile(directory(*people[:7]), komeet(*accounts), config())
     assert [hold.guard for hold in held.plan.holds] == [Guard.DEACTIVATION_BUDGET]
+
+
+def test_incremental_deactivations_share_the_budget_over_the_window():
+    domain = config(max_deactivations=500, max_deactivation_share=0.2)
+    window = "the last hour"
+    # 20% of 100 accounts: 20 a window; 15 already sent.
+    assert guards.rolling_budget(
+        domain, active_managed=100, spent=15, deactivations=5, window=window
+    ) == (5, None)
+    allowed, hold = guards.rolling_budget(
+        domain, active_managed=100, spent=15, deactivations=8, window=window
+    )
+    assert allowed == 5 and hold is not None
+    assert hold.guard is Guard.DEACTIVATION_BUDGET and hold.approvable
+    assert (hold.measured, hold.limit) == (23, 20)
+    assert "23 deactivations within the last hour, 3 over the budget of 20" in hold.detail
+    # Spent beyond the budget (an approved plan): nothing more goes without approval.
+    assert (
+        guards.rolling_budget(domain, active_managed=100, spent=30, deactivations=1, window=window)[
+            0
+        ]
+        == 0
+    )
+
+
+def test_without_a_whole_sync_the_incremental_budget_is_nil_and_says_what_to_run():
+    allowed, hold = guards.rolling_budget(
+        config(), active_managed=None, spent=0, deactivations=1, window="the last hour"
+    )
+    assert allowed == 0 and hold is not None
+    assert "no whole sync has counted yet: run `komeet-sync sync acme.com` once" in hold.detail
+    assert guards.rolling_budget(
+        config(), active_managed=None, spent=0, deactivations=0, window="the last hour"
+    ) == (0, None)

@@ -58,6 +58,20 @@ def test_the_pages_after_the_first_are_read_at_once(komeet):
     assert all(before[0] < after[0] for before, after in pairwise(told))
 
 
+def test_the_time_awaiting_komeet_counts_requests_in_flight_together_once(komeet):
+    seeded(komeet, 95)
+
+    with HttpProxy(komeet.url, latency=0.3) as proxy:
+        client = komeet.client(proxy.url, page_size=PAGE)
+        started = time.monotonic()
+        read_accounts(client, CONFIG, None, 4)
+        elapsed = time.monotonic() - started
+
+    # Discovery, the first page, then 9 pages 4 at a time: 5 waits of 0.3 s at least, while
+    # the 11 requests waited 3.3 s between them.
+    assert 5 * 0.3 <= client.seconds_waited <= elapsed < 11 * 0.3
+
+
 def test_the_read_at_once_gives_the_frame_of_the_read_page_after_page(komeet):
     seeded(komeet, 95)
 

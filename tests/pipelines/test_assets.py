@@ -5,6 +5,7 @@ endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -198,13 +199,15 @@ def test_the_partitions_follow_the_domain_configurations(world):
     }
 
 
-def test_a_scim_push_launches_a_run_of_that_domain(world):
+def test_a_scim_push_no_worker_synced_within_a_minute_launches_a_run_of_that_domain(world):
+    from sqlalchemy import update
+
+    from komeet_sync.store.tables import ScimChangeRow
+
     instance, _, scim = world
     with dg.build_sensor_context(
         instance=instance, resources={"database": DatabaseResource()}
     ) as context:
-        first = list(scim_pushes(context))  # the log's end: where watching starts
-        assert [type(item).__name__ for item in first] == ["SkipReason"]
         with scim.client("globex.com") as idp:
             found = idp.get("/Users", params={"filter": 'userName eq "ben.weber@globex.com"'})
             user_id = found.json()["Resources"][0]["id"]
@@ -216,8 +219,14 @@ def test_a_scim_push_launches_a_run_of_that_domain(world):
                 },
             )
             assert patched.status_code in (200, 204)
-        scim.flush_log()
 
+        first = list(scim_pushes(context))  # a worker has a minute to sync them
+        with scim.engine.begin() as connection:  # a minute later, no worker has
+            connection.execute(
+                update(ScimChangeRow).values(accepted_at=datetime.now(UTC) - timedelta(minutes=2))
+            )
         second = list(scim_pushes(context))
 
+    assert [type(item).__name__ for item in first] == ["SkipReason"]
+    assert "1 domain(s) with pushes the worker has yet to sync" in first[0].skip_message
     assert [(r.partition_key, type(r).__name__) for r in second] == [("globex.com", "RunRequest")]

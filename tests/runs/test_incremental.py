@@ -5,18 +5,16 @@ directories and Komeet states full of shared addresses, ids and employee ids).""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from komeet_sync.engine.reconcile import DomainFacts, node_keys, reconcile
+from komeet_sync.engine.reconcile import DomainFacts, reconcile
 from komeet_sync.model.domain_config import DomainConfig
-from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source, empty_frame
+from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
-from komeet_sync.runs.incremental import Key, gather
+from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople, gather
 
 GROUP, NESTED = "all@acme.com", "team@acme.com"
 CONFIG = DomainConfig.create(
@@ -120,51 +118,6 @@ def komeet(generated: list[dict]) -> KomeetAccounts:
     return KomeetAccounts.of(pd.DataFrame(rows, columns=list(KOMEET_ACCOUNTS)))
 
 
-class FramePeople:
-    """A directory read by key, from a whole snapshot."""
-
-    def __init__(self, snapshot: DirectorySnapshot) -> None:
-        self.snapshot = snapshot
-        self.keys = node_keys(snapshot, KomeetAccounts.of(empty_frame(KOMEET_ACCOUNTS)), CONFIG)
-        self.asked: list[Key] = []
-
-    def holding(self, keys: Collection[Key]) -> DirectorySnapshot:
-        self.asked += keys
-        return self.snapshot.restricted_to(_holding(self.keys, keys))
-
-    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
-        return _counts(self.keys, employee_ids)
-
-
-class FrameAccounts:
-    """Komeet read by key, from all of its accounts."""
-
-    def __init__(self, accounts: KomeetAccounts, snapshot: DirectorySnapshot) -> None:
-        self.accounts = accounts
-        keys = node_keys(snapshot, accounts, CONFIG)
-        self.keys = keys[~keys["person"]]
-
-    def holding(self, keys: Collection[Key]) -> KomeetAccounts:
-        return self.accounts.restricted_to(_holding(self.keys, keys))
-
-    def holders(self, employee_ids: Collection[str]) -> dict[str, int]:
-        return _counts(self.keys, employee_ids)
-
-
-def _holding(keys: pd.DataFrame, wanted: Collection[Key]) -> set[str]:
-    wanted = set(wanted)
-    return {
-        node
-        for node, namespace, value in zip(keys["id"], keys["namespace"], keys["value"], strict=True)
-        if (namespace, value) in wanted
-    }
-
-
-def _counts(keys: pd.DataFrame, employee_ids: Collection[str]) -> dict[str, int]:
-    held = keys[(keys["namespace"] == "employee id") & keys["value"].isin(list(employee_ids))]
-    return held.groupby("value")["id"].nunique().to_dict()
-
-
 COMPARED = ["situation", "action", "reason", "komeet_id", "match_rule", "changes", "cluster_id"]
 
 
@@ -185,15 +138,12 @@ def test_the_decision_for_changed_people_is_the_full_syncs(generated, generated_
     ids = list(snapshot.users["account_id"])
     changed = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
 
+    people = SnapshotPeople(snapshot, CONFIG)
     found = gather(
-        CONFIG,
-        FramePeople(snapshot),
-        FrameAccounts(accounts, snapshot),
-        snapshot.restricted_to(changed),
+        CONFIG, people, SnapshotAccounts(accounts, CONFIG), snapshot.restricted_to(changed)
     )
-    listed = snapshot.members.groupby("group").size().to_dict()
     facts = DomainFacts(
-        groups_listed={g: listed.get(g, 0) for g in snapshot.groups.query("found")["group"]},
+        groups_listed=people.groups_listed(),
         common_employee_ids=found.common_employee_ids,
     )
     part = reconcile(found.snapshot, found.komeet, CONFIG, facts=facts)
@@ -215,9 +165,9 @@ def test_the_decision_for_changed_people_is_the_full_syncs(generated, generated_
 def test_a_placeholder_employee_id_links_nobody_in_a_part_either():
     snapshot = directory([])
     accounts = komeet([])
-    people = FramePeople(snapshot)
+    people = SnapshotPeople(snapshot, CONFIG)
     found = gather(
-        CONFIG, people, FrameAccounts(accounts, snapshot), snapshot.restricted_to(["p0"])
+        CONFIG, people, SnapshotAccounts(accounts, CONFIG), snapshot.restricted_to(["p0"])
     )
 
     assert found.common_employee_ids == {"E0"}
@@ -285,8 +235,8 @@ def test_a_chain_of_keys_is_followed_to_its_end():
     )
     found = gather(
         CONFIG,
-        FramePeople(snapshot),
-        FrameAccounts(accounts, snapshot),
+        SnapshotPeople(snapshot, CONFIG),
+        SnapshotAccounts(accounts, CONFIG),
         snapshot.restricted_to(["1"]),
     )
 

@@ -144,6 +144,21 @@ def test_the_demo_summary_matches_the_generated_directory(demo):
     assert len(refused) == 1
 
 
+def test_after_the_weekly_syncs_the_worker_brings_a_push_to_komeet_in_seconds(demo):
+    home, printed, summary = demo
+    pushed = summary["incremental"]
+    joiner = pushed["user_name"]
+    assert joiner == "lena.koch1@globex.com"
+    assert pushed["batch"]["actions"] == {"create": 1} and pushed["batch"]["error"] is None
+    assert f"create {joiner}: applied in Komeet {pushed['seconds']:.2f} s after" in printed
+    # Komeet holds the account, made by the worker's plan of that one person, not a sync's.
+    ledger = Loader(home=str(home)).ledger(SCIM)
+    rows = ledger[ledger["user_name"] == joiner]
+    assert list(rows["action"]) == ["create"] and list(rows["status"]) == ["applied"]
+    assert rows["plan_id"].iloc[0] not in {row["plan_id"] for row in summary["weeks"]}
+    assert 0 < pushed["seconds"] < 30  # not the next weekly sync, nor the sensor's whole sync
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 @pytest.mark.parametrize("domain", [GOOGLE, SCIM])
 def test_every_notebook_runs_on_the_demo_state(demo, notebook, domain, tmp_path, monkeypatch):
@@ -236,6 +251,8 @@ def test_a_second_demo_runs_on_the_state_the_first_left(demo):
     approved = "deactivation_budget, approved by Dana Admin (globex.com IT)"
     assert {row["held"] for row in weeks} <= {"", "deactivation_budget", approved}
     assert weeks[-1]["held"] == approved
+    second = json.loads((home / "demo" / "summary.json").read_text())["incremental"]
+    assert second["user_name"] == "lena.koch2@globex.com" and second["status"] == "applied"
 
 
 def test_make_lab_serves_the_notebooks(demo):

@@ -13,7 +13,7 @@ from komeet_sync.model.holds import Guard, Hold
 from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import open_database
 from komeet_sync.store.ledger import Ledger, Outcome, Status
-from komeet_sync.store.plans import PlanError, PlanState, PlanStore
+from komeet_sync.store.plans import PlanError, PlanState, PlanStore, Scope
 
 DOMAIN = "acme.com"
 BUDGET = Hold(Guard.DEACTIVATION_BUDGET, "3 deactivations planned, 2 over the budget", True, 3, 1)
@@ -27,12 +27,19 @@ def plans(database_url):
     engine.dispose()
 
 
-def plan_of(*names: str, domain: str = DOMAIN, holds: tuple[Hold, ...] = ()) -> Plan:
-    """A plan that creates an account for each of ``names``."""
+def plan_of(
+    *names: str,
+    domain: str = DOMAIN,
+    holds: tuple[Hold, ...] = (),
+    action: str = "create",
+    part: bool = False,
+) -> Plan:
+    """A plan that creates an account for each of ``names`` (or another ``action``);
+    ``part``: an incremental sync's."""
     actions = pd.DataFrame(
         [
             {
-                "action": "create",
+                "action": action,
                 "email": f"{name}@{domain}",
                 "komeet_id": "",
                 "user_name": f"{name}@{domain}",
@@ -46,12 +53,27 @@ def plan_of(*names: str, domain: str = DOMAIN, holds: tuple[Hold, ...] = ()) -> 
         ],
         columns=list(PLAN_COLUMNS),
     )
-    return build_plan(domain, actions, holds)
+    return build_plan(domain, actions, holds, part=part)
 
 
-def save(plans: PlanStore, plan: Plan, *, dry_run: bool = False, reports: str = "first"):
+def save(
+    plans: PlanStore,
+    plan: Plan,
+    *,
+    dry_run: bool = False,
+    reports: str = "first",
+    active_managed: int | None = None,
+    scope: Scope = Scope.DOMAIN,
+):
     return plans.save(
-        plan, source="google", snapshot_at=None, desired=10, reports=reports, dry_run=dry_run
+        plan,
+        source="google",
+        snapshot_at=None,
+        desired=10,
+        reports=reports,
+        dry_run=dry_run,
+        scope=scope,
+        active_managed=active_managed,
     )
 
 
@@ -213,3 +235,66 @@ def test_the_shrink_guard_s_last_good_snapshot_is_never_a_dry_run(plans):
     )
 
     assert plans.last_good_desired(DOMAIN) == 100
+
+
+def test_a_plan_of_some_people_supersedes_only_unfinished_plans_of_the_same_people(plans):
+    whole = save(plans, plan_of("ada", "ben", holds=(BUDGET,)))
+    ada = save(plans, plan_of("ada", part=True), scope=Scope.PEOPLE)
+    ben = save(plans, plan_of("ben", part=True), scope=Scope.PEOPLE)
+    assert ada.scope is Scope.PEOPLE and ada.plan_id != plan_of("ada").plan_id
+
+    ada_again = save(plans, plan_of("ada", action="update", part=True), scope=Scope.PEOPLE)
+
+    assert plans.get(whole.plan_id).superseded_by is None  # a part decides for no one else
+    assert plans.get(ada.plan_id).superseded_by == ada_again.plan_id
+    assert plans.get(ben.plan_id).superseded_by is None
+
+    latest = save(plans, plan_of("cleo"))  # a whole sync decides for everyone
+
+    assert {plans.get(p.plan_id).superseded_by for p in (whole, ben, ada_again)} == {latest.plan_id}
+
+
+def test_the_domain_s_size_is_the_last_whole_read_s_and_the_writes_since(plans):
+    assert plans.active_managed(DOMAIN) is None  # no whole sync has counted it
+    whole = save(plans, plan_of("ada"), active_managed=100)
+    apply_as(plans, whole.plan_id, Status.APPLIED)
+    joiners = save(plans, plan_of("ben", "cleo", "dan", part=True), scope=Scope.PEOPLE)
+    apply_as(plans, joiners.plan_id, Status.APPLIED, Status.APPLIED, Status.FAILED)
+    leaver = save(plans, plan_of("eve", action="deactivate", part=True), scope=Scope.PEOPLE)
+    apply_as(plans, leaver.plan_id, Status.APPLIED)
+
+    assert plans.active_managed(DOMAIN) == 100 + 1 + 2 - 1
+    assert plans.last_good_desired(DOMAIN) == 10  # a part's plan is never the last good one
+
+
+def test_the_rolling_budget_counts_the_deactivations_parts_sent_in_the_window(plans):
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    whole = save(plans, plan_of("ada", "ben", action="deactivate"))
+    _sent(plans, whole.plan_id, Status.APPLIED, Status.APPLIED)
+    part = save(
+        plans, plan_of("cleo", "dan", "eve", action="deactivate", part=True), scope=Scope.PEOPLE
+    )
+    _sent(plans, part.plan_id, Status.APPLIED, Status.FAILED, Status.APPLIED)
+
+    assert plans.deactivations_since(DOMAIN, before) == 2  # the part's, applied
+    assert plans.deactivations_since(DOMAIN, datetime.now(UTC) + timedelta(seconds=1)) == 0
+    assert plans.deactivations_since("globex.com", before) == 0
+    assert plans.sent_since(DOMAIN, before, other_than=part.plan_id)
+    assert not plans.sent_since(DOMAIN, datetime.now(UTC), other_than=part.plan_id)
+    assert not plans.sent_since("globex.com", before, other_than=part.plan_id)
+
+
+def _sent(plans: PlanStore, plan_id: str, *statuses: Status) -> None:
+    """An application whose actions were sent (``sent_at`` set) and ended with ``statuses``."""
+    ledger = Ledger(plans.engine)
+    application = ledger.open_application(plan_id, "test", again=True)
+    assert application is not None
+    entries = ledger.to_send(application)
+    ledger.mark_sending(entry.key for entry in entries)
+    ledger.record(
+        (entry.key, Outcome(status, status.value, attempts=1))
+        for entry, status in zip(entries, statuses, strict=True)
+    )
+    assert ledger.finish(application)

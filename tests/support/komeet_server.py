@@ -19,6 +19,7 @@ from komeet_sync.backoff import Backoff
 from komeet_sync.komeet.client import KomeetClient
 
 SCIM2_SERVER = Path(sys.executable).with_name("scim2-server")
+ROOT = Path(__file__).parents[2]
 TOKEN = "komeet-test-token"
 FAST = Backoff(attempts=6, base=0.01, cap=0.05)
 SCIM_JSON = {"Content-Type": "application/scim+json", "Authorization": f"Bearer {TOKEN}"}
@@ -84,15 +85,22 @@ class KomeetTenant:
 
 
 def start(
-    *options: str, config: dict[str, Any] | None = None, tmp: Path | None = None
+    *options: str,
+    config: dict[str, Any] | None = None,
+    tmp: Path | None = None,
+    indexed: bool = False,
 ) -> KomeetServer:
     """Start scim2-server with dynamic tenants; ``config`` replaces its
-    ServiceProviderConfig (for a Komeet without Bulk or filters)."""
+    ServiceProviderConfig (for a Komeet without Bulk or filters); ``indexed``: with the
+    indexes of ``komeet_stand_in``, as a real Komeet answers searches by key."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    arguments = [str(SCIM2_SERVER), "--port", str(port), "--bearer-token", TOKEN]
+    command = (
+        [sys.executable, "-m", "tests.support.komeet_stand_in"] if indexed else [str(SCIM2_SERVER)]
+    )
+    arguments = [*command, "--port", str(port), "--bearer-token", TOKEN]
     arguments += ["--dynamic-tenants", *options]
     if config is not None:
         assert tmp is not None
@@ -100,7 +108,11 @@ def start(
         path.write_text(json.dumps(config))
         arguments += ["--service-provider-config", str(path)]
     process = subprocess.Popen(
-        arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+        arguments,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,  # where ``tests`` is importable
     )
     deadline = time.monotonic() + 20
     while True:

@@ -46,10 +46,11 @@ BACKOFF_ENV = "KOMEET_SYNC_GOOGLE_BACKOFF"
 USERS_PAGE = 500  # users.list maxResults limit
 MEMBERS_PAGE = 200  # members.list maxResults limit
 # Partial responses (Directory API "fields"): exactly what the engine and the reports use.
-USER_FIELDS = (
-    "nextPageToken,users(id,primaryEmail,name(givenName,familyName),suspended,archived,"
-    "aliases,nonEditableAliases,emails,externalIds,orgUnitPath,creationTime,lastLoginTime)"
+USER_RESOURCE_FIELDS = (
+    "id,primaryEmail,name(givenName,familyName),suspended,archived,aliases,"
+    "nonEditableAliases,emails,externalIds,orgUnitPath,creationTime,lastLoginTime"
 )
+USER_FIELDS = f"nextPageToken,users({USER_RESOURCE_FIELDS})"
 MEMBER_FIELDS = "nextPageToken,members(id,email,type)"
 COUNT_FIELDS = "nextPageToken,members(type)"
 GROUP_FIELDS = "id,email,name"
@@ -183,7 +184,7 @@ class DirectoryReader:
         self._local = threading.local()
         self._rng = random.Random(self.seed)
         self._rng_lock = threading.Lock()
-        self._service = build(
+        self.service = build(
             "admin",
             "directory_v1",
             http=self._http(),
@@ -341,13 +342,13 @@ class DirectoryReader:
         """The users of one domain, or None when ``missing`` and Google does not know it."""
         users: list[Any] = []
         fields = "nextPageToken,users(id)" if count else USER_FIELDS
-        request = self._service.users().list(domain=domain, maxResults=USERS_PAGE, fields=fields)
+        request = self.service.users().list(domain=domain, maxResults=USERS_PAGE, fields=fields)
         page = 1
         while request is not None:
             for future in futures.values():  # a group already failed: stop paging
                 if future.done() and future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]
-            response = self._execute(
+            response = self.execute(
                 request, f"users.list page {page} of {domain}", missing=missing and page == 1
             )
             if response is None:
@@ -355,9 +356,15 @@ class DirectoryReader:
             users.extend(response.get("users") or [])
             if progress is not None:  # Google gives no total
                 progress(len(before) + len(users), None)
-            request = self._service.users().list_next(request, response)
+            request = self.service.users().list_next(request, response)
             page += 1
         return users
+
+    def group_members(self, group: str, derived: bool = True) -> list[Any] | None:
+        """One group's members as ``extract`` lists a selected group's (``derived``: nested
+        groups flattened by Google; else its direct members, nested groups as members of
+        type GROUP); None when it does not exist."""
+        return self._group(group, threading.Event(), MEMBER_FIELDS, derived)[1]
 
     def _group_members(self, group: str, stop: threading.Event) -> tuple[GroupCount, list | None]:
         return self._group(group, stop, MEMBER_FIELDS)
@@ -366,26 +373,26 @@ class DirectoryReader:
         return self._group(group, stop, COUNT_FIELDS)
 
     def _group(
-        self, group: str, stop: threading.Event, fields: str
+        self, group: str, stop: threading.Event, fields: str, derived: bool = True
     ) -> tuple[GroupCount, list | None]:
         """A selected group resolved (``groups.get``) and its members, nested groups
         flattened by Google (``includeDerivedMembership``); None when it does not exist."""
-        groups = self._service.groups()
-        resolved = self._execute(
+        groups = self.service.groups()
+        resolved = self.execute(
             groups.get(groupKey=group, fields=GROUP_FIELDS), f"groups.get {group}", missing=True
         )
         if resolved is None:
             return GroupCount(group, found=False), None
         members: list[Any] = []
-        listing = self._service.members()
+        listing = self.service.members()
         request = listing.list(
-            groupKey=group, includeDerivedMembership=True, maxResults=MEMBERS_PAGE, fields=fields
+            groupKey=group, includeDerivedMembership=derived, maxResults=MEMBERS_PAGE, fields=fields
         )
         page = 1
         while request is not None:
             if stop.is_set():
                 raise _Stopped
-            response = self._execute(request, f"members.list page {page} of {group}", missing=True)
+            response = self.execute(request, f"members.list page {page} of {group}", missing=True)
             if response is None:  # deleted while we read it
                 return GroupCount(group, found=False), None
             members.extend(response.get("members") or [])
@@ -396,8 +403,10 @@ class DirectoryReader:
 
     # -- one request --
 
-    def _execute(self, request: Any, call: str, missing: bool = False) -> Any:
-        """Send ``request`` on this thread's Http, retrying what Google says is transient."""
+    def execute(self, request: Any, call: str, missing: bool = False) -> Any:
+        """Send ``request`` (made with ``service``) on this thread's Http, retrying what
+        Google says is transient; with ``missing``, None when Google answers that what it
+        names does not exist. ``call`` names the request in errors."""
         http = self._http()
         status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):

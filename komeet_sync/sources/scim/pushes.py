@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, select
 
 from komeet_sync.model.domain_config import SourceKind
 from komeet_sync.store.database import as_utc
@@ -21,26 +21,6 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 def _pushed() -> ColumnElement[bool]:
     """A request of the log that changed what is staged: an accepted write."""
     return ScimRequestRow.method.in_(WRITES) & (ScimRequestRow.status < 300)
-
-
-def pushed_domains(engine: Engine, after_id: int | None) -> tuple[list[str], int]:
-    """The domains whose IdP pushed since the request ``after_id``, and the last request's
-    id. With no ``after_id``, none: the log's current end is where watching starts."""
-    with engine.connect() as connection:
-        last = connection.scalar(select(func.max(ScimRequestRow.id))) or 0
-        if after_id is None:
-            return [], last
-        domains = connection.scalars(
-            select(ScimRequestRow.domain)
-            .where(
-                ScimRequestRow.id > after_id,
-                ScimRequestRow.id <= last,
-                _pushed(),
-                ScimRequestRow.domain.is_not(None),
-            )
-            .distinct()
-        ).all()
-    return sorted(str(domain) for domain in domains), last
 
 
 def last_pushes(engine: Engine) -> dict[str, datetime]:

@@ -6,6 +6,11 @@ values (RFC 7643 §2.1: ``userName`` is unique on the server, whatever its case)
 with a primary key, so that of two concurrent creations of the same user one succeeds and
 the other gets 409 ``uniqueness``. A deleted resource is kept and marked: a user the IdP
 deleted becomes a leaver (ARCHITECTURE.md, "Situations").
+
+The same transaction keeps each user's matching keys (``model.scim_keys``) and records the
+users it touched (``changes``): the user written, or each user who joined or left a group
+written, so that an incremental sync decides for them (ARCHITECTURE.md, "Full and
+incremental syncs").
 """
 
 from __future__ import annotations
@@ -51,9 +56,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from komeet_sync.model.emails import InvalidEmail, normalise_email
+from komeet_sync.model.scim_keys import Key, indexed, person_keys
+from komeet_sync.sources.scim import changes
 from komeet_sync.sources.scim.quirks import SECRET_ATTRIBUTES
 from komeet_sync.store.database import as_utc, write_lock
-from komeet_sync.store.tables import USER, ScimMembershipRow, ScimResourceRow, ScimUniqueValueRow
+from komeet_sync.store.tables import (
+    GROUP,
+    USER,
+    ScimMembershipRow,
+    ScimPersonKeyRow,
+    ScimResourceRow,
+    ScimUniqueValueRow,
+)
 
 
 def utcnow() -> datetime:
@@ -149,6 +163,8 @@ class StagingStorage(ScimStorage):
         now = self.clock()
         resource_id = uuid.uuid4().hex
         values = _unique_values(resource)
+        document = _document(resource)
+        keys = person_keys(resource_id, document) if resource_type.name == USER else []
         try:
             with write_lock(self.engine), self.engine.begin() as connection:
                 connection.execute(
@@ -158,16 +174,22 @@ class StagingStorage(ScimStorage):
                         "domain_id": self.domain_id,
                         "resource_type": str(resource_type.name),
                         "user_name_key": _user_name_key_of(resource_type, resource),
-                        "unique_digest": _digest(values),
+                        "unique_digest": _digest(values, keys),
                         "version": 1,
                         "created_at": now,
                         "updated_at": now,
                         "deleted_at": None,
-                        "document": _document(resource),
+                        "document": document,
                     },
                 )
                 self._add_unique_values(connection, resource_id, values)
-                self._add_members(connection, resource_id, _member_ids(resource))
+                if resource_type.name == USER:
+                    self._add_keys(connection, resource_id, keys)
+                    self._record(connection, {resource_id: []})
+                else:
+                    members = _member_ids(resource)
+                    self._add_members(connection, resource_id, members)
+                    self._record(connection, self._users_under(connection, members))
         except IntegrityError:
             raise UniquenessException() from None
         return _stamped(resource, resource_type, resource_id, now, now, 1)
@@ -192,20 +214,30 @@ class StagingStorage(ScimStorage):
                     row = self._fetch(connection, resource_type, resource_id)
                     _check_version(row.version, expected_version)
                     values = _unique_values(resource)
-                    self._reindex(connection, resource_id, resource, values, row.unique_digest)
+                    document = _document(resource)
+                    user = resource_type.name == USER
+                    keys = person_keys(resource_id, document) if user else []
+                    if _digest(values, keys) != row.unique_digest:
+                        self._reindex_unique_values(connection, resource_id, values)
                     written = connection.execute(
                         update(_RESOURCES)
                         .where(_RESOURCES.c.id == resource_id, _RESOURCES.c.version == row.version)
                         .values(
-                            document=_document(resource),
+                            document=document,
                             user_name_key=_user_name_key_of(resource_type, resource),
-                            unique_digest=_digest(values),
+                            unique_digest=_digest(values, keys),
                             updated_at=now,
                             version=row.version + 1,
                         )
                     )
                     if written.rowcount != 1:
                         raise _Stale
+                    if user:
+                        before = person_keys(resource_id, row.document)
+                        self._rekey(connection, resource_id, before, keys)
+                    else:
+                        renamed = row.document.get("displayName") != document.get("displayName")
+                        self._record_members(connection, resource, renamed)
             except IntegrityError:
                 raise UniquenessException() from None
             except _Stale:
@@ -223,14 +255,17 @@ class StagingStorage(ScimStorage):
         resource: Resource[Any],
         expected_version: str | None,
     ) -> Resource[Any] | None:
-        """The common update in one statement: the resource is still at the version it was
-        read at (or the one expected) and keeps its unique values. None when that does not
-        hold; the caller then reads the row and updates it in full."""
+        """The common update of a user in one statement: the user is still at the version it
+        was read at (or the one expected) and keeps its unique values and its keys (both in
+        ``unique_digest``). None when that does not hold, and for a group (whose change
+        needs its former name): the caller then reads the row and updates it in full."""
         meta = resource.meta
         version = _version_number(expected_version or (meta.version if meta else None))
-        if version is None or meta is None or meta.created is None:
+        if version is None or meta is None or meta.created is None or resource_type.name != USER:
             return None
         values = _unique_values(resource)
+        document = _document(resource)
+        keys = person_keys(cast(str, resource.id), document)
         now = self.clock()
         try:
             with write_lock(self.engine), self.engine.begin() as connection:
@@ -242,10 +277,10 @@ class StagingStorage(ScimStorage):
                         _RESOURCES.c.resource_type == resource_type.name,
                         _RESOURCES.c.deleted_at.is_(None),
                         _RESOURCES.c.version == version,
-                        _RESOURCES.c.unique_digest == _digest(values),
+                        _RESOURCES.c.unique_digest == _digest(values, keys),
                     )
                     .values(
-                        document=_document(resource),
+                        document=document,
                         user_name_key=_user_name_key_of(resource_type, resource),
                         updated_at=now,
                         version=version + 1,
@@ -253,8 +288,7 @@ class StagingStorage(ScimStorage):
                 )
                 if written.rowcount != 1:
                     return None
-                if hasattr(resource, "members"):
-                    self._reindex_members(connection, cast(str, resource.id), _member_ids(resource))
+                self._record(connection, {cast(str, resource.id): keys})  # keys unchanged
         except IntegrityError:
             raise UniquenessException() from None
         return _stamped(
@@ -280,7 +314,16 @@ class StagingStorage(ScimStorage):
             if written.rowcount != 1:
                 raise PreconditionFailedException()
             connection.execute(delete(_UNIQUE).where(_UNIQUE.c.resource_id == resource_id))
-            connection.execute(delete(_MEMBERS).where(_MEMBERS.c.group_id == resource_id))
+            if row.resource_type == USER:  # a leaver: its keys stay, to find its account
+                self._record(connection, {resource_id: person_keys(resource_id, row.document)})
+            else:
+                members = list(
+                    connection.scalars(
+                        select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == resource_id)
+                    )
+                )
+                connection.execute(delete(_MEMBERS).where(_MEMBERS.c.group_id == resource_id))
+                self._record(connection, self._users_under(connection, members))
 
     # -- rows and resources --
 
@@ -306,21 +349,14 @@ class StagingStorage(ScimStorage):
         )
         return resource
 
-    def _reindex(
-        self,
-        connection: Connection,
-        resource_id: str,
-        resource: Resource[Any],
-        values: dict[str, str],
-        stored_digest: str | None,
-    ) -> None:
-        """Bring the unique values and memberships in line with the new state, touching
-        only the rows that change (none for the unique values when their digest is the
-        stored one)."""
-        if _digest(values) != stored_digest:
-            self._reindex_unique_values(connection, resource_id, values)
-        if hasattr(resource, "members"):
-            self._reindex_members(connection, resource_id, _member_ids(resource))
+    def _record_members(self, connection: Connection, group: Resource[Any], renamed: bool) -> None:
+        """Store a group's new members, and record the users who joined or left it, or all
+        of them, before and after, when it was renamed (a group is selected by name)."""
+        joined, left, kept = self._reindex_members(
+            connection, cast(str, group.id), _member_ids(group)
+        )
+        touched = joined + left + (kept if renamed else [])
+        self._record(connection, self._users_under(connection, touched))
 
     def _reindex_unique_values(
         self, connection: Connection, resource_id: str, values: dict[str, str]
@@ -339,18 +375,93 @@ class StagingStorage(ScimStorage):
             connection, resource_id, {u: v for u, v in values.items() if stored.get(u) != v}
         )
 
-    def _reindex_members(self, connection: Connection, group_id: str, members: list[str]) -> None:
+    def _reindex_members(
+        self, connection: Connection, group_id: str, members: list[str]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Store a group's new members; the members who joined, left, and stayed."""
         current = set(
             connection.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group_id))
         )
-        left = current - set(members)
+        left = sorted(current - set(members))
         if left:
             connection.execute(
                 delete(_MEMBERS).where(
                     _MEMBERS.c.group_id == group_id, _MEMBERS.c.member_id.in_(left)
                 )
             )
-        self._add_members(connection, group_id, [m for m in members if m not in current])
+        joined = [m for m in members if m not in current]
+        self._add_members(connection, group_id, joined)
+        return joined, left, [m for m in members if m in current]
+
+    def _add_keys(self, connection: Connection, resource_id: str, keys: list[Key]) -> None:
+        if keys:
+            connection.execute(
+                _INSERT_KEY,
+                [
+                    {
+                        "resource_id": resource_id,
+                        "namespace": namespace,
+                        "value": indexed(value),
+                        "domain_id": self.domain_id,
+                    }
+                    for namespace, value in keys
+                ],
+            )
+
+    def _rekey(
+        self, connection: Connection, resource_id: str, before: list[Key], keys: list[Key]
+    ) -> None:
+        """Store a user's new keys, touching only the rows that change, and record the
+        user with its keys before."""
+        gone = [key for key in before if key not in keys]
+        if gone:
+            connection.execute(
+                _DELETE_KEY,
+                [{"id": resource_id, "namespace": n, "value": indexed(v)} for n, v in gone],
+            )
+        self._add_keys(connection, resource_id, [key for key in keys if key not in before])
+        self._record(connection, {resource_id: before})
+
+    def _users_under(self, connection: Connection, member_ids: list[str]) -> dict[str, list[Key]]:
+        """The users among these members of a group and under the groups among them (nested
+        groups, RFC 7643 §4.2), each with its keys."""
+        users: set[str] = set()
+        seen: set[str] = set()
+        due = [m for m in member_ids if len(m) <= 64 and "\x00" not in m]
+        while due:
+            seen.update(due)
+            groups = []
+            for start in range(0, len(due), 500):
+                rows = connection.execute(
+                    select(_RESOURCES.c.id, _RESOURCES.c.resource_type).where(
+                        _RESOURCES.c.domain_id == self.domain_id,
+                        _RESOURCES.c.id.in_(due[start : start + 500]),
+                    )
+                )
+                for resource_id, resource_type in rows:
+                    if resource_type == USER:
+                        users.add(resource_id)
+                    elif resource_type == GROUP:
+                        groups.append(resource_id)
+            due = []
+            for start in range(0, len(groups), 500):
+                nested = connection.scalars(
+                    select(_MEMBERS.c.member_id).where(
+                        _MEMBERS.c.group_id.in_(groups[start : start + 500])
+                    )
+                )
+                due.extend(m for m in nested if m not in seen)
+            due = list(dict.fromkeys(due))
+        keys: dict[str, list[Key]] = {}
+        ordered = sorted(users)
+        for start in range(0, len(ordered), 500):
+            rows = connection.execute(_DOCUMENTS, {"ids": ordered[start : start + 500]})
+            keys.update({user_id: person_keys(user_id, document) for user_id, document in rows})
+        return keys
+
+    def _record(self, connection: Connection, touched: dict[str, list[Key]]) -> None:
+        """Record the users a write touched, last in its transaction (``changes.record``)."""
+        changes.record(connection, self.domain_id, touched, self.clock())
 
     def _add_unique_values(self, connection: Connection, resource_id: str, values: dict) -> None:
         if values:
@@ -430,6 +541,7 @@ class StagingStorage(ScimStorage):
 _RESOURCES = cast(Table, ScimResourceRow.__table__)
 _UNIQUE = cast(Table, ScimUniqueValueRow.__table__)
 _MEMBERS = cast(Table, ScimMembershipRow.__table__)
+_KEYS = cast(Table, ScimPersonKeyRow.__table__)
 _READ = (
     _RESOURCES.c.id,
     _RESOURCES.c.resource_type,
@@ -443,6 +555,15 @@ _READ = (
 # Built once: every request runs some of these.
 _INSERT = insert(_RESOURCES)
 _INSERT_UNIQUE = insert(_UNIQUE)
+_INSERT_KEY = insert(_KEYS)
+_DOCUMENTS = select(_RESOURCES.c.id, _RESOURCES.c.document).where(
+    _RESOURCES.c.id.in_(bindparam("ids", expanding=True))
+)
+_DELETE_KEY = delete(_KEYS).where(
+    _KEYS.c.resource_id == bindparam("id"),
+    _KEYS.c.namespace == bindparam("namespace"),
+    _KEYS.c.value == bindparam("value"),
+)
 _FETCH = select(*_READ).where(
     _RESOURCES.c.id == bindparam("id"),
     _RESOURCES.c.domain_id == bindparam("domain_id"),
@@ -498,8 +619,12 @@ def _without_secrets(resource: Resource[Any]) -> Resource[Any]:
     return resource.model_copy(update=present) if present else resource
 
 
-def _digest(values: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
+def _digest(values: dict[str, str], keys: list[Key]) -> str:
+    """``unique_digest``: of the unique values, and of a user's keys when it has any."""
+    content: Any = sorted(values.items())
+    if keys:
+        content = [content, sorted(keys)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
 def _member_ids(resource: Resource[Any]) -> list[str]:

@@ -240,6 +240,7 @@ def test_dangling_memberships_are_reported_by_the_migration_and_kept(
     from komeet_sync.sources.scim.checks import NO_SUCH_RESOURCE, OTHER_DOMAIN
     from komeet_sync.store.database import open_database
     from komeet_sync.store.tables import ScimMembershipRow
+    from tests.support.migrations import downgrade
 
     scim.add_domain("globex.com")
     scim.add_domain("initech.com")
@@ -257,11 +258,10 @@ def test_dangling_memberships_are_reported_by_the_migration_and_kept(
         )
         assert group.status_code == 201, group.text
         group_id = group.json()["id"]
-    domain_id = (
-        scim.engine.connect()
-        .execute(text("select domain_id from scim_resources where id = :id"), {"id": group_id})
-        .scalar_one()
-    )
+    with scim.engine.connect() as connection:  # closed: the downgrade below drops tables
+        domain_id = connection.execute(
+            text("select domain_id from scim_resources where id = :id"), {"id": group_id}
+        ).scalar_one()
     with scim.engine.begin() as connection:  # as stored before the member check
         connection.execute(
             insert(ScimMembershipRow),
@@ -270,7 +270,7 @@ def test_dangling_memberships_are_reported_by_the_migration_and_kept(
                 {"group_id": group_id, "member_id": foreign, "domain_id": domain_id},
             ],
         )
-        connection.execute(text("update alembic_version set version_num = '0006'"))
+    downgrade(scim.engine, "0006")
 
     with caplog.at_level("WARNING", logger="komeet_sync.migrations"):
         open_database(database_url).dispose()

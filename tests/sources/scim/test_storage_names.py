@@ -170,9 +170,10 @@ def test_a_stored_dangling_member_does_not_block_the_group(scim):
 def test_keys_stored_before_the_rule_are_brought_in_line(scim, database_url):
     """A user staged when the lookup key was the userName case-folded without Unicode
     normalisation is found by its NFC form once the database is opened again."""
-    from sqlalchemy import text, update
+    from sqlalchemy import update
 
     from komeet_sync.store.database import open_database
+    from tests.support.migrations import downgrade
 
     scim.add_domain("globex.com")
     with scim.client("globex.com") as client:
@@ -183,7 +184,7 @@ def test_keys_stored_before_the_rule_are_brought_in_line(scim, database_url):
             .where(ScimResourceRow.id == user_id)
             .values(user_name_key=NFD.casefold())
         )
-        connection.execute(text("update alembic_version set version_num = '0005'"))
+    downgrade(scim.engine, "0005")
     with scim.client("globex.com") as client:
         assert found(client, f'userName eq "{NFC}"') == []  # the finding, as it was
     open_database(database_url).dispose()
