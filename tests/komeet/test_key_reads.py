@@ -32,7 +32,7 @@ CONFIG = DomainConfig.create(
     require_admin=False,
 )
 EXAMPLES = settings(
-    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "40")),
+    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -127,7 +127,7 @@ def identity(rows: pd.DataFrame) -> pd.Series:
 
 
 @settings(
-    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "60")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

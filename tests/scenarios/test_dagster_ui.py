@@ -69,7 +69,7 @@ def test_a_backfill_of_two_domains_from_the_materialize_dialog(ui, page: Page, k
 
     page.get_by_role("button", name=re.compile("Materialize all")).click()
     dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
-    expect(dialog).to_be_visible()
+    expect(dialog).to_be_visible(timeout=60_000)  # the UI answers slowly on a loaded machine
     for domain in ("acme.com", "globex.com"):
         choose_partition(page, dialog, domain)
     page.keyboard.press("Escape")  # closes the list, not the dialog

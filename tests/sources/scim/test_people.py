@@ -34,7 +34,7 @@ DOMAIN = "acme.com"
 CONFIG = DomainConfig.create(DOMAIN, "scim", groups=["all", "Team", "Gone"], require_admin=False)
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 NO_ACCOUNTS = KomeetAccounts.of(empty_frame(KOMEET_ACCOUNTS))
-EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "12"))
 
 valid_address = st.builds(
     lambda local, upper, domain: f"{local.upper() if upper else local}@{domain}",
