@@ -32,6 +32,7 @@ from komeet_sync.model import scim_resources
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import InvalidEmail, normalise_email
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, READ_ERRORS, Source, contains
+from komeet_sync.model.scim_keys import Key
 from komeet_sync.model.snapshots import KomeetAccounts
 from komeet_sync.progress import Advance
 
@@ -78,7 +79,6 @@ def accounts_from_resources(resources: Iterable[Any]) -> KomeetAccounts:
     )
 
 
-Key = tuple[str, str]  # (namespace, value), as ``engine.reconcile.node_keys`` lists them
 EMPLOYEE_NUMBER = f"{ENTERPRISE_SCHEMA}:employeeNumber"
 # Terms joined by ``or`` in one search, and the length of its filter once in the URL: a
 # request line of a few KB passes every server and proxy (RFC 9112 §3 asks for 8,000 octets).

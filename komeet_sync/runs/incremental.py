@@ -29,13 +29,12 @@ from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import DIRECTORY_USERS, KOMEET_ACCOUNTS, Source, empty_frame
 from komeet_sync.model.plan import Plan
+from komeet_sync.model.scim_keys import Key
 from komeet_sync.model.situations import Action
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.runs.sync import Applied, apply
 from komeet_sync.store.leases import domain_lease, holder_name
 from komeet_sync.store.plans import PlanStore, Scope, StoredPlan
-
-Key = tuple[str, str]  # (namespace, value), as ``engine.reconcile.node_keys`` lists them
 
 EMPLOYEE_ID = "employee id"
 

@@ -47,6 +47,7 @@ from komeet_sync.engine.reconcile import node_keys
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.emails import normalise_emails
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, empty_frame
+from komeet_sync.model.scim_keys import Key
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.sources.google import resources as google_resources
 from komeet_sync.sources.google.credentials import GoogleError
@@ -58,7 +59,6 @@ from komeet_sync.sources.google.reader import (
 )
 
 # Keys as ``engine.reconcile.node_keys`` lists them: (namespace, normalised value).
-Key = tuple[str, str]
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
 
