@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo lab test lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental install system-packages clean
+.PHONY: demo lab test lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,12 @@ lab: $(STAMP)
 	    "run make demo first, the notebooks read its reports."
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# Every test, PostgreSQL included (installed from the system's packages when missing).
+# Every test, PostgreSQL included (installed from the system's packages when missing), on
+# three workers (pytest-xdist: a test waiting on a server or a subprocess leaves the CPU to
+# another); PYTEST_ARGS adds to or overrides that, e.g. PYTEST_ARGS="-n 0 -x".
+PYTEST_ARGS ?=
 test: $(STAMP) system-packages lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadgroup $(PYTEST_ARGS)
 
 # Ruff, the layers' import contracts (pyproject.toml, [tool.importlinter]), then mypy.
 lint: $(STAMP)
@@ -61,7 +64,7 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental
+bench: bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
@@ -92,7 +95,10 @@ bench-sync: $(STAMP)
 # From the 2xx an IdP gets to the Komeet write acknowledged, through `komeet-sync scim serve
 # --worker`, on SCIM domains of 100 and 100,000 people (p50, p95, max).
 bench-incremental: $(STAMP)
-	$(BIN)/python benchmarks/incremental.py
+	$(BIN)/python benchmarks/incremental.py --komeet indexed
+
+bench-group-patch: $(STAMP)
+	$(BIN)/python benchmarks/group_patch.py
 
 clean:
 	rm -rf $(VENV) .komeet_sync .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

@@ -127,6 +127,17 @@ def stage(engine: Engine, config: DomainConfig, people: int) -> tuple[str, list[
     return str(storage.create(group_type, group).id), users
 
 
+def staged_domain(engine: Engine, people: int) -> tuple[str, str, list[dict]]:
+    """The SCIM domain configured, its secret, and N users staged in its selected group:
+    the secret, the group's id and the users."""
+    store = DomainStore(engine)
+    config = store.add(DomainConfig.create(DOMAIN, "scim", groups=[GROUP]))
+    secret = new_secret()
+    store.set_scim_secret_hash(DOMAIN, hash_secret(secret))
+    group_id, users = stage(engine, config, people)
+    return secret, group_id, users
+
+
 class Idp:
     """The IdP's side: pushes over HTTP, each returning when its 2xx arrived (UTC)."""
 
@@ -219,12 +230,8 @@ def measure(size: int, args: argparse.Namespace, folder: Path) -> Measured:
     measured = Measured(size)
     home = folder / f"home-{size}"
     engine = open_database(f"sqlite:///{home / 'komeet_sync.db'}")
-    store = DomainStore(engine)
-    config = store.add(DomainConfig.create(DOMAIN, "scim", groups=[GROUP]))
-    secret = new_secret()
-    store.set_scim_secret_hash(DOMAIN, hash_secret(secret))
     started = time.perf_counter()
-    group_id, users = stage(engine, config, size)
+    secret, group_id, users = staged_domain(engine, size)
     measured.fill_seconds = time.perf_counter() - started
     log(f"{size:,} users staged in {measured.fill_seconds:.1f} s")
 

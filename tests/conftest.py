@@ -160,3 +160,18 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(domains.name, ["acme.com", "globex.com"])
     return instance, people, scim
+
+
+# The slowest tests first: `make test` runs the tests on several workers (pytest-xdist), each
+# taking the next test when it is done, and a long test started last would finish alone.
+SLOWEST = (
+    "tests/scenarios/",
+    "tests/komeet/test_apply_crash.py",
+    "tests/runs/test_incremental.py",
+    "tests/sources/scim/test_fuzz.py",
+    "tests/engine/test_reconcile_properties.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST))

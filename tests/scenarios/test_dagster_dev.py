@@ -72,6 +72,9 @@ def dagster_dev(request, monkeypatch, tmp_path, workspace, komeet, scim):
     server.stop()
 
 
+# On PostgreSQL (deploy/dagster.yaml): the embedded default's backfill is launched from the
+# browser in test_dagster_ui.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_backfill_of_three_domains_launched_through_graphql(dagster_dev, komeet):
     selector = {
         "repositoryLocationName": dagster_dev.location(),

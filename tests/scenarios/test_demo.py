@@ -23,6 +23,9 @@ from komeet_sync.analysis.loader import Loader
 from komeet_sync.emulators.directory_generator import generate_directory
 from tests.support import ROOT
 
+# Its module-scoped fixtures are built once: its tests share a worker of `make test`.
+pytestmark = pytest.mark.xdist_group("demo")
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 GOOGLE, SCIM = "acme.example", "globex.com"
 

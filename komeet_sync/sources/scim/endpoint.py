@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,8 @@ from scim2_models import (
     SearchRequest,
 )
 from scim2_server.applications.asgi import ASGIApplication
+from scim2_server.conditions import Conditions
+from scim2_server.handler import AsyncScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.service import ScimService
 from scim2_server.storage import AsyncScimStorage, SearchPage, search_page
@@ -68,6 +71,13 @@ _ROUTE = re.compile(r"^/scim/(?P<domain>[^/]+)(?P<rest>/.*)?$")
 _FILTERED_PATH = re.compile(
     r'^(?P<attribute>[\w:.]+)\[(?P<key>\w+) eq "(?P<match>[^"]*)"\]\.(?P<field>\w+)$'
 )
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+_MEMBERS_PATH = re.compile(rf"^(?:{GROUP_SCHEMA}:)?members$", re.IGNORECASE)
+_MEMBER_PATH = re.compile(
+    rf'^(?:{GROUP_SCHEMA}:)?members\[value eq "(?P<value>[^"\\]*)"\]$', re.IGNORECASE
+)
+# Whether the PATCH being served asked for no attributes back (its answer is then 204).
+_ANSWERED_BARE: ContextVar[bool] = ContextVar("answered_bare", default=False)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -250,6 +260,13 @@ class AsyncStaging(AsyncScimStorage):
             lambda: self.storage.update(resource_type, resource, expected_version=expected_version)
         )
 
+    async def change_members(
+        self, group_type: ResourceType, group_id: str, added: list[dict], removed: list[str]
+    ) -> Resource[Any]:
+        return await self._call(
+            lambda: self.storage.change_members(group_type, group_id, added, removed)
+        )
+
     async def delete(
         self,
         resource_type: ResourceType,
@@ -264,11 +281,87 @@ class AsyncStaging(AsyncScimStorage):
         )
 
 
+class StagingHandler(AsyncScimHandler):
+    """scim2-server's handler, with one shortcut: a PATCH that only adds and removes
+    members of a group (what Entra ID and Okta send when someone joins or leaves it) changes
+    those members' rows, without reading and rewriting the group's other members. Any
+    other PATCH, one with conditions (``If-Match``) or one asking for attributes back, takes
+    scim2-server's way."""
+
+    storage: AsyncStaging
+
+    async def patch(self, request: ScimRequest) -> Any:
+        bare = not {"attributes", "excludedAttributes"} & set(request.query)
+        token = _ANSWERED_BARE.set(bare)
+        try:
+            return await super().patch(request)
+        finally:
+            _ANSWERED_BARE.reset(token)
+
+    async def patch_resource(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        patch_op: PatchOp[Any],
+        conditions: Conditions,
+    ) -> Resource[Any]:
+        unconditional = not conditions.if_match and not conditions.if_none_match
+        change = None
+        if _ANSWERED_BARE.get() and unconditional and resource_type.name == "Group":
+            change = membership_change(self.service.get_model(resource_type), patch_op)
+        if change is None:
+            return await super().patch_resource(resource_type, resource_id, patch_op, conditions)
+        return await self.storage.change_members(resource_type, resource_id, *change)
+
+
+def membership_change(
+    group_model: type[Resource[Any]], patch_op: PatchOp[Any]
+) -> tuple[list[dict], list[str]] | None:
+    """The members a group PATCH adds (as stored) and the values it removes, when that is
+    all it does; None for any other PATCH. Added members are read by the group's model, as
+    scim2-server reads them; one it refuses leaves the PATCH to scim2-server, which words the
+    error."""
+    added: list[Any] = []
+    removed: list[str] = []
+    for operation in patch_op.operations or []:
+        path = str(operation.path) if operation.path is not None else None
+        value = operation.value
+        if str(operation.op) == "add" and path is not None and _MEMBERS_PATH.match(path):
+            values = value
+        elif str(operation.op) == "add" and path is None and isinstance(value, dict):
+            if [key.lower() for key in value] != ["members"]:
+                return None
+            values = next(iter(value.values()))
+        elif str(operation.op) == "remove" and path is not None and value is None:
+            found = _MEMBER_PATH.match(path)
+            if found is None:
+                return None
+            removed.append(found["value"])
+            continue
+        else:
+            return None
+        if not isinstance(values, list) or not values:
+            return None
+        added.extend(values)
+    try:
+        group = group_model.model_validate({"displayName": "-", "members": added})
+    except ValidationError:
+        return None
+    stored = group.model_dump(mode="json").get("members") or []
+    values = [member.get("value") for member in stored]
+    if len(stored) != len(added) or not all(isinstance(v, str) and v for v in values):
+        return None
+    if set(values) & set(removed):  # the order of the operations would matter
+        return None
+    return stored, removed
+
+
 class _DomainApplication(ASGIApplication):
     """scim2-server's ASGI application for one domain, under its public URL."""
 
-    def __init__(self, storage: AsyncScimStorage, provider: ScimProvider, base_url: str):
+    def __init__(self, storage: AsyncStaging, provider: ScimProvider, base_url: str):
         super().__init__(storage, provider, StagingService(provider))
+        self.handler = StagingHandler(self.service, storage)
         self.base_url = base_url
 
     def get_base_url(self, scope: Scope) -> str:  # type: ignore[override]

@@ -249,6 +249,56 @@ class StagingStorage(ScimStorage):
             )
         raise PreconditionFailedException(detail="the resource kept changing; send it again")
 
+    def change_members(
+        self, group_type: ResourceType, group_id: str, added: list[dict], removed: list[str]
+    ) -> Resource[Any]:
+        """Add and remove members of a group, touching only their rows: the PATCH of one
+        member, as Entra ID and Okta send them, costs the same in a group of 100,000 as in a
+        group of ten. ``added`` are members as stored (``members[]`` of the document), each
+        with a ``value``; ``removed`` are values. A member already in the group is not added
+        twice (RFC 7644 §3.5.2.1), removing one that is not there changes nothing, and
+        nothing written records no change. Returns the group without its members (the answer
+        to such a PATCH is 204, RFC 7644 §3.5.2)."""
+        for _ in range(5):  # another writer changed the group between our read and our write
+            now = self.clock()
+            with write_lock(self.engine), self.engine.begin() as connection:
+                row = self._fetch(connection, group_type, group_id)
+                document = dict(row.document)
+                members = list(document.get("members") or [])
+                present = {member.get("value") for member in members}
+                leaving = set(removed) & present
+                joining = {
+                    m["value"]: m
+                    for m in added
+                    if m["value"] not in present and m["value"] not in leaving
+                }
+                version = row.version
+                if joining or leaving:
+                    kept = [m for m in members if m.get("value") not in leaving]
+                    document["members"] = [*kept, *joining.values()]
+                    written = connection.execute(
+                        update(_RESOURCES)
+                        .where(_RESOURCES.c.id == group_id, _RESOURCES.c.version == version)
+                        .values(document=document, updated_at=now, version=version + 1)
+                    )
+                    if written.rowcount != 1:
+                        continue
+                    version += 1
+                    if leaving:
+                        connection.execute(
+                            delete(_MEMBERS).where(
+                                _MEMBERS.c.group_id == group_id,
+                                _MEMBERS.c.member_id.in_(sorted(leaving)),
+                            )
+                        )
+                    self._add_members(connection, group_id, list(joining))
+                    touched = [*joining, *sorted(leaving)]
+                    self._record(connection, self._users_under(connection, touched))
+            group = self._models[GROUP].model_validate({"displayName": document.get("displayName")})
+            modified = now if version != row.version else as_utc(row.updated_at)
+            return _stamped(group, group_type, group_id, as_utc(row.created_at), modified, version)
+        raise PreconditionFailedException(detail="the group kept changing; send it again")
+
     def _update_in_place(
         self,
         resource_type: ResourceType,
