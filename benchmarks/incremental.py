@@ -12,9 +12,14 @@ latency proxy (``--latency`` a request), as in ``benchmarks/apply.py`` (``stand_
 whole ``komeet-sync sync DOMAIN`` then creates the N accounts (SCIM Bulk) and moves the
 worker's cursor past the staging of them: Komeet holds the domain, synced.
 
-Then ``komeet-sync scim serve --worker --json`` runs in its own process with its defaults
-(0.1 s batch wait, 50 writes a second), and this process pushes changes over HTTP, as an
-IdP would, with the domain's secret:
+The indexed stand-in (``--komeet indexed``, what ``make bench-incremental`` uses) builds
+each index on its first search, where a real Komeet's database has them already: one
+``komeet-sync sync DOMAIN --person EMAIL --dry-run`` searches by every key first.
+
+Then ``komeet-sync scim serve --json`` and ``komeet-sync worker --json`` run, each in its own
+process (``--together``: the worker inside the endpoint's, ``scim serve --worker``), with
+their defaults (0.1 s batch wait, 50 writes a second), and this process pushes changes over
+HTTP, as an IdP would, with the domain's secret:
 
 - joiners one at a time (``--joiners``): POST /Users, then PATCH of the selected group
   adding the user; the next one once Komeet has the account;
@@ -236,7 +241,7 @@ def measure(size: int, args: argparse.Namespace, folder: Path) -> Measured:
     log(f"{size:,} users staged in {measured.fill_seconds:.1f} s")
 
     komeet = stand_in(folder, args.latency, f"{size}", STAND_INS[args.komeet])
-    with komeet as (server_pid, _, proxy_url, _):
+    with komeet as (server_pid, _, proxy_url, komeet_port):
         env = os.environ | {
             "KOMEET_SYNC_HOME": str(home),
             "KOMEET_SCIM_URL": f"{proxy_url}/v2",
@@ -250,8 +255,15 @@ def measure(size: int, args: argparse.Namespace, folder: Path) -> Measured:
         if actions != {"create": size} or synced["applied"]["ledger"] != {"applied": size}:
             raise SystemExit(f"the whole sync did not create the {size:,} accounts: {synced}")
         log(f"whole sync: {size:,} accounts created in {measured.sync_seconds:.1f} s")
+        # The indexed stand-in builds each index on its first search, as a real Komeet's
+        # database has them already: one person's sync searches by every key.
+        started = time.perf_counter()
+        komeet_sync(
+            "sync", DOMAIN, "--person", users[0]["userName"], "--dry-run", "--json", env=env
+        )
+        log(f"Komeet searched by every key once, in {time.perf_counter() - started:.1f} s")
 
-        worker = Worker(env, folder / f"serve-{size}.log")
+        worker = Worker(env, folder / f"serve-{size}.log", args.together)
         try:
             idp = Idp(worker.url, secret, group_id)
             ledger = Ledger(engine)
@@ -265,7 +277,16 @@ def measure(size: int, args: argparse.Namespace, folder: Path) -> Measured:
         failed = [line for line in worker.lines if line.get("error")]
         if failed:
             raise SystemExit(f"worker batches failed: {failed}")
-        check = komeet_sync("sync", DOMAIN, "--dry-run", "--json", env=env)
+        report(measured, args)
+        # The stand-in serves a page of 100,000 accounts in seconds: the check reads them
+        # without the proxy (its 30 s upstream timeout), two pages at a time, waiting.
+        direct = {
+            "KOMEET_SCIM_URL": f"http://127.0.0.1:{komeet_port}/v2",
+            "KOMEET_SYNC_KOMEET_TIMEOUT": "600",
+        }
+        check = komeet_sync(
+            "sync", DOMAIN, "--dry-run", "--json", "--concurrency", "2", env=env | direct
+        )
         if check.get("actions"):
             raise SystemExit(f"a whole sync after the pushes plans {check['actions']}")
     engine.dispose()
@@ -323,28 +344,41 @@ def push_changes(
 
 
 class Worker:
-    """``komeet-sync scim serve --worker --json`` in its own process, its batch lines read as
-    they come."""
+    """The endpoint and the worker, each in its own process (``komeet-sync scim serve --json``
+    and ``komeet-sync worker --json``), or both in one (``scim serve --worker --json``,
+    ``together``); the worker's batch lines read as they come."""
 
-    def __init__(self, env: dict[str, str], log_file: Path) -> None:
-        self.process = subprocess.Popen(
-            [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0", "--json", "--quiet",
-             "--worker"],
-            stdout=subprocess.PIPE, stderr=log_file.open("w"), text=True, env=env,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
+    def __init__(self, env: dict[str, str], log_file: Path, together: bool) -> None:
+        serve = [str(BIN / "komeet-sync"), "scim", "serve", "--port", "0", "--json", "--quiet"]
+        log = log_file.open("w")
+        self.processes = [
+            subprocess.Popen(
+                serve + (["--worker"] if together else []),
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+            )
+        ]  # fmt: skip
+        endpoint = self.processes[0].stdout
+        assert endpoint is not None
+        first = endpoint.readline()
         if not first:
-            self.process.kill()
-            raise SystemExit(f"scim serve --worker did not start; see {log_file}")
+            self.stop()
+            raise SystemExit(f"scim serve did not start; see {log_file}")
         self.url = json.loads(first)["url"]
+        if not together:
+            self.processes.append(
+                subprocess.Popen(
+                    [str(BIN / "komeet-sync"), "worker", "--json"],
+                    stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                )
+            )  # fmt: skip
         self.lines: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
+        batches = self.processes[-1].stdout
+        assert batches is not None
+        for line in batches:
             self.lines.append(json.loads(line))
 
     def settle(self, quiet: float = 10.0) -> None:
@@ -358,8 +392,9 @@ class Worker:
                 seen, since = len(self.lines), time.monotonic()
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
+        for process in reversed(self.processes):
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
         self._reader.join(timeout=10)
 
 
@@ -427,18 +462,25 @@ def main() -> int:
     parser.add_argument("--deactivations", type=int, default=5)
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="the worker inside the endpoint's process (scim serve --worker), not its own",
+    )
+    parser.add_argument(
         "--pause", type=float, default=0.3, metavar="SECONDS", help="between two changes"
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="komeet-incremental-bench-"))
     print(f"Machine: {describe('scim2-server', 'sqlalchemy')}")
     print(
-        f"Worker: `komeet-sync scim serve --worker` (batch wait 0.1 s, 50 writes a second); "
+        f"Worker: `komeet-sync {'scim serve --worker' if args.together else 'worker'}` "
+        "(batch wait 0.1 s, 50 writes a second); "
         f"Komeet: {args.komeet} behind {args.latency * 1000:g} ms a request",
         flush=True,
     )
     for size in args.sizes.split(","):  # each size's table as soon as it is measured
-        report(measure(int(size), args, folder), args)
+        measure(int(size), args, folder)
+        print("A whole `sync --dry-run` after the pushes planned nothing.", flush=True)
     shutil.rmtree(folder)  # kept when the run fails: its logs say why
     return 0
 
