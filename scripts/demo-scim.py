@@ -27,7 +27,7 @@ def komeet_sync(*args: str) -> subprocess.CompletedProcess:
 def main() -> int:
     configured = komeet_sync("domains", "show", "globex.com").returncode == 0
     if configured:  # the secret was shown once already: make a new one for this run
-        made = komeet_sync("scim", "rotate-secret", "globex.com", "--json")
+        made = komeet_sync("scim", "rotate-secret", "globex.com", "--overlap", "0", "--json")
     else:
         made = komeet_sync(
             "domains", "add", "globex.com", "--source", "scim", "--group", "Komeet Users",

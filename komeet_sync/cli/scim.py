@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import socket
 import sys
 import threading
+from datetime import timedelta
 
 from komeet_sync.cli.output import (
     DATABASE,
@@ -60,11 +62,19 @@ def register(commands) -> None:
     rotate = command(
         group,
         "rotate-secret",
-        "make a new secret for a SCIM domain; the former one stops working",
+        "make a new secret for a SCIM domain; the former one works until the overlap ends",
         _rotate_secret,
         environment=DATABASE + PUBLIC_URL,
     )
     rotate.add_argument("domain")
+    rotate.add_argument(
+        "--overlap",
+        type=overlap,
+        default=timedelta(hours=24),
+        metavar="DURATION",
+        help="how long the former secret keeps working, so that the IdP is not cut off before "
+        "its admin enters the new one: 24h (default), 90m, 7d, 30s; 0 stops it at once",
+    )
     check = command(
         group,
         "check",
@@ -160,16 +170,37 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     store, config = configured(args.domain)
     public_url()
     try:
-        config, secret = issue_secret(store, config.domain)
+        config, secret = issue_secret(store, config.domain, args.overlap)
     except UnknownDomain as exc:  # a Google domain has no secret
         raise UserError(str(exc)) from None
-    print_credentials(
-        config,
-        secret,
-        args,
-        f"New secret for {config.domain}: the former one no longer works. Update the IdP.",
+    until = store.secret_overlaps().get(config.domain)
+    former = (
+        f"the former one works until {until:%Y-%m-%d %H:%M:%S} UTC, then is refused"
+        if until is not None
+        else "the former one no longer works"
     )
+    print_credentials(config, secret, args, f"New secret for {config.domain}: {former}.")
+    if args.json:
+        return EXIT_OK
+    print("Update the IdP before then: `komeet-sync status` shows the overlap until it ends.")
     return EXIT_OK
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def overlap(text: str) -> timedelta:
+    """An argparse type: a duration such as 24h, 90m, 7d or 30s (0: none), at most 30 days."""
+    found = re.fullmatch(r"\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhd]?)\s*", text, re.IGNORECASE)
+    seconds = -1.0
+    if found is not None and (found[2] or float(found[1]) == 0):
+        seconds = float(found[1]) * _UNITS[(found[2] or "s").lower()]
+    if not 0 <= seconds <= 30 * 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration of 0 to 30 days: give a number and a unit, "
+            "s, m, h or d (24h, 90m, 7d), or 0"
+        )
+    return timedelta(seconds=seconds)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -151,6 +151,11 @@ def _notes(status: DomainStatus) -> list[str]:
         notes.append(f"  next: {status.next_step}")
     if failure is not None:
         notes.append(f"{domain}: last failure {_failed(failure)}")
+    if status.former_secret_until is not None:
+        notes.append(
+            f"{domain}: the former SCIM secret still works until "
+            f"{status.former_secret_until:{TIME}} UTC (rotated): enter the new one in the IdP"
+        )
     return notes
 
 

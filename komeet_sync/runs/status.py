@@ -14,7 +14,7 @@ listing and two or three small files per domain, read a few domains at a time.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -137,6 +137,8 @@ class DomainStatus:
     next_step: str | None  # the command an operator runs next, when one is needed
     last_failure: Failure | None
     last_push: datetime | None  # SCIM domains: the IdP's last accepted write
+    # SCIM domains: until when the secret replaced by the last rotation still works.
+    former_secret_until: datetime | None = None
 
     @property
     def holds(self) -> tuple[Hold, ...]:
@@ -172,6 +174,9 @@ class DomainStatus:
             "next_step": self.next_step,
             "last_failure": self.last_failure.as_dict() if self.last_failure else None,
             "last_push": self.last_push.isoformat() if self.last_push else None,
+            "former_secret_until": (
+                self.former_secret_until.isoformat() if self.former_secret_until else None
+            ),
         }
 
 
@@ -210,6 +215,7 @@ def domain_statuses(engine: Engine, store: ResultStore) -> list[DomainStatus]:
     )
     failures = _failures(latest_failures(engine))
     pushes = last_pushes(engine)
+    overlaps = DomainStore(engine).secret_overlaps()
     statuses = []
     for config in configs:
         last = planned[config.domain]
@@ -222,7 +228,7 @@ def domain_statuses(engine: Engine, store: ResultStore) -> list[DomainStatus]:
                 pushes.get(config.domain),
             )
         )
-    return statuses
+    return [replace(status, former_secret_until=overlaps.get(status.domain)) for status in statuses]
 
 
 def _status(

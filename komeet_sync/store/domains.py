@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from komeet_sync.model.domain_config import DomainChange, DomainConfig, SourceKind
 from komeet_sync.model.domain_names import InvalidDomain, normalise_domain
-from komeet_sync.store.database import write_lock
+from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import (
     GROUP,
     USER,
@@ -157,18 +157,37 @@ class DomainStore:
         with Session(self.engine) as session:
             return self._row(session, domain).id
 
-    def set_scim_secret_hash(self, domain: str, secret_hash: str) -> DomainConfig:
-        """Replace a SCIM domain's secret (its hash): the former one stops working at once."""
+    def set_scim_secret_hash(
+        self, domain: str, secret_hash: str, *, former_until: datetime | None = None
+    ) -> DomainConfig:
+        """Replace a SCIM domain's secret (its hash). The one it replaces keeps working until
+        ``former_until`` (an overlap: the IdP is not cut off before its admin enters the new
+        one), or stops at once when that is None; a secret replaced before stops then."""
         with Session(self.engine) as session:
             row = self._row(session, domain)
             if row.source != SourceKind.SCIM.value:
                 raise UnknownDomain(
                     f"{row.domain} syncs from Google Workspace: it has no SCIM URL or secret"
                 )
+            keep = former_until is not None and row.scim_secret_hash is not None
+            row.scim_former_secret_hash = row.scim_secret_hash if keep else None
+            row.scim_former_secret_until = former_until if keep else None
             row.scim_secret_hash = secret_hash
             row.updated_at = datetime.now(UTC)
             session.commit()
             return _config(row)
+
+    def secret_overlaps(self, now: datetime | None = None) -> dict[str, datetime]:
+        """The SCIM domains whose former secret still works, each with the moment it stops."""
+        now = now or datetime.now(UTC)
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(DomainConfigRow.domain, DomainConfigRow.scim_former_secret_until)
+                .where(DomainConfigRow.scim_former_secret_until.is_not(None))
+                .order_by(DomainConfigRow.domain)
+            ).all()
+        overlaps = {domain: as_utc(until) for domain, until in rows if until is not None}
+        return {domain: until for domain, until in overlaps.items() if until > now}
 
     def set_enabled(self, domain: str, enabled: bool) -> DomainConfig:
         with Session(self.engine) as session:

@@ -38,6 +38,9 @@ class DomainConfigRow(Base):
     max_deactivations: Mapped[int] = mapped_column(Integer)
     max_deactivation_share: Mapped[float] = mapped_column(Float)
     scim_secret_hash: Mapped[str | None] = mapped_column(String(128))  # never the secret
+    # The former secret after a rotation, accepted until ``scim_former_secret_until``.
+    scim_former_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    scim_former_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

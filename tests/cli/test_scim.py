@@ -54,18 +54,59 @@ def test_the_text_output_says_where_to_enter_them(cli, komeet_env):
     assert "Secret key: " in out and "shown only now" in out
 
 
-def test_rotating_the_secret_retires_the_former_one(cli, komeet_env, scim):
+def answers(scim, secret: str) -> int:
+    with scim.client("globex.com", secret=secret) as client:
+        return client.get("/Users").status_code
+
+
+def test_rotating_the_secret_with_no_overlap_retires_the_former_one(cli, komeet_env, scim):
     former = add_scim_domain(cli)["secret"]
 
-    code, out, _ = cli("scim", "rotate-secret", "globex.com", "--json")
+    code, out, _ = cli("scim", "rotate-secret", "globex.com", "--overlap", "0", "--json")
 
     assert code == 0
     current = json.loads(out)["secret"]
     assert current != former
-    with scim.client("globex.com", secret=former) as client:
-        assert client.get("/Users").status_code == 401
-    with scim.client("globex.com", secret=current) as client:
-        assert client.get("/Users").status_code == 200
+    assert answers(scim, former) == 401 and answers(scim, current) == 200
+    assert cli.json("status")[0]["former_secret_until"] is None
+
+
+def test_the_former_secret_works_until_the_overlap_ends(cli, komeet_env, scim):
+    first = add_scim_domain(cli)["secret"]
+
+    code, out, _ = cli("scim", "rotate-secret", "globex.com")  # the default: 24 hours
+
+    assert code == 0
+    second = re.search(r"Secret key: (\S+)", out)[1]
+    until = re.search(r"the former one works until (\S+ \S+) UTC, then is refused", out)[1]
+    assert answers(scim, first) == 200 and answers(scim, second) == 200
+    assert answers(scim, first[:-1] + ("A" if first[-1] != "A" else "B")) == 401
+    code, shown, _ = cli("status")
+    assert f"globex.com: the former SCIM secret still works until {until[:16]} UTC" in shown
+    assert cli.json("status")[0]["former_secret_until"].startswith(until.replace(" ", "T"))
+
+    code, out, _ = cli("scim", "rotate-secret", "globex.com", "--overlap", "2s", "--json")
+    third = json.loads(out)["secret"]
+    # A second rotation: the first secret stops at once, the second works two seconds more.
+    assert answers(scim, first) == 401
+    assert answers(scim, second) == 200 and answers(scim, third) == 200
+    time.sleep(2.5)
+    assert answers(scim, second) == 401 and answers(scim, third) == 200
+    assert cli.json("status")[0]["former_secret_until"] is None
+    assert "former SCIM secret" not in cli("status")[1]
+
+
+@pytest.mark.parametrize("overlap", ["31d", "-1h", "soon", "5", ""])
+def test_an_overlap_that_is_not_a_duration_is_refused_before_any_rotation(
+    cli, komeet_env, scim, overlap
+):
+    secret = add_scim_domain(cli)["secret"]
+
+    code, _, err = cli("scim", "rotate-secret", "globex.com", f"--overlap={overlap}")
+
+    assert code == 1  # as every mistake
+    assert f"{overlap!r} is not a duration of 0 to 30 days" in err
+    assert answers(scim, secret) == 200
 
 
 def test_a_google_domain_has_no_secret(cli, komeet_env):

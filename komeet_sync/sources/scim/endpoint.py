@@ -56,6 +56,7 @@ from komeet_sync.model.domain_names import display_domain, domain_key
 from komeet_sync.sources.scim import limits, quirks, secret
 from komeet_sync.sources.scim.request_log import RequestLog, redacted, storable
 from komeet_sync.sources.scim.storage import StagingStorage
+from komeet_sync.store.database import as_utc
 from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.tables import DomainConfigRow
 
@@ -66,6 +67,8 @@ _ACCESS = select(
     DomainConfigRow.id,
     DomainConfigRow.updated_at,
     DomainConfigRow.scim_secret_hash,
+    DomainConfigRow.scim_former_secret_hash,
+    DomainConfigRow.scim_former_secret_until,
 ).where(DomainConfigRow.domain == bindparam("domain"))
 _ROUTE = re.compile(r"^/scim/(?P<domain>[^/]+)(?P<rest>/.*)?$")
 _FILTERED_PATH = re.compile(
@@ -80,6 +83,7 @@ _MEMBER_PATH = re.compile(
 _ANSWERED_BARE: ContextVar[bool] = ContextVar("answered_bare", default=False)
 
 Scope = dict[str, Any]
+_Secrets = tuple[str | None, str | None, datetime | None]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -466,11 +470,11 @@ class ScimEndpoint:
         found = self._access(domain)
         if found is None:
             return 404, f"no SCIM endpoint for {shown}: it is not configured in Komeet"
-        config, domain_id, secret_hash = found
+        config, domain_id, hashes = found
         if config.source is not SourceKind.SCIM or config.domain != domain:
             return 404, f"no SCIM endpoint for {shown}: it is not configured for SCIM"
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.matches(token.strip(), secret_hash):
+        if scheme.lower() != "bearer" or not secret.accepted(token.strip(), *hashes):
             return 401, (
                 f"the secret is not {shown}'s: give the secret Komeet issued for this SCIM "
                 "URL as a Bearer token"
@@ -492,10 +496,11 @@ class ScimEndpoint:
             self._applications[key] = application
         return application
 
-    def _access(self, domain: str) -> tuple[DomainConfig, int, str | None] | None:
-        """A domain's configuration, id and secret hash. One small query a request: the
-        whole configuration is read again only when it changed (``updated_at``), so that
-        disabling a domain or rotating its secret takes effect at the next request."""
+    def _access(self, domain: str) -> tuple[DomainConfig, int, _Secrets] | None:
+        """A domain's configuration, id and secret hashes (the current one; the former one
+        and the end of its overlap after a rotation). One small query a request: the whole
+        configuration is read again only when it changed (``updated_at``), so that disabling
+        a domain or rotating its secret takes effect at the next request."""
         with self.engine.connect() as connection:
             row = connection.execute(_ACCESS, {"domain": domain}).one_or_none()
         if row is None:
@@ -510,7 +515,9 @@ class ScimEndpoint:
             except UnknownDomain:
                 return None
             self._configs[domain] = (key, config)
-        return config, row.id, row.scim_secret_hash
+        until = row.scim_former_secret_until
+        former = (row.scim_former_secret_hash, as_utc(until) if until is not None else None)
+        return config, row.id, (row.scim_secret_hash, *former)
 
     async def _forward(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.domains import DomainStore
@@ -31,8 +32,28 @@ def matches(secret: str | None, stored_hash: str | None) -> bool:
     return hmac.compare_digest(hash_secret(secret).encode(), stored_hash.encode())
 
 
-def issue_secret(store: DomainStore, domain: str) -> tuple[DomainConfig, str]:
-    """A new secret for a SCIM domain, its hash stored in place of the former one's (which
-    stops working at once); the secret itself is returned to be shown once, never kept."""
+def accepted(
+    secret: str | None,
+    stored_hash: str | None,
+    former_hash: str | None = None,
+    former_until: datetime | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Whether ``secret`` is the domain's: its current one, or the one it replaced while the
+    rotation's overlap lasts (until ``former_until``). Both are compared, whichever matches,
+    so that the time taken does not tell which."""
+    current = matches(secret, stored_hash)
+    former = matches(secret, former_hash)
+    in_overlap = former_until is not None and (now or datetime.now(UTC)) < former_until
+    return current or (former and in_overlap)
+
+
+def issue_secret(
+    store: DomainStore, domain: str, overlap: timedelta = timedelta(0)
+) -> tuple[DomainConfig, str]:
+    """A new secret for a SCIM domain, its hash stored in place of the former one's; the
+    former one keeps working for ``overlap`` (none: it stops at once). The secret itself is
+    returned to be shown once, never kept."""
     secret = new_secret()
-    return store.set_scim_secret_hash(domain, hash_secret(secret)), secret
+    until = datetime.now(UTC) + overlap if overlap > timedelta(0) else None
+    return store.set_scim_secret_hash(domain, hash_secret(secret), former_until=until), secret
