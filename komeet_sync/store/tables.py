@@ -41,6 +41,14 @@ class DomainConfigRow(Base):
     # The former secret after a rotation, accepted until ``scim_former_secret_until``.
     scim_former_secret_hash: Mapped[str | None] = mapped_column(String(128))
     scim_former_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the domain's events are notified: Apprise URLs, which hold tokens and passwords,
+    # sealed (``store.sealed``), never in clear.
+    notify_sealed: Mapped[str | None] = mapped_column(Text)
+    # Quarantined: no writes to Komeet until released (``domains release``).
+    quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    # Requests a second its IdP may send the SCIM endpoint; None: the default.
+    scim_rate_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -307,3 +315,24 @@ class DomainLeaseRow(Base):
     domain: Mapped[str] = mapped_column(String(253), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventRow(Base):
+    """Something a person should know of (a plan held, a sync failed, a domain quarantined
+    or released, SCIM pushes refused, the worker behind), recorded once: ``key`` says which
+    occurrence it is (the held plan's id, ...), so the same one is never notified twice.
+    ``delivery`` is the outcome of sending it, in words, once tried."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    domain: Mapped[str | None] = mapped_column(String(253), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,163 @@
+"""The events a person is told of (README, "Notifications"), each recorded once.
+
+An event is recorded where it happens (a sync that holds its plan, a run that fails, a
+quarantine, the SCIM endpoint refusing pushes, the worker falling behind) and sent
+afterwards (``komeet_sync.notify``): recording is one INSERT, never a network call, so
+telling someone never slows or fails the sync. ``key`` names the occurrence (the held
+plan's id, the failed run's id, ...): recording the same key again records nothing, so the
+same held plan is notified once however many syncs hold it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from komeet_sync.store.database import as_utc, write_lock
+from komeet_sync.store.tables import EventRow
+
+KEY_LENGTH = 255
+
+
+class EventKind(StrEnum):
+    PLAN_HELD = "plan held"
+    SYNC_FAILED = "sync failed"
+    QUARANTINED = "quarantined"
+    RELEASED = "released"
+    PUSHES_REFUSED = "pushes refused"
+    WORKER_BEHIND = "worker behind"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as recorded: ``subject`` is its one line, ``body`` what to read and do."""
+
+    kind: EventKind
+    domain: str | None
+    key: str
+    subject: str
+    body: str
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    id: int | None = None
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    delivery: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The subject of the email, the title of the chat message."""
+        return f"komeet-sync: {self.subject}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat() if self.at else None,
+            "domain": self.domain,
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "body": self.body,
+            "details": self.details,
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+            "delivery": self.delivery,
+        }
+
+
+def record_event(engine: Engine, event: Event) -> Event | None:
+    """Record ``event``, as recorded (with its id and time); None when its key was recorded
+    before: that occurrence is known, and notified already or about to be."""
+    key = event.key[:KEY_LENGTH]
+    with engine.connect() as connection:
+        if connection.execute(select(EventRow.id).where(EventRow.key == key)).first():
+            return None
+    at = datetime.now(UTC)
+    values = {
+        "at": at,
+        "domain": event.domain,
+        "kind": event.kind.value,
+        "key": key,
+        "subject": event.subject,
+        "body": event.body,
+        "details": event.details,
+        "attempts": 0,
+    }
+    try:
+        with write_lock(engine), engine.begin() as connection:
+            row_id = connection.execute(
+                insert(EventRow).values(values).returning(EventRow.id)
+            ).scalar_one()
+    except IntegrityError:  # another process recorded the same occurrence meanwhile
+        return None
+    return dataclasses.replace(event, key=key, at=at, id=row_id)
+
+
+def undelivered(engine: Engine, most_attempts: int) -> list[Event]:
+    """Events not sent yet, oldest first, tried fewer than ``most_attempts`` times."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(EventRow)
+            .where(EventRow.delivered_at.is_(None), EventRow.attempts < most_attempts)
+            .order_by(EventRow.id)
+        ).all()
+    return [_event(row, row.id) for row in rows]
+
+
+def record_delivery(engine: Engine, event_id: int, outcome: str, delivered: bool) -> None:
+    """The outcome of one try at sending an event, in words; ``delivered`` ends the tries."""
+    with write_lock(engine), engine.begin() as connection:
+        connection.execute(
+            update(EventRow)
+            .where(EventRow.id == event_id)
+            .values(
+                attempts=EventRow.attempts + 1,
+                delivery=outcome,
+                delivered_at=datetime.now(UTC) if delivered else None,
+            )
+        )
+
+
+EVENT_COLUMNS = ["at", "domain", "kind", "subject", "delivery"]
+
+
+def recent_events(engine: Engine, domain: str | None = None, limit: int = 10) -> list[Event]:
+    """The latest events, newest first (of one domain, or of all)."""
+    query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+    if domain is not None:
+        query = query.where(EventRow.domain == domain)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [_event(row, row.id) for row in rows]
+
+
+def events_frame(events: list[Event]) -> pd.DataFrame:
+    """Events as the notebooks show them (EVENT_COLUMNS)."""
+    return pd.DataFrame(
+        [
+            (event.at, event.domain, event.kind.value, event.subject, event.delivery)
+            for event in events
+        ],
+        columns=EVENT_COLUMNS,
+    )
+
+
+def _event(row: Any, row_id: int) -> Event:
+    return Event(
+        kind=EventKind(row.kind),
+        domain=row.domain,
+        key=row.key,
+        subject=row.subject,
+        body=row.body,
+        details=dict(row.details or {}),
+        at=as_utc(row.at),
+        id=row_id,
+        attempts=row.attempts or 0,
+        delivered_at=as_utc(row.delivered_at) if row.delivered_at else None,
+        delivery=row.delivery,
+    )

@@ -1,0 +1,66 @@
+"""Events are recorded once per occurrence (``store.events``), on SQLite and PostgreSQL: the
+same key twice records one event, even from two threads at once; the outcome of each try at
+sending it is kept, and a delivered event is no longer pending."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from komeet_sync.store.database import open_database
+from komeet_sync.store.events import (
+    Event,
+    EventKind,
+    recent_events,
+    record_delivery,
+    record_event,
+    undelivered,
+)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
+
+
+def held(plan_id: str, domain: str = "acme.com") -> Event:
+    return Event(
+        kind=EventKind.PLAN_HELD,
+        domain=domain,
+        key=f"plan held {plan_id}",
+        subject=f"{domain}: plan {plan_id} held",
+        body="approve it with ...",
+        details={"plan_id": plan_id},
+    )
+
+
+def test_the_same_occurrence_is_recorded_once(engine):
+    first = record_event(engine, held("p1"))
+    assert first is not None and first.id is not None and first.at is not None
+    assert record_event(engine, held("p1")) is None
+    assert record_event(engine, held("p2")) is not None
+    assert [event.details["plan_id"] for event in recent_events(engine)] == ["p2", "p1"]
+    assert recent_events(engine, "globex.com") == []
+
+
+def test_two_threads_recording_one_occurrence_record_it_once(engine):
+    with ThreadPoolExecutor(8) as pool:
+        recorded = list(pool.map(lambda _: record_event(engine, held("p1")), range(8)))
+    assert sum(event is not None for event in recorded) == 1
+    assert len(recent_events(engine)) == 1
+
+
+def test_tries_are_counted_and_a_delivered_event_is_no_longer_pending(engine):
+    event = record_event(engine, held("p1"))
+    assert [pending.id for pending in undelivered(engine, most_attempts=3)] == [event.id]
+    record_delivery(engine, event.id, "json://127.0.0.1:9/: connection refused", delivered=False)
+    (pending,) = undelivered(engine, most_attempts=3)
+    assert pending.attempts == 1 and "refused" in pending.delivery
+    assert undelivered(engine, most_attempts=1) == []
+    record_delivery(engine, event.id, "sent to 1 of 1", delivered=True)
+    assert undelivered(engine, most_attempts=3) == []
+    (latest,) = recent_events(engine)
+    assert latest.delivery == "sent to 1 of 1" and latest.delivered_at is not None
