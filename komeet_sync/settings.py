@@ -5,7 +5,9 @@ sync's results (``syncs/``); ``KOMEET_SYNC_DATABASE_URL`` selects another databa
 (PostgreSQL: ``postgresql+psycopg://user@host/dbname``); ``KOMEET_SYNC_RESULTS`` another
 place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``);
 ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs reach the SCIM endpoint at (default
-``http://127.0.0.1:8000``).
+``http://127.0.0.1:8000``); ``KOMEET_SYNC_NOTIFY`` the notification URLs of domains that have
+none of their own (``komeet_sync.notify``); ``KOMEET_SYNC_SECRET_KEY`` the key that seals the
+secrets komeet-sync keeps to use again (``store.sealed``).
 
 A value that cannot be used is refused where it is used, with one line naming the variable,
 its value and what to set instead: SettingError here, the store's own errors for the
@@ -22,6 +24,8 @@ HOME_ENV = "KOMEET_SYNC_HOME"
 DATABASE_URL_ENV = "KOMEET_SYNC_DATABASE_URL"
 RESULTS_ENV = "KOMEET_SYNC_RESULTS"
 PUBLIC_URL_ENV = "KOMEET_SYNC_PUBLIC_URL"
+NOTIFY_ENV = "KOMEET_SYNC_NOTIFY"
+SECRET_KEY_ENV = "KOMEET_SYNC_SECRET_KEY"
 DEFAULT_HOME = ".komeet_sync"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -96,3 +100,15 @@ def is_http_url(value: str) -> bool:
         and not parts.query
         and not parts.fragment
     )
+
+
+def default_notify_urls() -> tuple[str, ...]:
+    """``KOMEET_SYNC_NOTIFY``: notification URLs separated by spaces or commas (checked
+    where they are used, ``komeet_sync.notify``)."""
+    value = os.environ.get(NOTIFY_ENV) or ""
+    return tuple(url for url in value.replace(",", " ").split() if url)
+
+
+def secret_key() -> str | None:
+    """``KOMEET_SYNC_SECRET_KEY``, when set (checked where it is used, ``store.sealed``)."""
+    return (os.environ.get(SECRET_KEY_ENV) or "").strip() or None

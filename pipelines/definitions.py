@@ -9,7 +9,7 @@ from .io_manager import sync_store
 from .jobs import sync_domain
 from .resources import DatabaseResource, GoogleResource, KomeetResource
 from .schedules import every_domain
-from .sensors import domain_partitions, scim_pushes, sync_failures
+from .sensors import domain_partitions, notifications, scim_pushes, sync_failures
 
 defs = dg.Definitions(
     # A domain's steps run one after the other in the run's process: a process per step
@@ -18,7 +18,7 @@ defs = dg.Definitions(
     assets=[snapshot, komeet_accounts, reconciliation, results],
     jobs=[sync_domain],
     schedules=[every_domain],
-    sensors=[domain_partitions, scim_pushes, sync_failures],
+    sensors=[domain_partitions, scim_pushes, sync_failures, notifications],
     resources={
         "io_manager": sync_store,
         "database": DatabaseResource(),

@@ -1,15 +1,18 @@
 """Sensors: the domain partitions kept in step with the configurations; a run for each
 domain whose IdP's pushes no incremental worker synced; failures recorded where the CLI
-shows them."""
+shows them; the events recorded sent to the people they concern."""
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from komeet_sync.notify.delivery import deliver_pending
+from komeet_sync.runs import alerts
+from komeet_sync.runs.failures import recorded
 from komeet_sync.sources.scim.changes import pending
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.failures import record_failure
 
 from .jobs import sync_domain
 from .partitions import domains
@@ -52,11 +55,19 @@ def scim_pushes(
     enabled = {config.domain for config in DomainStore(engine).list() if config.enabled}
     overdue = datetime.now(UTC) - WORKER_GRACE
     launched = [
-        (domain, oldest)
-        for domain, (_, oldest) in sorted(waiting.items())
+        (domain, count, oldest)
+        for domain, (count, oldest) in sorted(waiting.items())
         if domain in known and domain in enabled and oldest < overdue
     ]
-    for domain, oldest in launched:
+    for domain, count, oldest in launched:
+        alerts.worker_behind(
+            engine,
+            domain,
+            count,
+            oldest,
+            datetime.now(UTC),
+            "Dagster launched a whole sync of the domain to catch up (the scim_pushes sensor).",
+        )
         yield dg.RunRequest(
             partition_key=domain, run_key=f"scim-push-{domain}-{oldest.isoformat()}"
         )
@@ -81,7 +92,7 @@ def sync_failures(context: dg.RunFailureSensorContext, database: DatabaseResourc
         for event in context.get_step_failure_events()
         if event.step_failure_data.error is not None
     ]
-    record_failure(
+    recorded(
         database.engine(),
         run.tags.get("dagster/partition"),
         run.run_id,
@@ -95,3 +106,16 @@ def _cause(error) -> str:
     while error.cause is not None:
         error = error.cause
     return error.message.strip().splitlines()[0]
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def notifications(context: dg.SensorEvaluationContext, database: DatabaseResource) -> dg.SkipReason:
+    """Send the events recorded since (a plan held, a sync failed, a domain quarantined, ...)
+    to each domain's notification URLs (README, "Notifications"), within 20 seconds; the
+    rest wait for the next evaluation."""
+    deliveries = deliver_pending(database.engine(), deadline=time.monotonic() + 20)
+    if not deliveries:
+        return dg.SkipReason("no event to send")
+    for delivery in deliveries:
+        context.log.info(f"{delivery.event.subject}: {delivery.outcome}")
+    return dg.SkipReason(f"sent {len(deliveries)} event(s); their outcomes are in `status`")

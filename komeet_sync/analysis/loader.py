@@ -28,6 +28,7 @@ from komeet_sync import settings
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RESULTS, SNAPSHOT, STORED_NAMES
 from komeet_sync.model.snapshots import DirectorySnapshot
 from komeet_sync.store.database import open_database
+from komeet_sync.store.events import events_frame, recent_events
 from komeet_sync.store.failures import recent_failures
 from komeet_sync.store.ledger import Ledger
 from komeet_sync.store.plans import PlanStore
@@ -250,3 +251,8 @@ class Loader:
 
     def failures(self, domain: str | None = None, limit: int = 100) -> pd.DataFrame:
         return recent_failures(self.engine, domain, limit)
+
+    def events(self, domain: str | None = None, limit: int = 100) -> pd.DataFrame:
+        """What people were told (a plan held, a sync failed, a quarantine, SCIM pushes
+        refused, the worker behind), newest first, with what became of telling them."""
+        return events_frame(recent_events(self.engine, domain, limit))

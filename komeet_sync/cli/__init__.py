@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
@@ -34,9 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Interrupts() as interrupts:
         args.interrupts = interrupts
         try:
-            return int(args.run(args))
+            code = int(args.run(args))
         except UserError as exc:
-            return fail(args, str(exc))
+            code = fail(args, str(exc))
         except KeyboardInterrupt:
             print(file=sys.stderr)
             if interrupts.plan_id is None:
@@ -48,11 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "Komeet before sending a create again) and sends the rest.",
                     file=sys.stderr,
                 )
-            return interrupts.exit_code
+            return interrupts.exit_code  # what it recorded is sent by the next sender
         except Exception as exc:
             if args.debug:
                 raise
-            return fail(
+            code = fail(
                 args,
                 f"unexpected error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]} "
                 "(run the command again with --debug for the traceback, and report it)"
@@ -60,6 +61,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else f"unexpected error: {type(exc).__name__} (run it again with --debug "
                 "for the traceback, and report it)",
             )
+        send_recorded_events()
+        return code
+
+
+# The longest a command waits, once done, to send the events it recorded; those left are
+# sent by the next process that sends (Dagster's sensor, the worker, the endpoint).
+SEND_WAIT = 20.0
+
+
+def send_recorded_events() -> None:
+    """Send the events this command recorded (a plan held, a sync failed, ...), and say on
+    stderr what became of each; never fails the command."""
+    events = sys.modules.get("komeet_sync.store.events")
+    if events is None or not events.RECORDED.is_set():
+        return
+    from komeet_sync.notify.delivery import deliver_pending
+    from komeet_sync.store.database import open_database
+
+    events.RECORDED.clear()
+    try:
+        deliveries = deliver_pending(open_database(), deadline=time.monotonic() + SEND_WAIT)
+    except KeyboardInterrupt:
+        print("\nkomeet-sync: stopped sending notifications; they are sent later.", file=sys.stderr)
+        return
+    except Exception:  # the database went away: the events wait for the next sender
+        return
+    for delivery in deliveries:
+        if delivery.nowhere:  # notifications are not set up: nothing to say
+            continue
+        print(f"Notified: {delivery.event.subject}: {delivery.outcome}", file=sys.stderr)
 
 
 class ReaderGone:

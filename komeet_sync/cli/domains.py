@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from komeet_sync.cli.notify import destinations, event_lines, notify_change, notify_options
 from komeet_sync.cli.output import (
     EXIT_OK,
     Parser,
@@ -54,6 +55,7 @@ def register(commands) -> None:
     )
     change.add_argument("domain")
     change_options(change)
+    notify_options(change)
     remove = command(
         group,
         "remove",
@@ -263,15 +265,34 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from komeet_sync.store.events import recent_events
     from komeet_sync.store.failures import recent_failures
 
     store, config = configured(args.domain)
     failures = recent_failures(store.engine, config.domain)
+    notified, whose = destinations(store, config.domain)
+    events = recent_events(store.engine, config.domain, limit=5)
     if args.json:
         recent = json.loads(failures.to_json(orient="records", date_format="iso"))
-        print(json.dumps(config.as_dict() | {"recent_failures": recent}, indent=2))
+        print(
+            json.dumps(
+                config.as_dict()
+                | {
+                    "notify": notified,
+                    "notify_from": whose,
+                    "recent_failures": recent,
+                    "recent_events": [event.as_dict() for event in events],
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     _print_config(config, args)
+    print(f"notify                  {', '.join(notified) or '(nowhere)'} ({whose})")
+    if events:
+        print("\nRecent events (newest first):")
+        for line in event_lines(events):
+            print(line)
     if len(failures):
         print("\nRecent failed syncs (newest first):")
         for row in failures.itertuples(index=False):  # five at most
@@ -300,23 +321,35 @@ def _set(args: argparse.Namespace) -> int:
     from komeet_sync.store.domains import DomainConflict
 
     change = _change(args)
-    if change.empty:
+    urls = notify_change(args)
+    if change.empty and urls is None:
         raise UserError(
             f"nothing to change for {args.domain}: give what changes, for example "
             "--add-group GROUP or --max-deactivations N ('komeet-sync domains set --help')"
         )
     store, config = configured(args.domain)
-    try:
-        before, after = store.update(config.domain, change)
-    except (InvalidConfiguration, DomainConflict) as exc:
-        raise UserError(str(exc)) from None
+    before = after = config
+    if not change.empty:
+        try:
+            before, after = store.update(config.domain, change)
+        except (InvalidConfiguration, DomainConflict) as exc:
+            raise UserError(str(exc)) from None
+    if urls is not None:
+        store.set_notify_urls(config.domain, urls)
+    told = {}
+    if urls is not None:
+        notified, whose = destinations(store, config.domain)
+        told = {"notify": notified, "notify_from": whose}
     if args.json:
-        print(json.dumps(after.as_dict(), indent=2))
+        print(json.dumps(after.as_dict() | told, indent=2))
         return EXIT_OK
     name = display_domain(after.domain)
+    if told:
+        print(f"Events of {name} go to {', '.join(notified) or 'nowhere'} ({whose}).")
     differences = before.differences(after)
     if not differences:
-        print(f"Nothing changed: {name} already has these settings.")
+        if not change.empty:
+            print(f"Nothing {'else ' if told else ''}changed: {name} already has these settings.")
         return EXIT_OK
     kept = (
         "; its SCIM secret and the users and groups its IdP pushed are kept"

@@ -54,6 +54,9 @@ ENVIRONMENT = {
     "KOMEET_SYNC_PUBLIC_URL": "the address IdPs reach the SCIM endpoint at "
     "(default http://127.0.0.1:8000)",
     "KOMEET_SYNC_SCHEDULE": "Dagster: the cron schedule of the syncs (default hourly)",
+    "KOMEET_SYNC_NOTIFY": "notification URLs of the domains with none of their own",
+    "KOMEET_SYNC_SECRET_KEY": "the key that seals notification URLs at rest "
+    "(default: $KOMEET_SYNC_HOME/secret.key)",
 }
 DATABASE = ("KOMEET_SYNC_HOME", "KOMEET_SYNC_DATABASE_URL")
 RESULTS = ("KOMEET_SYNC_RESULTS",)
@@ -71,6 +74,7 @@ GOOGLE = (
     "KOMEET_SYNC_GOOGLE_BACKOFF",
 )
 PUBLIC_URL = ("KOMEET_SYNC_PUBLIC_URL",)
+NOTIFY = ("KOMEET_SYNC_NOTIFY", "KOMEET_SYNC_SECRET_KEY")
 # The exit codes of the commands that apply a plan or compute one (sync, apply, audit).
 PLAN_EXIT_CODES = (EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED)
 

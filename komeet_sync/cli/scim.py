@@ -18,6 +18,7 @@ from komeet_sync.cli.output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     KOMEET,
+    NOTIFY,
     PUBLIC_URL,
     Columns,
     Parser,
@@ -39,7 +40,7 @@ def register(commands) -> None:
         "serve",
         "serve every SCIM domain's endpoint",
         _serve,
-        environment=DATABASE + PUBLIC_URL + KOMEET,
+        environment=DATABASE + PUBLIC_URL + KOMEET + NOTIFY,
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
@@ -206,6 +207,7 @@ def overlap(text: str) -> timedelta:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from komeet_sync.notify.delivery import Courier
     from komeet_sync.sources.scim.endpoint import ScimEndpoint
     from komeet_sync.store.database import DatabaseUnavailable, open_database
 
@@ -249,12 +251,14 @@ def _serve(args: argparse.Namespace) -> int:
             daemon=True,
         )
         working.start()
+    courier = Courier(engine).start()  # the refused pushes it records, and others' events
     try:
         server = uvicorn.Server(uvicorn.Config(endpoint, log_level="warning"))
         server.run(sockets=[listening])
     except KeyboardInterrupt:
         pass
     finally:
+        courier.close()
         if worker is not None and working is not None:
             worker.stopping.set()  # the writes in flight finish, nothing new is sent
             working.join()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from komeet_sync.cli.notify import event_lines
 from komeet_sync.cli.output import (
     DATABASE,
     EXIT_ERROR,
@@ -40,6 +42,8 @@ COLUMNS: Columns = [
     ("last push", 10),
 ]
 TIME = "%Y-%m-%d %H:%M"
+EVENTS_SINCE = timedelta(days=1)
+MOST_EVENTS = 10
 
 
 def register(commands) -> None:
@@ -78,17 +82,40 @@ def _status(args: argparse.Namespace) -> int:
             "KOMEET_SYNC_RESULTS (else KOMEET_SYNC_HOME) must name a folder or a bucket "
             "this process may read"
         ) from None
+    events = _recent_events(engine)
     if args.json:
-        print(json.dumps([status.as_dict() for status in statuses], indent=2))
+        print(
+            json.dumps(
+                [
+                    status.as_dict()
+                    | {"events": [e.as_dict() for e in events if e.domain == status.domain]}
+                    for status in statuses
+                ],
+                indent=2,
+            )
+        )
     elif not statuses:
         print("No domain is configured. Add one with 'komeet-sync domains add DOMAIN ...'.")
     else:
         _print(statuses)
+        if events:
+            print(f"\nEvents of the last {EVENTS_SINCE.days * 24} hours (newest first):")
+            for line in event_lines(events):
+                print(line)
     if any(status.result.failed for status in statuses):
         return EXIT_ERROR
     if any(status.result.waits_for_someone for status in statuses):
         return EXIT_HELD
     return EXIT_OK
+
+
+def _recent_events(engine) -> list:
+    """The events of the last EVENTS_SINCE (MOST_EVENTS at most), with what became of
+    telling them."""
+    from komeet_sync.store.events import recent_events
+
+    since = datetime.now(UTC) - EVENTS_SINCE
+    return [e for e in recent_events(engine, limit=MOST_EVENTS) if e.at and e.at >= since]
 
 
 def _print(statuses: list[DomainStatus]) -> None:

@@ -19,6 +19,7 @@ from komeet_sync.cli.output import (
     EXIT_OK,
     GOOGLE,
     KOMEET,
+    NOTIFY,
     PLAN_EXIT_CODES,
     RESULTS,
     ConsoleProgress,
@@ -38,7 +39,7 @@ def register(commands) -> None:
         "read a domain's directory and Komeet's accounts, reconcile, write the reports, "
         "and apply the plan unless a guard holds it",
         _sync,
-        environment=DATABASE + RESULTS + KOMEET + GOOGLE,
+        environment=DATABASE + RESULTS + KOMEET + GOOGLE + NOTIFY,
         exit_codes=PLAN_EXIT_CODES,
     )
     sync.add_argument("domain")
@@ -82,7 +83,7 @@ def register(commands) -> None:
         "apply",
         "apply a stored plan, or resume one that was interrupted",
         _apply,
-        environment=DATABASE + RESULTS + KOMEET,
+        environment=DATABASE + RESULTS + KOMEET + NOTIFY,
         exit_codes=PLAN_EXIT_CODES,
     )
     apply.add_argument("plan_id", metavar="PLAN_ID")

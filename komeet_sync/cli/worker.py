@@ -12,6 +12,7 @@ from komeet_sync.cli.output import (
     EXIT_ERROR,
     EXIT_OK,
     KOMEET,
+    NOTIFY,
     UserError,
     command,
     domain_store,
@@ -25,7 +26,7 @@ def register(commands) -> None:
         "worker",
         "sync the people each SCIM push changed, as the pushes arrive (a long-running service)",
         _worker,
-        environment=DATABASE + KOMEET,
+        environment=DATABASE + KOMEET + NOTIFY,
         exit_meanings={EXIT_ERROR: "an error; with --once, a batch that failed"},
     )
     worker_options(worker)
@@ -109,6 +110,8 @@ def print_batch(batch, as_json: bool) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from komeet_sync.notify.delivery import Courier
+
     store = domain_store()
     client = komeet_client()
     worker = start_worker(args, store.engine, client)
@@ -128,7 +131,11 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    worker.run(lambda batch: print_batch(batch, args.json))
+    courier = Courier(store.engine).start()
+    try:
+        worker.run(lambda batch: print_batch(batch, args.json))
+    finally:
+        courier.close()
     print(
         "Stopped. Changes not yet synced stay pending: `komeet-sync worker` syncs them.",
         file=sys.stderr,

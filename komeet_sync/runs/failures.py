@@ -14,10 +14,12 @@ import inspect
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine
 
+from komeet_sync.runs import alerts
 from komeet_sync.store.failures import record_failure
 
 Run = TypeVar("Run", bound=Callable[..., Any])
@@ -69,8 +71,15 @@ def record(engine: Engine, domain: str, job: str, exc: Exception) -> None:
     """Record that ``job`` failed for ``domain`` (also before it could start: a key file or
     Komeet's URL missing fails every scheduled sync alike); never raises."""
     lines = str(exc).strip().splitlines()
-    message = lines[0] if lines else type(exc).__name__
+    recorded(engine, domain, uuid.uuid4().hex, job, lines[0] if lines else type(exc).__name__)
+
+
+def recorded(engine: Engine, domain: str | None, run_id: str, job: str, message: str) -> None:
+    """Record a failed run (of ``domain``, when it has one) and tell of it
+    (``alerts.sync_failed``); never raises."""
     try:
-        record_failure(engine, domain, uuid.uuid4().hex, job, message)
+        record_failure(engine, domain, run_id, job, message)
     except Exception:
         log.exception("could not record the failure of %s for %s: %s", job, domain, message)
+    if domain is not None:
+        alerts.sync_failed(engine, domain, job, run_id, message, datetime.now(UTC))

@@ -32,6 +32,7 @@ from komeet_sync.model.plan import Plan
 from komeet_sync.model.scim_keys import Key
 from komeet_sync.model.situations import Action
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
+from komeet_sync.runs import alerts
 from komeet_sync.runs.sync import Applied, apply
 from komeet_sync.store.leases import domain_lease, holder_name
 from komeet_sync.store.plans import PlanStore, Scope, StoredPlan
@@ -228,6 +229,8 @@ def sync_people(
         held = None
         if hold is not None:
             held = stored(build_plan(config.domain, actions[over], (*holds, hold), part=True))
+        if held is not None and not dry_run:
+            alerts.plan_held(engine, held)
         applied = None
         if sent is not None and not dry_run:
             if client is None:

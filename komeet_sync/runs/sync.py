@@ -26,6 +26,7 @@ from komeet_sync.model.frames import Source
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.progress import SILENT, Advance, Progress
+from komeet_sync.runs import alerts
 from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.changes import decided_by_whole_read
@@ -119,6 +120,8 @@ def plan(
     if approved and stored.waiting_for_approval:
         assert approval is not None
         stored = plans.approve(stored.plan_id, approval.by)
+    if not dry_run:
+        alerts.plan_held(engine, stored)
     return Planned(result, PlanReport(result.plan.actions, summary, stored))
 
 

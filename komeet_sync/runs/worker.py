@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,15 +27,19 @@ from sqlalchemy import Engine
 from komeet_sync.komeet.accounts import KomeetSide
 from komeet_sync.komeet.client import KomeetClient, KomeetError
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.runs import alerts
+from komeet_sync.runs.failures import recorded
 from komeet_sync.runs.incremental import PeopleSync, sync_people
 from komeet_sync.sources.scim.changes import advance, cursor, pending, read_changes
 from komeet_sync.sources.scim.people import StagedPeople
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.failures import record_failure
 from komeet_sync.store.leases import Busy, holder_name
 
 CONSUMER = "worker"
 PAUSE_CAP = 60.0  # seconds: the longest pause of a domain whose batches keep failing
+# A push waiting longer than this for the worker is told of (``alerts.worker_behind``): the
+# latency target is seconds, and Dagster's safety net syncs the domain whole after a minute.
+BEHIND = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,14 @@ class Worker:
         configs = {config.domain: config for config in DomainStore(self.engine).list()}
         batches = []
         now = datetime.now(UTC)
-        for domain, (_, oldest) in sorted(due.items(), key=lambda item: item[1][1]):
+        for domain, (waiting, oldest) in sorted(due.items(), key=lambda item: item[1][1]):
             config = configs.get(domain)
             if config is None or not config.enabled or config.source is not SourceKind.SCIM:
                 continue
+            if now - oldest > BEHIND:
+                alerts.worker_behind(
+                    self.engine, domain, waiting, oldest, now, "The worker is working on them."
+                )
             if self.stopping.is_set():
                 break
             pace = self._paces.setdefault(domain, _Pace())
@@ -157,9 +165,7 @@ class Worker:
             pace.not_before = self.clock() + min(PAUSE_CAP, 2.0**pace.failures)
             error = str(exc)
             if not isinstance(exc, Busy):
-                record_failure(
-                    self.engine, config.domain, f"worker {first}-{last}", CONSUMER, error
-                )
+                recorded(self.engine, config.domain, f"worker {first}-{last}", CONSUMER, error)
             return Batch(config.domain, len(changes), first, last, None, error)
         acknowledged = datetime.now(UTC)
         result = done.applied.result if done.applied is not None else None

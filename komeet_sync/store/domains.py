@@ -7,6 +7,7 @@ counts what it deletes; the results of its syncs are files, and are kept).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from komeet_sync.model.domain_config import DomainChange, DomainConfig, SourceKind
 from komeet_sync.model.domain_names import InvalidDomain, normalise_domain
+from komeet_sync.store import sealed
 from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import (
     GROUP,
@@ -188,6 +190,23 @@ class DomainStore:
             ).all()
         overlaps = {domain: as_utc(until) for domain, until in rows if until is not None}
         return {domain: until for domain, until in overlaps.items() if until > now}
+
+    def set_notify_urls(self, domain: str, urls: tuple[str, ...]) -> None:
+        """Where the domain's events are notified (Apprise URLs, sealed: they hold tokens
+        and passwords); ``()``: nowhere of its own (the default, ``KOMEET_SYNC_NOTIFY``)."""
+        with Session(self.engine) as session:
+            row = self._row(session, domain)
+            row.notify_sealed = sealed.seal(json.dumps(list(urls))) if urls else None
+            session.commit()
+
+    def notify_urls(self, domain: str) -> tuple[str, ...]:
+        """The domain's own notification URLs, unsealed; SealError when this machine's key
+        is not the one they were sealed with."""
+        with Session(self.engine) as session:
+            token = session.execute(
+                select(DomainConfigRow.notify_sealed).where(DomainConfigRow.domain == domain)
+            ).scalar_one_or_none()
+        return tuple(json.loads(sealed.unseal(token))) if token else ()
 
     def set_enabled(self, domain: str, enabled: bool) -> DomainConfig:
         with Session(self.engine) as session:

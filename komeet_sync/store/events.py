@@ -11,19 +11,23 @@ same held plan is notified once however many syncs hold it.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from komeet_sync.store.database import as_utc, write_lock
 from komeet_sync.store.tables import EventRow
 
 KEY_LENGTH = 255
+
+# Set when this process records an event: its sender (``komeet_sync.notify``) wakes at once.
+RECORDED = threading.Event()
 
 
 class EventKind(StrEnum):
@@ -95,30 +99,56 @@ def record_event(engine: Engine, event: Event) -> Event | None:
             ).scalar_one()
     except IntegrityError:  # another process recorded the same occurrence meanwhile
         return None
+    RECORDED.set()
     return dataclasses.replace(event, key=key, at=at, id=row_id)
 
 
 def undelivered(engine: Engine, most_attempts: int) -> list[Event]:
-    """Events not sent yet, oldest first, tried fewer than ``most_attempts`` times."""
+    """Events whose sending has not ended, oldest first: tried fewer than ``most_attempts``
+    times and not being sent by a process now."""
+    now = datetime.now(UTC)
     with engine.connect() as connection:
         rows = connection.execute(
             select(EventRow)
-            .where(EventRow.delivered_at.is_(None), EventRow.attempts < most_attempts)
+            .where(
+                EventRow.delivered_at.is_(None),
+                EventRow.attempts < most_attempts,
+                or_(EventRow.claimed_until.is_(None), EventRow.claimed_until < now),
+            )
             .order_by(EventRow.id)
         ).all()
     return [_event(row, row.id) for row in rows]
 
 
-def record_delivery(engine: Engine, event_id: int, outcome: str, delivered: bool) -> None:
-    """The outcome of one try at sending an event, in words; ``delivered`` ends the tries."""
+def claim(engine: Engine, event: Event, hold: timedelta) -> bool:
+    """Take ``event`` to send it, for ``hold`` at most: False when another process took it
+    since it was read (its attempts changed) or sent it; each claim counts one attempt."""
+    now = datetime.now(UTC)
+    with write_lock(engine), engine.begin() as connection:
+        taken = connection.execute(
+            update(EventRow)
+            .where(
+                EventRow.id == event.id,
+                EventRow.attempts == event.attempts,
+                EventRow.delivered_at.is_(None),
+                or_(EventRow.claimed_until.is_(None), EventRow.claimed_until < now),
+            )
+            .values(attempts=EventRow.attempts + 1, claimed_until=now + hold)
+        )
+    return taken.rowcount == 1
+
+
+def record_delivery(engine: Engine, event_id: int, outcome: str, settled: bool) -> None:
+    """The outcome of a try at sending an event, in words; ``settled`` ends the tries (it was
+    sent, or there is nowhere to send it)."""
     with write_lock(engine), engine.begin() as connection:
         connection.execute(
             update(EventRow)
             .where(EventRow.id == event_id)
             .values(
-                attempts=EventRow.attempts + 1,
                 delivery=outcome,
-                delivered_at=datetime.now(UTC) if delivered else None,
+                claimed_until=None,
+                delivered_at=datetime.now(UTC) if settled else None,
             )
         )
 

@@ -198,6 +198,8 @@ class ScimRequestRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     duration_ms: Mapped[float] = mapped_column(Float)
     body: Mapped[str | None] = mapped_column(Text)
+    # A refused request's SCIM error detail: what the IdP was told.
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class PlanRow(Base):
@@ -321,7 +323,8 @@ class EventRow(Base):
     """Something a person should know of (a plan held, a sync failed, a domain quarantined
     or released, SCIM pushes refused, the worker behind), recorded once: ``key`` says which
     occurrence it is (the held plan's id, ...), so the same one is never notified twice.
-    ``delivery`` is the outcome of sending it, in words, once tried."""
+    ``delivery`` is the outcome of sending it, in words, once tried; ``delivered_at`` is when
+    sending it ended (sent, or nowhere to send it)."""
 
     __tablename__ = "events"
 
@@ -334,5 +337,7 @@ class EventRow(Base):
     body: Mapped[str] = mapped_column(Text)
     details: Mapped[dict] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A process sending it holds it until then: two processes never send it both.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivery: Mapped[str | None] = mapped_column(Text)

@@ -4,6 +4,7 @@ endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -14,13 +15,15 @@ from komeet_sync.emulators.http_proxy import HttpProxy
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
+from komeet_sync.store.events import EventKind, recent_events
 from komeet_sync.store.failures import recent_failures
 from komeet_sync.store.plans import PlanStore
 from komeet_sync.store.results import ResultStore
 from pipelines.definitions import defs
 from pipelines.resources import DatabaseResource
-from pipelines.sensors import domain_partitions, scim_pushes, sync_failures
+from pipelines.sensors import domain_partitions, notifications, scim_pushes, sync_failures
 from tests.support.provisioning import account_for, person
+from tests.support.receivers import webhook
 from tests.support.world import run
 
 
@@ -158,6 +161,8 @@ def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, t
 def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli):
     instance, _, scim = world
     monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")
+    hook = webhook()
+    monkeypatch.setenv("KOMEET_SYNC_NOTIFY", hook.url())
 
     result = run(instance, "acme.com")
 
@@ -170,6 +175,18 @@ def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli)
         resources={"database": DatabaseResource()},
     ) as context:
         sync_failures(context.for_run_failure())
+    # Told by the notifications sensor, to the default webhook.
+    try:
+        with dg.build_sensor_context(
+            instance=instance, resources={"database": DatabaseResource()}
+        ) as context:
+            told = notifications(context)
+        [post] = hook.wait(1)
+    finally:
+        hook.close()
+    assert "sent 1 event(s)" in told.skip_message
+    assert post["title"].startswith("komeet-sync: acme.com: sync failed: ")
+    assert result.run_id in post["message"] and "KOMEET_SCIM_TOKEN" in post["message"]
     failures = recent_failures(open_database(str(scim.engine.url)), "acme.com")
     assert len(failures) == 1 and failures.loc[0, "run_id"] == result.run_id
     code, out, _ = cli("domains", "show", "acme.com")
@@ -230,3 +247,9 @@ def test_a_scim_push_no_worker_synced_within_a_minute_launches_a_run_of_that_dom
     assert [type(item).__name__ for item in first] == ["SkipReason"]
     assert "1 domain(s) with pushes the worker has yet to sync" in first[0].skip_message
     assert [(r.partition_key, type(r).__name__) for r in second] == [("globex.com", "RunRequest")]
+    [behind] = [e for e in recent_events(scim.engine) if e.kind is EventKind.WORKER_BEHIND]
+    assert behind.domain == "globex.com"
+    assert re.match(
+        r"globex\.com: the worker is behind: \d+ push\(es\) waiting for 2 min$", behind.subject
+    )
+    assert "Dagster launched a whole sync of the domain to catch up" in behind.body

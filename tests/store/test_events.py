@@ -5,6 +5,7 @@ sending it is kept, and a delivered event is no longer pending."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ from komeet_sync.store.database import open_database
 from komeet_sync.store.events import (
     Event,
     EventKind,
+    claim,
     recent_events,
     record_delivery,
     record_event,
@@ -53,14 +55,19 @@ def test_two_threads_recording_one_occurrence_record_it_once(engine):
     assert len(recent_events(engine)) == 1
 
 
-def test_tries_are_counted_and_a_delivered_event_is_no_longer_pending(engine):
+def test_an_event_is_sent_by_one_process_and_tries_are_counted(engine):
     event = record_event(engine, held("p1"))
-    assert [pending.id for pending in undelivered(engine, most_attempts=3)] == [event.id]
-    record_delivery(engine, event.id, "json://127.0.0.1:9/: connection refused", delivered=False)
+    (pending,) = undelivered(engine, most_attempts=3)
+    assert pending.id == event.id
+    assert claim(engine, pending, timedelta(minutes=1))
+    assert not claim(engine, pending, timedelta(minutes=1))  # taken: another process's read
+    assert undelivered(engine, most_attempts=3) == []  # being sent
+    record_delivery(engine, event.id, "json://127.0.0.1:9/: connection refused", settled=False)
     (pending,) = undelivered(engine, most_attempts=3)
     assert pending.attempts == 1 and "refused" in pending.delivery
     assert undelivered(engine, most_attempts=1) == []
-    record_delivery(engine, event.id, "sent to 1 of 1", delivered=True)
+    assert claim(engine, pending, timedelta(minutes=1))
+    record_delivery(engine, event.id, "sent to 1 of 1", settled=True)
     assert undelivered(engine, most_attempts=3) == []
     (latest,) = recent_events(engine)
     assert latest.delivery == "sent to 1 of 1" and latest.delivered_at is not None

@@ -61,6 +61,8 @@ from komeet_sync.store.domains import DomainStore, UnknownDomain
 from komeet_sync.store.tables import DomainConfigRow
 
 MAX_BODY = 1 << 20  # 1 MiB
+REASON_READ = 16 << 10  # an error answer's first 16 KiB are read for its detail
+REASON_KEPT = 500
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 _ACCESS = select(
@@ -408,6 +410,7 @@ class ScimEndpoint:
         domain = domain_key(route["domain"]) if route else None
         body = b""
         status = 500
+        send = answer = _Answer(send)
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
@@ -461,6 +464,7 @@ class ScimEndpoint:
                     "status": status,
                     "duration_ms": (time.perf_counter() - started) * 1000,
                     "body": redacted(body),
+                    "reason": answer.reason,
                 }
             )
 
@@ -552,6 +556,34 @@ class ScimEndpoint:
 
     def close(self) -> None:
         self._log.close()
+
+
+class _Answer:
+    """The ASGI ``send`` of a request, which keeps what an error answer told the IdP (its
+    SCIM ``detail``, or its status) for the request log."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+        self.reason: str | None = None
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        elif message["type"] == "http.response.body" and self.status >= 400 and not self.reason:
+            self.reason = refusal_reason(self.status, message.get("body", b""))
+        await self._send(message)
+
+
+def refusal_reason(status: int, body: bytes) -> str:
+    """What an error answer told the IdP, in a line: its SCIM ``detail`` (RFC 7644 §3.12),
+    else its status."""
+    try:
+        detail = json.loads(body[:REASON_READ]).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    text = storable(str(detail)).strip() if detail else ""
+    return (text.splitlines()[0][:REASON_KEPT] if text else "") or f"HTTP {status}"
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

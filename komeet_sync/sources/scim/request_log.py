@@ -19,6 +19,7 @@ from urllib.parse import quote
 from sqlalchemy import Engine, insert
 
 from komeet_sync.sources.scim import limits, quirks
+from komeet_sync.sources.scim.refusals import RefusalWatch
 from komeet_sync.store.database import write_lock
 from komeet_sync.store.tables import ScimRequestRow
 
@@ -35,6 +36,7 @@ class RequestLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._refusals = RefusalWatch(engine)
         self._thread = threading.Thread(target=self._write, name="scim-request-log", daemon=True)
         self._thread.start()
 
@@ -65,6 +67,7 @@ class RequestLog:
             try:
                 if batch:
                     self._insert(batch)
+                    self._refusals.observe(batch)
             except Exception:  # the log must never stop the endpoint
                 log.exception("could not write %d rows of the SCIM request log", len(batch))
             finally:

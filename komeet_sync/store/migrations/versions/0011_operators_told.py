@@ -1,6 +1,7 @@
 """What operators are told and what protects them (docs: README, "Operators are told"):
 the events a person is notified of, each once; the notification URLs of a domain (sealed,
-never in clear); a domain's quarantine; its SCIM endpoint's request rate limit.
+never in clear); a domain's quarantine; its SCIM endpoint's request rate limit; why the
+endpoint refused a request, kept with it in the request log.
 
 Revision ID: 0011
 Revises: 0010
@@ -28,9 +29,11 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("details", sa.JSON, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("claimed_until", sa.DateTime(timezone=True)),
         sa.Column("delivered_at", sa.DateTime(timezone=True)),
         sa.Column("delivery", sa.Text),
     )
+    op.add_column("scim_requests", sa.Column("reason", sa.Text))
     op.add_column("domain_configs", sa.Column("notify_sealed", sa.Text))
     op.add_column("domain_configs", sa.Column("quarantined_at", sa.DateTime(timezone=True)))
     op.add_column("domain_configs", sa.Column("quarantine_reason", sa.Text))
@@ -42,4 +45,5 @@ def downgrade() -> None:
     op.drop_column("domain_configs", "quarantine_reason")
     op.drop_column("domain_configs", "quarantined_at")
     op.drop_column("domain_configs", "notify_sealed")
+    op.drop_column("scim_requests", "reason")
     op.drop_table("events")

@@ -1,0 +1,117 @@
+"""Where notifications are received in tests, over real sockets on loopback: an SMTP server
+(aiosmtpd) that keeps every message, and an HTTP server that keeps every JSON body posted
+to it (a generic webhook, Apprise's ``json://``)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Mailbox:
+    """An SMTP server's received messages, parsed."""
+
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    def url(self, to: str = "it@acme.com", password: str = "smtp-password") -> str:
+        """The Apprise URL that sends to this server, plainly (no TLS), as ``to``."""
+        return (
+            f"mailto://komeet:{password}@{self.host}:{self.port}?smtp={self.host}"
+            f"&from=sync@komeet.example&to={to}&mode=insecure"
+        )
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def wait(self, count: int = 1, timeout: float = 10) -> list[EmailMessage]:
+        return _waited(self.messages, count, timeout)
+
+
+class _Open:
+    """Accepts any login: the test checks what is sent, not who sends it."""
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth: Any):
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=True)
+
+
+def smtp_server() -> tuple[Mailbox, Controller]:
+    port = free_port()
+    mailbox = Mailbox("127.0.0.1", port)
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_Open(),
+        auth_require_tls=False,
+    )
+    controller.start()
+    return mailbox, controller
+
+
+@dataclass
+class Webhook:
+    """An HTTP server's received JSON bodies."""
+
+    port: int
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def url(self, path: str = "/komeet") -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def wait(self, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+        return _waited(self.posts, count, timeout)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def webhook(port: int | None = None) -> Webhook:
+    hook = Webhook(port or free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            hook.posts.append(json.loads(self.rfile.read(length)) | {"path": self.path})
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook.server = ThreadingHTTPServer(("127.0.0.1", hook.port), Handler)
+    threading.Thread(target=hook.server.serve_forever, daemon=True).start()
+    return hook
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _waited(received: list, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while len(received) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return list(received)
