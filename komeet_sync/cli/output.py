@@ -54,6 +54,8 @@ ENVIRONMENT = {
     "KOMEET_SYNC_PUBLIC_URL": "the address IdPs reach the SCIM endpoint at "
     "(default http://127.0.0.1:8000)",
     "KOMEET_SYNC_SCHEDULE": "Dagster: the cron schedule of the syncs (default hourly)",
+    "KOMEET_SYNC_RETENTION_DAYS": "days the SCIM request log and past syncs' results are "
+    "kept (default 90)",
 }
 DATABASE = ("KOMEET_SYNC_HOME", "KOMEET_SYNC_DATABASE_URL")
 RESULTS = ("KOMEET_SYNC_RESULTS",)
@@ -71,6 +73,7 @@ GOOGLE = (
     "KOMEET_SYNC_GOOGLE_BACKOFF",
 )
 PUBLIC_URL = ("KOMEET_SYNC_PUBLIC_URL",)
+RETENTION = ("KOMEET_SYNC_RETENTION_DAYS",)
 # The exit codes of the commands that apply a plan or compute one (sync, apply, audit).
 PLAN_EXIT_CODES = (EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED)
 
@@ -213,6 +216,11 @@ def print_summary(summary: dict[str, Any], out: str, approved_by: str | None = N
     else:
         print(f"Plan {summary['plan_id']} may be applied.")
     print(f"Reports written to {out}/ (CSV and Parquet, summary.json).")
+
+
+def counted(number: int, one: str, many: str | None = None) -> str:
+    """``number`` of a thing, in words: "1 plan", "2,000 plans"."""
+    return f"{number:,} {one if number == 1 else (many or one + 's')}"
 
 
 def terminal_width() -> int:
