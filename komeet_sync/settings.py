@@ -7,7 +7,9 @@ place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``
 ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs reach the SCIM endpoint at (default
 ``http://127.0.0.1:8000``); ``KOMEET_SYNC_NOTIFY`` the notification URLs of domains that have
 none of their own (``komeet_sync.notify``); ``KOMEET_SYNC_SECRET_KEY`` the key that seals the
-secrets komeet-sync keeps to use again (``store.sealed``).
+secrets komeet-sync keeps to use again (``store.sealed``); ``KOMEET_SYNC_RETENTION_DAYS`` how
+many days the SCIM request log and past syncs' results are kept (default 90,
+``runs.retention``).
 
 A value that cannot be used is refused where it is used, with one line naming the variable,
 its value and what to set instead: SettingError here, the store's own errors for the
@@ -26,8 +28,11 @@ RESULTS_ENV = "KOMEET_SYNC_RESULTS"
 PUBLIC_URL_ENV = "KOMEET_SYNC_PUBLIC_URL"
 NOTIFY_ENV = "KOMEET_SYNC_NOTIFY"
 SECRET_KEY_ENV = "KOMEET_SYNC_SECRET_KEY"
+RETENTION_ENV = "KOMEET_SYNC_RETENTION_DAYS"
 DEFAULT_HOME = ".komeet_sync"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 36_500  # a century: further back than any date a cutoff can name
 
 
 class SettingError(ValueError):
@@ -83,6 +88,28 @@ def public_url() -> str:
             f"https://sync.example.com (default {DEFAULT_PUBLIC_URL})"
         )
     return value.rstrip("/")
+
+
+def retention_days() -> int:
+    """``KOMEET_SYNC_RETENTION_DAYS``: how many days the SCIM request log and past syncs'
+    results are kept, a whole number from 1 to 36,500 (default 90); SettingError otherwise."""
+    value = (os.environ.get(RETENTION_ENV) or "").strip()
+    if not value:
+        return DEFAULT_RETENTION_DAYS
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_RETENTION_DAYS:
+        raise SettingError(
+            f"{RETENTION_ENV}={value!r} is not a whole number of days from 1 to "
+            f"{MAX_RETENTION_DAYS:,}; set it to how many days the SCIM request log and past "
+            f"syncs' results are kept, like 30, or unset it to keep them "
+            f"{DEFAULT_RETENTION_DAYS} days"
+        )
+    return int(value)
+
+
+def retention_setting() -> str:
+    """``KOMEET_SYNC_RETENTION_DAYS`` and where its value came from, as a message names it."""
+    value = (os.environ.get(RETENTION_ENV) or "").strip()
+    return f"{RETENTION_ENV}={value}" if value else f"{RETENTION_ENV} unset: the default"
 
 
 def is_http_url(value: str) -> bool:

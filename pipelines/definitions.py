@@ -6,9 +6,9 @@ from .assets.extract import komeet_accounts, snapshot
 from .assets.provisioning import results
 from .assets.reports import reconciliation
 from .io_manager import sync_store
-from .jobs import sync_domain
+from .jobs import retention, sync_domain
 from .resources import DatabaseResource, GoogleResource, KomeetResource
-from .schedules import every_domain
+from .schedules import daily_retention, every_domain
 from .sensors import domain_partitions, notifications, scim_pushes, sync_failures
 
 defs = dg.Definitions(
@@ -16,8 +16,8 @@ defs = dg.Definitions(
     # would cost more in imports than the steps take.
     executor=dg.in_process_executor,
     assets=[snapshot, komeet_accounts, reconciliation, results],
-    jobs=[sync_domain],
-    schedules=[every_domain],
+    jobs=[sync_domain, retention],
+    schedules=[every_domain, daily_retention],
     sensors=[domain_partitions, scim_pushes, sync_failures, notifications],
     resources={
         "io_manager": sync_store,

@@ -1,5 +1,5 @@
-"""The schedule: every enabled domain synced, hourly unless ``KOMEET_SYNC_SCHEDULE`` gives
-another cron expression."""
+"""The schedules: every enabled domain synced, hourly unless ``KOMEET_SYNC_SCHEDULE`` gives
+another cron expression; and retention's prune, daily."""
 
 import os
 from collections.abc import Iterator
@@ -8,7 +8,7 @@ import dagster as dg
 
 from komeet_sync.store.domains import DomainStore
 
-from .jobs import sync_domain
+from .jobs import retention, sync_domain
 from .resources import DatabaseResource
 
 SCHEDULE_ENV = "KOMEET_SYNC_SCHEDULE"
@@ -40,3 +40,15 @@ except dg.DagsterInvalidDefinitionError:  # Dagster's message does not say where
         f"{SCHEDULE_ENV}={CRON!r} is not a cron expression of 5 fields; give one like "
         f"'*/15 * * * *', or unset it to sync hourly ({HOURLY!r})"
     ) from None
+
+
+# Daily, at an hour of few syncs and pushes: the prune's batches interleave with the SCIM
+# endpoint's writes anyway.
+daily_retention = dg.ScheduleDefinition(
+    name="daily_retention",
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    job=retention,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Delete what is older than KOMEET_SYNC_RETENTION_DAYS, daily at 03:30 UTC.",
+)

@@ -16,7 +16,18 @@ from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
 from komeet_sync import __version__
-from komeet_sync.cli import audit, domains, explain, google, plans, scim, status, sync, worker
+from komeet_sync.cli import (
+    audit,
+    domains,
+    explain,
+    google,
+    plans,
+    prune,
+    scim,
+    status,
+    sync,
+    worker,
+)
 from komeet_sync.cli.interrupt import Interrupts
 from komeet_sync.cli.output import EXIT_ERROR, Parser, UserError, debug_option, fail
 
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"komeet-sync {__version__}")
     debug_option(parser)
     commands = parser.add_subparsers(title="commands", parser_class=Parser)
-    for group in (domains, audit, google, scim, sync, plans, status, explain, worker):
+    for group in (domains, audit, google, scim, sync, plans, status, explain, worker, prune):
         group.register(commands)
     for subparser in commands.choices.values():
         if "run" not in subparser._defaults:  # a group (`komeet-sync domains`): its own help

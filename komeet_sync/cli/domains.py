@@ -16,6 +16,7 @@ from komeet_sync.cli.output import (
     UserError,
     command,
     configured,
+    counted,
     domain_store,
     print_config,
 )
@@ -406,8 +407,8 @@ def _deleted_lines(removal: Removal) -> list[str]:
     lines = []
     if removal.config.source is SourceKind.SCIM:
         lines.append(
-            f"{_count(removal.staged_users, 'staged user')} and "
-            f"{_count(removal.staged_groups, 'staged group')} its IdP pushed: if the domain is "
+            f"{counted(removal.staged_users, 'staged user')} and "
+            f"{counted(removal.staged_groups, 'staged group')} its IdP pushed: if the domain is "
             "added again, its IdP must push them all again"
         )
         if removal.scim_secret:
@@ -416,12 +417,12 @@ def _deleted_lines(removal: Removal) -> list[str]:
                 "IdP must be given"
             )
     lines.append(
-        f"{_count(removal.plans, 'plan')}, with their approvals and "
-        f"{_count(removal.ledger_entries, 'ledger entry', 'ledger entries')}"
+        f"{counted(removal.plans, 'plan')}, with their approvals and "
+        f"{counted(removal.ledger_entries, 'ledger entry', 'ledger entries')}"
     )
-    lines.append(_count(removal.failures, "recorded sync failure"))
+    lines.append(counted(removal.failures, "recorded sync failure"))
     if removal.config.source is SourceKind.SCIM or removal.requests_logged:
-        lines.append(f"{_count(removal.requests_logged, 'line')} of the SCIM request log")
+        lines.append(f"{counted(removal.requests_logged, 'line')} of the SCIM request log")
     lines.append(
         "its configuration" + (" and alias domains" if removal.config.alias_domains else "")
     )
@@ -435,18 +436,18 @@ def _deleted(removal: Removal) -> str:
     parts = []
     if removal.config.source is SourceKind.SCIM:
         parts += [
-            _count(removal.staged_users, "staged user"),
-            _count(removal.staged_groups, "staged group"),
+            counted(removal.staged_users, "staged user"),
+            counted(removal.staged_groups, "staged group"),
         ]
         if removal.scim_secret:
             parts.append("its SCIM secret")
     parts += [
-        _count(removal.plans, "plan"),
-        _count(removal.ledger_entries, "ledger entry", "ledger entries"),
-        _count(removal.failures, "recorded sync failure"),
+        counted(removal.plans, "plan"),
+        counted(removal.ledger_entries, "ledger entry", "ledger entries"),
+        counted(removal.failures, "recorded sync failure"),
     ]
     if removal.config.source is SourceKind.SCIM or removal.requests_logged:
-        parts.append(f"{_count(removal.requests_logged, 'line')} of the SCIM request log")
+        parts.append(f"{counted(removal.requests_logged, 'line')} of the SCIM request log")
     return ", ".join(parts)
 
 
@@ -454,13 +455,9 @@ def _kept(removal: Removal) -> str:
     if removal.syncs_folder is None or not removal.syncs_kept:
         return "No sync of it is stored in the result store."
     return (
-        f"Kept: the results of its {_count(removal.syncs_kept, 'sync')}, in "
+        f"Kept: the results of its {counted(removal.syncs_kept, 'sync')}, in "
         f"{removal.syncs_folder} (remove that folder yourself once they are no longer needed)."
     )
-
-
-def _count(number: int, one: str, many: str | None = None) -> str:
-    return f"{number:,} {one if number == 1 else (many or one + 's')}"
 
 
 def _shown(setting: str, value: object) -> str:

@@ -57,6 +57,8 @@ ENVIRONMENT = {
     "KOMEET_SYNC_NOTIFY": "notification URLs of the domains with none of their own",
     "KOMEET_SYNC_SECRET_KEY": "the key that seals notification URLs at rest "
     "(default: $KOMEET_SYNC_HOME/secret.key)",
+    "KOMEET_SYNC_RETENTION_DAYS": "days the SCIM request log and past syncs' results are "
+    "kept (default 90)",
 }
 DATABASE = ("KOMEET_SYNC_HOME", "KOMEET_SYNC_DATABASE_URL")
 RESULTS = ("KOMEET_SYNC_RESULTS",)
@@ -75,6 +77,7 @@ GOOGLE = (
 )
 PUBLIC_URL = ("KOMEET_SYNC_PUBLIC_URL",)
 NOTIFY = ("KOMEET_SYNC_NOTIFY", "KOMEET_SYNC_SECRET_KEY")
+RETENTION = ("KOMEET_SYNC_RETENTION_DAYS",)
 # The exit codes of the commands that apply a plan or compute one (sync, apply, audit).
 PLAN_EXIT_CODES = (EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED)
 
@@ -217,6 +220,11 @@ def print_summary(summary: dict[str, Any], out: str, approved_by: str | None = N
     else:
         print(f"Plan {summary['plan_id']} may be applied.")
     print(f"Reports written to {out}/ (CSV and Parquet, summary.json).")
+
+
+def counted(number: int, one: str, many: str | None = None) -> str:
+    """``number`` of a thing, in words: "1 plan", "2,000 plans"."""
+    return f"{number:,} {one if number == 1 else (many or one + 's')}"
 
 
 def terminal_width() -> int:

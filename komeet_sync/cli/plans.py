@@ -82,6 +82,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from komeet_sync.runs.retention import reports_missing
+    from komeet_sync.settings import SettingError
     from komeet_sync.store.ledger import Ledger
     from komeet_sync.store.plans import PlanError, PlanStore
 
@@ -89,7 +91,8 @@ def _show(args: argparse.Namespace) -> int:
     plans = PlanStore(engine)
     try:
         plan = plans.get(args.plan_id)
-    except PlanError as exc:
+        missing = reports_missing(plan)
+    except (PlanError, SettingError) as exc:
         raise UserError(str(exc)) from None
     status = plans.status(plan)
     actions = plans.actions(plan.plan_id)
@@ -105,11 +108,14 @@ def _show(args: argparse.Namespace) -> int:
         actions = actions.drop(columns="http_status", errors="ignore")
     if args.json:
         listed = json.loads(actions.to_json(orient="records"))
-        print(json.dumps(plan.as_dict() | status.as_dict() | {"actions": listed}, indent=2))
+        facts = plan.as_dict() | {"reports_missing": missing} | status.as_dict()
+        print(json.dumps(facts | {"actions": listed}, indent=2))
         return EXIT_OK
     print(f"Plan {plan.plan_id} for {plan.domain}, made {plan.created_at:%Y-%m-%d %H:%M} UTC")
     print(f"  state: {status}")
     print(f"  source {plan.source}, {plan.desired:,} desired people; reports in {plan.reports}")
+    if missing:
+        print(f"  {missing}")
     counts = ", ".join(f"{count:,} {action}" for action, count in plan.counts.items())
     print(f"  actions: {counts or 'none'}")
     for hold in plan.holds:

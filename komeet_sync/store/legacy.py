@@ -131,6 +131,12 @@ class DagsterRun:
     def record(self) -> dict[str, Any]:
         return {"sync_id": self.sync_id, "domain": self.domain, "run_id": self.sync_id}
 
+    def folders(self) -> list[UPath]:
+        """Where the run is stored: a folder per asset it wrote, those no longer read
+        (``google_directory``, ``scim_staging``) included."""
+        runs = (asset / self.domain / self.sync_id for asset in sorted(self.history.iterdir()))
+        return [UPath(run) for run in runs if run.is_dir()]
+
     def has(self, name: str) -> bool:
         return name in NAMES and self._folder(name).exists()
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     Subquery,
     func,
     insert,
@@ -377,16 +378,10 @@ class PlanStore:
                 .where(PlanRow.plan_id == plan.plan_id)
                 .values(**current, **(made if was_dry_run else {}))
             )
-            latest = _latest_applications()
-            finished = (
-                select(ApplicationRow.plan_id)
-                .join(latest, latest.c.id == ApplicationRow.id)
-                .where(ApplicationRow.finished_at.is_not(None))
-            )
             replaced = [
                 PlanRow.domain == plan.domain,
                 PlanRow.plan_id != plan.plan_id,
-                PlanRow.plan_id.not_in(finished),
+                PlanRow.plan_id.not_in(_applied_in_full()),
             ]
             if scope is Scope.PEOPLE:
                 people = [
@@ -482,6 +477,18 @@ class PlanStore:
                 .values(approved_by=by, approved_at=datetime.now(UTC))
             )
         return self.get(plan.plan_id)
+
+    def waiting_reports(self) -> set[str]:
+        """Where the reports of each plan that may still be applied are (held, approved, a
+        dry run's, never applied, or with actions left to send: neither superseded nor
+        applied in full): an apply writes its results beside them."""
+        query = select(PlanRow.reports).where(
+            PlanRow.superseded_by.is_(None),
+            PlanRow.reports.is_not(None),
+            PlanRow.plan_id.not_in(_applied_in_full()),
+        )
+        with self.engine.connect() as connection:
+            return {reports for reports in connection.scalars(query) if reports}
 
     def list(self, domain: str | None = None, limit: int = 20) -> pd.DataFrame:
         """The latest plans, newest first (PLAN_LIST_COLUMNS): their approval and their state
@@ -632,6 +639,16 @@ def _insert_actions(connection: Connection, plan: Plan) -> None:
     )
     if rows:
         connection.execute(insert(PlanActionRow), rows)
+
+
+def _applied_in_full() -> Select[str]:
+    """The plans whose latest application finished (applied, with failures or not)."""
+    latest = _latest_applications()
+    return (
+        select(ApplicationRow.plan_id)
+        .join(latest, latest.c.id == ApplicationRow.id)
+        .where(ApplicationRow.finished_at.is_not(None))
+    )
 
 
 def _latest_applications() -> Subquery:

@@ -24,12 +24,14 @@ listed too, read-only (``store.legacy``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
 from upath import UPath
 
 from komeet_sync import settings
+from komeet_sync.model.reports import STORED_NAMES
 from komeet_sync.store.legacy import legacy_domains, legacy_syncs
 from komeet_sync.store.sync_folder import ResultError, StoredSync, SyncFolder
 
@@ -140,6 +142,26 @@ class ResultStore:
         if self.legacy_home is not None:
             found += legacy_syncs(self.legacy_home, domain)
         return max(found, key=_in_order) if found else None
+
+    def history(
+        self, domain: str, before: datetime, keep: Collection[str] = ()
+    ) -> list[StoredSync]:
+        """The domain's past syncs begun before ``before``, oldest first: what retention
+        deletes (``runs.retention``). Kept whatever their age: the domain's latest sync, its
+        latest sync holding each result (what ``latest`` finds: a step's inputs, ``explain
+        --last``, the notebooks' latest report), and those at ``keep`` (locations, known by
+        their domain and sync id, wherever the store was when they were recorded)."""
+        kept = {tuple(location.rstrip("/").rsplit("/", 2)[-2:]) for location in keep}
+        wanted = set(STORED_NAMES)
+        found: list[StoredSync] = []
+        for newer, sync in enumerate(reversed(self.syncs(domain))):
+            latest_of = {name for name in wanted if sync.has(name)}
+            wanted -= latest_of
+            if not newer or latest_of or (domain, sync.sync_id) in kept:
+                continue
+            if sync.started_at is not None and sync.started_at < before:
+                found.append(sync)
+        return found[::-1]
 
     def latest(self, domain: str, name: str) -> StoredSync | None:
         """The domain's latest sync that stored ``name``."""

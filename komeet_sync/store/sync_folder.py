@@ -54,6 +54,8 @@ class StoredSync(Protocol):
 
     def record(self) -> dict[str, Any]: ...
 
+    def folders(self) -> list[UPath]: ...
+
 
 @dataclass(frozen=True)
 class SyncFolder:
@@ -77,6 +79,10 @@ class SyncFolder:
             return None
         moment = datetime.strptime(found.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
         return moment.replace(microsecond=int(found.group(2) or 0) * 1000)
+
+    def folders(self) -> list[UPath]:
+        """Where the sync is stored: its folder."""
+        return [self.path]
 
     def record(self) -> dict[str, Any]:
         """The sync's ``sync.json``: who ran it and when (empty for an audit's folder)."""

@@ -8,8 +8,10 @@ A read, or a write refused (401, 404, 413...), changes nothing staged.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from komeet_sync.model.domain_config import SourceKind
 from komeet_sync.store.database import as_utc
@@ -24,10 +26,21 @@ def _pushed() -> ColumnElement[bool]:
 
 
 def last_pushes(engine: Engine) -> dict[str, datetime]:
-    """When each SCIM domain's IdP last pushed, for the domains whose IdP ever did: one
-    query, each domain's answer read backwards along the log's (domain, at) index."""
+    """When each SCIM domain's IdP last pushed, for the domains whose IdP ever did."""
+    return {domain: as_utc(at) for domain, at in _last_push(engine, ScimRequestRow.at).items()}
+
+
+def last_push_rows(engine: Engine) -> list[int]:
+    """The request log's row of each SCIM domain's last push: retention keeps it whatever
+    its age (``runs.retention``), so that ``status`` still says when each IdP last pushed."""
+    return sorted(_last_push(engine, ScimRequestRow.id).values())
+
+
+def _last_push(engine: Engine, column: InstrumentedAttribute[Any]) -> dict[str, Any]:
+    """``column`` of each SCIM domain's last push, for the domains whose IdP ever pushed:
+    one query, each domain's answer read backwards along the log's (domain, at) index."""
     last = (
-        select(ScimRequestRow.at)
+        select(column)
         .where(ScimRequestRow.domain == DomainConfigRow.domain, _pushed())
         .order_by(ScimRequestRow.at.desc())
         .limit(1)
@@ -39,4 +52,4 @@ def last_pushes(engine: Engine) -> dict[str, datetime]:
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    return {domain: as_utc(at) for domain, at in rows if at is not None}
+    return {domain: value for domain, value in rows if value is not None}
