@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from komeet_sync.runs.failures import record_run_failure
 from komeet_sync.sources.scim.changes import pending
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.failures import record_failure
 
 from .jobs import sync_domain
 from .partitions import domains
@@ -74,14 +74,14 @@ def scim_pushes(
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
 def sync_failures(context: dg.RunFailureSensorContext, database: DatabaseResource) -> None:
     """Record each failed run with its domain, for ``komeet-sync domains show`` and the
-    notebooks."""
+    notebooks; the domain is quarantined when its runs keep failing."""
     run = context.dagster_run
     steps = [
         f"{event.step_key}: {_cause(event.step_failure_data.error)}"
         for event in context.get_step_failure_events()
         if event.step_failure_data.error is not None
     ]
-    record_failure(
+    record_run_failure(
         database.engine(),
         run.tags.get("dagster/partition"),
         run.run_id,
