@@ -13,6 +13,8 @@ from tests.support.scim_server import GROUP as SCIM_GROUP
 from tests.support.scim_server import USER as SCIM_USER
 
 GOOGLE = ["--source", "google", "--admin-email", "admin@acme.com", "--group", "all@acme.com"]
+# What `domains show --json` adds to the configuration of a domain not quarantined, never failed.
+NOT_QUARANTINED = {"quarantine": None, "recent_failures": []}
 
 
 def test_add_list_show_enable_disable_remove(cli, komeet_env):
@@ -48,7 +50,8 @@ def test_add_list_show_enable_disable_remove(cli, komeet_env):
 
     listed = cli.json("domains", "list")
     assert [d["domain"] for d in listed] == ["acme.com", "globex.com"]
-    assert cli.json("domains", "show", "acme.com") == added | {"recent_failures": []}
+    shown = cli.json("domains", "show", "acme.com")
+    assert shown == added | NOT_QUARANTINED
 
     assert cli.json("domains", "disable", "acme.com")["enabled"] is False
     assert cli.json("domains", "show", "acme.com")["enabled"] is False
@@ -56,6 +59,23 @@ def test_add_list_show_enable_disable_remove(cli, komeet_env):
 
     assert cli.json("domains", "remove", "globex.com", "--yes")["domain"] == "globex.com"
     assert [d["domain"] for d in cli.json("domains", "list")] == ["acme.com"]
+
+
+def test_a_change_of_settings_keeps_the_quarantine(cli, komeet_env):
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.domains import DomainStore
+
+    cli("domains", "add", "acme.com", *GOOGLE)
+    store = DomainStore(open_database(komeet_env))
+    quarantine = store.quarantine("acme.com", "5 syncs failed in a row")
+
+    changed = cli.json("domains", "set", "acme.com", "--add-group", "sales@acme.com")
+
+    assert changed["groups"] == ["all@acme.com", "sales@acme.com"]
+    assert store.get("acme.com").quarantine == quarantine
+    assert cli.json("domains", "show", "acme.com")["quarantine"] == quarantine.as_dict()
+    code, out, _ = cli("domains", "list")
+    assert code == 0 and "enabled, QUARANTINED" in out
 
 
 def test_human_output_lists_domains(cli, komeet_env):
@@ -168,7 +188,7 @@ def test_unicode_and_punycode_reach_the_same_configuration(cli, komeet_env):
     added["domain"] = BUCHER
 
     for name in ("bücher.example", "BÜCHER.EXAMPLE", BUCHER, "XN--BCHER-KVA.example."):
-        assert cli.json("domains", "show", name) == added | {"recent_failures": []}, name
+        assert cli.json("domains", "show", name) == added | NOT_QUARANTINED, name
     code, out, _ = cli("domains", "show", "BÜCHER.example")
     assert code == 0 and f"{BUCHER} (bücher.example)" in out
     code, out, _ = cli("domains", "list")
@@ -210,7 +230,7 @@ def test_set_changes_only_what_is_given(cli, komeet_env):
         "groups": ["all@acme.com", "eng@acme.com", "sales@acme.com"],
         "max_deactivations": 40,
     }
-    assert cli.json("domains", "show", "acme.com") == after | {"recent_failures": []}
+    assert cli.json("domains", "show", "acme.com") == after | NOT_QUARANTINED
 
     code, out, err = cli("domains", "set", "acme.com", "--max-deactivation-share", "0.05")
     assert code == 0, err
@@ -250,7 +270,7 @@ def test_set_edits_each_list(cli, komeet_env, options, changed):
     before = acme(cli)
     after = cli.json("domains", "set", "acme.com", *options)
     assert after == before | changed
-    assert cli.json("domains", "show", "acme.com") == after | {"recent_failures": []}
+    assert cli.json("domains", "show", "acme.com") == after | NOT_QUARANTINED
 
 
 @pytest.mark.parametrize(
