@@ -85,7 +85,7 @@ def scim_pushes(
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
 def sync_failures(context: dg.RunFailureSensorContext, database: DatabaseResource) -> None:
     """Record each failed run with its domain, for ``komeet-sync domains show`` and the
-    notebooks."""
+    notebooks; the domain is quarantined when its runs keep failing."""
     run = context.dagster_run
     steps = [
         f"{event.step_key}: {_cause(event.step_failure_data.error)}"

@@ -19,6 +19,8 @@ from komeet_sync.cli.output import (
     counted,
     domain_store,
     print_config,
+    quarantine_lines,
+    sync_state,
 )
 
 if TYPE_CHECKING:
@@ -36,9 +38,14 @@ def register(commands) -> None:
     add.add_argument("--disabled", action="store_true", help="add it disabled (no writes)")
     command(group, "list", "list configured domains", _list)
     for name, help_text, run in (
-        ("show", "show one domain's configuration", _show),
+        ("show", "show one domain's configuration, its quarantine and recent failures", _show),
         ("enable", "enable a domain's sync", _enable),
         ("disable", "disable a domain's sync: stops every write for it at once", _disable),
+        (
+            "release",
+            "lift a domain's quarantine: its syncs write to Komeet again (README, 'Quarantine')",
+            _release,
+        ),
     ):
         command(group, name, help_text, run).add_argument("domain")
     change = command(
@@ -246,7 +253,7 @@ def _list(args: argparse.Namespace) -> int:
 
     configs = domain_store().list()
     if args.json:
-        print(json.dumps([config.as_dict() for config in configs], indent=2))
+        print(json.dumps([_with_quarantine(config) for config in configs], indent=2))
         return EXIT_OK
     if not configs:
         print("No domain is configured. Add one with 'komeet-sync domains add DOMAIN ...'.")
@@ -255,7 +262,7 @@ def _list(args: argparse.Namespace) -> int:
         (
             display_domain(c.domain),
             c.source.value,
-            "enabled" if c.enabled else "DISABLED",
+            sync_state(c),
             ", ".join(c.groups) or "(all users)",
             ", ".join(display_domain(alias) for alias in c.alias_domains),
         )
@@ -277,7 +284,7 @@ def _show(args: argparse.Namespace) -> int:
         recent = json.loads(failures.to_json(orient="records", date_format="iso"))
         print(
             json.dumps(
-                config.as_dict()
+                _with_quarantine(config)
                 | {
                     "notify": notified,
                     "notify_from": whose,
@@ -290,6 +297,10 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_config(config, args)
     print(f"notify                  {', '.join(notified) or '(nowhere)'} ({whose})")
+    if config.quarantine is not None:
+        print()
+        for line in quarantine_lines(config.quarantine):
+            print(line)
     if events:
         print("\nRecent events (newest first):")
         for line in event_lines(events):
@@ -314,6 +325,32 @@ def _disable(args: argparse.Namespace) -> int:
     config = store.set_enabled(config.domain, False)
     _print_config(config, args, f"Sync disabled for {config.domain}: nothing is written for it.")
     return EXIT_OK
+
+
+def _release(args: argparse.Namespace) -> int:
+    from komeet_sync.runs.quarantine import release
+    from komeet_sync.store.domains import NotQuarantined
+
+    store, config = configured(args.domain)
+    try:
+        lifted = release(store.engine, config.domain)
+    except NotQuarantined as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"domain": lifted.domain, "released": lifted.as_dict()}, indent=2))
+        return EXIT_OK
+    print(
+        f"Released {lifted.domain} from the quarantine it was in since "
+        f"{lifted.since:%Y-%m-%d %H:%M} UTC ({lifted.reason}): its syncs write to Komeet "
+        f"again; the next one applies its plan (`komeet-sync sync {lifted.domain}`)."
+    )
+    return EXIT_OK
+
+
+def _with_quarantine(config) -> dict[str, object]:
+    """A configuration as JSON values, with its quarantine (None: none)."""
+    quarantine = config.quarantine.as_dict() if config.quarantine else None
+    return config.as_dict() | {"quarantine": quarantine}
 
 
 def _set(args: argparse.Namespace) -> int:

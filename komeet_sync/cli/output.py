@@ -30,7 +30,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_CODES = {
     EXIT_OK: "done, or nothing to do",
     EXIT_ERROR: "an error (the one line on stderr says which), or an action Komeet refused",
-    EXIT_HELD: "a plan held by a guard, or the domain disabled: nothing was sent",
+    EXIT_HELD: "a plan held by a guard, or the domain disabled or quarantined: nothing was sent",
     EXIT_NOT_FOUND: "no directory user and no Komeet account of the domain has that address",
     EXIT_INTERRUPTED: "stopped by Ctrl-C (SIGINT); 143 for SIGTERM",
 }
@@ -190,6 +190,21 @@ def print_config(config, args: argparse.Namespace, headline: str | None = None) 
         (key, ", ".join(value) if isinstance(value, list) else value) for key, value in data.items()
     ]
     print(tabulate(rows, tablefmt="plain"))
+
+
+def sync_state(config) -> str:
+    """Whether a domain's syncs write to Komeet, in words (``domains list``, ``status``)."""
+    switch = "enabled" if config.enabled else "DISABLED"
+    return switch if config.quarantine is None else f"{switch}, QUARANTINED"
+
+
+def quarantine_lines(quarantine) -> list[str]:
+    """A quarantine in words, with the command that lifts it (``domains show``, ``status``)."""
+    return [
+        f"{quarantine.domain}: QUARANTINED since {quarantine.since:%Y-%m-%d %H:%M} UTC: "
+        f"{quarantine.reason}. Nothing is written to Komeet for it; its reports still compute.",
+        f"  release it: {quarantine.release}",
+    ]
 
 
 def print_summary(summary: dict[str, Any], out: str, approved_by: str | None = None) -> None:

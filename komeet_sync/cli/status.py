@@ -1,7 +1,7 @@
 """``komeet-sync status``: every configured domain, its last sync and what came of it (its
 plan's state in the words of ``plans list``), a held plan with the command that approves it,
-its last failure and its IdP's last push. The overview is ``runs.status``'s; this module
-prints it."""
+its last failure, its quarantine with the command that releases it, and its IdP's last push.
+The overview is ``runs.status``'s; this module prints it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from komeet_sync.cli.output import (
     command,
     domain_store,
     fitted_table,
+    quarantine_lines,
+    sync_state,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +53,8 @@ def register(commands) -> None:
         commands,
         "status",
         "every domain: its last sync (when, by the CLI or Dagster) and its result, a held "
-        "plan and its approval command, the last failure, and a SCIM domain's last push",
+        "plan and its approval command, the last failure, a quarantine and its release "
+        "command, and a SCIM domain's last push",
         _status,
         environment=DATABASE + RESULTS,
         exit_codes=(EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED),
@@ -59,7 +62,7 @@ def register(commands) -> None:
             EXIT_OK: "no domain needs anyone: applied, in step, never synced, a dry run, disabled",
             EXIT_ERROR: "a last sync failed, or Komeet refused actions of it; or an error",
             EXIT_HELD: "a plan waits for an operator (held, approved, never applied, "
-            "unfinished); none failed",
+            "unfinished), or a domain is quarantined; none failed",
         },
     )
     status.epilog = "Times are UTC.\n\n" + (status.epilog or "")
@@ -104,7 +107,7 @@ def _status(args: argparse.Namespace) -> int:
                 print(line)
     if any(status.result.failed for status in statuses):
         return EXIT_ERROR
-    if any(status.result.waits_for_someone for status in statuses):
+    if any(status.result.waits_for_someone or status.quarantine for status in statuses):
         return EXIT_HELD
     return EXIT_OK
 
@@ -132,7 +135,7 @@ def _print(statuses: list[DomainStatus]) -> None:
             (
                 status.domain,
                 status.source.value,
-                "enabled" if status.enabled else "DISABLED",
+                sync_state(status),
                 f"{started} {sync.by}" if sync else "never",
                 status.result_text,
                 ", ".join(f"{count:,} {label}" for count, label in counts if count),
@@ -163,7 +166,7 @@ def _notes(status: DomainStatus) -> list[str]:
         failure = None  # said
     elif result is SyncResult.DISABLED:
         said = f"{domain} is disabled: plan {plan_id} was not sent"
-    elif result.waits_for_someone or result in (
+    elif (result.waits_for_someone and result is not SyncResult.QUARANTINED) or result in (
         SyncResult.APPLIED_WITH_FAILURES,
         SyncResult.SUPERSEDED,
     ):
@@ -176,6 +179,8 @@ def _notes(status: DomainStatus) -> list[str]:
         notes.append(f"  no approval lifts it: fix the cause, then sync again ({status.next_step})")
     elif said and status.next_step:
         notes.append(f"  next: {status.next_step}")
+    if status.quarantine is not None:  # why, and the release, whatever the last sync did
+        notes += quarantine_lines(status.quarantine)
     if failure is not None:
         notes.append(f"{domain}: last failure {_failed(failure)}")
     if status.former_secret_until is not None:

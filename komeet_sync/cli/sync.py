@@ -167,7 +167,8 @@ def _sync(args: argparse.Namespace) -> int:
                 stored.approved_by if stored is not None else None,
             )
             sys.stdout.flush()
-        if run.applied is None and stored and stored.may_apply and stored.counts and client:
+        sends = run.applied is None and client and config.quarantine is None
+        if sends and stored and stored.may_apply and stored.counts:
             interrupts.writing(client, stored.plan_id)
             print(
                 f"Applying {stored.plan_id} to Komeet; if it is stopped, "
@@ -225,7 +226,7 @@ def _sync(args: argparse.Namespace) -> int:
             print(f"komeet-sync: {run.applied.stopped}", file=sys.stderr)
         return _stopped_code(run.applied.stopped)
     assert run.applied.result is not None
-    return _report_application(run.applied.result, args)
+    return _report_application(run.applied, args)
 
 
 def _sync_person(args: argparse.Namespace, store, config) -> int:
@@ -299,7 +300,7 @@ def _sync_person(args: argparse.Namespace, store, config) -> int:
             print(f"komeet-sync: {done.applied.stopped}", file=sys.stderr)
         return _stopped_code(done.applied.stopped)
     assert done.applied.result is not None
-    code = _report_application(done.applied.result, args)
+    code = _report_application(done.applied, args)
     return EXIT_HELD if code == EXIT_OK and done.held is not None else code
 
 
@@ -360,20 +361,23 @@ def _apply(args: argparse.Namespace) -> int:
     if applied.unrecorded:
         print(f"komeet-sync: the results were not written: {applied.unrecorded}", file=sys.stderr)
     if args.json:
-        print(json.dumps(applied.result.summary(), indent=2, default=str))
-    return _report_application(applied.result, args)
+        summary = applied.result.summary() | {"quarantine": applied.quarantine_dict()}
+        print(json.dumps(summary, indent=2, default=str))
+    return _report_application(applied, args)
 
 
 def _stopped_code(stopped) -> int:
-    """3 when a guard or the domain's switch held the plan; 1 when it cannot be applied
-    (superseded, a dry run's, its domain gone)."""
+    """3 when a guard, the domain's switch or its quarantine held the plan; 1 when it
+    cannot be applied (superseded, a dry run's, its domain gone)."""
     return EXIT_HELD if stopped.waiting else EXIT_ERROR
 
 
-def _report_application(result, args: argparse.Namespace) -> int:
-    """The summary table of an application, its failures with their reasons; exit 1 when
-    any action failed, 130 when the operator stopped it."""
+def _report_application(applied, args: argparse.Namespace) -> int:
+    """The summary table of an application, its failures with their reasons, and the
+    quarantine they brought; exit 1 when any action failed, 130 when the operator stopped
+    it."""
     interrupts = args.interrupts
+    result = applied.result
     if not args.json:
         if result.application_id is None:
             print(f"{result.plan_id} was applied before: nothing was sent again.")
@@ -401,6 +405,12 @@ def _report_application(result, args: argparse.Namespace) -> int:
                 f"Every outcome is in the plan's results.csv. Resume the transient "
                 f"failures with `komeet-sync apply {result.plan_id}`; the next sync plans "
                 "again whatever is still needed.",
+                file=sys.stderr,
+            )
+        if applied.quarantine is not None:
+            print(
+                f"{applied.quarantine.domain} is now QUARANTINED ({applied.quarantine.reason}): "
+                f"nothing more is written to Komeet for it until `{applied.quarantine.release}`.",
                 file=sys.stderr,
             )
     if result.interrupted:

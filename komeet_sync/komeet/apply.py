@@ -1,8 +1,9 @@
 """Applying a stored plan to Komeet, each action exactly once in effect (ARCHITECTURE.md,
 "Applying a plan").
 
-- Nothing is sent for a disabled domain, or for a held plan until an admin approved it
-  (ARCHITECTURE.md, "Guards").
+- Nothing is sent for a disabled or a quarantined domain, or for a held plan until an admin
+  approved it (ARCHITECTURE.md, "Guards"): every write to Komeet goes through
+  ``apply_plan``, so no path forgets a guard.
 - Every action has its ledger row before its first request; it is marked ``sending``
   before each request and gets its outcome after (a block of rows a transaction:
   ``_Writes``). Actions already applied or failed are never sent again, so a second apply
@@ -46,6 +47,7 @@ from komeet_sync.komeet.client import (
     user_resource,
 )
 from komeet_sync.komeet.parallel import DEFAULT_CONCURRENCY, in_parallel
+from komeet_sync.model.domain_config import Quarantine
 from komeet_sync.model.situations import Action
 from komeet_sync.progress import Advance
 from komeet_sync.store.domains import DomainStore, UnknownDomain
@@ -68,15 +70,17 @@ class Mode(StrEnum):
 
 class NotApplied(Exception):
     """Nothing was sent, and why. ``kind`` says which: a guard holds the plan ("held",
-    "stopped") or its domain is disabled ("disabled"), and the plan waits; or the plan is
-    not one to apply (a later plan "superseded" it, only a "dry_run" made it, its domain
-    is no longer configured: "unknown_domain"), and the operator must act."""
+    "stopped") or its domain is disabled ("disabled") or quarantined ("quarantined", with
+    its ``quarantine``), and the plan waits; or the plan is not one to apply (a later plan
+    "superseded" it, only a "dry_run" made it, its domain is no longer configured:
+    "unknown_domain"), and the operator must act."""
 
-    WAITING = frozenset({"held", "stopped", "disabled"})
+    WAITING = frozenset({"held", "stopped", "disabled", "quarantined"})
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, quarantine: Quarantine | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.quarantine = quarantine
 
     @property
     def waiting(self) -> bool:
@@ -135,9 +139,9 @@ class ApplyResult:
 
 
 def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
-    """Raise NotApplied when this plan may not be sent: its domain is gone or disabled, a
-    later plan superseded it, only a dry run made it (perhaps from an export of Komeet: a
-    sync that makes it again applies it), or a guard holds it."""
+    """Raise NotApplied when this plan may not be sent: its domain is gone, disabled or
+    quarantined, a later plan superseded it, only a dry run made it (perhaps from an export
+    of Komeet: a sync that makes it again applies it), or a guard holds it."""
     try:
         config = DomainStore(engine).get(plan.domain)
     except UnknownDomain:
@@ -164,6 +168,10 @@ def check_may_apply(engine: Engine, plan: StoredPlan) -> None:
             "disabled",
             f"{plan.domain} is disabled: nothing was sent. Enable it with `komeet-sync "
             f"domains enable {plan.domain}`, then apply {plan.plan_id}",
+        )
+    if config.quarantine is not None:
+        raise NotApplied(
+            "quarantined", f"{plan.plan_id} not applied: {config.quarantine}", config.quarantine
         )
     if plan.stopped:
         raise NotApplied(

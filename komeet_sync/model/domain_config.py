@@ -8,8 +8,10 @@ which makes the changed one by ``create`` again: an edit is refused exactly as a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from komeet_sync.model.domain_names import WHAT_A_DOMAIN_IS, InvalidDomain, normalise_domain
@@ -70,11 +72,38 @@ class DomainChange:
 
 
 @dataclass(frozen=True)
+class Quarantine:
+    """A domain in quarantine: nothing is written to Komeet for it, from any path, until an
+    operator releases it (ARCHITECTURE.md, "Guards"); its syncs still read, plan and write
+    their reports. ``engine.quarantine`` decides when a domain is quarantined."""
+
+    domain: str
+    since: datetime
+    reason: str  # in words: "12 of 20 actions failed (60%) applying plan_..."
+
+    @property
+    def release(self) -> str:
+        """The command that lifts it."""
+        return f"komeet-sync domains release {self.domain}"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.domain} is quarantined since {self.since:%Y-%m-%d %H:%M} UTC ({self.reason}); "
+            f"`{self.release}` lifts it"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {"since": self.since.isoformat(), "reason": self.reason, "release": self.release}
+
+
+@dataclass(frozen=True)
 class DomainConfig:
     """One domain's sync settings, already validated and normalised.
 
     ``groups`` are group emails for Google and group display names for SCIM; an empty tuple
-    for SCIM means every active user the IdP pushes is in scope.
+    for SCIM means every active user the IdP pushes is in scope. ``quarantine`` is not a
+    setting but the domain's state (``Quarantine``): set and lifted by the store, kept by
+    every change of the settings, and not in ``as_dict``.
     """
 
     domain: str
@@ -86,6 +115,7 @@ class DomainConfig:
     enabled: bool = True
     max_deactivations: int = DEFAULT_MAX_DEACTIVATIONS
     max_deactivation_share: float = DEFAULT_MAX_DEACTIVATION_SHARE
+    quarantine: Quarantine | None = None
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -117,9 +147,9 @@ class DomainConfig:
 
         Removing an item that is not in a list is refused, naming the items there are; items
         compare as they are matched (group emails and addresses normalised, SCIM group names
-        with spaces collapsed and case folded).
+        with spaces collapsed and case folded). The quarantine stays as it is.
         """
-        return DomainConfig.create(
+        changed = DomainConfig.create(
             self.domain,
             self.source,
             groups=self._edited(change.groups, "groups", self.groups, self._group_key),
@@ -150,6 +180,7 @@ class DomainConfig:
                 else change.max_deactivation_share
             ),
         )
+        return dataclasses.replace(changed, quarantine=self.quarantine)
 
     def _edited(
         self,

@@ -4,11 +4,13 @@ failure is visible in one status view).
 A failed Dagster run is recorded by the run failure sensor (``pipelines.sensors``); a
 ``komeet-sync sync`` or ``apply`` that raises is recorded here, around ``runs.sync.sync``
 and ``runs.sync.resume``. The Dagster assets call the steps, never those two, so no failure
-is recorded twice.
+is recorded twice. Both go through ``record_run_failure``, which quarantines the domain
+when its runs keep failing (``runs.quarantine``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -20,6 +22,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine
 
 from komeet_sync.runs import alerts
+from komeet_sync.runs.quarantine import INCREMENTAL_JOBS, after_run
+from komeet_sync.store.domains import UnknownDomain
 from komeet_sync.store.failures import record_failure
 
 Run = TypeVar("Run", bound=Callable[..., Any])
@@ -78,8 +82,21 @@ def recorded(engine: Engine, domain: str | None, run_id: str, job: str, message:
     """Record a failed run (of ``domain``, when it has one) and tell of it
     (``alerts.sync_failed``); never raises."""
     try:
-        record_failure(engine, domain, run_id, job, message)
+        record_run_failure(engine, domain, run_id, job, message)
     except Exception:
         log.exception("could not record the failure of %s for %s: %s", job, domain, message)
     if domain is not None:
         alerts.sync_failed(engine, domain, job, run_id, message, datetime.now(UTC))
+
+
+def record_run_failure(
+    engine: Engine, domain: str | None, run_id: str, job: str, message: str
+) -> None:
+    """Record that run ``run_id`` of ``job`` failed for ``domain`` (None: a run of no
+    domain), then quarantine the domain when that makes too many failed runs in a row
+    (``runs.quarantine.after_run``; incremental jobs are no runs)."""
+    record_failure(engine, domain, run_id, job, message)
+    if domain is None or job.startswith(INCREMENTAL_JOBS):
+        return
+    with contextlib.suppress(UnknownDomain):  # removed meanwhile: nothing to quarantine
+        after_run(engine, domain)

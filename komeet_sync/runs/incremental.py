@@ -163,6 +163,7 @@ class PeopleSync:
             "held": [hold.as_dict() for hold in self.held.holds] if self.held else [],
             "applied": applied.summary() if applied else None,
             "stopped": {"kind": stopped.kind, "detail": str(stopped)} if stopped else None,
+            "quarantine": self.applied.quarantine_dict() if self.applied else None,
         }
 
 

@@ -6,7 +6,8 @@ A domain's last sync is its newest folder in the result store, whoever ran it (`
 the database (``plans``, ``applications``, ``ledger``; where the plan stands is
 ``PlanStatus``, the one rule ``plans list`` and ``plans show`` follow too), as are the
 domain's last failure (``sync_failures``: a failed Dagster run's, or a CLI sync's that
-raised) and, for a SCIM domain, its IdP's last accepted write (the request log). The
+raised), its quarantine and, for a SCIM domain, its IdP's last accepted write (the request
+log). The
 database is read with one query per table however many domains; the result store with one
 listing and two or three small files per domain, read a few domains at a time.
 """
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.domain_config import DomainConfig, Quarantine, SourceKind
 from komeet_sync.model.holds import Hold
 from komeet_sync.model.reports import PLAN
 from komeet_sync.sources.scim.pushes import last_pushes
@@ -35,6 +36,8 @@ from komeet_sync.store.sync_folder import ResultError, StoredSync, SyncFolder
 READERS = 8  # domains whose result-store folder is read at once (an object store's latency)
 # The states of a plan that was never sent and may yet be: its actions are all pending.
 UNSENT = (PlanState.HELD, PlanState.APPROVED, PlanState.NEVER_APPLIED)
+# The states of a plan that a quarantine keeps from being sent (or resumed).
+KEPT_BY_QUARANTINE = (PlanState.APPROVED, PlanState.NEVER_APPLIED, PlanState.UNFINISHED)
 
 
 class SyncResult(StrEnum):
@@ -46,6 +49,7 @@ class SyncResult(StrEnum):
     INCOMPLETE = "incomplete"  # running, or stopped before its plan was stored
     DRY_RUN = PlanState.DRY_RUN.value  # the last sync was a dry run: it sent nothing by design
     DISABLED = "disabled"  # the domain is disabled: its plan, which may be applied, was not sent
+    QUARANTINED = "quarantined"  # the domain is quarantined: its plan was not sent
     NOTHING_TO_DO = "nothing_to_do"  # in step: the plan has no action
     HELD = PlanState.HELD.value
     APPROVED = PlanState.APPROVED.value
@@ -68,6 +72,7 @@ class SyncResult(StrEnum):
             SyncResult.APPROVED,
             SyncResult.UNFINISHED,
             SyncResult.NEVER_APPLIED,
+            SyncResult.QUARANTINED,
         )
 
 
@@ -120,7 +125,7 @@ class DomainStatus:
     """One domain in the status view: its configuration, its last sync and what came of it,
     where its plan stands (``PlanStatus``, as ``plans list`` says it) and its actions
     (applied, failed, pending: left to send), the command an operator runs next, its last
-    failure and, for a SCIM domain, its IdP's last push."""
+    failure, its quarantine and, for a SCIM domain, its IdP's last push."""
 
     domain: str
     source: SourceKind
@@ -139,6 +144,7 @@ class DomainStatus:
     last_push: datetime | None  # SCIM domains: the IdP's last accepted write
     # SCIM domains: until when the secret replaced by the last rotation still works.
     former_secret_until: datetime | None = None
+    quarantine: Quarantine | None = None  # nothing is written to Komeet until it is released
 
     @property
     def holds(self) -> tuple[Hold, ...]:
@@ -177,6 +183,7 @@ class DomainStatus:
             "former_secret_until": (
                 self.former_secret_until.isoformat() if self.former_secret_until else None
             ),
+            "quarantine": self.quarantine.as_dict() if self.quarantine else None,
         }
 
 
@@ -269,6 +276,7 @@ def _status(
         next_step=approve or _next_step(config.domain, result, plan_id, plan),
         last_failure=failure,
         last_push=last_push if config.source is SourceKind.SCIM else None,
+        quarantine=config.quarantine,
     )
 
 
@@ -287,7 +295,8 @@ def _result(
     sync's (or a later one's that stored nothing: a read that failed; or an apply's). A
     sync that stored no plan is incomplete; a dry run sent nothing by design, whatever its
     plan's state. A plan that may be applied and never was is the disabled domain's, or
-    nothing to do when it has no action (as is one applied with none)."""
+    nothing to do when it has no action (as is one applied with none); one with actions to
+    send, or to resume, is the quarantined domain's."""
     if last is None:
         return SyncResult.FAILED if failure is not None else SyncResult.NEVER_SYNCED
     state = plan.state if plan is not None else None
@@ -311,6 +320,8 @@ def _result(
         return SyncResult.DISABLED
     if state in (PlanState.NEVER_APPLIED, PlanState.APPLIED) and plan.plan.size == 0:
         return SyncResult.NOTHING_TO_DO
+    if config.quarantine is not None and state in KEPT_BY_QUARANTINE:
+        return SyncResult.QUARANTINED
     return SyncResult(plan.state.value)
 
 
@@ -322,6 +333,8 @@ def _next_step(
         return f"komeet-sync apply {plan_id}"
     if result is SyncResult.DISABLED:
         return f"komeet-sync domains enable {domain}"
+    if result is SyncResult.QUARANTINED:
+        return f"komeet-sync domains release {domain}"
     if result is SyncResult.HELD:
         return f"komeet-sync plans show {plan_id}"
     if result is SyncResult.APPLIED_WITH_FAILURES:

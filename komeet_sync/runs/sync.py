@@ -21,13 +21,14 @@ from komeet_sync.engine.reconcile import Reconciliation, reconcile
 from komeet_sync.komeet.accounts import read_accounts
 from komeet_sync.komeet.apply import DEFAULT_CONCURRENCY, ApplyResult, Mode, NotApplied, apply_plan
 from komeet_sync.komeet.client import KomeetClient
-from komeet_sync.model.domain_config import DomainConfig, SourceKind
+from komeet_sync.model.domain_config import DomainConfig, Quarantine, SourceKind
 from komeet_sync.model.frames import Source
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RECONCILED, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.progress import SILENT, Advance, Progress
 from komeet_sync.runs import alerts
 from komeet_sync.runs.failures import failure_recorded
+from komeet_sync.runs.quarantine import after_application
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.changes import decided_by_whole_read
 from komeet_sync.sources.scim.staging import read_staging
@@ -140,6 +141,11 @@ class Applied:
     stopped: NotApplied | None
     report: ResultsReport  # the sync's ``results``
     unrecorded: str = ""  # why the results could not be written beside the reports
+    # The domain's quarantine, when this apply found it quarantined or quarantined it.
+    quarantine: Quarantine | None = None
+
+    def quarantine_dict(self) -> dict[str, object] | None:
+        return self.quarantine.as_dict() if self.quarantine else None
 
 
 def apply(
@@ -155,7 +161,8 @@ def apply(
     mode: Mode | None = None,
     progress: Advance | None = None,
 ) -> Applied:
-    """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan").
+    """Apply a stored plan unless a guard forbids it (ARCHITECTURE.md, "Applying a plan"),
+    then judge whether its failures quarantine the domain (``runs.quarantine``).
     ``again``: a sync that finds a plan applied before applies its actions again (they are
     still needed); ``apply PLAN_ID`` only resumes. ``fresh_read``: the caller made the plan
     just now from its own read of Komeet, begun at ``read_at``
@@ -175,13 +182,17 @@ def apply(
         )
     except NotApplied as stopped:
         nothing = pd.DataFrame(columns=list(RESULTS.columns))
-        return Applied(None, stopped, ResultsReport(plan_id, None, nothing, {}, str(stopped)))
+        report = ResultsReport(plan_id, None, nothing, {}, str(stopped))
+        return Applied(None, stopped, report, quarantine=stopped.quarantine)
     stored = PlanStore(engine).get(plan_id)
     whole = stored.scope is Scope.DOMAIN and stored.snapshot_at is not None
     if whole and stored.source == Source.SCIM.value and not result.interrupted:
         assert stored.snapshot_at is not None
         decided_by_whole_read(engine, stored.domain, stored.snapshot_at)
-    return Applied(result, None, result.report())
+    quarantined = None
+    if result.application_id is not None:  # else nothing was sent: it was judged before
+        quarantined = after_application(engine, result, whole=stored.scope is Scope.DOMAIN)
+    return Applied(result, None, result.report(), quarantine=quarantined)
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,7 @@ class SyncRun:
         return summary | {
             "applied": result.summary() if result else None,
             "stopped": {"kind": stopped.kind, "detail": str(stopped)} if stopped else None,
+            "quarantine": self.applied.quarantine_dict(),
         }
 
 

@@ -10,7 +10,8 @@ Komeet accounts that could match them, decides with the same engine as a whole s
 A domain's writes are paced to ``rate`` actions a second, so that an IdP re-sending
 everything does not hammer Komeet (unchanged people send nothing anyway); a domain that
 fails (Komeet unreachable) is retried with a growing pause, the others go on. A disabled
-domain gets nothing: its changes wait for it to be enabled.
+domain gets nothing: its changes wait for it to be enabled; a quarantined one's wait for its
+release (``runs.quarantine``: a batch whose actions fail too much quarantines it too).
 """
 
 from __future__ import annotations
@@ -111,8 +112,8 @@ class Worker:
                 self.stopping.wait(self.options.poll)
 
     def run_once(self, wait: bool = True) -> list[Batch]:
-        """One batch of each enabled SCIM domain with changes pending and due (``wait``:
-        honour ``batch_wait`` and the domain's pace)."""
+        """One batch of each enabled SCIM domain with changes pending and due, unless it is
+        quarantined (``wait``: honour ``batch_wait`` and the domain's pace)."""
         due = pending(self.engine)
         if not due:
             return []
@@ -122,6 +123,8 @@ class Worker:
         for domain, (waiting, oldest) in sorted(due.items(), key=lambda item: item[1][1]):
             config = configs.get(domain)
             if config is None or not config.enabled or config.source is not SourceKind.SCIM:
+                continue
+            if config.quarantine is not None:
                 continue
             if now - oldest > BEHIND:
                 alerts.worker_behind(
@@ -172,6 +175,10 @@ class Worker:
         if result is not None and result.interrupted:
             # Stopped mid-way: the changes stay pending, the next worker decides them again.
             return Batch(config.domain, len(changes), first, last, done, "stopped")
+        stopped = done.applied.stopped if done.applied is not None else None
+        if stopped is not None and stopped.quarantine is not None:
+            # Quarantined since the domain was listed: the changes wait for its release.
+            return Batch(config.domain, len(changes), first, last, done, str(stopped))
         advance(self.engine, config.domain, CONSUMER, last)
         pace.failures = 0
         sent = result.requests if result is not None else 0

@@ -1,8 +1,9 @@
 """Storing domain configurations: one per domain, and no domain name claimed twice.
 
-A configuration is added, changed in place (``update``: its id, SCIM secret and staged data
-stay), and removed with everything the database holds for its domain (``remove``, which
-counts what it deletes; the results of its syncs are files, and are kept).
+A configuration is added, changed in place (``update``: its id, SCIM secret, staged data and
+quarantine stay), quarantined and released (``quarantine``, ``release``), and removed with
+everything the database holds for its domain (``remove``, which counts what it deletes; the
+results of its syncs are files, and are kept).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from komeet_sync.model.domain_config import DomainChange, DomainConfig, SourceKind
+from komeet_sync.model.domain_config import DomainChange, DomainConfig, Quarantine, SourceKind
 from komeet_sync.model.domain_names import InvalidDomain, normalise_domain
 from komeet_sync.store import sealed
 from komeet_sync.store.database import as_utc, write_lock
@@ -47,6 +48,10 @@ class DomainConflict(ValueError):
 
 class UnknownDomain(LookupError):
     """No configuration for that domain."""
+
+
+class NotQuarantined(ValueError):
+    """A release of a domain that is not quarantined."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,35 @@ class DomainStore:
             session.commit()
             return _config(row)
 
+    def quarantine(self, domain: str, reason: str, at: datetime | None = None) -> Quarantine | None:
+        """Quarantine the domain for ``reason`` (``Quarantine``): nothing is written to Komeet
+        for it until ``release``. None when it is quarantined already: the first quarantine,
+        its time and its reason stand (two runs failing at once quarantine it once)."""
+        with write_lock(self.engine), Session(self.engine) as session:
+            row = self._row(session, domain, for_update=True)
+            if row.quarantined_at is not None:
+                return None
+            row.quarantined_at = at or datetime.now(UTC)
+            row.quarantine_reason = reason
+            session.commit()
+            return _quarantine(row)
+
+    def release(self, domain: str) -> Quarantine:
+        """Lift the domain's quarantine; the quarantine lifted. NotQuarantined when it is not
+        quarantined."""
+        with write_lock(self.engine), Session(self.engine) as session:
+            row = self._row(session, domain, for_update=True)
+            lifted = _quarantine(row)
+            if lifted is None:
+                raise NotQuarantined(
+                    f"{row.domain} is not quarantined: its syncs write to Komeet "
+                    f"('komeet-sync domains show {row.domain}')"
+                )
+            row.quarantined_at = None
+            row.quarantine_reason = None
+            session.commit()
+            return lifted
+
     def removal(self, domain: str, results: ResultStore | None = None) -> Removal:
         """What ``remove`` would delete and keep, counted now (to ask before removing)."""
         with Session(self.engine) as session:
@@ -351,4 +385,11 @@ def _config(row: DomainConfigRow) -> DomainConfig:
         enabled=row.enabled,
         max_deactivations=row.max_deactivations,
         max_deactivation_share=row.max_deactivation_share,
+        quarantine=_quarantine(row),
     )
+
+
+def _quarantine(row: DomainConfigRow) -> Quarantine | None:
+    if row.quarantined_at is None:
+        return None
+    return Quarantine(row.domain, as_utc(row.quarantined_at), row.quarantine_reason or "")

@@ -31,7 +31,8 @@ def results(
     plan: PlanReport,
 ) -> ResultsReport:
     """Each action's outcome in Komeet (the ledger), or why nothing was sent. Runs only when
-    the blocking checks on the plan pass."""
+    the blocking checks on the plan pass. Its metadata says whether the domain is
+    quarantined (it was, and nothing was sent; or this application quarantined it)."""
     assert plan.stored is not None
     # This run read Komeet and made the plan from that read (not a run of the apply alone).
     folder = run_folder(context.instance, context.run.run_id, context.partition_key)
@@ -44,11 +45,14 @@ def results(
         fresh_read=fresh_read,
     )
     report = applied.report
+    quarantine = applied.quarantine
     context.add_output_metadata(
         frame_metadata(
             report.entries,
             plan_id=report.plan_id,
             stopped=report.stopped or "no",
+            quarantined="yes" if quarantine else "no",
+            **({"quarantine": str(quarantine)} if quarantine else {}),
             **{f"ledger/{status}": count for status, count in report.counts.items()},
         )
     )

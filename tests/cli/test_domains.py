@@ -16,9 +16,10 @@ GOOGLE = ["--source", "google", "--admin-email", "admin@acme.com", "--group", "a
 
 
 def nothing_yet(domain: str = "acme.com") -> dict:
-    """What `domains show` adds to a configuration that has had no failure, no event and no
-    notification URL."""
+    """What `domains show` adds to a configuration that has had no failure, no event, no
+    quarantine and no notification URL."""
     return {
+        "quarantine": None,
         "recent_failures": [],
         "recent_events": [],
         "notify": [],
@@ -68,6 +69,23 @@ def test_add_list_show_enable_disable_remove(cli, komeet_env):
 
     assert cli.json("domains", "remove", "globex.com", "--yes")["domain"] == "globex.com"
     assert [d["domain"] for d in cli.json("domains", "list")] == ["acme.com"]
+
+
+def test_a_change_of_settings_keeps_the_quarantine(cli, komeet_env):
+    from komeet_sync.store.database import open_database
+    from komeet_sync.store.domains import DomainStore
+
+    cli("domains", "add", "acme.com", *GOOGLE)
+    store = DomainStore(open_database(komeet_env))
+    quarantine = store.quarantine("acme.com", "5 syncs failed in a row")
+
+    changed = cli.json("domains", "set", "acme.com", "--add-group", "sales@acme.com")
+
+    assert changed["groups"] == ["all@acme.com", "sales@acme.com"]
+    assert store.get("acme.com").quarantine == quarantine
+    assert cli.json("domains", "show", "acme.com")["quarantine"] == quarantine.as_dict()
+    code, out, _ = cli("domains", "list")
+    assert code == 0 and "enabled, QUARANTINED" in out
 
 
 def test_human_output_lists_domains(cli, komeet_env):

@@ -158,6 +158,24 @@ def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, t
     assert sum(not account["active"] for account in komeet.users()) == 3
 
 
+def test_a_quarantined_domain_s_run_reports_and_says_why_nothing_was_sent(world, komeet, tmp_path):
+    instance, _, scim = world
+    quarantine = DomainStore(scim.engine).quarantine("acme.com", "5 syncs failed in a row")
+
+    result = run(instance, "acme.com")
+
+    assert result.success and komeet.users() == []
+    metadata = next(
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "results"
+    ).materialization.metadata
+    assert metadata["quarantined"].value == "yes"
+    assert metadata["quarantine"].value == str(quarantine)
+    assert metadata["stopped"].value.endswith(f"not applied: {quarantine}")
+    assert len(stored(tmp_path, "joiners", "acme.com")) == 6  # the reports are computed
+
+
 def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli):
     instance, _, scim = world
     monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")

@@ -1,8 +1,9 @@
 """IdP pushes reach Komeet through the incremental worker (``runs.worker``), on SQLite and
 PostgreSQL: pushes over HTTP to our SCIM endpoint, Komeet the scim2-server stand-in. After
 a burst of pushes the worker has done what a whole sync would: a whole sync then plans
-nothing. Deactivations share the domain's budget over the rolling hour; a disabled domain
-gets nothing; re-pushed unchanged people send nothing; a domain's writes are paced."""
+nothing. Deactivations share the domain's budget over the rolling hour; a disabled or a
+quarantined domain gets nothing; re-pushed unchanged people send nothing; a domain's writes
+are paced."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from komeet_sync.emulators.http_proxy import HttpProxy
 from komeet_sync.runs import sync
+from komeet_sync.runs.quarantine import release
 from komeet_sync.runs.worker import Options, Worker
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.domains import DomainStore
@@ -184,6 +187,19 @@ def test_a_disabled_domain_gets_nothing_and_its_changes_wait(idp, scim, komeet):
 
     DomainStore(scim.engine).set_enabled(DOMAIN, True)
     assert [batch.error for batch in drain(worker)] == [None]
+    assert accounts(komeet) == {f"ada@{DOMAIN}": True}
+
+
+def test_a_quarantined_domain_gets_no_write_and_its_changes_wait_for_its_release(idp, scim, komeet):
+    DomainStore(scim.engine).quarantine(DOMAIN, "12 of 20 actions failed (60%)")
+    idp.user("ada")  # the endpoint still takes pushes
+    with HttpProxy(komeet.url) as proxy:
+        worker = Worker(scim.engine, komeet.client(proxy.url))
+
+        assert worker.run_once(wait=False) == [] and proxy.stats().received == 0
+
+        release(scim.engine, DOMAIN)
+        assert [batch.error for batch in drain(worker)] == [None]
     assert accounts(komeet) == {f"ada@{DOMAIN}": True}
 
 
