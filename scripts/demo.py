@@ -16,7 +16,8 @@ changes: week 1 is the first sync; in week 2 people join the selected groups, ot
 suspended, one is renamed, and a Komeet admin creates an account by hand under the new
 address while the sync runs (its rename fails with 409); in week 3 more join and leave, and
 an admin approves globex.com's held plan. A summary is printed (and written to
-``KOMEET_SYNC_HOME/demo/summary.json``), then the Dagster UI is served (unless ``--no-ui``)
+``KOMEET_SYNC_HOME/demo/summary.json``) with the notifications a JSON webhook the demo
+starts received (both domains ``--notify`` it), then the Dagster UI is served (unless ``--no-ui``)
 until Ctrl-C, which stops every process the demo started. State lives under
 ``KOMEET_SYNC_HOME`` (default ``./.komeet_sync``), so a second run continues from the first;
 ``make lab`` opens the analysts' notebooks on it.
@@ -42,6 +43,8 @@ from typing import Any
 
 import requests
 from tabulate import tabulate
+
+from komeet_sync.emulators.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -104,14 +107,19 @@ def main() -> int:
     try:
         generated, emulator = start_google(args.people, home)
         komeet = start_komeet(processes, generated)
-        configure(generated)
+        hook = Webhook.start()
+        configure(generated, hook)
         endpoint, secret = push_scim(processes)
         rows, changes = run_weeks(generated, emulator, komeet)
         print_summary(rows, changes)
+        told = print_notifications(hook)
         pushed = push_a_joiner(processes, endpoint, secret)
         summary = home / "demo" / "summary.json"
         summary.write_text(
-            json.dumps({"weeks": rows, "changes": changes, "incremental": pushed}, indent=1)
+            json.dumps(
+                {"weeks": rows, "changes": changes, "notifications": told, "incremental": pushed},
+                indent=1,
+            )
         )
         if args.no_ui:
             return 0
@@ -247,7 +255,9 @@ def globex_accounts() -> list[dict[str, Any]]:
     ]
 
 
-def configure(generated) -> None:
+def configure(generated, hook: Webhook) -> None:
+    """Both domains, as Komeet staff configure them, each telling its events to the demo's
+    webhook (``domains set DOMAIN --notify json://...``)."""
     from komeet_sync.model.domain_config import DomainConfig
     from komeet_sync.store.database import open_database
     from komeet_sync.store.domains import DomainStore
@@ -271,6 +281,9 @@ def configure(generated) -> None:
                 SCIM_DOMAIN, "scim", groups=["Komeet Users"], max_deactivation_share=0.5
             )
         )
+    for domain in (GOOGLE_DOMAIN, SCIM_DOMAIN):
+        store.set_notify_urls(domain, (hook.url(),))
+    print(f"Notifications of both domains go to the demo's JSON webhook: {hook.url()}")
 
 
 def push_scim(processes: Processes) -> tuple[subprocess.Popen, str]:
@@ -534,6 +547,27 @@ def push_a_joiner(processes: Processes, endpoint: subprocess.Popen, secret: str)
     )
     return {"user_name": user_name, "action": row["action"], "status": row["status"],
             "seconds": round(seconds, 3), "batch": sent[0]}  # fmt: skip
+
+
+def print_notifications(hook: Webhook) -> list[dict[str, Any]]:
+    """Send the events the weeks recorded, as Dagster's ``notifications`` sensor does every
+    30 seconds, and print what the webhook received."""
+    import dagster as dg
+
+    from pipelines.resources import DatabaseResource
+    from pipelines.sensors import notifications
+
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.get(), resources={"database": DatabaseResource()}
+    ) as context:
+        notifications(context)
+    posts = hook.wait(1, timeout=5)
+    print(f"\nThe demo's webhook received {len(posts)} notification(s):")
+    for post in posts:
+        print(f"  {post['title']}")
+        for line in str(post["message"]).strip().splitlines():
+            print(f"  | {line}")
+    return posts
 
 
 def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> None:

@@ -8,6 +8,8 @@ privacy form), stored sealed (``store.sealed``) and never logged.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 import apprise
 
 from komeet_sync import settings
@@ -33,10 +35,19 @@ def checked(urls: tuple[str, ...], where: str = "--notify") -> tuple[str, ...]:
     return tuple(dict.fromkeys(url.strip() for url in urls))
 
 
+# Options Apprise writes into every URL it shows, at their defaults: left out of what we print.
+_DEFAULT_OPTIONS = frozenset({"overflow", "retry", "wait", "optional", "method", "cto", "rto"})
+
+
 def masked(url: str) -> str:
-    """``url`` with its password and tokens masked, as Apprise shows it."""
+    """``url`` with its password and tokens masked, as Apprise shows it, without the
+    options Apprise adds at their defaults."""
     plugin = apprise.Apprise.instantiate(url)
-    return plugin.url(privacy=True) if plugin is not None else shown_unparsed(url)
+    if plugin is None:
+        return shown_unparsed(url)
+    parts = urlsplit(plugin.url(privacy=True))
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in _DEFAULT_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(kept, safe="@*:/")))
 
 
 def shown_unparsed(url: str) -> str:

@@ -167,7 +167,8 @@ class Worker:
             pace.failures += 1
             pace.not_before = self.clock() + min(PAUSE_CAP, 2.0**pace.failures)
             error = str(exc)
-            if not isinstance(exc, Busy):
+            # Stopped (Ctrl-C, SIGTERM): a request cut short is no failure of the sync.
+            if not isinstance(exc, Busy) and not self.stopping.is_set():
                 recorded(self.engine, config.domain, f"worker {first}-{last}", CONSUMER, error)
             return Batch(config.domain, len(changes), first, last, None, error)
         acknowledged = datetime.now(UTC)

@@ -4,9 +4,11 @@ through the CLI, and an empty Komeet."""
 from __future__ import annotations
 
 import pytest
+import requests
 
 from komeet_sync.emulators.directory import Directory
 from tests.support.google_workspace import member
+from tests.support.komeet_server import SCIM_JSON
 from tests.support.provisioning import DOMAIN, GROUP, account_for, person
 
 ADMIN = "admin@acme.com"
@@ -43,3 +45,22 @@ def three_leavers(acme, komeet):
         komeet.add(**account_for(person(number)))
     serve(people, max_deactivations=2)
     return people
+
+
+@pytest.fixture
+def failing_plan(acme, komeet, cli):
+    """acme.com's plan of 12 updates, 10 of whose accounts are gone from Komeet: applied,
+    10 of 12 actions fail and the domain is quarantined. Its people and its plan id."""
+    first, serve = acme
+    people = [*first, *(person(i) for i in range(6, 12))]
+    old_name = {"givenName": "Old", "familyName": "Name"}
+    accounts = [komeet.add(**account_for(user, name=old_name)) for user in people]
+    serve(people, "--disabled")
+    code, out, _ = cli("sync", DOMAIN)  # disabled: the plan of 12 updates is stored
+    assert code == 3
+    plan_id = next(word for word in out.split() if word.startswith("plan_"))
+    for account in accounts[:10]:  # gone from Komeet before the plan is applied
+        url = f"{komeet.url}/Users/{account['id']}"
+        requests.delete(url, headers=SCIM_JSON, timeout=5).raise_for_status()
+    cli("domains", "enable", DOMAIN)
+    return people, plan_id

@@ -1,7 +1,8 @@
 """Notifications as an operator sets them up and receives them: `domains set --notify` with
 Apprise URLs, a held plan e-mailed to a real SMTP server (aiosmtpd) once, a failed sync
 posted to a generic JSON webhook (a real HTTP server), a receiver that is down costing a
-try and never the sync, and the URLs' secrets never in clear."""
+try and never the sync, a quarantine and its release e-mailed, and the URLs' secrets never
+in clear."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def hook():
     receiver.close()
 
 
-def test_a_held_plan_is_emailed_once_with_the_command_that_approves_it(cli, three_leavers, mailbox):
+def test_a_held_plan_is_emailed_once_with_the_command_that_approves_it(
+    cli, three_leavers, mailbox, tmp_path
+):
     code, out, err = cli("domains", "set", DOMAIN, "--notify", mailbox.url(password="s3cr3t-pw"))
     assert code == 0, err
     assert "Events of acme.com go to mailto://komeet:****@127.0.0.1" in out
@@ -53,6 +56,7 @@ def test_a_held_plan_is_emailed_once_with_the_command_that_approves_it(cli, thre
     assert f"Approve it:  komeet-sync plans approve {plan_id} --by NAME" in body
     assert f"Review it:   komeet-sync plans show {plan_id}" in body
     assert re.search(rf"Notified: {DOMAIN}: plan {plan_id} held .*: sent to mailto://", err)
+    (tmp_path / "received.eml").write_bytes(bytes(message))  # as received, for whoever debugs
 
     assert cli("sync", DOMAIN)[0] == 3  # the same plan, held again: told once
     assert len(mailbox.wait(2, timeout=1)) == 1
@@ -135,8 +139,7 @@ def test_urls_sealed_under_another_key_are_a_clear_error_and_are_kept(
     code, _, err = cli("domains", "show", DOMAIN)
     assert code == 1 and "KOMEET_SYNC_SECRET_KEY is not a key: give a Fernet key" in err
     monkeypatch.delenv("KOMEET_SYNC_SECRET_KEY")
-    [kept] = cli.json("domains", "show", DOMAIN)["notify"]
-    assert kept.startswith("json://127.0.0.1:9/komeet?")
+    assert cli.json("domains", "show", DOMAIN)["notify"] == ["json://127.0.0.1:9/komeet"]
 
 
 def test_notification_urls_are_sealed_at_rest_and_masked_everywhere(cli, three_leavers, komeet_env):
@@ -166,3 +169,26 @@ def test_a_url_apprise_cannot_send_to_is_refused_in_a_line(cli, acme, url):
     assert "is not a notification URL Apprise can send to: give one like mailto://" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert cli.json("domains", "show", DOMAIN)["notify"] == []  # nothing stored
+
+
+def test_a_quarantine_and_its_release_are_emailed(cli, failing_plan, mailbox, tmp_path):
+    _, plan_id = failing_plan
+    cli("domains", "set", DOMAIN, "--notify", mailbox.url())
+
+    code, _, err = cli("apply", plan_id)
+
+    assert code == 1 and "is now QUARANTINED" in err
+    [quarantined] = mailbox.wait(1)
+    assert quarantined["Subject"] == (
+        f"komeet-sync: {DOMAIN} quarantined: 10 of 12 actions failed (83%)"
+    )
+    body = quarantined.get_body(("plain",)).get_content()
+    assert f"komeet-sync domains release {DOMAIN}" in body
+    assert "the account is no longer in Komeet" in body  # the commonest cause
+
+    assert cli("domains", "release", DOMAIN)[0] == 0
+
+    [_, released] = mailbox.wait(2)
+    assert released["Subject"].startswith(f"komeet-sync: {DOMAIN} released")
+    for number, message in enumerate(mailbox.messages):  # as received, for whoever debugs
+        (tmp_path / f"received-{number}.eml").write_bytes(bytes(message))

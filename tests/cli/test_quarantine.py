@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import json
 
-import requests
-
 from komeet_sync.emulators.http_proxy import HttpProxy
-from tests.support.komeet_server import SCIM_JSON
-from tests.support.provisioning import DOMAIN, account_for, person
+from tests.support.provisioning import DOMAIN
 
 OLD_NAME = {"givenName": "Old", "familyName": "Name"}
 RELEASE = f"komeet-sync domains release {DOMAIN}"
 
 
-def test_a_quarantine_is_shown_stops_every_write_and_is_released(cli, acme, komeet, monkeypatch):
-    first, serve = acme
-    people = [*first, *(person(i) for i in range(6, 12))]
-    accounts = [komeet.add(**account_for(user, name=OLD_NAME)) for user in people]
-    serve(people, "--disabled")
-    code, out, _ = cli("sync", DOMAIN)  # disabled: the plan of 12 updates is stored
-    assert code == 3
-    plan_id = next(word for word in out.split() if word.startswith("plan_"))
-    for account in accounts[:10]:  # gone from Komeet before the plan is applied
-        url = f"{komeet.url}/Users/{account['id']}"
-        requests.delete(url, headers=SCIM_JSON, timeout=5).raise_for_status()
-    cli("domains", "enable", DOMAIN)
+def test_a_quarantine_is_shown_stops_every_write_and_is_released(
+    cli, failing_plan, komeet, monkeypatch
+):
+    people, plan_id = failing_plan
 
     code, _, err = cli("apply", plan_id)
 

@@ -336,12 +336,17 @@ def test_the_client_refuses_to_send_delete(komeet):
 
 
 PACKAGE = ROOT / "komeet_sync"
-# Every module on the way to Komeet: its client, the apply, the ledger and plans, the sync's
-# steps and the command line.
+# Every module on the way to Komeet: its client, the apply, the ledger and plans, and the
+# sync's steps and commands that reach Komeet (those of runs/ and cli/ that import its client
+# or apply; retention's deletes local rows and files, and imports neither).
 OUTBOUND = sorted(
     str(path.relative_to(PACKAGE))
     for pattern in ("komeet/*.py", "runs/*.py", "cli/*.py", "store/ledger.py", "store/plans.py")
     for path in PACKAGE.glob(pattern)
+    if path.parent.name not in ("runs", "cli")
+    or re.search(
+        r"komeet_sync\.komeet\b|komeet_client|runs\.(sync|incremental|worker)\b", path.read_text()
+    )
 )
 
 

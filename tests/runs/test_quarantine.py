@@ -32,6 +32,11 @@ def home(monkeypatch, tmp_path):
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
 
 
+def quarantines(engine):
+    """The domain's quarantine events (its failed syncs are told too, as events of their own)."""
+    return [e for e in recent_events(engine, DOMAIN) if e.kind is EventKind.QUARANTINED]
+
+
 def renamed(komeet, count: int):
     """``count`` people whose Komeet accounts carry old names: a sync updates each."""
     people = [person(i) for i in range(count)]
@@ -140,13 +145,13 @@ def test_five_failed_syncs_in_a_row_quarantine_the_domain(komeet, engine):
     assert quarantine is not None
     assert quarantine.reason.startswith("5 syncs failed in a row, the last at ")
     assert "KOMEET_SCIM_TOKEN" in quarantine.reason
-    [event] = recent_events(engine, DOMAIN)
+    [event] = quarantines(engine)
     assert event.subject == "acme.com quarantined: 5 syncs failed in a row"
     assert "Commonest causes:\n  - 5 run(s): " in event.body
     assert "`komeet-sync domains show acme.com` lists the failed syncs" in event.body
 
     failing_sync(config, people, komeet, engine)  # quarantined already: told once
-    assert len(recent_events(engine, DOMAIN)) == 1
+    assert len(quarantines(engine)) == 1
     release(engine, DOMAIN)
     failing_sync(config, people, komeet, engine)  # a release starts the count afresh
     assert DomainStore(engine).get(DOMAIN).quarantine is None

@@ -1,21 +1,20 @@
 """Where notifications are received in tests, over real sockets on loopback: an SMTP server
-(aiosmtpd) that keeps every message, and an HTTP server that keeps every JSON body posted
-to it (a generic webhook, Apprise's ``json://``)."""
+(aiosmtpd) that keeps every message, and the JSON webhook of the emulators (Apprise's
+``json://``)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-import json
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from komeet_sync.emulators.webhook import Webhook
 
 
 @dataclass
@@ -65,43 +64,8 @@ def smtp_server() -> tuple[Mailbox, Controller]:
     return mailbox, controller
 
 
-@dataclass
-class Webhook:
-    """An HTTP server's received JSON bodies."""
-
-    port: int
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    def url(self, path: str = "/komeet") -> str:
-        return f"json://127.0.0.1:{self.port}{path}"
-
-    def wait(self, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-        return _waited(self.posts, count, timeout)
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-def webhook(port: int | None = None) -> Webhook:
-    hook = Webhook(port or free_port())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            hook.posts.append(json.loads(self.rfile.read(length)) | {"path": self.path})
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    hook.server = ThreadingHTTPServer(("127.0.0.1", hook.port), Handler)
-    threading.Thread(target=hook.server.serve_forever, daemon=True).start()
-    return hook
+def webhook(port: int = 0) -> Webhook:
+    return Webhook.start(port)
 
 
 def free_port() -> int:
