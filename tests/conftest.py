@@ -173,5 +173,39 @@ SLOWEST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Command-line modules tested on the embedded default (SQLite) only: they parse and print what
+# the layers below return, and those layers are tested on both databases (store/,
+# sources/scim/, runs/, pipelines/, the scenarios), as are the `sync` and `scim` commands.
+# KOMEET_SYNC_TEST_EVERY_DATABASE=1 runs these on PostgreSQL too.
+SQLITE_ONLY = tuple(
+    f"tests/cli/test_{name}.py"
+    for name in (
+        "domains",
+        "errors",
+        "explain",
+        "google",
+        "notifications",
+        "plans",
+        "prune",
+        "quarantine",
+        "status",
+        "sync_person",
+    )
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST))
+    if os.environ.get("KOMEET_SYNC_TEST_EVERY_DATABASE"):
+        return
+    on_postgres = [
+        item
+        for item in items
+        if item.nodeid.startswith(SQLITE_ONLY)
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "postgresql"
+    ]
+    if on_postgres:
+        config.hook.pytest_deselected(items=on_postgres)
+        dropped = set(map(id, on_postgres))
+        items[:] = [item for item in items if id(item) not in dropped]
