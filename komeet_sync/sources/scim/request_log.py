@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,9 @@ from komeet_sync.store.database import write_lock
 from komeet_sync.store.tables import ScimRequestRow
 
 LOGGED_BODY = 64 << 10  # the request log keeps the first 64 KiB of a body
+# After each transaction the writer waits this long, so that under a flood the rows of that
+# time go in one: a transaction costs far more than a row (0.5 ms against 0.04 ms).
+BATCH_PAUSE = 0.05
 
 log = logging.getLogger("komeet_sync.scim")
 console = logging.getLogger("komeet_sync.scim.requests")
@@ -30,7 +34,7 @@ console = logging.getLogger("komeet_sync.scim.requests")
 
 class RequestLog:
     """Writes the request log from a thread of its own, a batch per transaction, so that
-    logging never slows a push down."""
+    logging never slows a push down, nor a flood of refused requests the others."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -72,6 +76,7 @@ class RequestLog:
                     self._queue.task_done()
             if len(batch) != len(rows):
                 return
+            time.sleep(BATCH_PAUSE)
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
         """One transaction for the batch; when it fails, row by row, and a row whose body
