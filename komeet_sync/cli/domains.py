@@ -11,7 +11,10 @@ from tabulate import tabulate
 
 from komeet_sync.cli.notify import destinations, event_lines, notify_change, notify_options
 from komeet_sync.cli.output import (
+    DATABASE,
     EXIT_OK,
+    NOTIFY,
+    SCIM_RATE_LIMIT,
     Parser,
     UserError,
     command,
@@ -24,6 +27,7 @@ from komeet_sync.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from komeet_sync.sources.scim.rate_limit import RateLimit
     from komeet_sync.store.domains import Removal
 
 
@@ -37,8 +41,15 @@ def register(commands) -> None:
     policy_options(add)
     add.add_argument("--disabled", action="store_true", help="add it disabled (no writes)")
     command(group, "list", "list configured domains", _list)
+    command(
+        group,
+        "show",
+        "show one domain's configuration, its quarantine, where its events are told, and its "
+        "recent failures and events",
+        _show,
+        environment=DATABASE + SCIM_RATE_LIMIT + NOTIFY,
+    ).add_argument("domain")
     for name, help_text, run in (
-        ("show", "show one domain's configuration, its quarantine and recent failures", _show),
         ("enable", "enable a domain's sync", _enable),
         ("disable", "disable a domain's sync: stops every write for it at once", _disable),
         (
@@ -51,15 +62,16 @@ def register(commands) -> None:
     change = command(
         group,
         "set",
-        "change a domain's groups, alias domains, protected accounts or thresholds in place: "
-        "its SCIM secret, staged users and groups, plans and history are kept",
+        "change a domain's groups, alias domains, protected accounts, thresholds or SCIM rate "
+        "limit in place: its SCIM secret, staged users and groups, plans and history are kept",
         _set,
     )
     change.epilog = (
         "Only the options given change anything, and the result is checked as 'domains add' "
         "checks a new domain. A list option (--group, --alias-domain, --protect) given "
         "replaces the whole list; --add-... and --remove-... change it item by item; "
-        "--no-groups, --no-alias-domains and --no-protect empty it."
+        "--no-groups, --no-alias-domains and --no-protect empty it. --scim-rate-limit "
+        "default gives a SCIM domain the default limit again."
     )
     change.add_argument("domain")
     change_options(change)
@@ -190,6 +202,30 @@ def change_options(parser: argparse.ArgumentParser) -> None:
         help="share of active managed accounts, and of directory shrink, a plan may reach "
         "without approval (0.2 means 20%%)",
     )
+    parser.add_argument(
+        "--scim-rate-limit",
+        type=scim_rate_limit,
+        metavar="N",
+        help="SCIM: requests a second the domain's IdP may send, bursts of twice that; "
+        "above it, 429 with Retry-After. 'default' for the default (50, or "
+        "KOMEET_SYNC_SCIM_RATE_LIMIT)",
+    )
+
+
+def scim_rate_limit(text: str):
+    """An argparse type: ``--scim-rate-limit``'s requests a second, or ``default``."""
+    from komeet_sync.model.domain_config import (
+        Default,
+        InvalidConfiguration,
+        requests_per_second,
+    )
+
+    if text.strip().lower() == Default.DEFAULT.value:
+        return Default.DEFAULT
+    try:
+        return requests_per_second(text)
+    except InvalidConfiguration as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or 'default'") from None
 
 
 def _change(args: argparse.Namespace):
@@ -212,6 +248,7 @@ def _change(args: argparse.Namespace):
         admin_email=args.admin_email,
         max_deactivations=args.max_deactivations,
         max_deactivation_share=args.max_deactivation_share,
+        scim_rate_limit=args.scim_rate_limit,
     )
 
 
@@ -273,6 +310,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from komeet_sync.cli.scim import default_rate_limit
+    from komeet_sync.model.domain_config import SourceKind
+    from komeet_sync.sources.scim.rate_limit import rate_limit
     from komeet_sync.store.events import recent_events
     from komeet_sync.store.failures import recent_failures
 
@@ -280,11 +320,16 @@ def _show(args: argparse.Namespace) -> int:
     failures = recent_failures(store.engine, config.domain)
     notified, whose = destinations(store, config.domain)
     events = recent_events(store.engine, config.domain, limit=5)
+    limit = None
+    if config.source is SourceKind.SCIM:
+        limit = rate_limit(config.scim_rate_limit, default_rate_limit())
     if args.json:
         recent = json.loads(failures.to_json(orient="records", date_format="iso"))
+        effective = {"effective_scim_rate_limit": limit.as_dict()} if limit else {}
         print(
             json.dumps(
                 _with_quarantine(config)
+                | effective
                 | {
                     "notify": notified,
                     "notify_from": whose,
@@ -295,7 +340,7 @@ def _show(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    _print_config(config, args)
+    _print_config(config, args, limit=limit)
     print(f"notify                  {', '.join(notified) or '(nowhere)'} ({whose})")
     if config.quarantine is not None:
         print()
@@ -505,12 +550,19 @@ def _shown(setting: str, value: object) -> str:
         value = [display_domain(name) for name in value]
     if isinstance(value, list):
         return ", ".join(str(item) for item in value) or "(none)"
+    if setting == "scim_rate_limit":
+        from komeet_sync.sources.scim.rate_limit import RateLimit
+
+        return "default" if not isinstance(value, int) else str(RateLimit(value))
     return "(none)" if value is None else str(value)
 
 
-def _print_config(config, args: argparse.Namespace, headline: str | None = None) -> None:
+def _print_config(
+    config, args: argparse.Namespace, headline: str | None = None, limit: RateLimit | None = None
+) -> None:
     """A configuration as ``print_config`` shows it, with the Unicode form of each domain
-    name beside its stored form (``xn--bcher-kva.example (bücher.example)``)."""
+    name beside its stored form (``xn--bcher-kva.example (bücher.example)``); a SCIM
+    domain's rate limit as ``limit`` (``rate_limit.RateLimit``) says, else as set."""
     from komeet_sync.model.domain_names import display_domain
 
     if args.json:
@@ -522,6 +574,11 @@ def _print_config(config, args: argparse.Namespace, headline: str | None = None)
         "domain": display_domain(config.domain),
         "alias_domains": [display_domain(alias) for alias in config.alias_domains],
     }
+    if "scim_rate_limit" in data:
+        shown = _shown("scim_rate_limit", data["scim_rate_limit"])
+        if limit is not None:
+            shown = f"{limit} (the default)" if limit.is_default else str(limit)
+        data["scim_rate_limit"] = shown
     rows = [
         (key, ", ".join(value) if isinstance(value, list) else value) for key, value in data.items()
     ]

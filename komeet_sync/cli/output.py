@@ -53,6 +53,8 @@ ENVIRONMENT = {
     "KOMEET_SYNC_GOOGLE_BACKOFF": "the first retry's longest wait, in seconds (default 1)",
     "KOMEET_SYNC_PUBLIC_URL": "the address IdPs reach the SCIM endpoint at "
     "(default http://127.0.0.1:8000)",
+    "KOMEET_SYNC_SCIM_RATE_LIMIT": "requests a second a SCIM domain's IdP may send unless "
+    "`domains set --scim-rate-limit` says (default 50)",
     "KOMEET_SYNC_SCHEDULE": "Dagster: the cron schedule of the syncs (default hourly)",
     "KOMEET_SYNC_NOTIFY": "notification URLs of the domains with none of their own",
     "KOMEET_SYNC_SECRET_KEY": "the key that seals notification URLs at rest "
@@ -78,6 +80,7 @@ GOOGLE = (
 PUBLIC_URL = ("KOMEET_SYNC_PUBLIC_URL",)
 NOTIFY = ("KOMEET_SYNC_NOTIFY", "KOMEET_SYNC_SECRET_KEY")
 RETENTION = ("KOMEET_SYNC_RETENTION_DAYS",)
+SCIM_RATE_LIMIT = ("KOMEET_SYNC_SCIM_RATE_LIMIT",)
 # The exit codes of the commands that apply a plan or compute one (sync, apply, audit).
 PLAN_EXIT_CODES = (EXIT_OK, EXIT_ERROR, EXIT_HELD, EXIT_INTERRUPTED)
 

@@ -20,6 +20,7 @@ from komeet_sync.cli.output import (
     KOMEET,
     NOTIFY,
     PUBLIC_URL,
+    SCIM_RATE_LIMIT,
     Columns,
     Parser,
     UserError,
@@ -40,7 +41,7 @@ def register(commands) -> None:
         "serve",
         "serve every SCIM domain's endpoint",
         _serve,
-        environment=DATABASE + PUBLIC_URL + KOMEET + NOTIFY,
+        environment=DATABASE + PUBLIC_URL + SCIM_RATE_LIMIT + KOMEET + NOTIFY,
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
@@ -103,6 +104,18 @@ def public_url() -> str:
 
     try:
         return settings.public_url()
+    except settings.SettingError as exc:
+        raise UserError(str(exc)) from None
+
+
+def default_rate_limit() -> int:
+    """``KOMEET_SYNC_SCIM_RATE_LIMIT``, checked, else the default: a SCIM domain's requests
+    a second unless its configuration says."""
+    from komeet_sync import settings
+    from komeet_sync.sources.scim.rate_limit import default_per_second
+
+    try:
+        return default_per_second()
     except settings.SettingError as exc:
         raise UserError(str(exc)) from None
 
@@ -212,6 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
     from komeet_sync.store.database import DatabaseUnavailable, open_database
 
     base = public_url()
+    default_limit = default_rate_limit()
     try:
         engine = open_database()
     except DatabaseUnavailable as exc:
@@ -227,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     worker = start_worker(args, engine, komeet_client()) if args.worker else None
     listening.listen(2048)  # connections wait from now on, until the server accepts them
-    endpoint = ScimEndpoint(engine, base)
+    endpoint = ScimEndpoint(engine, base, default_limit)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"
     if not args.quiet:
@@ -237,7 +251,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(json.dumps(where), flush=True)
     else:
         print(
-            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {base}); Ctrl-C stops.", flush=True
+            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {base}; {default_limit} "
+            "requests/s a domain unless `domains set --scim-rate-limit` says); Ctrl-C stops.",
+            flush=True,
         )
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
     # is a normal stop.

@@ -12,13 +12,16 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from komeet_sync.model.domain_names import WHAT_A_DOMAIN_IS, InvalidDomain, normalise_domain
 from komeet_sync.model.emails import InvalidEmail, normalise_email
 
 DEFAULT_MAX_DEACTIVATIONS = 500
 DEFAULT_MAX_DEACTIVATION_SHARE = 0.2
+# The highest SCIM rate limit a domain may be given, in requests a second: far above what
+# an IdP sends (Entra ID is asked to stay under 25), low enough to still be a limit.
+MAX_SCIM_RATE_LIMIT = 10_000
 
 
 class SourceKind(StrEnum):
@@ -30,6 +33,12 @@ class SourceKind(StrEnum):
 
 class InvalidConfiguration(ValueError):
     """A domain configuration that cannot be accepted; the message says what to change."""
+
+
+class Default(Enum):
+    """A setting given back to its default (``domains set --scim-rate-limit default``)."""
+
+    DEFAULT = "default"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class DomainChange:
     admin_email: str | None = None
     max_deactivations: int | None = None
     max_deactivation_share: float | None = None
+    scim_rate_limit: int | Default | None = None
 
     @property
     def empty(self) -> bool:
@@ -68,6 +78,7 @@ class DomainChange:
             and self.admin_email is None
             and self.max_deactivations is None
             and self.max_deactivation_share is None
+            and self.scim_rate_limit is None
         )
 
 
@@ -101,9 +112,10 @@ class DomainConfig:
     """One domain's sync settings, already validated and normalised.
 
     ``groups`` are group emails for Google and group display names for SCIM; an empty tuple
-    for SCIM means every active user the IdP pushes is in scope. ``quarantine`` is not a
-    setting but the domain's state (``Quarantine``): set and lifted by the store, kept by
-    every change of the settings, and not in ``as_dict``.
+    for SCIM means every active user the IdP pushes is in scope. ``scim_rate_limit`` is the
+    requests a second a SCIM domain's IdP may send (``sources.scim.rate_limit``); None: the
+    default. ``quarantine`` is not a setting but the domain's state (``Quarantine``): set and
+    lifted by the store, kept by every change of the settings, and not in ``as_dict``.
     """
 
     domain: str
@@ -116,6 +128,7 @@ class DomainConfig:
     max_deactivations: int = DEFAULT_MAX_DEACTIVATIONS
     max_deactivation_share: float = DEFAULT_MAX_DEACTIVATION_SHARE
     quarantine: Quarantine | None = None
+    scim_rate_limit: int | None = None
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -124,8 +137,9 @@ class DomainConfig:
         return (self.domain, *self.alias_domains)
 
     def as_dict(self) -> dict[str, object]:
-        """The configuration as JSON values (``domains show --json``)."""
-        return {
+        """The configuration as JSON values (``domains show --json``); a SCIM domain's rate
+        limit is null when it is the default."""
+        shown: dict[str, object] = {
             "domain": self.domain,
             "source": self.source.value,
             "groups": list(self.groups),
@@ -136,6 +150,9 @@ class DomainConfig:
             "max_deactivations": self.max_deactivations,
             "max_deactivation_share": self.max_deactivation_share,
         }
+        if self.source is SourceKind.SCIM:
+            shown["scim_rate_limit"] = self.scim_rate_limit
+        return shown
 
     def differences(self, other: DomainConfig) -> dict[str, tuple[object, object]]:
         """What differs from this configuration to ``other``: (before, after) by setting."""
@@ -149,6 +166,13 @@ class DomainConfig:
         compare as they are matched (group emails and addresses normalised, SCIM group names
         with spaces collapsed and case folded). The quarantine stays as it is.
         """
+        if change.scim_rate_limit is not None and self.source is not SourceKind.SCIM:
+            raise InvalidConfiguration(_rate_limit_is_scim(self.domain))
+        rate_limit = change.scim_rate_limit
+        if rate_limit is None:
+            rate_limit = self.scim_rate_limit
+        elif rate_limit is Default.DEFAULT:
+            rate_limit = None
         changed = DomainConfig.create(
             self.domain,
             self.source,
@@ -179,6 +203,7 @@ class DomainConfig:
                 if change.max_deactivation_share is None
                 else change.max_deactivation_share
             ),
+            scim_rate_limit=rate_limit,
         )
         return dataclasses.replace(changed, quarantine=self.quarantine)
 
@@ -227,6 +252,7 @@ class DomainConfig:
         enabled: bool = True,
         max_deactivations: int = DEFAULT_MAX_DEACTIVATIONS,
         max_deactivation_share: float = DEFAULT_MAX_DEACTIVATION_SHARE,
+        scim_rate_limit: int | None = None,
         require_admin: bool = True,
     ) -> DomainConfig:
         """Validate and normalise what an admin gave; raise InvalidConfiguration if wrong.
@@ -277,6 +303,13 @@ class DomainConfig:
                 f"--max-deactivation-share {max_deactivation_share} is not a share; give a "
                 "number from 0 to 1 (0.2 means 20%)"
             )
+        if scim_rate_limit is not None:
+            if kind is not SourceKind.SCIM:
+                raise InvalidConfiguration(_rate_limit_is_scim(name))
+            try:
+                scim_rate_limit = requests_per_second(scim_rate_limit)
+            except InvalidConfiguration as exc:
+                raise InvalidConfiguration(f"--scim-rate-limit {exc}") from None
         return cls(
             domain=name,
             source=kind,
@@ -287,7 +320,28 @@ class DomainConfig:
             enabled=enabled,
             max_deactivations=int(max_deactivations),
             max_deactivation_share=float(max_deactivation_share),
+            scim_rate_limit=scim_rate_limit,
         )
+
+
+def _rate_limit_is_scim(domain: str) -> str:
+    return (
+        f"--scim-rate-limit is for SCIM domains, whose IdP pushes to komeet-sync; {domain} "
+        "is read from Google Workspace, and sends no request to limit"
+    )
+
+
+def requests_per_second(value: object) -> int:
+    """A SCIM rate limit as given: a whole number of requests a second from 1 to
+    MAX_SCIM_RATE_LIMIT; otherwise InvalidConfiguration, whose message starts with the
+    value, for the caller to put after the option or variable that gave it."""
+    text = str(value).strip()
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_SCIM_RATE_LIMIT:
+        return int(text)
+    raise InvalidConfiguration(
+        f"{str(value)[:40]!r} is not a number of requests a second: give a whole number "
+        f"from 1 to {MAX_SCIM_RATE_LIMIT:,}"
+    )
 
 
 # Each list of a configuration: the option that gives it, and what its items are.

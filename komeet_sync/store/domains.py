@@ -110,6 +110,7 @@ class DomainStore:
                 protected=list(config.protected),
                 max_deactivations=config.max_deactivations,
                 max_deactivation_share=config.max_deactivation_share,
+                scim_rate_limit=config.scim_rate_limit,
                 created_at=now,
                 updated_at=now,
                 names=[DomainNameRow(name=config.domain, is_alias=False)]
@@ -134,6 +135,7 @@ class DomainStore:
             row.admin_email = after.admin_email
             row.max_deactivations = after.max_deactivations
             row.max_deactivation_share = after.max_deactivation_share
+            row.scim_rate_limit = after.scim_rate_limit
             wanted = set(after.alias_domains)
             row.names = [n for n in row.names if not n.is_alias or n.name in wanted]
             held = {n.name for n in row.names}
@@ -386,6 +388,7 @@ def _config(row: DomainConfigRow) -> DomainConfig:
         max_deactivations=row.max_deactivations,
         max_deactivation_share=row.max_deactivation_share,
         quarantine=_quarantine(row),
+        scim_rate_limit=row.scim_rate_limit,
     )
 
 

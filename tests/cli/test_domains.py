@@ -196,9 +196,11 @@ def test_unicode_and_punycode_reach_the_same_configuration(cli, komeet_env):
     assert added.pop("domain") == BUCHER and added.pop("secret")
     assert added.pop("scim_url").endswith(f"/scim/{BUCHER}/v2")
     added["domain"] = BUCHER
+    effective = {"per_second": 50, "burst": 100, "default": True}
 
     for name in ("bücher.example", "BÜCHER.EXAMPLE", BUCHER, "XN--BCHER-KVA.example."):
-        assert cli.json("domains", "show", name) == added | nothing_yet(BUCHER), name
+        shown = cli.json("domains", "show", name)
+        assert shown == added | {"effective_scim_rate_limit": effective} | nothing_yet(BUCHER)
     code, out, _ = cli("domains", "show", "BÜCHER.example")
     assert code == 0 and f"{BUCHER} (bücher.example)" in out
     code, out, _ = cli("domains", "list")
@@ -304,6 +306,8 @@ def test_set_edits_each_list(cli, komeet_env, options, changed):
         (["--remove-protect", "cfo@acme.com"], "its protected accounts: 'ceo@acme.com'"),
         (["--group", "x@acme.com", "--add-group", "y@acme.com"], "not both"),
         (["--group", "x@acme.com", "--no-groups"], "not allowed with argument --group"),
+        (["--scim-rate-limit", "20"], "--scim-rate-limit is for SCIM domains"),
+        (["--scim-rate-limit", "default"], "acme.com is read from Google Workspace"),
     ],
 )
 def test_set_is_refused_as_add_is_and_changes_nothing(cli, komeet_env, options, message):
@@ -316,6 +320,43 @@ def test_set_is_refused_as_add_is_and_changes_nothing(cli, komeet_env, options, 
     assert code == 1
     assert message in err and "Traceback" not in err
     assert cli.json("domains", "list") == before
+
+
+def test_a_scim_domains_rate_limit_is_set_shown_and_given_back(cli, komeet_env, monkeypatch):
+    cli("domains", "add", "globex.com", "--source", "scim")
+    shown = cli.json("domains", "show", "globex.com")
+    assert shown["scim_rate_limit"] is None
+    assert shown["effective_scim_rate_limit"] == {"per_second": 50, "burst": 100, "default": True}
+    code, out, _ = cli("domains", "show", "globex.com")
+    assert code == 0 and "scim_rate_limit         50 requests/s, bursts of 100 (the default)" in out
+
+    code, out, err = cli("domains", "set", "globex.com", "--scim-rate-limit", "20")
+    assert code == 0, err
+    assert "scim_rate_limit  default  ->  20 requests/s, bursts of 40" in out
+    shown = cli.json("domains", "show", "globex.com")
+    assert shown["scim_rate_limit"] == 20
+    assert shown["effective_scim_rate_limit"] == {"per_second": 20, "burst": 40, "default": False}
+
+    monkeypatch.setenv("KOMEET_SYNC_SCIM_RATE_LIMIT", "80")
+    back = cli.json("domains", "set", "globex.com", "--scim-rate-limit", "DEFAULT")
+    assert back["scim_rate_limit"] is None
+    code, out, _ = cli("domains", "show", "globex.com")
+    assert "scim_rate_limit         80 requests/s, bursts of 160 (the default)" in out
+
+    monkeypatch.setenv("KOMEET_SYNC_SCIM_RATE_LIMIT", "fast")
+    code, _, err = cli("domains", "show", "globex.com")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "KOMEET_SYNC_SCIM_RATE_LIMIT='fast' is not a number of requests a second" in err
+
+
+def test_a_rate_limit_that_is_no_number_of_requests_is_refused(cli, komeet_env):
+    cli("domains", "add", "globex.com", "--source", "scim")
+    for value in ("0", "-5", "fast", "2.5", "10001", "", "٣"):
+        code, _, err = cli("domains", "set", "globex.com", "--scim-rate-limit", value)
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, value
+        assert f"--scim-rate-limit: {value!r} is not a number of requests a second" in err
+        assert "give a whole number from 1 to 10,000, or 'default'" in err
+    assert cli.json("domains", "show", "globex.com")["scim_rate_limit"] is None
 
 
 def test_set_on_a_scim_domain_refuses_an_admin(cli, komeet_env):

@@ -201,7 +201,16 @@ def test_scim_serve_runs_until_interrupted(cli, komeet_env, tmp_path):
         out, err = server.communicate(timeout=20)
     assert server.returncode == 0, err
     assert f"Serving SCIM on http://127.0.0.1:{port}/scim/DOMAIN/v2" in out
+    assert "50 requests/s a domain unless" in out
     assert out.rstrip().endswith("Stopped.") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_scim_serve_refuses_a_default_rate_limit_that_is_no_number(cli, komeet_env, monkeypatch):
+    monkeypatch.setenv("KOMEET_SYNC_SCIM_RATE_LIMIT", "0")
+    code, out, err = cli("scim", "serve", "--port", "0")
+    assert code == 1 and not out and err.count("\n") == 1
+    assert "KOMEET_SYNC_SCIM_RATE_LIMIT='0' is not a number of requests a second" in err
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

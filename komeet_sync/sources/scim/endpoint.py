@@ -5,9 +5,12 @@ The domain in the URL may be written in any form of its name (``model.domain_nam
 Unicode, percent-encoded in UTF-8 (RFC 3986 §2.1; the server decodes it) or punycode, in
 any case; each reaches the one tenant of the stored name. Then come three checks: the
 domain is configured for SCIM (else 404), the bearer secret is that domain's (else 401: a
-secret reaches only its own domain's URL), and its sync is enabled (else 403). A body over
-1 MiB is refused with 413 before it is read whole. Every request is logged (time, domain,
-method, path, status, duration, body without secrets).
+secret reaches only its own domain's URL), and its sync is enabled (else 403); then the
+request takes one from the domain's rate limit (else 429, ``rate_limit``), before anything
+in its body is looked at; once a domain has been served, a request over its limit with the
+same secret is answered before any query. A body over 1 MiB is refused with 413 before it
+is read whole. Every request is logged (time, domain, method, path, status, duration, body
+without secrets), refusals included.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +58,12 @@ from sqlalchemy import Engine, bindparam, select
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
 from komeet_sync.model.domain_names import display_domain, domain_key
 from komeet_sync.sources.scim import limits, quirks, secret
+from komeet_sync.sources.scim.rate_limit import (
+    RateLimit,
+    RateLimiter,
+    default_per_second,
+    rate_limit,
+)
 from komeet_sync.sources.scim.request_log import RequestLog, redacted, storable
 from komeet_sync.sources.scim.storage import StagingStorage
 from komeet_sync.store.database import as_utc
@@ -379,10 +389,23 @@ def scim_url(public_url: str, domain: str) -> str:
     return f"{public_url.rstrip('/')}/scim/{domain}/v2"
 
 
-class ScimEndpoint:
-    """The ASGI application of ``komeet-sync scim serve``: every SCIM domain's endpoint."""
+@dataclass(frozen=True)
+class Refusal:
+    """A request the endpoint answers with a SCIM error before serving it."""
 
-    def __init__(self, engine: Engine, public_url: str) -> None:
+    status: int
+    detail: str
+    retry_after: int | None = None  # seconds, for a 429
+
+
+class ScimEndpoint:
+    """The ASGI application of ``komeet-sync scim serve``: every SCIM domain's endpoint.
+    A domain's rate limit is its configuration's, else ``default_rate_limit`` requests a
+    second (default: ``rate_limit.default_per_second()``, read once here)."""
+
+    def __init__(
+        self, engine: Engine, public_url: str, default_rate_limit: int | None = None
+    ) -> None:
         self.engine = engine
         self.store = DomainStore(engine)
         self.public_url = public_url.rstrip("/")
@@ -391,6 +414,10 @@ class ScimEndpoint:
         self._log = RequestLog(engine)
         self.inline = engine.dialect.name == "sqlite"  # see AsyncStaging
         self._configs: dict[str, tuple[tuple[int, Any], DomainConfig]] = {}
+        self.default_rate_limit = default_rate_limit or default_per_second()
+        self.rate_limiter = RateLimiter()
+        # Each domain's secrets and rate limit as its last request was served with them.
+        self._served: dict[str, tuple[_Secrets, RateLimit]] = {}
 
     def url_of(self, domain: str) -> str:
         """The SCIM URL of a domain, as its IdP is given it."""
@@ -403,6 +430,7 @@ class ScimEndpoint:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        self._log.begin()
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         route = _ROUTE.match(path)
@@ -430,12 +458,17 @@ class ScimEndpoint:
                     send, 404, "no SCIM endpoint here: the SCIM URL is /scim/{domain}/v2"
                 )
                 return
-            if self.inline:
-                refusal = self._refusal(domain, scope)
+            limited = self._over_limit(domain, scope)
+            if isinstance(limited, Refusal):
+                refusal: Refusal | _DomainApplication = limited
+            elif self.inline:
+                refusal = self._refusal(domain, scope, limited)
             else:
-                refusal = await anyio.to_thread.run_sync(self._refusal, domain, scope)
-            if isinstance(refusal, tuple):
-                status = await _error(send, *refusal)
+                refusal = await anyio.to_thread.run_sync(self._refusal, domain, scope, limited)
+            if isinstance(refusal, Refusal):
+                status = await _error(
+                    send, refusal.status, refusal.detail, retry_after=refusal.retry_after
+                )
                 return
             if limits.too_deep(body):
                 status = await _error(
@@ -468,26 +501,68 @@ class ScimEndpoint:
                 }
             )
 
-    def _refusal(self, domain: str, scope: Scope):
-        """The error to answer (status, detail), or the domain's application."""
+    def _over_limit(self, domain: str, scope: Scope) -> Refusal | bool:
+        """The 429 of a domain over its rate limit, answered without a query when the
+        secret is one its last request was served with: a flood costs no database access
+        (nor, on PostgreSQL, a thread and a connection of the pool the other domains use).
+        Else whether the request took one from the limit: False when the domain or the
+        secret is not known here (yet), and the checks of ``_refusal`` come first.
+
+        A secret retired or a domain disabled meanwhile is answered 429 rather than 401 or
+        403 until its next request that passes the limit (within a second), whose checks
+        forget it: it reaches nothing either way."""
+        served = self._served.get(domain)
+        if served is None or not secret.accepted(_bearer(scope), *served[0]):
+            return False
+        return self._limited(domain, served[1]) or True
+
+    def _limited(self, domain: str, limit: RateLimit) -> Refusal | None:
+        """Take one request from the domain's rate limit; the 429 to answer when none is
+        left."""
+        wait = self.rate_limiter.retry_after(domain, limit)
+        if wait is None:
+            return None
+        return Refusal(
+            429,
+            f"too many requests for {display_domain(domain)}: its SCIM rate limit is {limit}; "
+            f"the limit is lifted by waiting, send again in {wait} s (Retry-After)",
+            retry_after=wait,
+        )
+
+    def _refusal(self, domain: str, scope: Scope, taken: bool) -> Refusal | _DomainApplication:
+        """The refusal to answer, or the domain's application. ``taken``: the request
+        took one from the domain's rate limit already (``_over_limit``)."""
+        answer = self._checked(domain, scope, taken)
+        if isinstance(answer, Refusal) and answer.status != 429:
+            # The domain, its secret or its state changed: _over_limit knows it no more.
+            self._served.pop(domain, None)
+        return answer
+
+    def _checked(self, domain: str, scope: Scope, taken: bool) -> Refusal | _DomainApplication:
         shown = display_domain(domain)
         found = self._access(domain)
         if found is None:
-            return 404, f"no SCIM endpoint for {shown}: it is not configured in Komeet"
+            return Refusal(404, f"no SCIM endpoint for {shown}: it is not configured in Komeet")
         config, domain_id, hashes = found
         if config.source is not SourceKind.SCIM or config.domain != domain:
-            return 404, f"no SCIM endpoint for {shown}: it is not configured for SCIM"
-        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.accepted(token.strip(), *hashes):
-            return 401, (
+            return Refusal(404, f"no SCIM endpoint for {shown}: it is not configured for SCIM")
+        if not secret.accepted(_bearer(scope), *hashes):
+            return Refusal(
+                401,
                 f"the secret is not {shown}'s: give the secret Komeet issued for this SCIM "
-                "URL as a Bearer token"
+                "URL as a Bearer token",
             )
         if not config.enabled:
-            return 403, (
+            return Refusal(
+                403,
                 f"sync of {shown} is disabled in Komeet: nothing is accepted until Komeet "
-                "enables it again"
+                "enables it again",
             )
+        limit = rate_limit(config.scim_rate_limit, self.default_rate_limit)
+        self._served[domain] = (hashes, limit)
+        refusal = None if taken else self._limited(domain, limit)
+        if refusal is not None:
+            return refusal
         key = (domain, domain_id, config.domains)
         application = self._applications.get(key)
         if application is None:
@@ -602,7 +677,14 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     return b"".join(chunks), size > MAX_BODY
 
 
-async def _error(send: Send, status: int, detail: str, scim_type: str | None = None) -> int:
+async def _error(
+    send: Send,
+    status: int,
+    detail: str,
+    scim_type: str | None = None,
+    *,
+    retry_after: int | None = None,
+) -> int:
     """Answer a SCIM error (RFC 7644 §3.12)."""
     error = {"schemas": [ERROR], "status": str(status), "detail": detail}
     if scim_type is not None:
@@ -611,9 +693,17 @@ async def _error(send: Send, status: int, detail: str, scim_type: str | None = N
     headers = [(b"content-type", b"application/scim+json"), (b"cache-control", b"no-cache")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="komeet-scim"'))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return status
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The Bearer token of a request's Authorization (RFC 6750 §2.1), if any."""
+    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
