@@ -49,10 +49,11 @@ lab: $(STAMP)
 
 # Every test, PostgreSQL included (installed from the system's packages when missing), on
 # three workers (pytest-xdist: a test waiting on a server or a subprocess leaves the CPU to
-# another); PYTEST_ARGS adds to or overrides that, e.g. PYTEST_ARGS="-n 0 -x".
+# another), each module on one worker so that its module fixtures are made once;
+# PYTEST_ARGS adds to or overrides that, e.g. PYTEST_ARGS="-n 0 -x".
 PYTEST_ARGS ?=
 test: $(STAMP) system-packages lint
-	$(BIN)/pytest -n 3 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 3 --dist loadscope $(PYTEST_ARGS)
 
 # Ruff, the layers' import contracts (pyproject.toml, [tool.importlinter]), then mypy.
 lint: $(STAMP)

@@ -22,9 +22,6 @@ from komeet_sync.cli import main
 from tests.support import EXAMPLES
 from tests.support.console import error_lines
 
-# Its module-scoped fixtures are built once: its tests share a worker of `make test`.
-pytestmark = pytest.mark.xdist_group("cli_errors")
-
 KOMEET_SYNC = Path(sys.executable).parent / "komeet-sync"
 KOMEET_EXPORT = EXAMPLES / "acme" / "komeet_users.json"
 SUPPORTED = ("SQLite", "postgresql+psycopg://")

@@ -24,9 +24,6 @@ from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople, gathe
 from tests.runs import test_incremental
 from tests.support.komeet_server import SCIM_JSON, KomeetTenant, start
 
-# Its module-scoped fixtures are built once: its tests share a worker of `make test`.
-pytestmark = pytest.mark.xdist_group("key_reads")
-
 CONFIG = DomainConfig.create(
     "acme.com",
     "google",

@@ -23,9 +23,6 @@ from komeet_sync.analysis.loader import Loader
 from komeet_sync.emulators.directory_generator import generate_directory
 from tests.support import ROOT
 
-# Its module-scoped fixtures are built once: its tests share a worker of `make test`.
-pytestmark = pytest.mark.xdist_group("demo")
-
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 GOOGLE, SCIM = "acme.example", "globex.com"
 
@@ -46,19 +43,12 @@ def make(target: str, home: Path, *args: str, timeout: float = 600) -> str:
     return done.stdout
 
 
-# The demo as the first run left it, made once a process: pytest-xdist may run another
-# module's test between two of this module's on a worker, which tears a module fixture down.
-_FIRST_RUN: list[tuple[Path, str, dict]] = []
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The state one `make demo --no-ui` left, what it printed and its summary."""
-    if not _FIRST_RUN:
-        home = tmp_path_factory.mktemp("demo")
-        printed = make("demo", home, "DEMO_ARGS=--no-ui")
-        _FIRST_RUN.append((home, printed, json.loads((home / "demo" / "summary.json").read_text())))
-    return _FIRST_RUN[0]
+    """The state one `make demo --no-ui` left, and what it printed."""
+    home = tmp_path_factory.mktemp("demo")
+    printed = make("demo", home, "DEMO_ARGS=--no-ui")
+    return home, printed, json.loads((home / "demo" / "summary.json").read_text())
 
 
 def desired_people(directory, selected):

@@ -44,8 +44,9 @@ class RefusalWatch:
 
     def observe(self, rows: Iterable[dict[str, Any]]) -> list[Event]:
         """Count the refusals among ``rows`` (the request log's), and record the event of
-        each domain that reached THRESHOLD; the events recorded."""
-        reached = set()
+        each domain at the refusal that reaches THRESHOLD (once an hour); the events
+        recorded."""
+        recorded = []
         for row in rows:
             domain, status = row.get("domain"), int(row["status"])
             if not domain or status < 400 or status in NOT_REFUSALS:
@@ -54,13 +55,9 @@ class RefusalWatch:
             refused.append((row["at"], status, row.get("reason") or f"HTTP {status}"))
             while refused and refused[0][0] < row["at"] - WINDOW:
                 refused.popleft()
-            if len(refused) >= THRESHOLD:
-                reached.add(domain)
-        recorded = []
-        for domain in sorted(reached):
-            event = self._event(domain)
-            if self._told.get(domain) == event.key:
+            if len(refused) < THRESHOLD or self._told.get(domain) == _key(domain, row["at"]):
                 continue
+            event = self._event(domain)  # as of this refusal, however many the batch holds
             self._told[domain] = event.key
             if (kept := record_event(self.engine, event)) is not None:
                 recorded.append(kept)
@@ -80,7 +77,7 @@ class RefusalWatch:
         return Event(
             kind=EventKind.PUSHES_REFUSED,
             domain=domain,
-            key=f"pushes refused {domain} {last:%Y-%m-%dT%H}",
+            key=_key(domain, last),
             subject=(
                 f"{domain}: {len(refused):,} SCIM requests refused in "
                 f"{WINDOW.total_seconds() / 60:.0f} minutes ({top[0][0][0]}: {top[0][0][1]})"
@@ -105,3 +102,8 @@ class RefusalWatch:
                 ],
             },
         )
+
+
+def _key(domain: str, at: datetime) -> str:
+    """The occurrence a refusal at ``at`` belongs to: its domain's, that hour."""
+    return f"pushes refused {domain} {at:%Y-%m-%dT%H}"

@@ -18,9 +18,6 @@ from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.sources.google.people import GooglePeople
 from tests.support.google_workspace import member, user
 
-# Its module-scoped fixtures are built once: its tests share a worker of `make test`.
-pytestmark = pytest.mark.xdist_group("google_people")
-
 GONE = "gone@acme.com"
 CUSTOMER_GROUP = "everyone@acme.com"
 
