@@ -661,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     emulator.authorise(key["client_id"], READ_ONLY_SCOPES)
     args.key_out.write_text(json.dumps(key, indent=2))
     os.chmod(args.key_out, 0o600)
+    stopped = threading.Event()
+    # Before it says it has started: a SIGTERM sent at once stops it cleanly too.
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     print(
         json.dumps(
             {
@@ -675,8 +678,6 @@ def main(argv: list[str] | None = None) -> int:
         ),
         flush=True,
     )
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
     emulator.stop()
