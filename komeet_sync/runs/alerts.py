@@ -46,7 +46,7 @@ def plan_held(engine: Engine, plan: StoredPlan) -> Event | None:
         + "\n".join(f"Why: {hold.detail}." for hold in holds)
         + f"\n\n{act}\n"
     )
-    return _recorded(
+    return recorded(
         engine,
         Event(
             kind=EventKind.PLAN_HELD,
@@ -69,7 +69,7 @@ def sync_failed(
     """Tell that a sync of ``domain`` failed, with its cause in a line (the messages name
     the setting to fix), once a day for one cause."""
     digest = hashlib.sha256(cause.encode()).hexdigest()[:16]
-    return _recorded(
+    return recorded(
         engine,
         Event(
             kind=EventKind.SYNC_FAILED,
@@ -93,7 +93,7 @@ def worker_behind(
     """Tell that ``waiting`` of ``domain``'s SCIM pushes have waited since ``oldest`` for the
     incremental worker, once an hour; ``what`` says what is done about it."""
     lag = now - oldest
-    return _recorded(
+    return recorded(
         engine,
         Event(
             kind=EventKind.WORKER_BEHIND,
@@ -114,7 +114,7 @@ def worker_behind(
     )
 
 
-def _recorded(engine: Engine, event: Event) -> Event | None:
+def recorded(engine: Engine, event: Event) -> Event | None:
     """Record ``event``; never raises: telling is not worth failing the work for."""
     try:
         return record_event(engine, event)

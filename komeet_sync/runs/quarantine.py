@@ -30,8 +30,9 @@ from komeet_sync.engine.quarantine import (
 )
 from komeet_sync.komeet.apply import ApplyResult
 from komeet_sync.model.domain_config import Quarantine
+from komeet_sync.runs.alerts import recorded
 from komeet_sync.store.domains import DomainStore
-from komeet_sync.store.events import Event, EventKind, record_event
+from komeet_sync.store.events import Event, EventKind
 from komeet_sync.store.failures import latest_runs
 
 # Failures recorded under these jobs are no whole-domain run (``engine.quarantine``): the
@@ -81,7 +82,7 @@ def release(engine: Engine, domain: str) -> Quarantine:
     the quarantine lifted. A release starts the count of failed runs afresh."""
     lifted = DomainStore(engine).release(domain)
     now = datetime.now(UTC)
-    record_event(
+    recorded(
         engine,
         Event(
             kind=EventKind.RELEASED,
@@ -117,7 +118,7 @@ def _quarantine(
     if made is None:
         return store.get(domain).quarantine
     listed = "".join(f"\n  - {cause}" for cause in causes)
-    record_event(
+    recorded(
         engine,
         Event(
             kind=EventKind.QUARANTINED,
