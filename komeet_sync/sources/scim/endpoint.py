@@ -123,6 +123,17 @@ def staging_provider() -> ScimProvider:
     )
 
 
+def _worded(exc: SCIMException) -> SCIMException:
+    """A SCIM error whose detail is a validation library's text, in SCIM's words
+    (``in_scim_words``); any other error as it is."""
+    if not isinstance(exc.__cause__, ValidationError):
+        return exc
+    error = exc.to_error()
+    return SCIMException.from_error(
+        error.model_copy(update={"detail": in_scim_words(exc.__cause__)})
+    )
+
+
 class StagingService(ScimService):
     """scim2-server's service, reading requests as IdPs write them (``idp_requests``)."""
 
@@ -131,11 +142,15 @@ class StagingService(ScimService):
         try:
             return super().read_body(model, body, content_type, scim_ctx)
         except SCIMException as exc:
-            if not isinstance(exc.__cause__, ValidationError):
-                raise
-            error = exc.to_error()
-            worded = error.model_copy(update={"detail": in_scim_words(exc.__cause__)})
-            raise SCIMException.from_error(worded) from None
+            raise _worded(exc) from None
+
+    def read_search(self, resource_types: list[ResourceType], payload: Any) -> tuple[Any, Any]:
+        """scim2-server's reading of a search (a POST to ``.search``, or a GET's query), its
+        errors in SCIM's words: a body of ``null`` or ``[]`` is "expected a JSON object"."""
+        try:
+            return super().read_search(resource_types, payload)
+        except SCIMException as exc:
+            raise _worded(exc) from None
 
     def read_creation(
         self, resource_type: ResourceType, body: bytes, content_type: str | None

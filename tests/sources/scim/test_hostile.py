@@ -292,3 +292,16 @@ def test_dangling_memberships_are_reported_by_the_migration_and_kept(
             text("select count(*) from scim_memberships where group_id = :id"), {"id": group_id}
         ).scalar_one()
     assert kept == 3
+
+
+@pytest.mark.parametrize("body", [b"null", b"[]", b"1", b'"filter"', b"true"])
+def test_a_search_body_that_is_not_an_object_is_a_400_in_scim_words(scim, body):
+    scim.add_domain("globex.com")
+    with scim.client("globex.com") as client:
+        answers = [client.post(path, content=body) for path in ("/Users/.search", "/.search")]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("expected a JSON object"), answer.text
+        assert "Input should" not in detail and "SearchRequest" not in detail
+    assert [row.status for row in logged(scim, 2)] == [400, 400]
