@@ -9,7 +9,9 @@ place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``
 none of their own (``komeet_sync.notify``); ``KOMEET_SYNC_SECRET_KEY`` the key that seals the
 secrets komeet-sync keeps to use again (``store.sealed``); ``KOMEET_SYNC_RETENTION_DAYS`` how
 many days the SCIM request log and past syncs' results are kept (default 90,
-``runs.retention``).
+``runs.retention``); ``KOMEET_SYNC_EXECUTOR`` where a Dagster run's steps execute
+(``in_process``, the default, or ``celery``: on Celery workers, reached through the broker
+``KOMEET_SYNC_CELERY_BROKER``; docs/scaling.md).
 
 A value that cannot be used is refused where it is used, with one line naming the variable,
 its value and what to set instead: SettingError here, the store's own errors for the
@@ -29,9 +31,14 @@ PUBLIC_URL_ENV = "KOMEET_SYNC_PUBLIC_URL"
 NOTIFY_ENV = "KOMEET_SYNC_NOTIFY"
 SECRET_KEY_ENV = "KOMEET_SYNC_SECRET_KEY"
 RETENTION_ENV = "KOMEET_SYNC_RETENTION_DAYS"
+EXECUTOR_ENV = "KOMEET_SYNC_EXECUTOR"
+CELERY_BROKER_ENV = "KOMEET_SYNC_CELERY_BROKER"
 DEFAULT_HOME = ".komeet_sync"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_RETENTION_DAYS = 90
+IN_PROCESS = "in_process"
+CELERY = "celery"
+EXECUTORS = (IN_PROCESS, CELERY)
 MAX_RETENTION_DAYS = 36_500  # a century: further back than any date a cutoff can name
 
 
@@ -139,3 +146,35 @@ def default_notify_urls() -> tuple[str, ...]:
 def secret_key() -> str | None:
     """``KOMEET_SYNC_SECRET_KEY``, when set (checked where it is used, ``store.sealed``)."""
     return (os.environ.get(SECRET_KEY_ENV) or "").strip() or None
+
+
+def executor() -> str:
+    """``KOMEET_SYNC_EXECUTOR``: ``in_process`` (the default: a run's steps one after the
+    other in the run's process) or ``celery`` (each step on a Celery worker); SettingError
+    otherwise."""
+    value = (os.environ.get(EXECUTOR_ENV) or IN_PROCESS).strip().lower()
+    if value not in EXECUTORS:
+        raise SettingError(
+            f"{EXECUTOR_ENV}={value!r} is not an executor komeet-sync knows; set it to "
+            f"{CELERY} to run steps on Celery workers, or unset it to run them in the run's "
+            f"process ({IN_PROCESS}, the default)"
+        )
+    return value
+
+
+def celery_broker() -> str:
+    """``KOMEET_SYNC_CELERY_BROKER``: the Redis URL of the Celery broker that runs and
+    workers share (``redis://`` or ``rediss://``), also their result backend; SettingError
+    when it is unset or not a Redis URL."""
+    value = (os.environ.get(CELERY_BROKER_ENV) or "").strip()
+    scheme = value.partition("://")[0] if "://" in value else ""
+    if scheme not in ("redis", "rediss") or any(c.isspace() for c in value):
+        # Only the scheme is shown: the rest of a broker URL may hold its password.
+        detail = f"its scheme is {scheme!r}" if scheme else "it has no scheme"
+        shown = f" is not a Redis URL ({detail})" if value else " is not set"
+        raise SettingError(
+            f"{CELERY_BROKER_ENV}{shown}; {EXECUTOR_ENV}={CELERY} needs the broker that the "
+            "runs and the Celery workers share: set it to its Redis URL, like "
+            "redis://broker.internal:6379/0"
+        )
+    return value

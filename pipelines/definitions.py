@@ -5,6 +5,7 @@ import dagster as dg
 from .assets.extract import komeet_accounts, snapshot
 from .assets.provisioning import results
 from .assets.reports import reconciliation
+from .executors import steps_executor
 from .io_manager import sync_store
 from .jobs import retention, sync_domain
 from .resources import DatabaseResource, GoogleResource, KomeetResource
@@ -12,9 +13,8 @@ from .schedules import daily_retention, every_domain
 from .sensors import domain_partitions, notifications, scim_pushes, sync_failures
 
 defs = dg.Definitions(
-    # A domain's steps run one after the other in the run's process: a process per step
-    # would cost more in imports than the steps take.
-    executor=dg.in_process_executor,
+    # In the run's process, or on Celery workers: KOMEET_SYNC_EXECUTOR, read as a run starts.
+    executor=steps_executor,
     assets=[snapshot, komeet_accounts, reconciliation, results],
     jobs=[sync_domain, retention],
     schedules=[every_domain, daily_retention],

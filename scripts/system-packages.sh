@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use when they are missing: a PostgreSQL server
-# (storage, ledger and Dagster instance tests) and Chromium (the Dagster UI test, driven by
-# Playwright).
+# (storage, ledger and Dagster instance tests), a Redis server (the Celery broker of the
+# tests of runs on Celery workers) and Chromium (the Dagster UI test, driven by Playwright).
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
+command -v redis-server > /dev/null || missing+=(redis-server)
 command -v chromium > /dev/null || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

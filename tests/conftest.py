@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from komeet_sync.cli import main
 from tests.support.postgres_server import PostgresServer
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,16 @@ def postgres_server_url() -> Iterator[str]:
         yield configured
         return
     server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server of the session's own (the Celery broker), as a URL."""
+    server = RedisServer()
     try:
         yield server.start()
     finally:

@@ -42,12 +42,13 @@ def build_world(
     return people
 
 
-def push_directory(scim, domain):
-    """What an IdP pushes for a domain of 3 people in the group "Komeet Users"."""
+def push_directory(scim, domain, names=NAMES):
+    """What an IdP pushes for a domain of ``names`` (3 people by default) in the group
+    "Komeet Users"."""
     secret = scim.add_domain(domain, groups=["Komeet Users"])
     with scim.client(domain, secret) as idp:
         ids = []
-        for name in NAMES:
+        for name in names:
             given, family = name.split(".")
             created = idp.post(
                 "/Users",
