@@ -46,8 +46,11 @@ CELERY_SETTINGS: dict[str, Any] = {
     # A step's message is acknowledged when a worker starts it: a step whose worker dies is
     # failed by its run, never started again by another worker.
     "task_acks_late": False,
-    # Each worker process takes one step at a time, so steps spread over idle workers.
+    # A worker takes a step from the broker only when one of its processes is free to start
+    # it (Redis only): no step waits in a busy worker while another is idle, nor dies
+    # unstarted with its worker.
     "worker_prefetch_multiplier": 1,
+    "worker_disable_prefetch": True,
     "broker_connection_retry_on_startup": True,
 }
 PING_EVERY_SECONDS = 5.0

@@ -110,6 +110,7 @@ def deployment(tmp_path_factory, postgres_server_url, redis_url, small_bulk_kome
         env.setenv("KOMEET_SYNC_HOME", str(root / "home"))
         instance_yaml = ROOT / "deploy" / "celery.yaml"
         workers = start_workers(["worker1", "worker2"], root, shared, instance_yaml)
+        runs = run_workers(len(DOMAINS))
         engine = open_database(komeet_url)
         server, scim = serve(engine)
         try:
@@ -120,14 +121,12 @@ def deployment(tmp_path_factory, postgres_server_url, redis_url, small_bulk_kome
             home = root / "dagster_home"
             home.mkdir()
             (home / "dagster.yaml").write_text(instance_yaml.read_text())
-            with (
-                dg.DagsterInstance.from_config(str(home)) as instance,
-                run_workers(len(DOMAINS)) as runs,
-            ):
+            with dg.DagsterInstance.from_config(str(home)) as instance:
                 instance.add_dynamic_partitions(domains.name, [*DOMAINS, KILLED])
                 answering(celery_app(), workers)
                 yield Deployment(home, instance, komeet, proxy, engine, workers, runs)
         finally:
+            runs.shutdown(cancel_futures=True)
             for worker in workers:
                 worker.stop()
             stop(server)

@@ -16,6 +16,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
 
 import dagster as dg
@@ -48,7 +49,7 @@ class CeleryWorker:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
 
@@ -120,4 +121,5 @@ def run_workers(count: int) -> ProcessPoolExecutor:
     from a server that imported the definitions once."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, "pipelines.definitions", "pipelines.executors"])
+    forkserver.ensure_running()  # it imports them now, while the caller goes on
     return ProcessPoolExecutor(count, mp_context=context)
