@@ -34,6 +34,7 @@ from tests.support.celery_workers import (
     execute,
     run_workers,
     start_workers,
+    stop_workers,
 )
 from tests.support.komeet_server import KomeetTenant
 from tests.support.scim_server import serve, stop
@@ -127,8 +128,7 @@ def deployment(tmp_path_factory, postgres_server_url, redis_url, small_bulk_kome
                 yield Deployment(home, instance, komeet, proxy, engine, workers, runs)
         finally:
             runs.shutdown(cancel_futures=True)
-            for worker in workers:
-                worker.stop()
+            stop_workers(workers)
             stop(server)
             scim.endpoint.close()
             engine.dispose()
@@ -136,7 +136,7 @@ def deployment(tmp_path_factory, postgres_server_url, redis_url, small_bulk_kome
 
 def test_a_backfill_of_20_domains_runs_its_steps_on_both_workers(deployment):
     launched = [deployment.launch(domain) for domain in DOMAINS]
-    runs = [run.result(timeout=300) for run in launched]
+    runs = [run.result(timeout=600) for run in launched]
 
     assert [succeeded for _, succeeded in runs] == [True] * len(DOMAINS)
     accounts = deployment.komeet.by_user_name()

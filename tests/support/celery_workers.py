@@ -44,14 +44,18 @@ class CeleryWorker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+
+def stop_workers(workers: list[CeleryWorker]) -> None:
+    """SIGTERM every worker still running, at once; SIGKILL those not gone within 5 s."""
+    running = [worker for worker in workers if worker.process.poll() is None]
+    for worker in running:
+        os.killpg(worker.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for worker in running:
         try:
-            self.process.wait(timeout=5)
+            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.kill()
+            worker.kill()
 
 
 def start_workers(
@@ -118,8 +122,8 @@ def execute(dagster_home: str, domain: str, run_config: dict | None = None) -> t
 def run_workers(count: int) -> ProcessPoolExecutor:
     """Processes to ``execute`` runs in, each a run worker of its own (Dagster's run
     creation configures logging, which threads of one process cannot do at once), forked
-    from a server that imported the definitions once."""
+    from a server that loaded the job once (``run_processes``)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "pipelines.definitions", "pipelines.executors"])
+    context.set_forkserver_preload([__name__, "pipelines.executors", "tests.support.run_processes"])
     forkserver.ensure_running()  # it imports them now, while the caller goes on
     return ProcessPoolExecutor(count, mp_context=context)
