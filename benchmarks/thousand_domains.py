@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -249,14 +251,18 @@ class Daemon:
             raise SystemExit(f"dagster-daemon ended ({self.process.returncode}):\n{tail}")
 
     def stop(self) -> None:
+        """Stop the daemon, then whatever of its group is left (its code server, runs)."""
         self._stop.set()
         if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+                self.process.kill()
                 self.process.wait()
+        time.sleep(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def dagster_home(folder: Path, name: str, paused: bool) -> Path:
@@ -623,6 +629,8 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     args = parser.parse_args()
+    # Stopped (``kill``), stop the daemon and PostgreSQL too: the finally blocks run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(size) for size in args.domains.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="komeet-domains-bench-"))
     server = PostgresServer()
