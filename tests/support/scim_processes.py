@@ -70,10 +70,14 @@ class ServedProcesses:
         return [(int(m["status"]), int(m["pid"])) for m in found if m]
 
     def send_until_each_answered(
-        self, request: Callable[[httpx.Client], httpx.Response], seconds: float = 60
+        self,
+        request: Callable[[httpx.Client], httpx.Response],
+        status: int | None = None,
+        seconds: float = 60,
     ) -> list[int]:
         """Send ``request`` from 8 threads, new connections each time, until each endpoint
-        process has printed an answer: the statuses the client got."""
+        process has printed an answer (with ``status``, if given): the statuses the client
+        got."""
         since = len(self.lines)
         statuses: list[int] = []
         deadline = time.monotonic() + seconds
@@ -87,7 +91,8 @@ class ServedProcesses:
                 statuses += pool.map(one, range(16))
                 sent = len(statuses)
                 self.wait_for(lambda sent=sent: len(self.answered(since)) >= sent, 10)
-                if {pid for _, pid in self.answered(since)} >= self.pids():
+                answering = {p for s, p in self.answered(since) if status in (None, s)}
+                if answering >= self.pids():
                     return statuses
         raise AssertionError(f"not every process answered in {seconds} s: {self.lines[since:]}")
 
