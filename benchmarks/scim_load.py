@@ -3,6 +3,16 @@
     .venv/bin/python benchmarks/scim_load.py
     .venv/bin/python benchmarks/scim_load.py --users 2000 --clients 8
     .venv/bin/python benchmarks/scim_load.py --baseline /tmp/before  # against an earlier commit
+    .venv/bin/python benchmarks/scim_load.py --database postgresql,sqlite --workers 1,2,4
+
+With ``--workers`` (or ``--database``), the anchor is left out: ``komeet-sync scim serve
+--workers N`` runs for each database and each N, one after the other, each on a fresh
+database with one SCIM domain, and the report gives each run's speed-up over 1 process of
+the same database, measured in the same run. PostgreSQL is a throwaway server of the
+system's binaries (initdb, fsync on, as in production) unless ``--postgres-url`` names one
+(a database is created for each run). After each run the server is stopped (SIGTERM: each
+process writes the rest of its request log) and the request log is read too: "unlogged"
+counts the POSTs and PATCHes sent that have no row in ``scim_requests``.
 
 Each server runs in its own process on a free loopback port, one after the other: first the
 anchor (scim2-server's ``ASGIApplication`` on ``AsyncInMemoryStorage``, under uvicorn), then
@@ -113,6 +123,7 @@ class Phase:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     lost: int | None = None
+    unlogged: int | None = None  # requests sent with no row in the request log
     ids: dict[int, str] = field(default_factory=dict)  # user number -> id, when it succeeded
 
     @property
@@ -283,12 +294,20 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (with its threads), from /proc."""
+    """User + system CPU seconds of a process (with its threads) and of its live children
+    (the processes of ``scim serve --workers``), from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def bench_anchor(args, folder: Path, processes: list[subprocess.Popen]) -> list[Phase]:
@@ -319,13 +338,18 @@ def bench_komeet(
     processes: list[subprocess.Popen],
     label: str = "komeet-sync scim serve, SQLite",
     source: Path | None = None,
+    database_url: str | None = None,
+    workers: int = 1,
 ) -> list[Phase]:
-    """``komeet-sync scim serve`` on a fresh SQLite database; with ``source``, the server runs
-    the ``komeet_sync`` package of that source tree (an earlier commit's worktree) instead."""
+    """``komeet-sync scim serve`` on a fresh database (default: SQLite under a new home);
+    with ``source``, the server runs the ``komeet_sync`` package of that source tree (an
+    earlier commit's worktree) instead; with ``workers``, from that many processes."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="home-", dir=folder))
     env = dict(os.environ)
-    env.pop("KOMEET_SYNC_DATABASE_URL", None)  # the embedded SQLite, whatever is configured
+    env.pop("KOMEET_SYNC_DATABASE_URL", None)  # the embedded SQLite, unless one is given
+    if database_url is not None:
+        env["KOMEET_SYNC_DATABASE_URL"] = database_url
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     env |= {
@@ -343,9 +367,10 @@ def bench_komeet(
     )
     domain = json.loads(added.stdout)
     log = home / "server.log"
-    server = start(
-        [str(KOMEET_SYNC), "scim", "serve", "--host", "127.0.0.1", "--port", str(port)], env, log
-    )
+    command = [str(KOMEET_SYNC), "scim", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    server = start(command, env, log)
     processes.append(server)
     headers = {
         "Authorization": f"Bearer {domain['secret']}",
@@ -353,33 +378,47 @@ def bench_komeet(
     }
     wait_ready(server, f"{domain['scim_url']}/ServiceProviderConfig", headers, log)
     try:
-        phases = load(
-            label,
-            domain["scim_url"],
-            headers,
-            args,
-            server.pid,
-        )
-        check_staging(home / "komeet_sync.db", phases)
+        phases = load(label, domain["scim_url"], headers, args, server.pid)
     finally:
-        stop(server)
+        stop(server)  # SIGTERM: each process writes the rest of its request log
+    check_staging(database_url or f"sqlite:///{home / 'komeet_sync.db'}", phases)
     return phases
 
 
-def check_staging(database: Path, phases: list[Phase]) -> None:
-    """Count the 201s not staged and the 200/204 PATCHes whose values are not stored."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+def check_staging(database_url: str, phases: list[Phase]) -> None:
+    """Count the 201s not staged, the 200/204 PATCHes whose values are not stored, and
+    the POSTs and PATCHes with no row in the request log."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
     try:
-        rows = connection.execute(
-            "SELECT r.id, r.document FROM scim_resources r JOIN domain_configs d "
-            "ON d.id = r.domain_id WHERE d.domain = ? AND r.resource_type = 'User' "
-            "AND r.deleted_at IS NULL",
-            (DOMAIN,),
-        ).fetchall()
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT r.id, r.document FROM scim_resources r JOIN domain_configs d "
+                    "ON d.id = r.domain_id WHERE d.domain = :domain AND r.resource_type = 'User' "
+                    "AND r.deleted_at IS NULL"
+                ),
+                {"domain": DOMAIN},
+            ).all()
+            logged = dict(
+                connection.execute(
+                    text(
+                        "SELECT method, count(*) FROM scim_requests WHERE domain = :domain "
+                        "AND method IN ('POST', 'PATCH') GROUP BY method"
+                    ),
+                    {"domain": DOMAIN},
+                ).all()
+            )
     finally:
-        connection.close()
-    staged = {resource_id: json.loads(document) for resource_id, document in rows}
+        engine.dispose()
+    staged = {
+        resource_id: json.loads(document) if isinstance(document, str) else document
+        for resource_id, document in rows
+    }
     create, patch = phases
+    create.unlogged = create.requests - logged.get("POST", 0)
+    patch.unlogged = patch.requests - logged.get("PATCH", 0)
     create.lost = sum(
         1
         for number, resource_id in create.ids.items()
@@ -395,6 +434,49 @@ def check_staging(database: Path, phases: list[Phase]) -> None:
     extra = len(staged) - len(create.ids)
     if extra:
         print(f"  note: {extra:+,} staged users against the 201 answers", file=sys.stderr)
+
+
+class Databases:
+    """The database URL of each run: a fresh SQLite file, or a fresh database on the
+    PostgreSQL server (``--postgres-url``, else a throwaway one started here)."""
+
+    def __init__(self, postgres_url: str | None) -> None:
+        self.postgres_url = postgres_url
+        self.server: Any = None
+        self.created: list[str] = []
+
+    def fresh(self, kind: str) -> str | None:
+        if kind == "sqlite":
+            return None  # the embedded default, under the run's new home
+        from sqlalchemy import create_engine, text
+
+        if self.postgres_url is None:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.support.postgres_server import PostgresServer
+
+            self.server = PostgresServer(fsync=True)
+            self.postgres_url = self.server.start()
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(self.postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.created.append(name)
+        return self.postgres_url.rsplit("/", 1)[0] + "/" + name
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            return
+        if not self.created or self.postgres_url is None:
+            return
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 # --- report --------------------------------------------------------------------------------
@@ -476,16 +558,7 @@ def report(args, anchor: list[Phase], ours: list[Phase], baseline: list[Phase] =
                 f"| {percentile(phase.latencies, 0.99):.1f} | {phase.errors:,} | {lost} |"
             )
     print()
-    for phases in servers:
-        for phase in phases:
-            statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(phase.statuses.items()))
-            print(
-                f"- {phase.server}, {phase.name}: {phase.seconds:.1f} s wall; statuses {statuses}; "
-                f"CPU {phase.server_cpu:.1f} s server ({phase.server_cpu / phase.seconds:.0%} "
-                f"of a core, {1000 * phase.server_cpu / max(phase.requests, 1):.1f} ms a request), "
-                f"{phase.client_cpu:.1f} s load generator "
-                f"({1000 * phase.client_cpu / max(phase.requests, 1):.1f} ms a request)"
-            )
+    print_wall_and_cpu(servers)
     print()
     ratios = rate_ratios(ours, anchor, lambda ratio: f"{ratio:.2f}")
     print(f"Ours / anchor, writes/s: {ratios}")
@@ -509,6 +582,70 @@ def rate_ratios(ours: list[Phase], other: list[Phase], shown: Callable[[float], 
     )
 
 
+def report_workers(args, runs: dict[tuple[str, int], list[Phase]]) -> None:
+    """Each database's runs at each number of processes, and their speed-up over 1 process
+    of the same database."""
+    print(f"Machine: {machine()}")
+    print(
+        f"Load: {args.clients} client threads (keep-alive http.client), {args.users:,} POST /Users "
+        "then one PATCH per created user; servers and clients share the cores"
+    )
+    print()
+    print(
+        "| database | processes | phase | requests | writes/s | x 1 process | p50 ms | p95 ms "
+        "| p99 ms | errors | lost | unlogged |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (database, workers), phases in runs.items():
+        single = runs.get((database, 1))
+        for index, phase in enumerate([*phases, overall(phases)]):
+            base = [*single, overall(single)][index] if single else None
+            ratio = f"x{phase.rate / base.rate:.2f}" if base and base.rate else "-"
+            unlogged = "-" if phase.unlogged is None else f"{phase.unlogged:,}"
+            print(
+                f"| {database} | {workers} | {phase.name} | {phase.requests:,} "
+                f"| {phase.rate:,.0f} | {ratio} | {percentile(phase.latencies, 0.50):.1f} "
+                f"| {percentile(phase.latencies, 0.95):.1f} "
+                f"| {percentile(phase.latencies, 0.99):.1f} | {phase.errors:,} "
+                f"| {phase.lost:,} | {unlogged} |"
+            )
+    print()
+    print_wall_and_cpu(list(runs.values()))
+
+
+def print_wall_and_cpu(servers: list[list[Phase]]) -> None:
+    """Each phase's wall time, statuses and CPU seconds, server and load generator."""
+    for phases in servers:
+        for phase in phases:
+            statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(phase.statuses.items()))
+            print(
+                f"- {phase.server}, {phase.name}: {phase.seconds:.1f} s wall; statuses {statuses}; "
+                f"CPU {phase.server_cpu:.1f} s server ({phase.server_cpu / phase.seconds:.0%} "
+                f"of a core, {1000 * phase.server_cpu / max(phase.requests, 1):.1f} ms a request), "
+                f"{phase.client_cpu:.1f} s load generator "
+                f"({1000 * phase.client_cpu / max(phase.requests, 1):.1f} ms a request)"
+            )
+
+
+def counts(text: str) -> list[int]:
+    """``--workers``: numbers of processes, such as 1,2,4."""
+    try:
+        found = [int(part) for part in text.split(",")]
+    except ValueError:
+        found = []
+    if not found or not all(1 <= n <= 64 for n in found):
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers of processes, such as 1,2,4")
+    return found
+
+
+def databases(text: str) -> list[str]:
+    """``--database``: sqlite, postgresql, or both (postgresql,sqlite)."""
+    found = [part.strip() for part in text.split(",")]
+    if not found or not set(found) <= {"sqlite", "postgresql"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: give sqlite, postgresql or both")
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20_000, help="users created, then patched")
@@ -520,9 +657,29 @@ def main() -> int:
         help="also load the server of an earlier commit's source tree (a git worktree), in "
         "the order baseline, ours, ours, baseline, and report the change in writes/s",
     )
+    parser.add_argument(
+        "--workers",
+        type=counts,
+        metavar="N,N,...",
+        help="load `scim serve --workers N` for each N (e.g. 1,2,4), without the anchor",
+    )
+    parser.add_argument(
+        "--database",
+        type=databases,
+        metavar="NAME,...",
+        help="sqlite (default), postgresql, or postgresql,sqlite; without the anchor",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        metavar="URL",
+        help="a PostgreSQL server to create each run's database on (default: a throwaway "
+        "server of the system's binaries, fsync on)",
+    )
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so that the servers and the folder are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.workers or args.database:
+        return main_workers(args)
 
     folder = Path(tempfile.mkdtemp(prefix="scim-load-"))
     processes: list[subprocess.Popen] = []
@@ -550,6 +707,33 @@ def main() -> int:
             stop(process)
         shutil.rmtree(folder, ignore_errors=True)
     report(args, anchor, ours, baseline)
+    return 0
+
+
+def main_workers(args) -> int:
+    """Each database at each number of processes (``--workers``, ``--database``)."""
+    folder = Path(tempfile.mkdtemp(prefix="scim-load-"))
+    processes: list[subprocess.Popen] = []
+    runs: dict[tuple[str, int], list[Phase]] = {}
+    urls = Databases(args.postgres_url)
+    try:
+        for database in args.database or ["sqlite"]:
+            for workers in args.workers or [1]:
+                print(f"komeet-sync scim serve --workers {workers} on {database}", file=sys.stderr)
+                runs[database, workers] = bench_komeet(
+                    args,
+                    folder,
+                    processes,
+                    f"{database}, {workers} process{'es' if workers > 1 else ''}",
+                    database_url=urls.fresh(database),
+                    workers=workers,
+                )
+    finally:
+        for process in processes:
+            stop(process)
+        urls.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    report_workers(args, runs)
     return 0
 
 

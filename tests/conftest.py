@@ -180,6 +180,7 @@ SLOWEST = (
     "tests/komeet/test_apply_crash.py",
     "tests/runs/test_incremental.py",
     "tests/sources/scim/test_fuzz.py",
+    "tests/sources/scim/test_serving.py",
     "tests/engine/test_reconcile_properties.py",
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import signal
 import socket
@@ -54,11 +53,25 @@ def register(commands) -> None:
         help="also run `komeet-sync worker` in this process: each push reaches Komeet in "
         "seconds (reads KOMEET_SCIM_URL and KOMEET_SCIM_TOKEN)",
     )
+    serve.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port, 1 to 64 (default 1); the database "
+        "should then be PostgreSQL",
+    )
     worker_options(serve)
     serve.epilog = (
         "Each request is one line on stderr (time, method, path, domain, status, duration;\n"
-        "never a secret, a query string or a body) unless --quiet. With --json, one line on\n"
-        'stdout says where it listens once it does: {"url", "host", "port", "public_url"}.\n\n'
+        "never a secret, a query string or a body) unless --quiet; with --workers, followed\n"
+        "by the id of the process that answered it. With --json, one line on stdout says\n"
+        'where it listens once it does: {"url", "host", "port", "public_url"}.\n\n'
+        "--workers N: the port is bound once and N processes accept on it; --worker and the\n"
+        "notifications run once, in the parent. A process that ends is replaced (a line on\n"
+        "stderr says so). Each process keeps its own count of a domain's rate limit: a\n"
+        "domain may send up to N times its limit. Secrets, disabling and rate limits are\n"
+        "read at each request: a change reaches every process at once.\n\n"
         f"{serve.epilog}"
     )
     rotate = command(
@@ -200,6 +213,16 @@ def _rotate_secret(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def workers(text: str) -> int:
+    """An argparse type: ``--workers``, 1 to 64 processes."""
+    from komeet_sync.sources.scim.serving import worker_count
+
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -218,10 +241,7 @@ def overlap(text: str) -> timedelta:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from komeet_sync.notify.delivery import Courier
-    from komeet_sync.sources.scim.endpoint import ScimEndpoint
     from komeet_sync.store.database import DatabaseUnavailable, open_database
 
     base = public_url()
@@ -241,23 +261,23 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     worker = start_worker(args, engine, komeet_client()) if args.worker else None
     listening.listen(2048)  # connections wait from now on, until the server accepts them
-    endpoint = ScimEndpoint(engine, base, default_limit)
     port = listening.getsockname()[1]  # the one the system chose for --port 0
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"
-    if not args.quiet:
-        _print_requests()
+    if args.workers == 1:
+        serving = _in_this_process(engine, listening, base, default_limit, args)
+    else:
+        serving = _in_processes(listening, base, default_limit, args)
     if args.json:
         where = {"url": url, "host": args.host, "port": port, "public_url": base}
         print(json.dumps(where), flush=True)
     else:
+        processes = f" from {args.workers} processes" if args.workers > 1 else ""
         print(
-            f"Serving SCIM on {url}/scim/DOMAIN/v2 (public URL {base}; {default_limit} "
-            "requests/s a domain unless `domains set --scim-rate-limit` says); Ctrl-C stops.",
+            f"Serving SCIM on {url}/scim/DOMAIN/v2{processes} (public URL {base}; "
+            f"{default_limit} requests/s a domain unless `domains set --scim-rate-limit` "
+            "says); Ctrl-C stops.",
             flush=True,
         )
-    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
-    # is a normal stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     working = None
     if worker is not None:
         working = threading.Thread(
@@ -269,8 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
         working.start()
     courier = Courier(engine).start()  # the refused pushes it records, and others' events
     try:
-        server = uvicorn.Server(uvicorn.Config(endpoint, log_level="warning"))
-        server.run(sockets=[listening])
+        serving()
     except KeyboardInterrupt:
         pass
     finally:
@@ -278,19 +297,56 @@ def _serve(args: argparse.Namespace) -> int:
         if worker is not None and working is not None:
             worker.stopping.set()  # the writes in flight finish, nothing new is sent
             working.join()
-        endpoint.close()
         listening.close()
     if not args.json:
         print("Stopped.", flush=True)
     return EXIT_OK
 
 
-def _print_requests() -> None:
-    """Each request's line (``request_log.request_line``) on stderr, as it is answered."""
-    from komeet_sync.sources.scim.request_log import console
+def _in_this_process(engine, listening, base: str, default_limit: int, args):
+    """Serve from this process (``--workers 1``): what ``_serve`` runs until stopped."""
+    import uvicorn
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    console.addHandler(handler)
-    console.setLevel(logging.INFO)
-    console.propagate = False
+    from komeet_sync.sources.scim.endpoint import ScimEndpoint
+    from komeet_sync.sources.scim.serving import print_requests
+
+    endpoint = ScimEndpoint(engine, base, default_limit)
+    if not args.quiet:
+        print_requests()
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again: either
+    # is a normal stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
+
+    def serve() -> None:
+        try:
+            uvicorn.Server(uvicorn.Config(endpoint, log_level="warning")).run(sockets=[listening])
+        finally:
+            endpoint.close()
+
+    return serve
+
+
+def _in_processes(listening, base: str, default_limit: int, args):
+    """Start ``--workers`` processes (``serving.EndpointProcesses``); what ``_serve`` runs
+    until SIGTERM or Ctrl-C: replacing those that end."""
+    from komeet_sync.sources.scim.serving import EndpointProcesses, ProcessOptions, ServingError
+
+    options = ProcessOptions(base, default_limit, print_requests=not args.quiet)
+    processes = EndpointProcesses(
+        listening, options, args.workers, lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: processes.stop())
+    try:
+        processes.start()
+    except ServingError as exc:
+        listening.close()
+        raise UserError(str(exc)) from None
+
+    def serve() -> None:
+        try:
+            processes.supervise()
+        except ServingError as exc:
+            raise UserError(str(exc)) from None
+
+    return serve

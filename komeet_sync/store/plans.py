@@ -381,7 +381,13 @@ class PlanStore:
             replaced = [
                 PlanRow.domain == plan.domain,
                 PlanRow.plan_id != plan.plan_id,
-                PlanRow.plan_id.not_in(_applied_in_full()),
+                PlanRow.plan_id.not_in(
+                    _applied_in_full(
+                        ApplicationRow.plan_id.in_(
+                            select(PlanRow.plan_id).where(PlanRow.domain == plan.domain)
+                        )
+                    )
+                ),
             ]
             if scope is Scope.PEOPLE:
                 people = [
@@ -641,20 +647,24 @@ def _insert_actions(connection: Connection, plan: Plan) -> None:
         connection.execute(insert(PlanActionRow), rows)
 
 
-def _applied_in_full() -> Select[str]:
-    """The plans whose latest application finished (applied, with failures or not)."""
-    latest = _latest_applications()
+def _applied_in_full(*among: ColumnElement[bool]) -> Select[str]:
+    """The plans whose latest application finished (applied, with failures or not), among
+    the applications ``among`` selects (all when none)."""
+    latest = _latest_applications(*among)
     return (
         select(ApplicationRow.plan_id)
         .join(latest, latest.c.id == ApplicationRow.id)
-        .where(ApplicationRow.finished_at.is_not(None))
+        .where(ApplicationRow.finished_at.is_not(None), *among)
     )
 
 
-def _latest_applications() -> Subquery:
-    """Each plan's latest application: its ``plan_id`` and ``id``."""
+def _latest_applications(*among: ColumnElement[bool]) -> Subquery:
+    """Each plan's latest application: its ``plan_id`` and ``id``, among the applications
+    ``among`` selects. A caller that needs some plans' says which: the grouping is not
+    narrowed by a condition outside it, and would read every domain's applications."""
     return (
         select(ApplicationRow.plan_id, func.max(ApplicationRow.id).label("id"))
+        .where(*among)
         .group_by(ApplicationRow.plan_id)
         .subquery()
     )
@@ -667,7 +677,7 @@ def _last_applications(
     plan_ids = list(plan_ids)
     if not plan_ids:
         return {}
-    latest = _latest_applications()
+    latest = _latest_applications(ApplicationRow.plan_id.in_(plan_ids))
     to_send = left_to_send()
     rows = connection.execute(
         select(

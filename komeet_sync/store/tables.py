@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -327,6 +328,16 @@ class EventRow(Base):
     sending it ended (sent, or nowhere to send it)."""
 
     __tablename__ = "events"
+    # The events still to send, read by every evaluation of the notification sensor: a
+    # handful among all those ever recorded, found without reading the others.
+    __table_args__ = (
+        Index(
+            "ix_events_undelivered",
+            "id",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

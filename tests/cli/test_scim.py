@@ -301,3 +301,49 @@ def test_scim_serve_json_says_where_and_logs_one_line_per_request(cli, komeet_en
         assert re.match(expected, text), text
     for secret_text in (secret, "wrong-secret", "hunter2", "token=", "ana@globex.com", "\x1b"):
         assert secret_text not in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("workers", ["0", "65", "two", "-1"])
+def test_scim_serve_refuses_workers_outside_1_to_64(cli, komeet_env, workers):
+    code, out, err = cli("scim", "serve", "--port", "0", "--workers", workers)
+    assert code == 1 and not out and err.count("\n") == 1
+    assert f"argument --workers: {workers!r} is not a number of processes from 1 to 64" in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_scim_serve_help_says_what_workers_share(cli, komeet_env):
+    code, out, _ = cli("scim", "serve", "--help")
+    assert code == 0
+    assert "--workers N" in out and "1 to 64" in out
+    assert "up to N times its limit" in " ".join(out.split())
+
+
+def test_scim_serve_from_two_processes_says_so_and_stops(cli, komeet_env):
+    secret = add_scim_domain(cli)["secret"]
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "komeet_sync", "scim", "serve", "--port", str(port),
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        serving = first_line(server.stdout, 180)
+        users = f"http://127.0.0.1:{port}/scim/globex.com/v2/Users"
+        created = httpx.post(
+            users,
+            json={"schemas": [USER], "userName": "ana@globex.com"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert created.status_code == 201
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert serving.startswith(
+        f"Serving SCIM on http://127.0.0.1:{port}/scim/DOMAIN/v2 from 2 processes"
+    )
+    assert out.strip() == "Stopped." and "Traceback" not in err
+    assert re.fullmatch(
+        r"\S+Z POST /scim/globex.com/v2/Users globex.com 201 \d+ ms pid \d+\n", err
+    ), err

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.events import DagsterEventType
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
@@ -182,6 +183,14 @@ def test_a_worker_killed_while_it_applies_fails_the_run_and_the_next_run_resumes
     assert resumed
     users = [u for u in deployment.komeet.users() if u["userName"].endswith(f"@{KILLED}")]
     assert sorted(user["userName"] for user in users) == sorted(f"{p}@{KILLED}" for p in PEOPLE)
+
+
+def test_the_celery_instance_is_the_production_one_without_captured_output():
+    celery = yaml.safe_load((ROOT / "deploy" / "celery.yaml").read_text())
+    production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+
+    assert celery.pop("compute_logs")["class"] == "NoOpComputeLogManager"
+    assert celery == production
 
 
 def _applying(deployment) -> set[str]:

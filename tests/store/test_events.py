@@ -19,6 +19,7 @@ from komeet_sync.store.events import (
     record_event,
     undelivered,
 )
+from tests.support.rows_read import rows_read
 
 
 @pytest.fixture
@@ -71,3 +72,19 @@ def test_an_event_is_sent_by_one_process_and_tries_are_counted(engine):
     assert undelivered(engine, most_attempts=3) == []
     (latest,) = recent_events(engine)
     assert latest.delivery == "sent to 1 of 1" and latest.delivered_at is not None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_events_to_send_are_found_without_reading_those_sent(engine):
+    """A thousand domains record events every hour; the notification sensor reads the
+    undelivered ones at every evaluation."""
+    for number in range(200):
+        sent = record_event(engine, held(f"p{number}"))
+        assert sent is not None and sent.id is not None
+        record_delivery(engine, sent.id, "sent", settled=True)
+    waiting = record_event(engine, held("waiting"))
+
+    pending, read = rows_read(engine, "events", lambda: undelivered(engine, most_attempts=3))
+
+    assert [event.key for event in pending] == [waiting.key]
+    assert read <= 2, read  # 201 before the partial index

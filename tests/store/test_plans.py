@@ -14,6 +14,7 @@ from komeet_sync.model.plan import PLAN_COLUMNS, Plan
 from komeet_sync.store.database import open_database
 from komeet_sync.store.ledger import Ledger, Outcome, Status
 from komeet_sync.store.plans import PlanError, PlanState, PlanStore, Scope
+from tests.support.rows_read import rows_read
 
 DOMAIN = "acme.com"
 BUDGET = Hold(Guard.DEACTIVATION_BUDGET, "3 deactivations planned, 2 over the budget", True, 3, 1)
@@ -298,3 +299,38 @@ def _sent(plans: PlanStore, plan_id: str, *statuses: Status) -> None:
         for entry, status in zip(entries, statuses, strict=True)
     )
     assert ledger.finish(application)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_saving_a_domain_s_plan_reads_the_applications_of_that_domain_only(plans):
+    """With a thousand domains synced hourly, a sync that read every domain's applications
+    to supersede its own domain's plans would read more with each domain added."""
+    for number in range(16):
+        for _ in range(4):
+            other = save(plans, plan_of(f"p{number}", domain=f"other{number}.com"))
+            apply_as(plans, other.plan_id, Status.APPLIED)
+    mine = save(plans, plan_of("ada"))
+    apply_as(plans, mine.plan_id, Status.APPLIED)
+    held = save(plans, plan_of("ben", holds=(BUDGET,)))
+    apply_as(plans, held.plan_id, finish=False)
+
+    newer = plan_of("cleo")
+    saved, read = rows_read(plans.engine, "applications", lambda: save(plans, newer))
+
+    assert read <= 3, read  # its domain's 2 applications (84 read, every domain's, before)
+    assert plans.get(held.plan_id).superseded_by == saved.plan_id
+    assert plans.get(mine.plan_id).superseded_by is None  # applied in full: not replaced
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_where_a_plan_stands_is_read_from_its_own_applications(plans):
+    for number in range(16):
+        other = save(plans, plan_of(f"p{number}", domain=f"other{number}.com"))
+        apply_as(plans, other.plan_id, Status.APPLIED)
+    mine = save(plans, plan_of("ada", "ben"))
+    apply_as(plans, mine.plan_id, Status.APPLIED, finish=False)
+
+    status, read = rows_read(plans.engine, "applications", lambda: plans.status(mine))
+
+    assert read <= 2, read
+    assert status.last is not None and status.last.left == 1

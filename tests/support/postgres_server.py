@@ -33,7 +33,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """``fsync``: commits reach the disk, as in production (benchmarks); the tests run
+    without."""
+
+    def __init__(self, fsync: bool = False) -> None:
+        self.fsync = fsync
         self.bin = _binaries()
         self.root = Path(tempfile.mkdtemp(prefix="komeet-sync-pg-"))
         self.data = self.root / "data"
@@ -60,7 +64,9 @@ class PostgresServer:
             "UTF8",
             "--no-sync",
         )
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root}"
+        if not self.fsync:
+            options += " -c fsync=off"
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
