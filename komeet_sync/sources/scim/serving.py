@@ -115,10 +115,6 @@ class EndpointProcesses:
         self._wake_reader, self._wake_writer = os.pipe()
         os.set_blocking(self._wake_writer, False)
 
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
-
     def start(self) -> None:
         try:
             self._ready([self._spawn() for _ in range(self.count)])
