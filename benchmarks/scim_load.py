@@ -719,7 +719,11 @@ def main_workers(args) -> int:
     try:
         for database in args.database or ["sqlite"]:
             for workers in args.workers or [1]:
-                print(f"komeet-sync scim serve --workers {workers} on {database}", file=sys.stderr)
+                print(
+                    f"komeet-sync scim serve --workers {workers} on {database} (load average "
+                    f"{os.getloadavg()[0]:.1f}: others' work on the machine)",
+                    file=sys.stderr,
+                )
                 runs[database, workers] = bench_komeet(
                     args,
                     folder,

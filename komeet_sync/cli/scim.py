@@ -69,9 +69,9 @@ def register(commands) -> None:
         'where it listens once it does: {"url", "host", "port", "public_url"}.\n\n'
         "--workers N: the port is bound once and N processes accept on it; --worker and the\n"
         "notifications run once, in the parent. A process that ends is replaced (a line on\n"
-        "stderr says so). Each process keeps its own count of a domain's rate limit: a\n"
-        "domain may send up to N times its limit. Secrets, disabling and rate limits are\n"
-        "read at each request: a change reaches every process at once.\n\n"
+        "stderr says so). The processes count a domain's rate limit together (in shared\n"
+        "memory). Secrets, disabling and rate limits are read at each request: a change\n"
+        "reaches every process at once.\n\n"
         f"{serve.epilog}"
     )
     rotate = command(

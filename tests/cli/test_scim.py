@@ -316,7 +316,7 @@ def test_scim_serve_help_says_what_workers_share(cli, komeet_env):
     code, out, _ = cli("scim", "serve", "--help")
     assert code == 0
     assert "--workers N" in out and "1 to 64" in out
-    assert "up to N times its limit" in " ".join(out.split())
+    assert "count a domain's rate limit together" in " ".join(out.split())
 
 
 def test_scim_serve_from_two_processes_says_so_and_stops(cli, komeet_env):

@@ -416,10 +416,15 @@ class Refusal:
 class ScimEndpoint:
     """The ASGI application of ``komeet-sync scim serve``: every SCIM domain's endpoint.
     A domain's rate limit is its configuration's, else ``default_rate_limit`` requests a
-    second (default: ``rate_limit.default_per_second()``, read once here)."""
+    second (default: ``rate_limit.default_per_second()``, read once here), counted by
+    ``rate_limiter`` (default: this process's own buckets)."""
 
     def __init__(
-        self, engine: Engine, public_url: str, default_rate_limit: int | None = None
+        self,
+        engine: Engine,
+        public_url: str,
+        default_rate_limit: int | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.engine = engine
         self.store = DomainStore(engine)
@@ -430,7 +435,7 @@ class ScimEndpoint:
         self.inline = engine.dialect.name == "sqlite"  # see AsyncStaging
         self._configs: dict[str, tuple[tuple[int, Any], DomainConfig]] = {}
         self.default_rate_limit = default_rate_limit or default_per_second()
-        self.rate_limiter = RateLimiter()
+        self.rate_limiter = rate_limiter or RateLimiter()
         # Each domain's secrets and rate limit as its last request was served with them.
         self._served: dict[str, tuple[_Secrets, RateLimit]] = {}
 

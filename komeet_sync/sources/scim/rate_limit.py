@@ -16,19 +16,23 @@ onboarding checklist), so twice that is never in the way of an IdP that keeps to
 ``KOMEET_SYNC_SCIM_RATE_LIMIT`` changes the default, ``domains set --scim-rate-limit``
 one domain's.
 
-The buckets live in the endpoint's process: no database write per request. Each process
-keeps its own, so behind N processes of ``scim serve`` sharing the load, a domain may send
-up to N times its limit.
+The buckets live in memory: no database write per request. The processes of one ``scim
+serve --workers N`` share theirs (``SharedRateLimiter``, in shared memory), so a domain's
+limit holds whichever of them its requests reach; several ``scim serve`` (on several
+machines) each keep their own: behind M of them, a domain may send up to M times its limit.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from komeet_sync.model.domain_config import InvalidConfiguration, requests_per_second
 from komeet_sync.settings import SettingError
@@ -82,7 +86,7 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock: Any = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # domain: (requests left, when)
 
     def retry_after(self, domain: str, limit: RateLimit) -> int | None:
@@ -90,10 +94,78 @@ class RateLimiter:
         seconds, at least 1, until there is one again (nothing is taken)."""
         now = self.clock()
         with self._lock:
-            left, then = self._buckets.get(domain, (float(limit.burst), now))
+            left, then = self._bucket(domain, now) or (float(limit.burst), now)
             left = min(float(limit.burst), left + (now - then) * limit.per_second)
             if left >= 1:
-                self._buckets[domain] = (left - 1, now)
+                self._keep(domain, left - 1, now)
                 return None
-            self._buckets[domain] = (left, now)
+            self._keep(domain, left, now)
         return max(1, math.ceil((1 - left) / limit.per_second))
+
+    def _bucket(self, domain: str, now: float) -> tuple[float, float] | None:
+        """The domain's bucket, None when it has none (it is full); under the lock."""
+        return self._buckets.get(domain)
+
+    def _keep(self, domain: str, left: float, now: float) -> None:
+        self._buckets[domain] = (left, now)
+
+
+# Slots of the shared table: far more than the domains that send within BURST_SECONDS.
+SHARED_SLOTS = 8192
+PROBES = 64
+
+
+class SharedBuckets:
+    """The buckets of the processes of one ``scim serve``, in shared memory: an open
+    addressing table of domain digests, each with its requests left and when. Made by the
+    parent, given to each process as it is started."""
+
+    def __init__(self, context: Any) -> None:
+        self.keys = context.RawArray(ctypes.c_uint64, SHARED_SLOTS)
+        self.values = context.RawArray(ctypes.c_double, 2 * SHARED_SLOTS)
+        self.lock = context.Lock()
+
+
+class SharedRateLimiter(RateLimiter):
+    """A RateLimiter whose buckets are ``SharedBuckets``: every process of one ``scim
+    serve`` takes from the same bucket of a domain. The clock is the system's monotonic
+    clock, the same in every process.
+
+    A slot unused for BURST_SECONDS holds a full bucket, whatever its domain's limit (a
+    bucket refills its burst in that time), so it is free for another domain. A domain that
+    finds no slot in PROBES tries (more than SHARED_SLOTS domains sending at once) is
+    counted in this process alone."""
+
+    def __init__(self, shared: SharedBuckets, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        self.shared = shared
+        self._lock = shared.lock
+        self._slot = (-1, 0)
+
+    def _bucket(self, domain: str, now: float) -> tuple[float, float] | None:
+        key = int.from_bytes(hashlib.blake2b(domain.encode(), digest_size=8).digest()) or 1
+        keys, values = self.shared.keys, self.shared.values
+        self._slot = (-1, key)  # where _keep writes, under the same hold of the lock
+        for probe in range(PROBES):
+            slot = (key + probe) % SHARED_SLOTS
+            if keys[slot] == key:
+                self._slot = (slot, key)
+                return values[2 * slot], values[2 * slot + 1]
+            if self._slot[0] < 0 and (
+                keys[slot] == 0 or now - values[2 * slot + 1] >= BURST_SECONDS
+            ):
+                self._slot = (slot, key)
+            if keys[slot] == 0:  # never used: the domain is in none beyond
+                break
+        if self._slot[0] < 0:
+            return super()._bucket(domain, now)
+        return None
+
+    def _keep(self, domain: str, left: float, now: float) -> None:
+        slot, key = self._slot
+        if slot < 0:
+            super()._keep(domain, left, now)
+            return
+        self.shared.keys[slot] = key
+        self.shared.values[2 * slot] = left
+        self.shared.values[2 * slot + 1] = now

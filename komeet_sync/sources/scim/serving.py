@@ -11,9 +11,9 @@ writes the rest of its request log, then exits. A process whose parent is gone s
 
 Every process reads a domain's secrets, state and rate limit from the database at each
 request (``endpoint.ScimEndpoint._access``): a rotated secret, a disabled domain or a new
-rate limit takes effect in every process at its next request. What each process counts in
-its memory: the rate limit's buckets (a domain may send up to N times its limit to N
-processes, ``rate_limit``) and the refused requests the pushes-refused event counts
+rate limit takes effect in every process at its next request. The processes count each
+domain's requests in one bucket, in shared memory (``rate_limit.SharedRateLimiter``). What
+each process counts in its own memory: the refused requests the pushes-refused event counts
 (``refusals``: up to N times its threshold before it is recorded).
 
 On SQLite (one machine: processes share the file) writers queue in SQLite's busy handler
@@ -40,6 +40,7 @@ from typing import Any
 import uvicorn
 
 from komeet_sync.sources.scim.endpoint import ScimEndpoint
+from komeet_sync.sources.scim.rate_limit import SharedBuckets, SharedRateLimiter
 from komeet_sync.store.database import DatabaseUnavailable, open_database
 
 MAX_WORKERS = 64
@@ -108,14 +109,11 @@ class EndpointProcesses:
         self.count = count
         self.told = told
         self._context = multiprocessing.get_context("spawn")
+        self.buckets = SharedBuckets(self._context)  # every domain's rate limit, for all
         self._processes: dict[Any, Connection] = {}  # each process: the parent's end of its pipe
         self._stopping = threading.Event()
         self._wake_reader, self._wake_writer = os.pipe()
         os.set_blocking(self._wake_writer, False)
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
 
     def start(self) -> None:
         try:
@@ -153,7 +151,7 @@ class EndpointProcesses:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=serve_process,
-            args=(self.listening, self.options, theirs),
+            args=(self.listening, self.options, self.buckets, theirs),
             name="scim-endpoint",
             daemon=False,
         )
@@ -206,7 +204,9 @@ def _ended(exitcode: int | None) -> str:
     return f"ended with exit code {exitcode}"
 
 
-def serve_process(listening: socket.socket, options: ProcessOptions, parent: Connection) -> None:
+def serve_process(
+    listening: socket.socket, options: ProcessOptions, buckets: SharedBuckets, parent: Connection
+) -> None:
     """One process of ``EndpointProcesses``: its own engine and endpoint, under uvicorn, on
     the parent's socket, until SIGTERM or its parent is gone."""
     # Ctrl-C reaches every process of the terminal's group: the parent alone decides, and
@@ -217,7 +217,12 @@ def serve_process(listening: socket.socket, options: ProcessOptions, parent: Con
     except DatabaseUnavailable as exc:
         print(f"komeet-sync scim serve: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(STARTUP_FAILED)
-    endpoint = ScimEndpoint(engine, options.public_url, options.default_rate_limit)
+    endpoint = ScimEndpoint(
+        engine,
+        options.public_url,
+        options.default_rate_limit,
+        SharedRateLimiter(buckets),
+    )
     if options.print_requests:
         print_requests(with_process=True)
     threading.Thread(target=_stop_without, args=(parent,), name="parent", daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import multiprocessing
 import time
 from urllib.parse import urlsplit
 
@@ -14,7 +15,13 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from komeet_sync.model.domain_config import DomainChange
-from komeet_sync.sources.scim.rate_limit import RateLimit, RateLimiter
+from komeet_sync.sources.scim.rate_limit import (
+    BURST_SECONDS,
+    RateLimit,
+    RateLimiter,
+    SharedBuckets,
+    SharedRateLimiter,
+)
 from komeet_sync.sources.scim.secret import hash_secret, new_secret
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.tables import ScimRequestRow
@@ -57,6 +64,26 @@ def test_a_bucket_admits_a_burst_then_its_rate_and_says_when_to_come_back():
     assert limiter.retry_after("slow.com", RateLimit(1)) is None
     assert limiter.retry_after("slow.com", RateLimit(1)) is None
     assert limiter.retry_after("slow.com", RateLimit(1)) == 1
+
+
+def test_the_processes_of_one_endpoint_take_from_one_bucket_a_domain():
+    clock = Clock()
+    shared = SharedBuckets(multiprocessing.get_context("spawn"))
+    first, second = SharedRateLimiter(shared, clock), SharedRateLimiter(shared, clock)
+    limit = RateLimit(20)
+
+    assert [first.retry_after("acme.com", limit) for _ in range(30)] == [None] * 30
+    assert [second.retry_after("acme.com", limit) for _ in range(10)] == [None] * 10
+    assert second.retry_after("acme.com", limit) == 1 == first.retry_after("acme.com", limit)
+    domains = [f"d{n}.example" for n in range(500)]  # each its own bucket
+    assert all(first.retry_after(d, RateLimit(1)) is None for d in domains)
+    assert all(second.retry_after(d, RateLimit(1)) is None for d in domains)
+    assert all(first.retry_after(d, RateLimit(1)) == 1 for d in domains)
+    clock.now += BURST_SECONDS  # idle buckets are full again, and their slots free
+    assert [second.retry_after("acme.com", limit) for _ in range(41)].count(None) == 40
+    assert [first.retry_after(f"new{n}.example", RateLimit(1)) for n in range(3000)] == [
+        None
+    ] * 3000
 
 
 def test_above_its_limit_a_domain_is_answered_429_until_it_waits(scim):
