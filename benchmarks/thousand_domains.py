@@ -202,6 +202,8 @@ class Memory:
     both: int = 0
     run_worker: int = 0
     workers_at_once: int = 0
+    # CPU seconds (user + system) each run worker had used when last seen, by pid.
+    worker_cpu: dict[int, float] = field(default_factory=dict)
 
 
 class Daemon:
@@ -229,12 +231,14 @@ class Daemon:
                     try:
                         line = " ".join(child.cmdline())
                         rss = child.memory_info().rss
+                        cpu = child.cpu_times()
                     except psutil.Error:
                         continue
                     # The code server starts each run in a process of its own (spawned).
                     if "spawn_main" in line or "execute_run" in line:
                         workers += 1
                         largest = max(largest, rss)
+                        self.memory.worker_cpu[child.pid] = cpu.user + cpu.system
                     elif "grpc" in line:
                         servers += rss
             except psutil.Error:
@@ -561,6 +565,7 @@ def backfill_row(result: dict) -> list[str]:
         f"{backfill['runs'] / backfill['seconds'] * 60:.1f}",
         f"{backfill['first_start']:.1f}",
         f"{backfill['run_mean']:.1f}",
+        f"{sum(memory.worker_cpu.values()) / runs:.1f}",
         f"{memory.daemon / mb:.0f}",
         f"{memory.code_server / mb:.0f}",
         f"{memory.run_worker / mb:.0f}",
@@ -605,6 +610,7 @@ def report(results: list[dict], args: argparse.Namespace, file: TextIO = sys.std
         table(
             ["domains", "backfill (s)", "runs", "runs/min (n)", "first run started after (s)",
              "a run, mean (s)",
+             "run worker CPU per run (s)",
              "daemon peak RSS (MB)", "code server peak RSS (MB)", "run worker peak RSS (MB)",
              "workers at once (n)", "Dagster DB per run (kB)", "of it event_logs (kB)",
              "komeet-sync DB per run (kB)", "result store per run (kB)",
