@@ -111,9 +111,10 @@ bench-group-patch: $(STAMP)
 
 # The Dagster deployment with 100, 300 and 1,000 SCIM domains on PostgreSQL: the real
 # dagster-daemon's sensor and schedule ticks, then a backfill of every domain through the
-# queued run coordinator, with the daemon's memory. About 90 minutes on 2 cores (the
-# backfill of 1,000 runs most of it), so not part of `make bench`; under the benchmarks'
-# lock, so that no other benchmark shares the machine with it.
+# queued run coordinator, with the daemon's memory. Two hours or more on 2 cores (each
+# schedule tick of 1,000 domains takes about 10 minutes, the backfill of 1,000 runs most of
+# the rest), so not part of `make bench`; under the benchmarks' lock, so that no other
+# benchmark shares the machine with it.
 bench-domains: $(STAMP) system-packages
 	flock /tmp/komeet-bench.lock $(BIN)/python benchmarks/thousand_domains.py \
 	    --domains 100,300,1000 --steady 3

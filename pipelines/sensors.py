@@ -59,15 +59,13 @@ def scim_pushes(
         for domain, (count, oldest) in sorted(waiting.items())
         if domain in known and domain in enabled and oldest < overdue
     ]
-    for domain, count, oldest in launched:
-        alerts.worker_behind(
-            engine,
-            domain,
-            count,
-            oldest,
-            datetime.now(UTC),
-            "Dagster launched a whole sync of the domain to catch up (the scim_pushes sensor).",
-        )
+    alerts.workers_behind(
+        engine,
+        launched,
+        datetime.now(UTC),
+        "Dagster launched a whole sync of the domain to catch up (the scim_pushes sensor).",
+    )
+    for domain, _, oldest in launched:
         yield dg.RunRequest(
             partition_key=domain, run_key=f"scim-push-{domain}-{oldest.isoformat()}"
         )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from komeet_sync.model.holds import Guard, Hold
-from komeet_sync.store.events import Event, EventKind, record_event
+from komeet_sync.store.events import Event, EventKind, record_event, record_events
 from komeet_sync.store.plans import StoredPlan
 
 log = logging.getLogger(__name__)
@@ -92,16 +93,22 @@ def worker_behind(
 ) -> Event | None:
     """Tell that ``waiting`` of ``domain``'s SCIM pushes have waited since ``oldest`` for the
     incremental worker, once an hour; ``what`` says what is done about it."""
-    lag = now - oldest
-    return recorded(
-        engine,
+    return next(iter(workers_behind(engine, [(domain, waiting, oldest)], now, what)), None)
+
+
+def workers_behind(
+    engine: Engine, behind: Iterable[tuple[str, int, datetime]], now: datetime, what: str
+) -> list[Event]:
+    """``worker_behind`` for each (domain, waiting, oldest) of ``behind``, recorded together:
+    the same two statements for a thousand domains as for one. Never raises."""
+    events = [
         Event(
             kind=EventKind.WORKER_BEHIND,
             domain=domain,
             key=f"worker behind {domain} {now:%Y-%m-%dT%H}",
             subject=(
                 f"{domain}: the worker is behind: {waiting:,} push(es) waiting for "
-                f"{_duration(lag.total_seconds())}"
+                f"{_duration((now - oldest).total_seconds())}"
             ),
             body=(
                 f"{waiting:,} change(s) its IdP pushed to {domain} have waited for the "
@@ -110,8 +117,14 @@ def worker_behind(
                 "shows each domain's pushes waiting.\n"
             ),
             details={"waiting": waiting, "oldest": oldest.isoformat()},
-        ),
-    )
+        )
+        for domain, waiting, oldest in behind
+    ]
+    try:
+        return record_events(engine, events)
+    except Exception:
+        log.exception("could not record that the worker is behind on %d domain(s)", len(events))
+        return []
 
 
 def recorded(engine: Engine, event: Event) -> Event | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -77,30 +78,47 @@ class Event:
 def record_event(engine: Engine, event: Event) -> Event | None:
     """Record ``event``, as recorded (with its id and time); None when its key was recorded
     before: that occurrence is known, and notified already or about to be."""
-    key = event.key[:KEY_LENGTH]
+    return next(iter(record_events(engine, [event])), None)
+
+
+def record_events(engine: Engine, events: Iterable[Event]) -> list[Event]:
+    """Record each of ``events`` whose key was not recorded before; those recorded, as
+    recorded. Two statements however many: a sensor telling of a thousand domains at each
+    evaluation asks once which it told of already, and inserts the others at once."""
+    keyed = {event.key[:KEY_LENGTH]: event for event in events}
+    if not keyed:
+        return []
     with engine.connect() as connection:
-        if connection.execute(select(EventRow.id).where(EventRow.key == key)).first():
-            return None
+        known = set(connection.scalars(select(EventRow.key).where(EventRow.key.in_(keyed))))
+    fresh = {key: event for key, event in keyed.items() if key not in known}
+    if not fresh:
+        return []
     at = datetime.now(UTC)
-    values = {
-        "at": at,
-        "domain": event.domain,
-        "kind": event.kind.value,
-        "key": key,
-        "subject": event.subject,
-        "body": event.body,
-        "details": event.details,
-        "attempts": 0,
-    }
+    rows = [
+        {
+            "at": at,
+            "domain": event.domain,
+            "kind": event.kind.value,
+            "key": key,
+            "subject": event.subject,
+            "body": event.body,
+            "details": event.details,
+            "attempts": 0,
+        }
+        for key, event in fresh.items()
+    ]
     try:
         with write_lock(engine), engine.begin() as connection:
-            row_id = connection.execute(
-                insert(EventRow).values(values).returning(EventRow.id)
-            ).scalar_one()
-    except IntegrityError:  # another process recorded the same occurrence meanwhile
-        return None
+            recorded = connection.execute(
+                insert(EventRow).returning(EventRow.key, EventRow.id), rows
+            ).all()
+    except IntegrityError:  # another process recorded one of them meanwhile
+        if len(fresh) == 1:
+            return []
+        return [done for event in fresh.values() for done in record_events(engine, [event])]
     RECORDED.set()
-    return dataclasses.replace(event, key=key, at=at, id=row_id)
+    ids = {key: row_id for key, row_id in recorded}
+    return [dataclasses.replace(event, key=key, at=at, id=ids[key]) for key, event in fresh.items()]
 
 
 def undelivered(engine: Engine, most_attempts: int) -> list[Event]:

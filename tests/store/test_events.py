@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sql_event
 
 from komeet_sync.store.database import open_database
 from komeet_sync.store.events import (
@@ -17,6 +18,7 @@ from komeet_sync.store.events import (
     recent_events,
     record_delivery,
     record_event,
+    record_events,
     undelivered,
 )
 from tests.support.rows_read import rows_read
@@ -88,3 +90,26 @@ def test_the_events_to_send_are_found_without_reading_those_sent(engine):
 
     assert [event.key for event in pending] == [waiting.key]
     assert read <= 2, read  # 201 before the partial index
+
+
+def test_many_events_are_recorded_in_two_statements_those_recorded_before_left(engine):
+    """The SCIM-push sensor tells of every domain whose worker is behind at each evaluation:
+    a thousand domains must not cost it a thousand round trips."""
+    record_event(engine, held("p3"))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_):
+        if "events" in statement:
+            statements.append(statement)
+
+    sql_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        recorded = record_events(engine, [held(f"p{number}") for number in range(50)])
+    finally:
+        sql_event.remove(engine, "before_cursor_execute", seen)
+
+    assert len(recorded) == 49 and all(event.id is not None for event in recorded)
+    assert "p3" not in {event.details["plan_id"] for event in recorded}
+    assert len(statements) == 2, statements
+    assert record_events(engine, [held("p7"), held("p60")])[0].details["plan_id"] == "p60"
+    assert len(recent_events(engine, limit=100)) == 51
