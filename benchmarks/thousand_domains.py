@@ -378,11 +378,13 @@ def phase_backfill(
     from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
     from pipelines.definitions import defs
+    from pipelines.pools import prepare_pools
 
     dagster_pg = dagster_url(pg, f"dagster_backfill_{size}")
     env = env | {"DAGSTER_PG_URL": dagster_pg, "KOMEET_SYNC_SCHEDULE": NEVER_DURING_THE_RUN}
     home = dagster_home(folder, f"dagster_backfill_{size}", paused=False)
     instance = instance_for(home, env)
+    prepare_pools(instance)  # as the domains sensor does, before the partitions
     instance.add_dynamic_partitions("domains", domains)
     engine = open_database(komeet_db)
     for domain in domains:  # what a whole sync does for the pushes it read
@@ -421,12 +423,16 @@ def phase_backfill(
         last_note = time.monotonic()
         limit = minutes * 60 if minutes else PHASE_TIMEOUT * 2
         stopped = False
+        all_created: float | None = None  # when the backfill had made a run of every domain
         while True:
             time.sleep(5)
             daemon.check()
             status = instance.get_backfill(backfill_id).status
             runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
             done = [run for run in runs if run.status in finished]
+            if all_created is None and len(runs) >= size:
+                all_created = time.time() - started
+                log(f"  a run of each of the {size:,} domains created after {all_created:.0f} s")
             if time.monotonic() - last_note > 60:
                 log(f"  {len(done):,} of {size:,} runs finished ({status.value})")
                 last_note = time.monotonic()
@@ -472,6 +478,7 @@ def phase_backfill(
         "statuses": statuses,
         "seconds": ended - started,
         "first_start": first_start - started,
+        "all_created": all_created,
         "run_mean": mean(
             [r.end_time - r.start_time for r in records if r.start_time and r.end_time]
         ),
@@ -504,8 +511,10 @@ def measure(size: int, args: argparse.Namespace, folder: Path, pg: str) -> dict:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         load = os.getloadavg()[0]
-        ticks = phase_ticks(size, args.steady, env, folder, pg)
-        log(f"  ticks measured in {ticks['wall']:.0f} s")
+        ticks = None
+        if not args.backfill_only:
+            ticks = phase_ticks(size, args.steady, env, folder, pg)
+            log(f"  ticks measured in {ticks['wall']:.0f} s")
         backfill = phase_backfill(size, domains, env, folder, pg, komeet_db, args.backfill_minutes)
         log(f"  backfill: {backfill['runs']:,} runs in {backfill['seconds']:.0f} s")
     return {"size": size, "staged": staged, "ticks": ticks, "backfill": backfill,
@@ -564,6 +573,7 @@ def backfill_row(result: dict) -> list[str]:
         statuses,
         f"{backfill['runs'] / backfill['seconds'] * 60:.1f}",
         f"{backfill['first_start']:.1f}",
+        "-" if backfill["all_created"] is None else f"{backfill['all_created']:.0f}",
         f"{backfill['run_mean']:.1f}",
         f"{sum(memory.worker_cpu.values()) / runs:.1f}",
         f"{memory.daemon / mb:.0f}",
@@ -581,11 +591,12 @@ def report(results: list[dict], args: argparse.Namespace, file: TextIO = sys.std
     postgres = f"PostgreSQL {pg_version()}"
     print(f"Machine: {describe('dagster', 'dagster-postgres', 'pandas', extra=postgres)}")
     print(f"Users per domain: {args.users}; steady ticks measured: {args.steady}\n")
+    measured = [result for result in results if result["ticks"] is not None]
     print(
         table(
             ["domains", "tick", "first (s)", "steady mean (s)", "steady max (s)",
              "runs requested (first)", "per domain, first (ms)", "per domain, steady (ms)"],
-            [row for result in results for row in tick_rows(result)],
+            [row for result in measured for row in tick_rows(result)],
         )
     )  # fmt: skip
     print(
@@ -602,13 +613,14 @@ def report(results: list[dict], args: argparse.Namespace, file: TextIO = sys.std
                     f"{result['staged']:.0f}",
                     f"{result['load'][0]:.1f}, {result['load'][1]:.1f}",
                 ]
-                for result in results
+                for result in measured
             ],
         )
     )  # fmt: skip
     print(
         table(
             ["domains", "backfill (s)", "runs", "runs/min (n)", "first run started after (s)",
+             "a run of every domain created after (s)",
              "a run, mean (s)",
              "run worker CPU per run (s)",
              "daemon peak RSS (MB)", "code server peak RSS (MB)", "run worker peak RSS (MB)",
@@ -636,6 +648,9 @@ def main() -> int:
         "--backfill-minutes",
         type=float,
         help="stop each backfill after this long; runs/min from the runs finished by then",
+    )
+    parser.add_argument(
+        "--backfill-only", action="store_true", help="skip the ticks: measure the backfill only"
     )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ from komeet_sync.store.domains import DomainStore
 
 from .jobs import sync_domain
 from .partitions import domains
+from .pools import prepare_pools
 from .resources import DatabaseResource
 
 
@@ -24,7 +25,8 @@ def domain_partitions(
     context: dg.SensorEvaluationContext, database: DatabaseResource
 ) -> dg.SensorResult:
     """One partition per configured domain: added when a domain is configured, removed when
-    its configuration is."""
+    its configuration is. The pools are made first, before any run of a domain claims them."""
+    prepare_pools(context.instance)
     configured = {config.domain for config in DomainStore(database.engine()).list()}
     existing = set(context.instance.get_dynamic_partitions(domains.name))
     requests: list = []

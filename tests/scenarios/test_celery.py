@@ -28,6 +28,7 @@ from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
 from pipelines.executors import celery_app
 from pipelines.partitions import domains
+from pipelines.pools import prepare_pools
 from tests.support import ROOT
 from tests.support.celery_workers import (
     CeleryWorker,
@@ -124,6 +125,7 @@ def deployment(tmp_path_factory, postgres_server_url, redis_url, small_bulk_kome
             home.mkdir()
             (home / "dagster.yaml").write_text(instance_yaml.read_text())
             with dg.DagsterInstance.from_config(str(home)) as instance:
+                prepare_pools(instance)  # as the domains sensor does, before the partitions
                 instance.add_dynamic_partitions(domains.name, [*DOMAINS, KILLED])
                 answering(celery_app(), workers)
                 yield Deployment(home, instance, komeet, proxy, engine, workers, runs)
