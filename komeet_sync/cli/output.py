@@ -61,6 +61,9 @@ ENVIRONMENT = {
     "(default: $KOMEET_SYNC_HOME/secret.key)",
     "KOMEET_SYNC_RETENTION_DAYS": "days the SCIM request log and past syncs' results are "
     "kept (default 90)",
+    "KOMEET_SYNC_EXECUTOR": "Dagster: where a run's steps execute, in_process (default) or celery",
+    "KOMEET_SYNC_CELERY_BROKER": "Dagster, with celery: the Redis URL of the broker, "
+    "redis://host:6379/0",
 }
 DATABASE = ("KOMEET_SYNC_HOME", "KOMEET_SYNC_DATABASE_URL")
 RESULTS = ("KOMEET_SYNC_RESULTS",)
