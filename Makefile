@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo lab test lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch bench-scim-workers bench-domains install system-packages clean
+.PHONY: demo lab test test-scale lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch bench-scim-workers bench-domains install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ lab: $(STAMP)
 PYTEST_ARGS ?=
 test: $(STAMP) system-packages lint
 	$(BIN)/pytest -n 3 --dist loadscope $(PYTEST_ARGS)
+
+# The generated and repeated tests at full size (tests/support/scale.py): the SCIM fuzz with
+# 500 requests per database (150 in `make test`), the killed applies in 8 rounds (4), the
+# incremental sync's property with 60 directories (20), the engine's properties with 1,000
+# examples (50). About 12 minutes more; CI runs `make test`, which would otherwise pass
+# 20 minutes on its 2 cores.
+SCALE_TESTS := tests/sources/scim/test_fuzz.py tests/komeet/test_apply_crash.py \
+    tests/runs/test_incremental.py tests/engine/test_reconcile_properties.py
+test-scale: $(STAMP) system-packages
+	KOMEET_SYNC_TEST_SCALE=1 HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -n 3 --dist loadscope \
+	    $(SCALE_TESTS) $(PYTEST_ARGS)
 
 # Ruff, the layers' import contracts (pyproject.toml, [tool.importlinter]), then mypy.
 lint: $(STAMP)

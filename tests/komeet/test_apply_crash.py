@@ -26,8 +26,10 @@ from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
 from tests.support.google_workspace import member
 from tests.support.provisioning import DOMAIN, account_for, configure, directory, person, synced
+from tests.support.scale import at_scale
 
-ROUNDS = 8  # each of the four ways (apply or sync, Bulk or concurrent) twice
+# Each of the four ways (apply or sync, Bulk or concurrent) once in CI, twice at full size.
+ROUNDS = at_scale(4, 8)
 KOMEET_SYNC = Path(sys.executable).with_name("komeet-sync")
 ADMIN = f"admin@{DOMAIN}"
 PEOPLE = [person(i) for i in range(190)]

@@ -15,6 +15,7 @@ from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, Source
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.runs.incremental import SnapshotAccounts, SnapshotPeople, gather
+from tests.support.scale import at_scale
 
 GROUP, NESTED = "all@acme.com", "team@acme.com"
 CONFIG = DomainConfig.create(
@@ -127,7 +128,7 @@ def identity(rows: pd.DataFrame) -> pd.Series:
 
 
 @settings(
-    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "60")),
+    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", at_scale(20, 60))),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

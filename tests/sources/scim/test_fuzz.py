@@ -18,12 +18,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from komeet_sync.store.tables import ScimRequestRow
+from tests.support.scale import at_scale
 from tests.support.scim_server import PATCH_OP, USER
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MARKER = "Pw-Fuzz-9f3"  # every password sent carries it: it must never be stored
-EXAMPLES = 500  # requests per database: 1,000 in all
+EXAMPLES = at_scale(150, 500)  # requests per database
 
 names = st.sampled_from(
     [
