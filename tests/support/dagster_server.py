@@ -68,7 +68,7 @@ def start(dagster_home: Path, env: dict[str, str], command: str = "dagster") -> 
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded machine takes minutes to start it
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"dagster dev exited: {log.read_text()[-3000:]}")
