@@ -73,6 +73,18 @@ def start_workspace(
     return Workspace(emulator, key_file, info)
 
 
+def acme_example(admin: str) -> Directory:
+    """The bundled acme.com example (``komeet_sync/examples/acme``) as a directory, ``admin``
+    its super admin."""
+    from tests.support import EXAMPLES
+
+    return Directory.from_exports(
+        json.loads((EXAMPLES / "acme" / "users.json").read_text()),
+        json.loads((EXAMPLES / "acme" / "members.json").read_text()),
+        admins=[admin],
+    )
+
+
 def consent(address: str, email: str, allow: bool = True) -> str:
     """An admin's answer on the emulator's consent page at ``address``, by plain HTTP as a
     browser posts the form: the address the browser is redirected to."""

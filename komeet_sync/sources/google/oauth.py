@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +32,12 @@ import requests
 from google.auth import jwt
 from google.oauth2.credentials import Credentials
 
-from komeet_sync.sources.google.credentials import SCOPES, GoogleError
+from komeet_sync.sources.google.credentials import (
+    SCOPES,
+    ClientFile,
+    GoogleError,
+    read_client_file,
+)
 
 CLIENT_FILE_ENV = "GOOGLE_OAUTH_CLIENT_FILE"
 GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
@@ -56,11 +60,9 @@ class GrantExpired(GoogleError):
 
 
 @dataclass(frozen=True)
-class OAuthClient:
-    """Komeet's OAuth client for installed apps. Its secret never appears in a repr."""
-
-    path: str
-    info: dict[str, Any] = field(repr=False)  # the "installed" object of the file
+class OAuthClient(ClientFile):
+    """Komeet's OAuth client for installed apps (``info``: the "installed" object of its
+    client-secrets file). Its secret never appears in a repr."""
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> OAuthClient:
@@ -72,12 +74,9 @@ class OAuthClient:
                 f"set {CLIENT_FILE_ENV} to the client-secrets file of Komeet's OAuth client: "
                 + advice
             )
-        try:
-            document = json.loads(Path(where).read_text(encoding="utf-8"))
-        except (FileNotFoundError, IsADirectoryError):
-            raise ClientFileError(f"{CLIENT_FILE_ENV}={where}: no such file") from None
-        except (ValueError, UnicodeDecodeError):
-            raise ClientFileError(f"{CLIENT_FILE_ENV}={where} is not JSON; {advice}") from None
+        document = read_client_file(
+            CLIENT_FILE_ENV, where, "a client-secrets file", advice, ClientFileError
+        )
         info = document.get("installed") if isinstance(document, dict) else None
         required = ("client_id", "client_secret", "auth_uri", "token_uri")
         if not isinstance(info, dict) or not all(info.get(name) for name in required):
@@ -86,14 +85,6 @@ class OAuthClient:
                 f'client (an "installed" object with {", ".join(required)}); {advice}'
             )
         return cls(where, info)
-
-    @property
-    def client_id(self) -> str:
-        return str(self.info["client_id"])
-
-    @property
-    def token_uri(self) -> str:
-        return str(self.info["token_uri"])
 
     @property
     def revoke_uri(self) -> str:
