@@ -228,6 +228,14 @@ class ConsentServer:
             "token_type": "Bearer",
         }
 
+    def grant(self, client_id: str, subject: str, scopes: tuple[str, ...]) -> str:
+        """A refresh token as if ``subject`` had consented on the page: for tests that
+        start from a consent given."""
+        refresh_token = "1//emulator-" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._refresh[refresh_token] = Consent(client_id, subject, scopes)
+        return refresh_token
+
     # -- revocation --
 
     def revoke(self, token: str) -> None:

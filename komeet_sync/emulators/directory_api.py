@@ -638,6 +638,13 @@ class _Handler(BaseHTTPRequestHandler):
             options = json.loads(body or b"{}")
             emulator.fail(options.pop("method"), int(options.pop("status")), **options)
             self._json(200, {"faults": len(emulator.faults)})
+        elif verb == "POST" and path == "/_emulator/oauth-client":
+            self._json(200, emulator.oauth_client())
+        elif verb == "POST" and path == "/_emulator/consents":
+            grant = json.loads(body or b"{}")
+            scopes = tuple(grant.get("scopes") or (SCOPE_PREFIX + s for s in READ_ONLY_SCOPES))
+            token = emulator.consent.grant(grant["client_id"], grant["subject"], scopes)
+            self._json(200, {"refresh_token": token})
         elif verb == "POST" and path == "/_emulator/expire":
             ended = emulator.consent.expire(json.loads(body or b"{}").get("subject"))
             self._json(200, {"expired": ended})
