@@ -160,7 +160,7 @@ def _authorize(args: argparse.Namespace) -> int:
             prompt=prompt,
             announce=lambda text: print(text, file=shown, flush=True),
             read_line=read_line if args.headless else None,
-            open_browser=not (args.no_browser or args.json),
+            open_browser=not args.no_browser,
             port=args.port,
             timeout=CONSENT_WAIT,
         )

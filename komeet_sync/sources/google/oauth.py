@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,8 @@ GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 # Who consents: the id token's ``email`` claim (OpenID Connect Core §5.4).
 IDENTITY_SCOPES = ("openid", "https://www.googleapis.com/auth/userinfo.email")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Libraries of the flow whose debug lines hold the code, the client secret or the tokens.
+SECRET_LOGGERS = ("requests_oauthlib", "oauthlib", "google_auth_oauthlib")
 CONSOLE_PAGE = "Google Cloud console > APIs & Services > Credentials"
 
 
@@ -276,15 +279,22 @@ def _refused(exc: Exception) -> GoogleError:
 def _oauthlib_rules(client: OAuthClient) -> Iterator[None]:
     """oauthlib's checks, relaxed where Google's flow needs it: a granted scope list that
     differs from the one asked for is checked here (``_consent``), not raised as a Warning;
-    plain http only towards a loopback token endpoint (the emulator)."""
+    plain http only towards a loopback token endpoint (the emulator). Their debug logs,
+    which hold the code, the client secret and the tokens, are silenced meanwhile."""
     relaxed = {"OAUTHLIB_RELAX_TOKEN_SCOPE": "1"}
     if urlsplit(client.token_uri).hostname in LOOPBACK_HOSTS:
         relaxed["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     before = {name: os.environ.get(name) for name in relaxed}
+    loggers = [logging.getLogger(name) for name in SECRET_LOGGERS]
+    levels = [logger.level for logger in loggers]
     os.environ.update(relaxed)
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
         for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -136,13 +136,17 @@ def reader_for(
     backoff = Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError)
     authorization = AuthorizationStore(engine).get(config.domain) if engine else None
     if authorization is not None:
+        try:
+            client = OAuthClient.load()
+        except GoogleError as exc:
+            raise GoogleError(f"{config.domain} is {authorization.describe()}: {exc}") from None
         return DirectoryReader(
             None,
             authorization.admin_email,
             endpoint=endpoint or endpoint_from_environment(),
             backoff=backoff,
             authorization=authorization,
-            oauth_client=OAuthClient.load(),
+            oauth_client=client,
         )
     if not config.admin_email:
         raise GoogleError(

@@ -5,6 +5,8 @@ read with it, and a consent Google ended failing the read in one line."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import text
 
@@ -78,6 +80,17 @@ def test_a_consent_is_stored_sealed_and_reads_the_directory(acme):
     assert reader.credential.startswith(f"authorized by {ADMIN} on ")
     snapshot = reader.extract(config.domains, config.groups)
     assert len(snapshot.users) == 3
+
+
+def test_no_token_is_logged_even_at_debug(acme, caplog):
+    _, engine, config = acme
+    caplog.set_level(logging.DEBUG)
+
+    authorized(engine, config)
+    reader_for(config, engine=engine).extract(config.domains, config.groups)
+
+    refresh_token = AuthorizationStore(engine).get("acme.com").refresh_token()
+    assert refresh_token not in caplog.text and "ya29." not in caplog.text
 
 
 def test_a_denied_consent_stores_nothing(acme):
