@@ -14,6 +14,7 @@ from komeet_sync.cli.output import (
     EXIT_OK,
     GOOGLE,
     GOOGLE_OAUTH,
+    GOOGLE_RETRIES,
     SECRET_KEY,
     Parser,
     UserError,
@@ -42,7 +43,7 @@ def register(commands) -> None:
         "a Workspace admin's consent (OAuth) to read the domain's directory, read-only; its "
         "syncs then read as that admin instead of by domain-wide delegation",
         _authorize,
-        environment=DATABASE + GOOGLE_OAUTH,
+        environment=DATABASE + GOOGLE_OAUTH + GOOGLE_RETRIES,
     )
     authorize.add_argument("domain")
     way = authorize.add_mutually_exclusive_group()
