@@ -6,7 +6,7 @@ sync's results (``syncs/``); ``KOMEET_SYNC_DATABASE_URL`` selects another databa
 place for the results (a folder, or an fsspec URL such as ``s3://bucket/komeet``);
 ``KOMEET_SYNC_PUBLIC_URL`` is the address IdPs reach the SCIM endpoint at (default
 ``http://127.0.0.1:8000``); ``KOMEET_SYNC_NOTIFY`` the notification URLs of domains that have
-none of their own (``komeet_sync.notify``); ``KOMEET_SYNC_SECRET_KEY`` the key that seals the
+none of their own (``komeet_sync.notify``); ``KOMEET_SYNC_SECRET_KEY`` the keys that seal the
 secrets komeet-sync keeps to use again (``store.sealed``); ``KOMEET_SYNC_RETENTION_DAYS`` how
 many days the SCIM request log and past syncs' results are kept (default 90,
 ``runs.retention``); ``KOMEET_SYNC_EXECUTOR`` where a Dagster run's steps execute
@@ -143,9 +143,11 @@ def default_notify_urls() -> tuple[str, ...]:
     return tuple(url for url in value.replace(",", " ").split() if url)
 
 
-def secret_key() -> str | None:
-    """``KOMEET_SYNC_SECRET_KEY``, when set (checked where it is used, ``store.sealed``)."""
-    return (os.environ.get(SECRET_KEY_ENV) or "").strip() or None
+def secret_keys() -> tuple[str, ...]:
+    """``KOMEET_SYNC_SECRET_KEY``: the keys it holds, separated by commas, newest first
+    (checked where they are used, ``store.sealed``); none when it is not set."""
+    value = os.environ.get(SECRET_KEY_ENV) or ""
+    return tuple(key.strip() for key in value.split(",") if key.strip())
 
 
 def executor() -> str:

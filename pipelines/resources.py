@@ -38,18 +38,20 @@ class DatabaseResource(dg.ConfigurableResource):
 
 
 class GoogleResource(dg.ConfigurableResource):
-    """The service account that reads Google Workspace domains by delegation. The key file
+    """What reads Google Workspace domains: an admin's stored consent through the OAuth
+    client of ``GOOGLE_OAUTH_CLIENT_FILE``, else the service account by delegation. The key file
     defaults to ``GOOGLE_SERVICE_ACCOUNT_FILE``, the endpoint to Google's own (or
     ``GOOGLE_DIRECTORY_API_ENDPOINT``)."""
 
     service_account_file: str | None = None
     endpoint: str | None = None
 
-    def reader(self, config: DomainConfig) -> DirectoryReader | None:
-        """The reader of a Google domain; None for a domain that syncs by SCIM."""
+    def reader(self, config: DomainConfig, engine: Engine) -> DirectoryReader | None:
+        """The reader of a Google domain, by the admin's consent the database holds for it
+        when it has one, else by delegation; None for a domain that syncs by SCIM."""
         if config.source is not SourceKind.GOOGLE:
             return None
-        return reader_for(config, self.service_account_file, self.endpoint)
+        return reader_for(config, self.service_account_file, self.endpoint, engine)
 
 
 class KomeetResource(dg.ConfigurableResource):

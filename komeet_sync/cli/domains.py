@@ -15,6 +15,7 @@ from komeet_sync.cli.output import (
     EXIT_OK,
     NOTIFY,
     SCIM_RATE_LIMIT,
+    SECRET_KEY,
     Parser,
     UserError,
     command,
@@ -86,6 +87,15 @@ def register(commands) -> None:
     remove.add_argument("domain")
     remove.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (needed off a terminal)"
+    )
+    command(
+        group,
+        "reseal",
+        "seal every stored secret (notification URLs, Google refresh tokens) again under the "
+        "first key of KOMEET_SYNC_SECRET_KEY: the step of a key rotation before the old key "
+        "is dropped",
+        _reseal,
+        environment=DATABASE + SECRET_KEY,
     )
 
 
@@ -388,6 +398,27 @@ def _release(args: argparse.Namespace) -> int:
         f"Released {lifted.domain} from the quarantine it was in since "
         f"{lifted.since:%Y-%m-%d %H:%M} UTC ({lifted.reason}): its syncs write to Komeet "
         f"again; the next one applies its plan (`komeet-sync sync {lifted.domain}`)."
+    )
+    return EXIT_OK
+
+
+def _reseal(args: argparse.Namespace) -> int:
+    from komeet_sync.store.authorizations import AuthorizationStore
+    from komeet_sync.store.sealed import SealError
+
+    store = domain_store()
+    try:
+        urls = store.reseal_notify_urls()
+        tokens = AuthorizationStore(store.engine).reseal()
+    except SealError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"notification_urls": urls, "refresh_tokens": tokens}))
+        return EXIT_OK
+    print(
+        f"Sealed again under the first key of KOMEET_SYNC_SECRET_KEY: the notification URLs "
+        f"of {counted(urls, 'domain')} and {counted(tokens, 'Google refresh token')}; every "
+        "stored secret is under it now, so the other keys may be dropped."
     )
     return EXIT_OK
 

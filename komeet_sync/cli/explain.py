@@ -15,6 +15,7 @@ from komeet_sync.cli.output import (
     GOOGLE,
     KOMEET,
     RESULTS,
+    SECRET_KEY,
     UserError,
     command,
     configured,
@@ -31,7 +32,7 @@ def register(commands) -> None:
         "accounts considered and the rule that matched each, or the dispute, the situation, "
         "the action, any guard holding it, and the last ledger outcomes",
         _explain,
-        environment=DATABASE + RESULTS + KOMEET + GOOGLE,
+        environment=DATABASE + RESULTS + KOMEET + GOOGLE + SECRET_KEY,
         exit_codes=(EXIT_OK, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_INTERRUPTED),
         exit_meanings={EXIT_OK: "explained"},
     )
@@ -59,7 +60,8 @@ def _explain(args: argparse.Namespace) -> int:
         if args.last:
             sides = sides_for(config, store.engine, last=True, store=ResultStore.from_settings())
         else:
-            reader = reader_for(config) if config.source is SourceKind.GOOGLE else None
+            google = config.source is SourceKind.GOOGLE
+            reader = reader_for(config, engine=store.engine) if google else None
             sides = sides_for(config, store.engine, reader=reader, client=komeet_client())
         explanation = explain(
             config, args.email, sides.people, sides.accounts, store.engine, origin=sides.origin

@@ -49,6 +49,8 @@ ENVIRONMENT = {
     "KOMEET_SYNC_KOMEET_BACKOFF": "the first retry's longest wait, in seconds (default 1)",
     "GOOGLE_SERVICE_ACCOUNT_FILE": "the service account key (JSON) with domain-wide delegation",
     "GOOGLE_DIRECTORY_API_ENDPOINT": "another Directory API address (the emulator)",
+    "GOOGLE_OAUTH_CLIENT_FILE": "the client-secrets JSON of Komeet's OAuth client (Desktop app) "
+    "that admins authorize with `google authorize`",
     "KOMEET_SYNC_GOOGLE_ATTEMPTS": "tries of a Google request that failed transiently (default 6)",
     "KOMEET_SYNC_GOOGLE_BACKOFF": "the first retry's longest wait, in seconds (default 1)",
     "KOMEET_SYNC_PUBLIC_URL": "the address IdPs reach the SCIM endpoint at "
@@ -57,8 +59,9 @@ ENVIRONMENT = {
     "`domains set --scim-rate-limit` says (default 50)",
     "KOMEET_SYNC_SCHEDULE": "Dagster: the cron schedule of the syncs (default hourly)",
     "KOMEET_SYNC_NOTIFY": "notification URLs of the domains with none of their own",
-    "KOMEET_SYNC_SECRET_KEY": "the key that seals notification URLs at rest "
-    "(default: $KOMEET_SYNC_HOME/secret.key)",
+    "KOMEET_SYNC_SECRET_KEY": "the Fernet keys that seal notification URLs and refresh tokens "
+    "at rest, newest first, separated by commas (URLs' default: $KOMEET_SYNC_HOME/secret.key; "
+    "refresh tokens need it)",
     "KOMEET_SYNC_RETENTION_DAYS": "days the SCIM request log and past syncs' results are "
     "kept (default 90)",
     "KOMEET_SYNC_EXECUTOR": "Dagster: where a run's steps execute, in_process (default) or celery",
@@ -76,10 +79,19 @@ KOMEET = (
 )
 GOOGLE = (
     "GOOGLE_SERVICE_ACCOUNT_FILE",
+    "GOOGLE_OAUTH_CLIENT_FILE",
     "GOOGLE_DIRECTORY_API_ENDPOINT",
     "KOMEET_SYNC_GOOGLE_ATTEMPTS",
     "KOMEET_SYNC_GOOGLE_BACKOFF",
 )
+# A domain authorized by its admin's consent: the OAuth client, and the key of its token.
+GOOGLE_OAUTH = (
+    "GOOGLE_OAUTH_CLIENT_FILE",
+    "GOOGLE_DIRECTORY_API_ENDPOINT",
+    "KOMEET_SYNC_SECRET_KEY",
+)
+SECRET_KEY = ("KOMEET_SYNC_SECRET_KEY",)
+GOOGLE_RETRIES = ("KOMEET_SYNC_GOOGLE_ATTEMPTS", "KOMEET_SYNC_GOOGLE_BACKOFF")
 PUBLIC_URL = ("KOMEET_SYNC_PUBLIC_URL",)
 NOTIFY = ("KOMEET_SYNC_NOTIFY", "KOMEET_SYNC_SECRET_KEY")
 RETENTION = ("KOMEET_SYNC_RETENTION_DAYS",)

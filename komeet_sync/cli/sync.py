@@ -181,7 +181,8 @@ def _sync(args: argparse.Namespace) -> int:
     try:
         # A key file that cannot be read fails before anything is read or sent, and is
         # recorded as the sync's failure: a scheduled sync fails on it every time.
-        reader = reader_for(config) if config.source is SourceKind.GOOGLE else None
+        google = config.source is SourceKind.GOOGLE
+        reader = reader_for(config, engine=store.engine) if google else None
         komeet = read_komeet_export(args.komeet) if args.komeet is not None else None
         client = komeet_client() if komeet is None else None
     except (GoogleError, ExportFormatError, UserError) as exc:
@@ -253,7 +254,7 @@ def _sync_person(args: argparse.Namespace, store, config) -> int:
     trigger = "komeet-sync sync --person" + (" --dry-run" if args.dry_run else "")
     try:
         people = (
-            GooglePeople(reader_for(config), config)
+            GooglePeople(reader_for(config, engine=store.engine), config)
             if config.source is SourceKind.GOOGLE
             else StagedPeople(store.engine, config)
         )

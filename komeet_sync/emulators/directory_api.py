@@ -3,11 +3,13 @@
 It answers what komeet-sync calls, as Google does: ``users.list`` (by domain or customer,
 with a search ``query``), ``users.get``, ``groups.list``, ``groups.get``, ``members.list``,
 ``members.get`` and ``members.hasMember`` under ``/admin/directory/v1/`` (page tokens, page
-size limits, ``fields`` masks, ``includeDerivedMembership``, Google's JSON error bodies), and the
+size limits, ``fields`` masks, ``includeDerivedMembership``, Google's JSON error bodies), the
 OAuth 2.0 token endpoint for the JWT-bearer grant (RFC 7523) that a service account with
-domain-wide delegation uses. The real ``google-auth`` and ``google-api-python-client`` run
-against it unchanged: point the key file's ``token_uri`` at ``{url}/token`` and
-``GOOGLE_DIRECTORY_API_ENDPOINT`` at ``{url}``.
+domain-wide delegation uses, and an admin's OAuth consent (``consent``: the consent page,
+the authorization-code and refresh-token grants, revocation). The real ``google-auth``,
+``google-auth-oauthlib`` and ``google-api-python-client`` run against it unchanged: point the
+key file's ``token_uri`` at ``{url}/token``, use the client-secrets file ``oauth_client``
+writes, and set ``GOOGLE_DIRECTORY_API_ENDPOINT`` to ``{url}``.
 
 For tests and benchmarks it adds latency, fault injection (an error status on chosen
 requests) and a request counter, also reachable over HTTP under ``/_emulator/`` when it runs
@@ -36,6 +38,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from google.auth import jwt
 
 from komeet_sync.emulators import partial_response, user_search
+from komeet_sync.emulators.consent import (
+    AUTHORIZE_PATH,
+    REVOKE_PATH,
+    BadRequest,
+    ConsentError,
+    ConsentServer,
+)
 from komeet_sync.emulators.directory import Directory, domain_of
 from komeet_sync.emulators.service_account import serialization, service_account_key
 
@@ -186,6 +195,7 @@ class DirectoryEmulator:
         self._keys: dict[str, tuple[str, str]] = {}  # client_email -> (client_id, public key)
         self._delegations: dict[str, frozenset[str]] = {}  # client_id -> scopes
         self._tokens: dict[str, _Grant] = {}
+        self.consent = ConsentServer(self.directory, self._issue)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._in_flight = 0
@@ -206,6 +216,11 @@ class DirectoryEmulator:
     def authorise(self, client_id: str, scopes: Iterable[str]) -> None:
         """Domain-wide delegation: the scopes the customer's admin granted this client."""
         self._delegations[str(client_id)] = frozenset(_scope_name(s) for s in scopes)
+
+    def oauth_client(self, name: str = "komeet-sync") -> dict[str, Any]:
+        """A new "Desktop app" OAuth client's client-secrets JSON, its endpoints this
+        emulator's: an admin's consent through it reads the directory as that admin."""
+        return self.consent.register_client(self.url, name)
 
     def fail(self, method: str, status: int, **options: Any) -> Fault:
         fault = Fault(method, status, **options)
@@ -321,10 +336,15 @@ class DirectoryEmulator:
                 "Client is unauthorized to retrieve access tokens using this method, or client "
                 "not authorized for any of the scopes requested.",
             )
+        token = self._issue(client_id, subject, scopes)
+        return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+
+    def _issue(self, client_id: str, subject: str, scopes: Iterable[str]) -> str:
+        """An access token acting as ``subject`` for ``scopes``."""
         token = "ya29.emulator-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens[token] = _Grant(client_id, subject, scopes)
-        return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+            self._tokens[token] = _Grant(client_id, subject, frozenset(map(_scope_name, scopes)))
+        return token
 
     def api(
         self,
@@ -525,8 +545,23 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 if fault is not None:
                     raise OAuthError(fault.status, fault.reason or "internal_failure", "injected")
-                self._json(200, emulator.token(form))
-            except OAuthError as exc:
+                if form.get("grant_type") in ("authorization_code", "refresh_token"):
+                    self._json(200, emulator.consent.token(form, self._basic()))
+                else:
+                    self._json(200, emulator.token(form))
+            except (OAuthError, ConsentError) as exc:
+                self._json(exc.status, {"error": exc.error, "error_description": exc.description})
+            return
+        if path == AUTHORIZE_PATH:
+            self._authorize(verb, params, body)
+            return
+        if verb == "POST" and path == REVOKE_PATH:
+            emulator.count("revoke")
+            form = {k: v[-1] for k, v in parse_qs(body.decode()).items()} | params
+            try:
+                emulator.consent.revoke(form.get("token", ""))
+                self._json(200, {})
+            except ConsentError as exc:
                 self._json(exc.status, {"error": exc.error, "error_description": exc.description})
             return
         method, key, member = self._route(verb, path)
@@ -552,6 +587,35 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._json(exc.status, exc.body())
 
+    def _authorize(self, verb: str, params: dict[str, str], body: bytes) -> None:
+        """The consent page (GET), and its answer (POST): a redirect to the client."""
+        emulator = self.emulator
+        emulator.count("authorize")
+        try:
+            if verb == "GET":
+                self._html(200, emulator.consent.page(params))
+                return
+            form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+            location, problem = emulator.consent.decide(form)
+            if location is None:
+                self._html(200, emulator.consent.page(form, problem))
+                return
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except BadRequest as exc:
+            self._html(400, f"<!doctype html><title>Error</title><p>{exc}</p>")
+
+    def _basic(self) -> tuple[str, str] | None:
+        """The client's id and secret from HTTP Basic authentication (RFC 6749 §2.3.1)."""
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        decoded = base64.b64decode(header[6:]).decode()
+        client_id, _, secret = decoded.partition(":")
+        return unquote(client_id), unquote(secret)
+
     def _route(self, verb: str, path: str) -> tuple[str | None, str | None, str | None]:
         """The method a path calls, and its ``groupKey``/``userKey`` and ``memberKey``."""
         if verb != "GET" or not path.startswith(API_PREFIX):
@@ -574,11 +638,29 @@ class _Handler(BaseHTTPRequestHandler):
             options = json.loads(body or b"{}")
             emulator.fail(options.pop("method"), int(options.pop("status")), **options)
             self._json(200, {"faults": len(emulator.faults)})
+        elif verb == "POST" and path == "/_emulator/oauth-client":
+            self._json(200, emulator.oauth_client())
+        elif verb == "POST" and path == "/_emulator/consents":
+            grant = json.loads(body or b"{}")
+            scopes = tuple(grant.get("scopes") or (SCOPE_PREFIX + s for s in READ_ONLY_SCOPES))
+            token = emulator.consent.grant(grant["client_id"], grant["subject"], scopes)
+            self._json(200, {"refresh_token": token})
+        elif verb == "POST" and path == "/_emulator/expire":
+            ended = emulator.consent.expire(json.loads(body or b"{}").get("subject"))
+            self._json(200, {"expired": ended})
         elif verb == "POST" and path == "/_emulator/reset":
             emulator.reset()
             self._json(200, {})
         else:
             self._json(404, {"error": f"no control endpoint {verb} {path}"})
+
+    def _html(self, status: int, page: str) -> None:
+        payload = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _json(self, status: int, document: dict[str, Any]) -> None:
         payload = json.dumps(document, separators=(",", ":")).encode()
@@ -634,6 +716,13 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="write a throwaway service-account key here, authorised for the read-only scopes",
     )
+    parser.add_argument(
+        "--oauth-client-out",
+        type=Path,
+        metavar="FILE",
+        help="write the client-secrets JSON of an OAuth client (Desktop app) here, for "
+        "`komeet-sync google authorize` (GOOGLE_OAUTH_CLIENT_FILE)",
+    )
     args = parser.parse_args(argv)
     selected: tuple[str, ...] = ()
     admins = list(args.admin)
@@ -661,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     emulator.authorise(key["client_id"], READ_ONLY_SCOPES)
     args.key_out.write_text(json.dumps(key, indent=2))
     os.chmod(args.key_out, 0o600)
+    if args.oauth_client_out is not None:
+        args.oauth_client_out.write_text(json.dumps(emulator.oauth_client(), indent=2))
+        os.chmod(args.oauth_client_out, 0o600)
     stopped = threading.Event()
     # Before it says it has started: a SIGTERM sent at once stops it cleanly too.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -670,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
                 "url": emulator.url,
                 "token_uri": emulator.token_uri,
                 "key_file": str(args.key_out),
+                "oauth_client_file": str(args.oauth_client_out or ""),
                 "client_id": key["client_id"],
                 "admins": admins,
                 "selected": list(selected),

@@ -118,7 +118,7 @@ def sides_for(
     if client is None:
         raise ValueError("give the Komeet client to explain from live reads")
     people: ExplainedPeople = (
-        GooglePeople(reader or reader_for(config), config)
+        GooglePeople(reader or reader_for(config, engine=engine), config)
         if config.source is SourceKind.GOOGLE
         else StagedPeople(engine, config)
     )

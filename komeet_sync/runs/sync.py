@@ -45,10 +45,11 @@ def read_source(
     progress: Advance | None = None,
 ) -> DirectorySnapshot:
     """The domain's own source, read whole: the Directory API for a Google domain (with
-    ``reader``, else one made from the environment), the SCIM staging tables for a SCIM
-    domain. ``progress`` counts the users read."""
+    ``reader``, else one made from the environment and the domain's stored consent), the
+    SCIM staging tables for a SCIM domain. ``progress`` counts the users read."""
     if config.source is SourceKind.GOOGLE:
-        return (reader or reader_for(config)).extract(config.domains, config.groups, progress)
+        reader = reader or reader_for(config, engine=engine)
+        return reader.extract(config.domains, config.groups, progress)
     snapshot = read_staging(engine, config)
     if progress is not None:
         progress(len(snapshot.users), len(snapshot.users))

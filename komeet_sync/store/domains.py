@@ -28,6 +28,7 @@ from komeet_sync.store.tables import (
     ApplicationRow,
     DomainConfigRow,
     DomainNameRow,
+    GoogleAuthorizationRow,
     LedgerRow,
     PlanActionRow,
     PlanRow,
@@ -62,8 +63,10 @@ class Removal:
     Deleted: the configuration and its alias domains; for a SCIM domain, the users and
     groups its IdP pushed (deleted ones too: they are the leavers of the next sync), their
     memberships, and its secret; for every domain, its plans with their actions, approvals
-    and ledger, its recorded sync failures and its lines of the SCIM request log. Kept: the
-    results of its syncs in the result store, which are files an operator may still read.
+    and ledger, its recorded sync failures and its lines of the SCIM request log; for a
+    Google domain, its admin's OAuth consent (``google revoke`` revokes it at Google first).
+    Kept: the results of its syncs in the result store, which are files an operator may
+    still read.
     """
 
     config: DomainConfig
@@ -215,6 +218,22 @@ class DomainStore:
             ).scalar_one_or_none()
         return tuple(json.loads(sealed.unseal(token))) if token else ()
 
+    def reseal_notify_urls(self) -> int:
+        """Seal every domain's notification URLs again under the first of the keys (the
+        second step of a key rotation, ``store.sealed``); how many were under another."""
+        changed = 0
+        with write_lock(self.engine), Session(self.engine) as session:
+            rows = session.scalars(
+                select(DomainConfigRow).where(DomainConfigRow.notify_sealed.is_not(None))
+            )
+            for row in rows:
+                token = sealed.reseal(row.notify_sealed or "")
+                if token is not None:
+                    row.notify_sealed = token
+                    changed += 1
+            session.commit()
+        return changed
+
     def set_enabled(self, domain: str, enabled: bool) -> DomainConfig:
         with Session(self.engine) as session:
             row = self._row(session, domain)
@@ -277,6 +296,7 @@ class DomainStore:
                 delete(ScimUniqueValueRow).where(ScimUniqueValueRow.domain_id == row.id),
                 delete(ScimMembershipRow).where(ScimMembershipRow.domain_id == row.id),
                 delete(ScimResourceRow).where(ScimResourceRow.domain_id == row.id),
+                delete(GoogleAuthorizationRow).where(GoogleAuthorizationRow.config_id == row.id),
             ):
                 session.execute(statement.execution_options(synchronize_session=False))
             session.delete(row)  # and its names

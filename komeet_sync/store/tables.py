@@ -73,6 +73,23 @@ class DomainNameRow(Base):
     config: Mapped[DomainConfigRow] = relationship(back_populates="names")
 
 
+class GoogleAuthorizationRow(Base):
+    """A Google Workspace admin's OAuth consent for a domain (``google authorize``): the
+    refresh token, sealed (``store.sealed``, under ``KOMEET_SYNC_SECRET_KEY`` only), who
+    granted it, when, to which OAuth client and for which scopes. At most one per domain."""
+
+    __tablename__ = "google_authorizations"
+
+    config_id: Mapped[int] = mapped_column(
+        ForeignKey("domain_configs.id", ondelete="CASCADE"), primary_key=True
+    )
+    admin_email: Mapped[str] = mapped_column(String(254))
+    client_id: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    refresh_token_sealed: Mapped[str] = mapped_column(Text)  # Fernet ciphertext, never clear
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # The resource types an IdP pushes (RFC 7643 §4.1 and §4.2), as ``resource_type`` holds them.
 USER = "User"
 GROUP = "Group"

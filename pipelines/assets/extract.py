@@ -16,7 +16,9 @@ def snapshot(context: dg.AssetExecutionContext, database: DatabaseResource, goog
     """The domain's directory, read whole from its own source: Google Workspace, or what its
     IdP pushed to the SCIM endpoint."""
     config = database.domain(context.partition_key)
-    read: DirectorySnapshot = sync.read_source(config, database.engine(), google.reader(config))
+    read: DirectorySnapshot = sync.read_source(
+        config, database.engine(), google.reader(config, database.engine())
+    )
     yield dg.Output(
         read,
         metadata=frame_metadata(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from komeet_sync.emulators.directory import Directory
+from komeet_sync.store.authorizations import AuthorizationStore
 from tests.support import EXAMPLES
 from tests.support.exports import example_args
+from tests.support.google_workspace import acme_example, consent, consent_address
 
 ACME = EXAMPLES / "acme"
 ADMIN = "alice.martin@acme.com"
@@ -18,11 +20,7 @@ ADMIN = "alice.martin@acme.com"
 @pytest.fixture
 def acme(workspace, komeet_env, monkeypatch, cli):
     """The bundled acme.com example served by the emulator, and its domain configured."""
-    directory = Directory.from_exports(
-        json.loads((ACME / "users.json").read_text()),
-        json.loads((ACME / "members.json").read_text()),
-        admins=[ADMIN],
-    )
+    directory = acme_example(ADMIN)
     google = workspace(directory)
     google.env(monkeypatch)
     code, _, err = cli(
@@ -58,11 +56,7 @@ def test_check_names_a_missing_group(cli, acme):
 
 
 def test_check_says_what_the_customer_must_grant(cli, workspace, komeet_env, monkeypatch):
-    directory = Directory.from_exports(
-        json.loads((ACME / "users.json").read_text()),
-        json.loads((ACME / "members.json").read_text()),
-        admins=[ADMIN],
-    )
+    directory = acme_example(ADMIN)
     google = workspace(directory, scopes=[])
     google.env(monkeypatch)
     cli("domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
@@ -167,3 +161,108 @@ def test_sync_says_what_is_missing(cli, acme, arguments, says, monkeypatch):
 
     assert code == 1 and says in err
     assert acme.emulator.requests["total"] == 0  # refused before reading Google
+
+
+# -- an admin's OAuth consent: google authorize, google revoke ------------------------------
+
+
+class PastedBack:
+    """stdin for ``google authorize --headless``: when the command asks for the address,
+    the admin answers the consent page it printed (by plain HTTP) and pastes the address
+    the browser was sent to."""
+
+    def __init__(self, capsys, email: str = ADMIN, allow: bool = True) -> None:
+        self.capsys, self.email, self.allow = capsys, email, allow
+        self.printed = ""
+
+    def readline(self) -> str:
+        self.printed = self.capsys.readouterr().out
+        return consent(consent_address(self.printed), self.email, self.allow) + "\n"
+
+
+@pytest.fixture
+def authorized(cli, acme, monkeypatch, capsys):
+    """acme.com authorized by its admin's consent, the headless way."""
+    acme.oauth_env(monkeypatch)
+    pasted = PastedBack(capsys)
+    monkeypatch.setattr("sys.stdin", pasted)
+    code, out, err = cli("google", "authorize", "acme.com", "--headless")
+    assert code == 0, err
+    return pasted.printed + out
+
+
+def test_authorize_stores_the_consent_sealed_and_check_says_so(cli, authorized, komeet_env):
+    assert "Open this address on any machine with a browser" in authorized
+    assert f"acme.com is authorized by {ADMIN} on " in authorized
+    assert "admin.directory.user.readonly, admin.directory.group.readonly, " in authorized
+
+    code, out, err = cli("google", "check", "acme.com")
+
+    assert code == 0, err
+    assert f"read as {ADMIN}:\n  authorized by {ADMIN} on " in out and "(OAuth)" in out
+    assert "14 users in acme.com, acme.io" in out
+    engine = create_engine(komeet_env)
+    with engine.connect() as connection:
+        [sealed] = connection.execute(
+            text("SELECT refresh_token_sealed FROM google_authorizations")
+        )
+    refresh_token = AuthorizationStore(engine).get("acme.com").refresh_token()
+    assert sealed[0].startswith("gAAAA") and refresh_token not in sealed[0]
+    assert refresh_token not in authorized + out + err
+
+
+def test_authorize_refuses_without_the_secret_key(cli, acme, monkeypatch):
+    acme.oauth_env(monkeypatch)
+    monkeypatch.delenv("KOMEET_SYNC_SECRET_KEY")
+
+    code, out, err = cli("google", "authorize", "acme.com", "--headless")
+
+    assert code == 1 and out == ""
+    assert err.startswith("komeet-sync: set KOMEET_SYNC_SECRET_KEY to a Fernet key first")
+    assert err.count("\n") == 1 and acme.emulator.requests["authorize"] == 0
+
+
+def test_a_denied_consent_is_one_line_and_stores_nothing(cli, acme, monkeypatch, capsys):
+    acme.oauth_env(monkeypatch)
+    monkeypatch.setattr("sys.stdin", PastedBack(capsys, allow=False))
+
+    code, _, err = cli("google", "authorize", "acme.com", "--headless")
+
+    assert code == 1
+    assert err == (
+        "komeet-sync: the admin denied the consent (access_denied). Nothing was stored.\n"
+    )
+    code, out, _ = cli("google", "revoke", "acme.com")
+    assert code == 0 and "acme.com has no authorization to revoke" in out
+
+
+def test_a_consent_google_ended_fails_the_sync_in_one_line(cli, authorized, acme):
+    acme.emulator.consent.expire()
+
+    code, out, err = cli("sync", "acme.com", "--dry-run", "--komeet", ACME / "komeet_users.json")
+
+    assert code == 1 and "Reports written" not in out
+    assert err == (
+        f"komeet-sync: the authorization of acme.com by {ADMIN} was revoked or expired at "
+        "Google: run `komeet-sync google authorize acme.com` again\n"
+    )
+
+
+def test_revoke_revokes_at_google_keeps_it_when_google_is_away(cli, authorized, acme, tmp_path):
+    client_file = tmp_path / "oauth-client.json"
+    reachable = client_file.read_text()
+    away = json.loads(reachable)
+    away["installed"]["revoke_uri"] = "http://127.0.0.1:9/revoke"  # nothing listens there
+    client_file.write_text(json.dumps(away))
+
+    code, _, err = cli("google", "revoke", "acme.com")
+
+    assert code == 1 and "cannot be reached" in err and "is kept" in err
+    assert "--forget-only" in err and err.count("\n") == 1
+    client_file.write_text(reachable)
+    code, out, err = cli("google", "revoke", "acme.com")
+    assert code == 0, err
+    assert out.startswith(f"Revoked at Google and deleted the authorization of acme.com by {ADMIN}")
+    assert acme.emulator.consent.consents == []
+    code, out, _ = cli("google", "check", "acme.com")  # back to the delegation
+    assert code == 0 and "by domain-wide delegation" in out

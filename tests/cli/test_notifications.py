@@ -142,6 +142,23 @@ def test_urls_sealed_under_another_key_are_a_clear_error_and_are_kept(
     assert cli.json("domains", "show", DOMAIN)["notify"] == ["json://127.0.0.1:9/komeet"]
 
 
+def test_a_key_is_rotated_by_putting_the_new_one_first_then_resealing(
+    cli, three_leavers, monkeypatch
+):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("KOMEET_SYNC_SECRET_KEY", old)
+    assert cli("domains", "set", DOMAIN, "--notify", "json://127.0.0.1:9/komeet")[0] == 0
+    monkeypatch.setenv("KOMEET_SYNC_SECRET_KEY", f"{new},{old}")
+    assert cli.json("domains", "show", DOMAIN)["notify"] == ["json://127.0.0.1:9/komeet"]
+
+    code, out, err = cli("domains", "reseal")
+
+    assert code == 0, err
+    assert "the notification URLs of 1 domain and 0 Google refresh tokens" in out
+    monkeypatch.setenv("KOMEET_SYNC_SECRET_KEY", new)  # the old key dropped
+    assert cli.json("domains", "show", DOMAIN)["notify"] == ["json://127.0.0.1:9/komeet"]
+
+
 def test_notification_urls_are_sealed_at_rest_and_masked_everywhere(cli, three_leavers, komeet_env):
     url = "json://hook-user:hunter2-token@127.0.0.1:9/komeet"
     assert cli("domains", "set", DOMAIN, "--notify", url)[0] == 0

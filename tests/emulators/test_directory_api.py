@@ -3,10 +3,13 @@ and with the real client libraries."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import signal
 import subprocess
 import sys
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -15,6 +18,8 @@ from googleapiclient.errors import HttpError
 from komeet_sync.emulators import partial_response
 from komeet_sync.emulators.directory import Directory
 from komeet_sync.emulators.directory_generator import generate_directory
+from komeet_sync.sources.google.credentials import SCOPES
+from tests.support.google_workspace import consent, user
 
 
 @pytest.fixture
@@ -329,3 +334,57 @@ def test_users_list_searches_by_external_id_and_email(google):
         search("shoeSize=42")
     assert error.value.resp.status == 400
     assert google.emulator.calls[-1].params["query"] == "shoeSize=42"
+
+
+def test_the_consent_endpoints_check_what_google_checks(workspace):
+    """The authorization-code grant refuses what Google refuses (a reused code, a wrong
+    PKCE verifier or client secret, a redirect that is not loopback), and a refresh token
+    works until it is revoked."""
+    google = workspace(Directory.from_exports([user(1, "admin@acme.com", isAdmin=True)], {}))
+    client = google.emulator.oauth_client()["installed"]
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    asked = {
+        "response_type": "code", "client_id": client["client_id"],
+        "redirect_uri": "http://127.0.0.1:5/", "scope": "openid " + " ".join(SCOPES),
+        "state": "s1", "code_challenge": challenge.decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    auth = f"{google.emulator.url}/o/oauth2/auth"
+    elsewhere = asked | {"redirect_uri": "https://attacker.example/"}
+    assert requests.get(auth, params=elsewhere, timeout=5).status_code == 400
+
+    def code() -> str:
+        location = consent(f"{auth}?{urlencode(asked)}", "admin@acme.com")
+        answer = dict(parse_qsl(urlsplit(location).query))
+        assert location.startswith("http://127.0.0.1:5/?") and answer["state"] == "s1"
+        return answer["code"]
+
+    def exchange(**changed: str) -> requests.Response:
+        form = {"grant_type": "authorization_code", "redirect_uri": "http://127.0.0.1:5/",
+                "client_id": client["client_id"], "client_secret": client["client_secret"],
+                "code_verifier": verifier} | changed  # fmt: skip
+        return requests.post(client["token_uri"], data=form, timeout=5)
+
+    assert exchange(code=code(), code_verifier="w" * 43).json()["error"] == "invalid_grant"
+    assert exchange(code=code(), client_secret="nope").json()["error"] == "invalid_client"
+    first = code()
+    tokens = exchange(code=first).json()
+    assert exchange(code=first).json()["error"] == "invalid_grant"  # a code works once
+    assert tokens["id_token"] and tokens["scope"].split()[1:] == list(SCOPES)
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": client["client_id"],
+        "client_secret": client["client_secret"],
+    }
+    assert requests.post(client["token_uri"], data=refresh, timeout=5).ok
+    revoked = requests.post(
+        client["revoke_uri"], params={"token": tokens["refresh_token"]}, timeout=5
+    )
+    assert revoked.ok
+    ended = requests.post(client["token_uri"], data=refresh, timeout=5).json()
+    assert ended == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }

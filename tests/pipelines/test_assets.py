@@ -4,15 +4,21 @@ endpoint, and Komeet the scim2-server stand-in, all over HTTP."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+import requests
+from cryptography.fernet import Fernet
 
 from komeet_sync.emulators.http_proxy import HttpProxy
 from komeet_sync.model.domain_config import DomainConfig
+from komeet_sync.sources.google.credentials import SCOPES
+from komeet_sync.store.authorizations import AuthorizationStore
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.events import EventKind, recent_events
@@ -24,7 +30,7 @@ from pipelines.resources import DatabaseResource
 from pipelines.sensors import domain_partitions, notifications, scim_pushes, sync_failures
 from tests.support.provisioning import account_for, person
 from tests.support.receivers import webhook
-from tests.support.world import run
+from tests.support.world import ADMIN, run
 
 
 def stored(tmp_path, name, domain):
@@ -176,6 +182,18 @@ def test_a_quarantined_domain_s_run_reports_and_says_why_nothing_was_sent(world,
     assert len(stored(tmp_path, "joiners", "acme.com")) == 6  # the reports are computed
 
 
+def record_failure(instance, result) -> None:
+    """What the ``sync_failures`` sensor does when the run ``result`` fails."""
+    with dg.build_run_status_sensor_context(
+        sensor_name="sync_failures",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"database": DatabaseResource()},
+    ) as context:
+        sync_failures(context.for_run_failure())
+
+
 def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli):
     instance, _, scim = world
     monkeypatch.setenv("KOMEET_SCIM_TOKEN", "wrong")
@@ -185,14 +203,7 @@ def test_a_failed_run_is_recorded_for_the_cli(world, tmp_path, monkeypatch, cli)
     result = run(instance, "acme.com")
 
     assert not result.success
-    with dg.build_run_status_sensor_context(
-        sensor_name="sync_failures",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(),
-        resources={"database": DatabaseResource()},
-    ) as context:
-        sync_failures(context.for_run_failure())
+    record_failure(instance, result)
     # Told by the notifications sensor, to the default webhook.
     try:
         with dg.build_sensor_context(
@@ -271,3 +282,31 @@ def test_a_scim_push_no_worker_synced_within_a_minute_launches_a_run_of_that_dom
         r"globex\.com: the worker is behind: \d+ push\(es\) waiting for 2 min$", behind.subject
     )
     assert "Dagster launched a whole sync of the domain to catch up" in behind.body
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_consent_google_ended_fails_the_run_in_one_line(world, tmp_path, monkeypatch):
+    instance, _, scim = world
+    emulator = os.environ["GOOGLE_DIRECTORY_API_ENDPOINT"]
+    client = requests.post(f"{emulator}/_emulator/oauth-client", timeout=10).json()
+    client_id = client["installed"]["client_id"]
+    (tmp_path / "oauth-client.json").write_text(json.dumps(client))
+    monkeypatch.setenv("GOOGLE_OAUTH_CLIENT_FILE", str(tmp_path / "oauth-client.json"))
+    monkeypatch.setenv("KOMEET_SYNC_SECRET_KEY", Fernet.generate_key().decode())
+    given = {"client_id": client_id, "subject": ADMIN}
+    token = requests.post(f"{emulator}/_emulator/consents", json=given, timeout=10).json()
+    AuthorizationStore(scim.engine).save(
+        "acme.com", ADMIN, client_id, SCOPES, token["refresh_token"]
+    )
+    requests.post(f"{emulator}/_emulator/expire", json={}, timeout=10).raise_for_status()
+
+    result = run(instance, "acme.com")
+
+    assert not result.success
+    record_failure(instance, result)
+    [message] = recent_failures(scim.engine, "acme.com")["message"]
+    assert message.endswith(
+        f"the authorization of acme.com by {ADMIN} was revoked or expired at Google: "
+        "run `komeet-sync google authorize acme.com` again"
+    )
+    assert "\n" not in message and token["refresh_token"] not in message

@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dagster_server import start
 from tests.support.world import build_world
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Headless, with nothing that calls out of this machine (its network is closed).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture

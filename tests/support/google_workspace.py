@@ -4,9 +4,13 @@ service-account key authorised for domain-wide delegation, and readers that use 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
 
 from komeet_sync.backoff import Backoff
 from komeet_sync.emulators.directory import Directory
@@ -36,6 +40,17 @@ class Workspace:
             **options,
         )
 
+    def oauth_env(self, monkeypatch, secret_key: str | None = None) -> Path:
+        """Komeet's OAuth client (a Desktop app client of this emulator) and the key that
+        seals refresh tokens, as an operator sets them; the client-secrets file."""
+        from cryptography.fernet import Fernet
+
+        client_file = self.key_file.with_name("oauth-client.json")
+        client_file.write_text(json.dumps(self.emulator.oauth_client()))
+        monkeypatch.setenv("GOOGLE_OAUTH_CLIENT_FILE", str(client_file))
+        monkeypatch.setenv("KOMEET_SYNC_SECRET_KEY", secret_key or Fernet.generate_key().decode())
+        return client_file
+
     def env(self, monkeypatch) -> None:
         """Point the CLI at this workspace, as an operator would, with quick retries."""
         monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_FILE", str(self.key_file))
@@ -56,6 +71,38 @@ def start_workspace(
     key_file = folder / "service-account.json"
     key_file.write_text(json.dumps(info))
     return Workspace(emulator, key_file, info)
+
+
+def acme_example(admin: str) -> Directory:
+    """The bundled acme.com example (``komeet_sync/examples/acme``) as a directory, ``admin``
+    its super admin."""
+    from tests.support import EXAMPLES
+
+    return Directory.from_exports(
+        json.loads((EXAMPLES / "acme" / "users.json").read_text()),
+        json.loads((EXAMPLES / "acme" / "members.json").read_text()),
+        admins=[admin],
+    )
+
+
+def consent(address: str, email: str, allow: bool = True) -> str:
+    """An admin's answer on the emulator's consent page at ``address``, by plain HTTP as a
+    browser posts the form: the address the browser is redirected to."""
+    page = requests.get(address, timeout=10)
+    page.raise_for_status()
+    assert "Allow" in page.text and "admin.directory.user.readonly" in page.text
+    form = dict(parse_qsl(urlsplit(address).query))
+    form |= {"email": email, "decision": "allow" if allow else "deny"}
+    answer = requests.post(address.split("?")[0], data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def consent_address(printed: str) -> str:
+    """The consent page's address in what ``google authorize`` printed."""
+    found = re.search(r"http://\S+/o/oauth2/auth\?\S+", printed)
+    assert found, printed
+    return found.group()
 
 
 def user(number: int, email: str, **fields: Any) -> dict[str, Any]:

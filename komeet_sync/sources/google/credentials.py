@@ -38,12 +38,40 @@ class KeyFileError(GoogleError):
 
 
 @dataclass(frozen=True)
-class ServiceAccountKey:
-    """Komeet's service-account key file (JSON). Its content never appears in a repr or a
-    message: it holds the private key."""
+class ClientFile:
+    """A JSON file Google Cloud console gives one of Komeet's clients: a service-account key,
+    or an OAuth client's secrets. Its content never appears in a repr or a message."""
 
     path: str
     info: dict[str, Any] = field(repr=False)
+
+    @property
+    def client_id(self) -> str:
+        return str(self.info["client_id"])
+
+    @property
+    def token_uri(self) -> str:
+        return str(self.info["token_uri"])
+
+
+def read_client_file(
+    variable: str, where: str, what: str, advice: str, error: type[GoogleError]
+) -> Any:
+    """The JSON of the file ``variable`` names (``what`` it must be), or ``error`` saying
+    why it cannot be read and, when it is not JSON, what to give (``advice``)."""
+    try:
+        return json.loads(Path(where).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{variable}={where}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{variable}={where}: is a folder, not {what}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise error(f"{variable}={where} is not JSON; {advice}") from None
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey(ClientFile):
+    """Komeet's service-account key file (JSON): it holds the private key."""
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ServiceAccountKey:
@@ -54,17 +82,14 @@ class ServiceAccountKey:
                 f"set {KEY_FILE_ENV} to the path of Komeet's service-account key file (JSON), "
                 "the one whose client id the customer authorised for domain-wide delegation"
             )
-        try:
-            info = json.loads(Path(where).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise KeyFileError(f"{KEY_FILE_ENV}={where}: no such file") from None
-        except IsADirectoryError:
-            raise KeyFileError(f"{KEY_FILE_ENV}={where}: is a folder, not a key file") from None
-        except (ValueError, UnicodeDecodeError):
-            raise KeyFileError(
-                f"{KEY_FILE_ENV}={where} is not JSON; give the JSON key of the service account "
-                "(Google Cloud console > IAM > Service accounts > Keys)"
-            ) from None
+        info = read_client_file(
+            KEY_FILE_ENV,
+            where,
+            "a key file",
+            "give the JSON key of the service account (Google Cloud console > IAM > Service "
+            "accounts > Keys)",
+            KeyFileError,
+        )
         missing = [
             name
             for name in ("type", "client_email", "client_id", "private_key", "token_uri")
@@ -77,15 +102,6 @@ class ServiceAccountKey:
                 "service account (Google Cloud console > IAM > Service accounts > Keys)"
             )
         return cls(where, info)
-
-    @property
-    def client_id(self) -> str:
-        """What the customer's admin authorises for domain-wide delegation."""
-        return str(self.info["client_id"])
-
-    @property
-    def token_uri(self) -> str:
-        return str(self.info["token_uri"])
 
     def delegated(self, subject: str) -> service_account.Credentials:
         """Credentials acting as ``subject`` for the read-only scopes."""

@@ -1,5 +1,7 @@
-"""Reading a Google Workspace domain through the Admin SDK Directory API, as Komeet's service
-account acting for the customer's admin (domain-wide delegation).
+"""Reading a Google Workspace domain through the Admin SDK Directory API, as the customer's
+admin: by the OAuth consent that admin gave (``google authorize``, stored per domain), when
+the domain has one, else as Komeet's service account acting for the domain's admin email
+(domain-wide delegation).
 
 The whole directory is read in the fewest requests Google allows (``users.list`` 500 a page,
 ``members.list`` 200 a page with nested groups flattened by Google), member lists
@@ -25,6 +27,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
+from sqlalchemy import Engine
 
 from komeet_sync.backoff import Backoff
 from komeet_sync.model.domain_config import DomainConfig, SourceKind
@@ -39,6 +42,9 @@ from komeet_sync.sources.google.credentials import (
     ServiceAccountKey,
     endpoint_from_environment,
 )
+from komeet_sync.sources.google.oauth import GrantExpired, OAuthClient
+from komeet_sync.store.authorizations import AuthorizationStore, GoogleAuthorization
+from komeet_sync.store.sealed import SealError
 
 ATTEMPTS_ENV = "KOMEET_SYNC_GOOGLE_ATTEMPTS"
 BACKOFF_ENV = "KOMEET_SYNC_GOOGLE_BACKOFF"
@@ -111,17 +117,37 @@ class DomainCheck:
     groups: tuple[GroupCount, ...]
     problems: tuple[str, ...]
     requests: int
+    credential: str = ""  # how the domain is read, in words (``DirectoryReader.credential``)
 
 
 def reader_for(
-    config: DomainConfig, key_file: str | None = None, endpoint: str | None = None
+    config: DomainConfig,
+    key_file: str | None = None,
+    endpoint: str | None = None,
+    engine: Engine | None = None,
 ) -> DirectoryReader:
-    """The reader of a Google domain, acting as its delegated admin. The key file and the
-    endpoint, unless given, come from ``GOOGLE_SERVICE_ACCOUNT_FILE`` and
-    ``GOOGLE_DIRECTORY_API_ENDPOINT``; the retry settings from
+    """The reader of a Google domain: as the admin whose consent the database (``engine``)
+    holds for it, else as its delegated admin. The key file and the endpoint, unless given,
+    come from ``GOOGLE_SERVICE_ACCOUNT_FILE`` and ``GOOGLE_DIRECTORY_API_ENDPOINT``, the OAuth
+    client from ``GOOGLE_OAUTH_CLIENT_FILE``; the retry settings from
     ``KOMEET_SYNC_GOOGLE_ATTEMPTS`` and ``KOMEET_SYNC_GOOGLE_BACKOFF``."""
     if config.source is not SourceKind.GOOGLE:
         raise GoogleError(f"{config.domain} syncs by SCIM, not from Google Workspace")
+    backoff = Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError)
+    authorization = AuthorizationStore(engine).get(config.domain) if engine else None
+    if authorization is not None:
+        try:
+            client = OAuthClient.load()
+        except GoogleError as exc:
+            raise GoogleError(f"{config.domain} is {authorization.describe()}: {exc}") from None
+        return DirectoryReader(
+            None,
+            authorization.admin_email,
+            endpoint=endpoint or endpoint_from_environment(),
+            backoff=backoff,
+            authorization=authorization,
+            oauth_client=client,
+        )
     if not config.admin_email:
         raise GoogleError(
             f"{config.domain} has no admin email: the delegation needs the super admin to act "
@@ -131,7 +157,7 @@ def reader_for(
         ServiceAccountKey.load(key_file),
         config.admin_email,
         endpoint=endpoint or endpoint_from_environment(),
-        backoff=Backoff.from_environment(ATTEMPTS_ENV, BACKOFF_ENV, GoogleError),
+        backoff=backoff,
     )
 
 
@@ -163,23 +189,27 @@ class _Stopped(Exception):
 
 @dataclass
 class DirectoryReader:
-    """Reads one Google Workspace through the Directory API with delegated credentials.
+    """Reads one Google Workspace through the Directory API as one of its admins: with an
+    ``authorization`` (an admin's OAuth consent, used through ``oauth_client``, the client it
+    was granted to), else with the service account ``key`` by delegation.
 
     ``workers`` bounds the member lists read at once; each thread has its own ``Http``
     (httplib2 is not thread-safe).
     """
 
-    key: ServiceAccountKey
-    subject: str  # the customer's super admin the service account acts as
+    key: ServiceAccountKey | None
+    subject: str  # the customer's admin: who consented, or whom the service account acts as
     endpoint: str | None = None
     backoff: Backoff = field(default_factory=Backoff)
     workers: int = 4
     timeout: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     seed: int | None = None
+    authorization: GoogleAuthorization | None = None
+    oauth_client: OAuthClient | None = None
 
     def __post_init__(self) -> None:
-        self.credentials = self.key.delegated(self.subject)
+        self.credentials = self._credentials()
         self._count = _RequestCount()
         self._local = threading.local()
         self._rng = random.Random(self.seed)
@@ -200,7 +230,40 @@ class DirectoryReader:
 
     @property
     def client_id(self) -> str:
-        return self.key.client_id
+        return self._client().client_id
+
+    @property
+    def credential(self) -> str:
+        """How the domain is read, in words: "authorized by admin@acme.com on 2026-12-03
+        (OAuth)", or "service account client id 1234 by domain-wide delegation"."""
+        if self.authorization is not None:
+            return f"{self.authorization.describe()} (OAuth)"
+        return f"service account client id {self.client_id} by domain-wide delegation"
+
+    def _client(self) -> ServiceAccountKey | OAuthClient:
+        client = self.oauth_client if self.authorization is not None else self.key
+        assert client is not None, "a reader needs a service-account key or an OAuth client"
+        return client
+
+    def _credentials(self) -> Any:
+        authorization, client = self.authorization, self.oauth_client
+        if authorization is None:
+            assert self.key is not None, "a reader needs a service-account key or a consent"
+            return self.key.delegated(self.subject)
+        assert client is not None, "a consent is used through the OAuth client it was granted"
+        if client.client_id != authorization.client_id:
+            raise GoogleError(
+                f"{authorization.domain} was authorized for the OAuth client "
+                f"{authorization.client_id}, and GOOGLE_OAUTH_CLIENT_FILE={client.path} is "
+                f"client {client.client_id}: set it to that client's file, or run "
+                f"`komeet-sync google authorize {authorization.domain}` again"
+            )
+        try:
+            return client.credentials(authorization.refresh_token())
+        except SealError as exc:
+            raise GoogleError(
+                f"the authorization of {authorization.domain} cannot be opened: {exc}"
+            ) from None
 
     # -- reading --
 
@@ -208,7 +271,8 @@ class DirectoryReader:
         """Get an access token for the delegated admin (one token request), retrying when
         the token endpoint cannot be reached or answers a transient error."""
         request = google_auth_httplib2.Request(self._http().http)
-        call = f"the token request to {self.key.token_uri}"
+        token_uri = self._client().token_uri
+        call = f"the token request to {token_uri}"
         status, detail = NO_RESPONSE, ""
         for attempt in range(1, self.backoff.attempts + 1):
             try:
@@ -221,8 +285,15 @@ class DirectoryReader:
             except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
                 status, detail = NO_RESPONSE, _first_line(exc)
             self._wait(attempt)
-        host = f"the key file's token_uri, {self.key.token_uri}"
+        host = f"the token_uri, {token_uri}"
         raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
+
+    def probe(self, domain: str) -> None:
+        """Whether this admin reads ``domain``'s users: one token request and one
+        ``users.list`` of one user. Raises AuthorisationRefused or ExtractionFailed."""
+        self.authenticate()
+        request = self.service.users().list(domain=domain, maxResults=1, fields="users(id)")
+        self.execute(request, f"users.list of {domain}")
 
     def extract(
         self, domains: Sequence[str], groups: Sequence[str], progress: Advance | None = None
@@ -267,6 +338,7 @@ class DirectoryReader:
                 (),
                 (str(exc),),
                 self.requests - before,
+                self.credential,
             )
         counts = tuple(by_group[group][0] for group in groups)
         for group in counts:
@@ -295,6 +367,7 @@ class DirectoryReader:
             counts,
             tuple(problems),
             self.requests - before,
+            self.credential,
         )
 
     def _concurrently(
@@ -447,6 +520,8 @@ class DirectoryReader:
     # -- explaining a refusal --
 
     def _grant_advice(self) -> str:
+        if self.authorization is not None:
+            return f"Run `komeet-sync google authorize {self.authorization.domain}` again"
         return (
             f"In the {DELEGATION_PAGE}, the customer must authorise client id "
             f"{self.client_id} for the scopes {','.join(SCOPES)}"
@@ -454,6 +529,8 @@ class DirectoryReader:
 
     def _refused(self, exc: RefreshError) -> GoogleError:
         detail = _first_line(exc)
+        if self.authorization is not None:
+            return self._consent_refused(detail)
         if "invalid_grant" in detail and "email" in detail.lower():
             return AuthorisationRefused(
                 f"Google does not know {self.subject} as an active user ({detail}): set the "
@@ -469,10 +546,32 @@ class DirectoryReader:
             f"and {KEY_FILE_ENV} must be that service account's current key."
         )
 
+    def _consent_refused(self, detail: str) -> GoogleError:
+        """The stored consent refused by Google's token endpoint, in one line."""
+        assert self.authorization is not None
+        domain, admin = self.authorization.domain, self.authorization.admin_email
+        again = f"run `komeet-sync google authorize {domain}` again"
+        if "invalid_grant" in detail:
+            return GrantExpired(
+                f"the authorization of {domain} by {admin} was revoked or expired at Google: "
+                + again
+            )
+        return AuthorisationRefused(
+            f"Google refused a token for the authorization of {domain} by {admin} "
+            f"({detail}): {again}"
+        )
+
     def _answer(self, call: str, code: int, reason: str, message: str) -> GoogleError:
         if code == 403 and "scope" in message.lower():
             return AuthorisationRefused(
                 f"{call}: Google answered {code} {message}. {self._grant_advice()}."
+            )
+        if code in (401, 403) and self.authorization is not None:
+            domain = self.authorization.domain
+            return AuthorisationRefused(
+                f"{call}: Google answered {code} {message}: {self.subject}, who authorized "
+                f"{domain}, must be an admin of its Workspace; run `komeet-sync google "
+                f"authorize {domain}` as one"
             )
         if code in (401, 403):
             return AuthorisationRefused(
