@@ -21,6 +21,7 @@ from komeet_sync.cli.output import (
     configured,
     counted,
     fitted_table,
+    komeet_client,
 )
 
 
@@ -88,14 +89,13 @@ def _counted_at_most() -> int:
 
 
 def _limit(text: str) -> int:
-    import argparse as _argparse
-
+    """An argparse type: ``--limit``'s number of groups, 0 for all."""
     try:
         value = int(text)
     except ValueError:
-        raise _argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
-        raise _argparse.ArgumentTypeError(f"{value} is below 0 (0 shows every group)")
+        raise argparse.ArgumentTypeError(f"{value} is below 0 (0 shows every group)")
     return value
 
 
@@ -239,7 +239,7 @@ def _first_sync(engine, config, reader) -> dict[str, object]:
     if not os.environ.get("KOMEET_SCIM_URL"):
         client, unread = None, "KOMEET_SCIM_URL is not set: Komeet's accounts were not read"
     else:
-        client, unread = _komeet_client(), None
+        client, unread = komeet_client(), None
     try:
         decided, groups = first_sync(engine, config, client, reader)
     except (GoogleError, KomeetError) as exc:
@@ -281,12 +281,6 @@ def _actions(actions, kinds: tuple[str, ...]) -> dict[str, object]:
     chosen = actions[actions["action"].isin(kinds)]
     head = chosen[["action", "email", "reason"]].head(CHECK_ROWS).astype(object)
     return {"count": len(chosen), "first": head.where(head.notna(), None).to_dict("records")}
-
-
-def _komeet_client():
-    from komeet_sync.cli.output import komeet_client
-
-    return komeet_client()
 
 
 def _print_first_sync(first: dict[str, object]) -> None:

@@ -512,6 +512,9 @@ _ROUTES = (
 class _Handler(BaseHTTPRequestHandler):
     emulator: DirectoryEmulator
     protocol_version = "HTTP/1.1"  # keep-alive, as Google's front ends and httplib2 use
+    # The headers and the body go out in two writes: with Nagle's algorithm the body waits
+    # for the client's delayed ACK of the headers, 40 ms an answer that Google never adds.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

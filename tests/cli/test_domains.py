@@ -692,3 +692,27 @@ def test_preview_of_a_new_scim_domain_says_there_is_nothing_to_read(cli, komeet_
 
     assert code == 1 and "nothing to read for a new SCIM domain" in err
     assert "Traceback" not in err
+
+
+def test_preview_of_a_scim_domain_reads_what_its_idp_pushed(
+    cli, komeet_env, scim, komeet, monkeypatch
+):
+    komeet.env(monkeypatch)
+    added = cli.json("domains", "add", "globex.com", "--source", "scim", "--group", "Staff")
+    with scim.client("globex.com", secret=added["secret"]) as client:
+        ids = {
+            name: client.post("/Users", json=user(f"{name}@globex.com")).json()["id"]
+            for name in ("ana", "ben", "eva")
+        }
+        for group, names in (("Staff", ["ana", "ben"]), ("Sales", ["eva"])):
+            members = [{"value": ids[name]} for name in names]
+            client.post(
+                "/Groups", json={"schemas": [SCIM_GROUP], "displayName": group, "members": members}
+            )
+
+    saved = cli.json("domains", "set", "globex.com", "--add-group", "Sales", "--preview", "--yes")
+
+    joiners = saved["preview"]["joiners"]
+    assert (joiners["today"], joiners["proposed"], joiners["added"]) == (2, 3, 1)
+    assert joiners["first"][0]["email"] == "eva@globex.com"
+    assert saved["saved"] is True and saved["groups"] == ["Staff", "Sales"]
