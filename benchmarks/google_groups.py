@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+from emulated import connection, emulator, in_fresh_process, phase_options  # beside this script
 
 SELECTED = 5
 PHASES = {
@@ -70,50 +68,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=10_000, help="groups besides the selected")
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--latency", type=float, default=0.02, metavar="SECONDS")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    parser.add_argument("--connect", help=argparse.SUPPRESS)
+    phase_options(parser, sorted(PHASES))
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(measure(args.phase, **json.loads(args.connect))))
         return 0
 
-    folder = Path(tempfile.mkdtemp(prefix="google-groups-bench-"))
-    emulator = subprocess.Popen(
-        [
-            sys.executable, "-m", "komeet_sync.emulators.directory_api",
-            "--generate", str(args.users), "--groups", str(SELECTED),
-            "--other-groups", str(args.groups), "--domain", "example.com",
-            "--latency", str(args.latency), "--key-out", str(folder / "key.json"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert emulator.stdout is not None
-        started = json.loads(emulator.stdout.readline())
-        connect = {
-            "url": started["url"],
-            "key_file": started["key_file"],
-            "admin": started["admins"][0],
-            "domain": "example.com",
-        }
-        rows = []
-        for _ in range(args.rounds):
-            found = {}
-            for phase in PHASES:
-                output = subprocess.run(
-                    [sys.executable, __file__, "--phase", phase, "--connect", json.dumps(connect)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                found[phase] = json.loads(output)
-            rows.append(found)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+    with emulator(
+        "--generate", str(args.users), "--groups", str(SELECTED),
+        "--other-groups", str(args.groups), "--domain", "example.com",
+        "--latency", str(args.latency),
+    ) as started:  # fmt: skip
+        connect = connection(started)
+        rows = [
+            {phase: in_fresh_process(__file__, phase, connect) for phase in PHASES}
+            for _ in range(args.rounds)
+        ]
 
     total = rows[0]["all"]["found"]
     minimum = 1 + math.ceil(total / 200)
