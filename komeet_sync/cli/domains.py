@@ -27,7 +27,7 @@ from komeet_sync.cli.output import (
     quarantine_lines,
     sync_state,
 )
-from komeet_sync.cli.preview import not_saved, preview_options, previewed
+from komeet_sync.cli.preview import not_saved, preview_options, previewed, refuse_yes_alone
 
 if TYPE_CHECKING:
     from komeet_sync.sources.scim.rate_limit import RateLimit
@@ -263,6 +263,7 @@ def _add(args: argparse.Namespace) -> int:
     from komeet_sync.model.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.store.domains import DomainConflict
 
+    refuse_yes_alone(args)
     if args.source == SourceKind.SCIM.value:
         public_url()  # checked before the domain is stored, since its SCIM URL is printed after
     try:
@@ -417,6 +418,7 @@ def _set(args: argparse.Namespace) -> int:
     from komeet_sync.model.domain_names import display_domain
     from komeet_sync.store.domains import DomainConflict
 
+    refuse_yes_alone(args)
     change = _change(args)
     urls = notify_change(args)
     if change.empty and urls is None:

@@ -22,6 +22,12 @@ def preview_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="with --preview: save without asking")
 
 
+def refuse_yes_alone(args: argparse.Namespace) -> None:
+    """``--yes`` confirms a preview: alone it would confirm nothing."""
+    if args.yes and not args.preview:
+        raise UserError("--yes confirms a --preview: give both, or neither")
+
+
 def previewed(args: argparse.Namespace, engine, today, proposed) -> tuple[bool, dict]:
     """Preview ``proposed`` against ``today`` (None: a domain not yet configured), print it
     (unless ``--json``) and ask: whether to save, and the preview as JSON values. Saving

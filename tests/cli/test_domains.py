@@ -687,6 +687,13 @@ def test_add_with_preview(cli, workspace, komeet_env, komeet, monkeypatch):
     assert added["preview"]["joiners"]["added"] == 1
 
 
+def test_yes_without_preview_is_refused(cli, komeet_env):
+    code, _, err = cli("domains", "add", "acme.com", *GOOGLE, "--yes")
+
+    assert code == 1 and "--yes confirms a --preview" in err
+    assert cli("domains", "list", "--json")[1].strip() == "[]"
+
+
 def test_preview_of_a_new_scim_domain_says_there_is_nothing_to_read(cli, komeet_env):
     code, _, err = cli("domains", "add", "globex.com", "--source", "scim", "--preview")
 
