@@ -82,6 +82,42 @@ def register(commands) -> None:
     )
 
 
+def _check(args: argparse.Namespace) -> int:
+    from komeet_sync.sources.google.credentials import SCOPES, GoogleError
+    from komeet_sync.sources.google.reader import reader_for
+
+    store, config = _google_domain(args.domain)
+    try:
+        reader = reader_for(config)
+    except GoogleError as exc:
+        raise UserError(str(exc)) from None
+    check = reader.check(config.domains, config.groups)
+    first = _first_sync(store.engine, config, reader) if not check.problems else None
+    if args.json:
+        print(json.dumps(asdict(check) | {"first_sync": first}, indent=2))
+        return EXIT_ERROR if check.problems else EXIT_OK
+    print(
+        f"Google Workspace of {check.domains[0]}, read as {check.subject} "
+        f"by service account client id {check.client_id}:"
+    )
+    if check.users is not None:
+        print(f"  authorised for {', '.join(scope.rsplit('/', 1)[-1] for scope in SCOPES)}")
+        print(f"  {check.users:,} users in {', '.join(check.domains)}")
+        for group in check.groups:
+            state = f"{group.members:,} users" if group.found else "NOT FOUND"
+            print(f"  group {group.group}: {state}")
+    print(f"  ({check.requests} requests)")
+    if first is not None:
+        _print_first_sync(first)
+    if check.problems:
+        print("Problems:", file=sys.stderr)
+        for problem in check.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    print("Everything needed to sync this domain is in place.")
+    return EXIT_OK
+
+
 def _counted_at_most() -> int:
     from komeet_sync.runs.selection import COUNTED_AT_MOST
 
@@ -183,42 +219,6 @@ def _groups(args: argparse.Namespace) -> int:
             f"Only direct members: users and desired are read for at most "
             f"{_counted_at_most()} groups shown (--limit, --search)."
         )
-    return EXIT_OK
-
-
-def _check(args: argparse.Namespace) -> int:
-    from komeet_sync.sources.google.credentials import SCOPES, GoogleError
-    from komeet_sync.sources.google.reader import reader_for
-
-    store, config = _google_domain(args.domain)
-    try:
-        reader = reader_for(config)
-    except GoogleError as exc:
-        raise UserError(str(exc)) from None
-    check = reader.check(config.domains, config.groups)
-    first = _first_sync(store.engine, config, reader) if not check.problems else None
-    if args.json:
-        print(json.dumps(asdict(check) | {"first_sync": first}, indent=2))
-        return EXIT_ERROR if check.problems else EXIT_OK
-    print(
-        f"Google Workspace of {check.domains[0]}, read as {check.subject} "
-        f"by service account client id {check.client_id}:"
-    )
-    if check.users is not None:
-        print(f"  authorised for {', '.join(scope.rsplit('/', 1)[-1] for scope in SCOPES)}")
-        print(f"  {check.users:,} users in {', '.join(check.domains)}")
-        for group in check.groups:
-            state = f"{group.members:,} users" if group.found else "NOT FOUND"
-            print(f"  group {group.group}: {state}")
-    print(f"  ({check.requests} requests)")
-    if first is not None:
-        _print_first_sync(first)
-    if check.problems:
-        print("Problems:", file=sys.stderr)
-        for problem in check.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return EXIT_ERROR
-    print("Everything needed to sync this domain is in place.")
     return EXIT_OK
 
 
