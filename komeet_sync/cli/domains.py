@@ -76,7 +76,7 @@ def register(commands) -> None:
         "checks a new domain. A list option (--group, --alias-domain, --protect) given "
         "replaces the whole list; --add-... and --remove-... change it item by item; "
         "--no-groups, --no-alias-domains and --no-protect empty it. --scim-rate-limit "
-        "default gives a SCIM domain the default limit again."
+        "default gives a SCIM domain the default limit again.\n\n" + (change.epilog or "")
     )
     change.add_argument("domain")
     change_options(change)
