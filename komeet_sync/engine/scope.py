@@ -8,6 +8,7 @@ A person who would be desired but is invalid is reported in errors and gets no a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -262,7 +263,18 @@ def group_counts(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataFr
     """For each of ``config.groups``: ``members``, its users as the snapshot lists them
     (nested groups flattened, so each user once), and ``desired``, how many of them a sync
     selecting that group would select (``assess``: valid, active, in the domain). One row per
-    group, in ``config.groups``' order; a group the snapshot did not find counts 0."""
+    group, in ``config.groups``' order; a group the snapshot did not find counts 0. A
+    CUSTOMER member makes everyone a member of its group alone, so a snapshot holding one
+    is counted group by group."""
+    customer = snapshot.members["member_type"] == "CUSTOMER"
+    if len(config.groups) > 1 and customer.any():
+        return pd.concat(
+            [
+                group_counts(snapshot, dataclasses.replace(config, groups=(group,)))
+                for group in config.groups
+            ],
+            ignore_index=True,
+        )
     assessed = assess(snapshot, config)
     users = snapshot.members[snapshot.members["member_type"] != "GROUP"]
     members = users.drop_duplicates(["group", "member_id"]).groupby("group").size()
