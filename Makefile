@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXAMPLES := komeet_sync/examples
 export KOMEET_SYNC_HOME ?= $(CURDIR)/.komeet_sync
 
-.PHONY: demo lab test test-scale lint bench bench-engine bench-audit bench-google bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch bench-scim-workers bench-domains install system-packages clean
+.PHONY: demo lab test test-scale lint bench bench-engine bench-audit bench-google bench-google-groups bench-scim bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch bench-scim-workers bench-domains install system-packages clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,7 @@ lint: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-bench: bench-engine bench-audit bench-google bench-scim bench-scim-workers bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch
+bench: bench-engine bench-audit bench-google bench-google-groups bench-scim bench-scim-workers bench-read bench-apply bench-pipeline bench-sync bench-incremental bench-group-patch
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
@@ -88,6 +88,10 @@ bench-audit: $(STAMP)
 
 bench-google: $(STAMP)
 	$(BIN)/python benchmarks/google_extract.py
+
+# `komeet-sync google groups` on a Workspace of 10,000 groups (benchmarks/RESULTS.md).
+bench-google-groups: $(STAMP)
+	$(BIN)/python benchmarks/google_groups.py
 
 bench-scim: $(STAMP)
 	$(BIN)/python benchmarks/scim_load.py

@@ -23,11 +23,9 @@ import argparse
 import json
 import math
 import resource
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+from emulated import connection, emulator, in_fresh_process, phase_options  # beside this script
 
 
 def measure(phase: str, url: str, key_file: str, admin: str, domain: str, groups: list[str]):
@@ -78,54 +76,25 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=50)
     parser.add_argument("--group-size", type=int, default=1_000)
     parser.add_argument("--nesting", type=int, default=2)
-    parser.add_argument("--latency", type=float, default=0.02, metavar="SECONDS")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--phase", choices=["floor", "extract"], help=argparse.SUPPRESS)
-    parser.add_argument("--connect", help=argparse.SUPPRESS)
+    phase_options(parser, ["floor", "extract"])
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(measure(args.phase, **json.loads(args.connect))))
         return 0
 
-    folder = Path(tempfile.mkdtemp(prefix="google-bench-"))
-    emulator = subprocess.Popen(
-        [
-            sys.executable, "-m", "komeet_sync.emulators.directory_api",
-            "--generate", str(args.users), "--groups", str(args.groups),
-            "--group-size", str(args.group_size), "--nesting", str(args.nesting),
-            "--latency", str(args.latency), "--key-out", str(folder / "key.json"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert emulator.stdout is not None
-        started = json.loads(emulator.stdout.readline())
-        connect = {
-            "url": started["url"],
-            "key_file": started["key_file"],
-            "admin": started["admins"][0],
-            "domain": "example.com",
-            "groups": started["selected"],
-        }
+    with emulator(
+        "--generate", str(args.users), "--groups", str(args.groups),
+        "--group-size", str(args.group_size), "--nesting", str(args.nesting),
+        "--latency", str(args.latency),
+    ) as started:  # fmt: skip
+        connect = connection(started) | {"groups": started["selected"]}
         minimum = minimum_requests(args.users, args.groups, args.group_size, args.nesting)
         floor_minimum = minimum["token"] + minimum["users.list"]
         extract_minimum = floor_minimum + minimum["groups.get"] + minimum["members.list"]
-        rows = []
-        for _ in range(args.rounds):
-            found = {}
-            for phase in ("floor", "extract"):
-                output = subprocess.run(
-                    [sys.executable, __file__, "--phase", phase, "--connect", json.dumps(connect)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                found[phase] = json.loads(output)
-            rows.append(found)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        rows = [
+            {phase: in_fresh_process(__file__, phase, connect) for phase in ("floor", "extract")}
+            for _ in range(args.rounds)
+        ]
 
     print(f"Machine: {machine()}")
     print(

@@ -13,6 +13,8 @@ from komeet_sync.cli.notify import destinations, event_lines, notify_change, not
 from komeet_sync.cli.output import (
     DATABASE,
     EXIT_OK,
+    GOOGLE,
+    KOMEET,
     NOTIFY,
     SCIM_RATE_LIMIT,
     SECRET_KEY,
@@ -26,6 +28,7 @@ from komeet_sync.cli.output import (
     quarantine_lines,
     sync_state,
 )
+from komeet_sync.cli.preview import not_saved, preview_options, previewed, refuse_yes_alone
 
 if TYPE_CHECKING:
     from komeet_sync.sources.scim.rate_limit import RateLimit
@@ -35,12 +38,13 @@ if TYPE_CHECKING:
 def register(commands) -> None:
     domains = commands.add_parser("domains", help="manage domain configurations")
     group = domains.add_subparsers(title="domain commands", parser_class=Parser)
-    add = command(group, "add", "configure a domain", _add)
+    add = command(group, "add", "configure a domain", _add, environment=DATABASE + GOOGLE + KOMEET)
     add.add_argument("domain", help="the customer's email domain, e.g. acme.com")
     add.add_argument("--source", required=True, choices=["google", "scim"])
     add.add_argument("--admin-email", help="Google: the super admin the delegation acts as")
     policy_options(add)
     add.add_argument("--disabled", action="store_true", help="add it disabled (no writes)")
+    preview_options(add)
     command(group, "list", "list configured domains", _list)
     command(
         group,
@@ -66,17 +70,19 @@ def register(commands) -> None:
         "change a domain's groups, alias domains, protected accounts, thresholds or SCIM rate "
         "limit in place: its SCIM secret, staged users and groups, plans and history are kept",
         _set,
+        environment=DATABASE + GOOGLE + KOMEET,
     )
     change.epilog = (
         "Only the options given change anything, and the result is checked as 'domains add' "
         "checks a new domain. A list option (--group, --alias-domain, --protect) given "
         "replaces the whole list; --add-... and --remove-... change it item by item; "
         "--no-groups, --no-alias-domains and --no-protect empty it. --scim-rate-limit "
-        "default gives a SCIM domain the default limit again."
+        "default gives a SCIM domain the default limit again.\n\n" + (change.epilog or "")
     )
     change.add_argument("domain")
     change_options(change)
     notify_options(change)
+    preview_options(change)
     remove = command(
         group,
         "remove",
@@ -267,6 +273,7 @@ def _add(args: argparse.Namespace) -> int:
     from komeet_sync.model.domain_config import DomainConfig, InvalidConfiguration, SourceKind
     from komeet_sync.store.domains import DomainConflict
 
+    refuse_yes_alone(args)
     if args.source == SourceKind.SCIM.value:
         public_url()  # checked before the domain is stored, since its SCIM URL is printed after
     try:
@@ -282,9 +289,17 @@ def _add(args: argparse.Namespace) -> int:
             max_deactivation_share=args.max_deactivation_share,
         )
         store = domain_store()
+        if args.preview:
+            _refuse_configured(store, config.domain)
+            save, shown = previewed(args, store.engine, None, config)
+            if not save:
+                return not_saved(args, shown)
         store.add(config)
     except (InvalidConfiguration, DomainConflict) as exc:
         raise UserError(str(exc)) from None
+    if args.preview and args.json:
+        print(json.dumps({"preview": shown, "saved": True} | config.as_dict(), indent=2))
+        return EXIT_OK
     if config.source is SourceKind.SCIM:
         from komeet_sync.sources.scim.secret import issue_secret
 
@@ -434,6 +449,7 @@ def _set(args: argparse.Namespace) -> int:
     from komeet_sync.model.domain_names import display_domain
     from komeet_sync.store.domains import DomainConflict
 
+    refuse_yes_alone(args)
     change = _change(args)
     urls = notify_change(args)
     if change.empty and urls is None:
@@ -443,6 +459,21 @@ def _set(args: argparse.Namespace) -> int:
         )
     store, config = configured(args.domain)
     before = after = config
+    if args.preview:
+        if change.empty:
+            raise UserError("--preview needs a change of the configuration to preview")
+        try:
+            proposed = config.changed(change)
+        except InvalidConfiguration as exc:
+            raise UserError(str(exc)) from None
+        save, shown = previewed(args, store.engine, config, proposed)
+        if not save:
+            return not_saved(args, shown)
+        if store.get(config.domain) != config:
+            raise UserError(
+                f"{config.domain}'s configuration changed while it was previewed: nothing "
+                "saved; preview it again"
+            )
     if not change.empty:
         try:
             before, after = store.update(config.domain, change)
@@ -455,7 +486,8 @@ def _set(args: argparse.Namespace) -> int:
         notified, whose = destinations(store, config.domain)
         told = {"notify": notified, "notify_from": whose}
     if args.json:
-        print(json.dumps(after.as_dict() | told, indent=2))
+        previewed_json = {"preview": shown, "saved": True} if args.preview else {}
+        print(json.dumps(previewed_json | after.as_dict() | told, indent=2))
         return EXIT_OK
     name = display_domain(after.domain)
     if told:
@@ -614,3 +646,17 @@ def _print_config(
         (key, ", ".join(value) if isinstance(value, list) else value) for key, value in data.items()
     ]
     print(tabulate(rows, tablefmt="plain"))
+
+
+def _refuse_configured(store, domain: str) -> None:
+    """``add --preview`` of a domain already configured: nothing to add."""
+    from komeet_sync.store.domains import UnknownDomain
+
+    try:
+        store.get(domain)
+    except UnknownDomain:
+        return
+    raise UserError(
+        f"{domain} is already configured; preview a change of it with "
+        f"'komeet-sync domains set {domain} ... --preview'"
+    )

@@ -28,7 +28,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from google.auth import jwt
 
-from komeet_sync.emulators import partial_response, user_search
+from komeet_sync.emulators import group_search, partial_response, user_search
 from komeet_sync.emulators.consent import (
     AUTHORIZE_PATH,
     REVOKE_PATH,
@@ -374,11 +374,7 @@ class DirectoryEmulator:
                 raise ApiError(404, "Resource Not Found: userKey", "notFound")
             return user
         if method == "groups.list":
-            groups = [_group_resource(g) for g in self.directory.groups]
-            domain = params.get("domain")
-            if domain:
-                groups = [g for g in groups if domain_of(g.get("email")) == domain.lower()]
-            return self._list(method, "groups", groups, params)
+            return self._list(method, "groups", self._groups(params), params, _group_resource)
         group = self._group(key)
         if method == "members.get":
             found = self.directory.direct_member(group, member or "")
@@ -412,6 +408,22 @@ class DirectoryEmulator:
             raise ApiError(404, "Resource Not Found: groupKey", "notFound")
         return group
 
+    def _groups(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """``groups.list``: the groups of the ``customer`` (every domain of the account) or
+        of one ``domain``, in the order of their emails, matching the search ``query``."""
+        domain = params.get("domain", "").lower()
+        if not domain and not params.get("customer"):
+            raise ApiError(400, "Bad Request: give customer or domain", "badRequest")
+        groups = self.directory.groups
+        if domain:
+            groups = [g for g in groups if domain_of(g.get("email")) == domain]
+        if params.get("query"):
+            try:
+                groups = group_search.search(groups, params["query"])
+            except user_search.InvalidQuery as exc:
+                raise ApiError(400, f"Invalid Input: {exc}", "invalid") from None
+        return sorted(groups, key=lambda g: str(g.get("email", "")).lower())
+
     def _users(self, params: dict[str, str]) -> list[dict[str, Any]]:
         domain = params.get("domain", "").lower()
         customer = params.get("customer")
@@ -428,10 +440,18 @@ class DirectoryEmulator:
             raise ApiError(400, f"Invalid Input: {exc}", "invalid") from None
 
     def _list(
-        self, method: str, name: str, items: list[dict[str, Any]], params: dict[str, str]
+        self,
+        method: str,
+        name: str,
+        items: list[dict[str, Any]],
+        params: dict[str, str],
+        resource: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """One page of ``items``; ``resource`` makes each item of the page its resource."""
         size, offset, query = _paging(method, params)
         page = items[offset : offset + size]
+        if resource is not None:
+            page = [resource(item) for item in page]
         body: dict[str, Any] = {"kind": f"admin#directory#{name}", "etag": '"emulator"'}
         if page:
             body[name] = page
@@ -512,6 +532,9 @@ _ROUTES = (
 class _Handler(BaseHTTPRequestHandler):
     emulator: DirectoryEmulator
     protocol_version = "HTTP/1.1"  # keep-alive, as Google's front ends and httplib2 use
+    # The headers and the body go out in two writes: with Nagle's algorithm the body waits
+    # for the client's delayed ACK of the headers, 40 ms an answer that Google never adds.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -707,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-size", type=int, help="with --generate")
     parser.add_argument("--nesting", type=int, default=2, help="with --generate")
     parser.add_argument("--seed", type=int, default=0, help="with --generate")
+    parser.add_argument(
+        "--other-groups", type=int, default=0, help="with --generate: unselected groups"
+    )
     parser.add_argument("--port", type=int, default=0, help="default: any free port")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument(
@@ -731,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
             args.generate,
             domain=args.domain,
             groups=args.groups,
+            other_groups=args.other_groups,
             group_size=args.group_size,
             nesting=args.nesting,
             seed=args.seed,

@@ -51,9 +51,12 @@ def generate_directory(
     group_size: int | None = None,
     nesting: int = 2,
     seed: int = 0,
+    other_groups: int = 0,
 ) -> GeneratedDirectory:
     """``users`` users (the admin included) and ``groups`` selected groups of
-    ``group_size`` members each (derived, nested groups flattened), ``nesting`` levels deep.
+    ``group_size`` members each (derived, nested groups flattened), ``nesting`` levels deep;
+    ``other_groups`` more groups that no configuration selects (``_other_group``), as a large
+    Workspace has thousands: mailing lists, projects, teams.
     """
     if users < 2:
         raise ValueError(f"users={users}: a directory needs its admin and at least one user")
@@ -70,6 +73,10 @@ def generate_directory(
         email = f"team{number:03d}@{domain}"
         selected.append(email)
         group_records.extend(_nested_group(rng, email, chosen, records, nesting, number))
+    others = random.Random(seed + 1)  # the selected groups stay those of the same seed
+    group_records.extend(
+        _other_group(others, number, records, domain) for number in range(other_groups)
+    )
     return GeneratedDirectory(
         directory=Directory(users=records, groups=group_records),
         domain=domain,
@@ -197,6 +204,47 @@ def _nested_group(
             }
         )
     return groups
+
+
+TOPICS = ("Project", "Team", "List", "Office", "Committee", "Guild")
+
+
+def _other_group(
+    rng: random.Random, number: int, users: list[dict[str, Any]], domain: str
+) -> dict[str, Any]:
+    """A group of 2 to 12 users (the admin excepted); one in ten also holds the previous
+    other group, nested."""
+    chosen = rng.sample(range(1, len(users)), min(len(users) - 1, rng.randint(2, 12)))
+    members = [
+        {
+            "kind": "admin#directory#member",
+            "id": users[index]["id"],
+            "email": users[index]["primaryEmail"],
+            "role": "MEMBER",
+            "type": "USER",
+            "status": "SUSPENDED" if users[index]["suspended"] else "ACTIVE",
+        }
+        for index in chosen
+    ]
+    if number and number % 10 == 0:
+        members.append(
+            {
+                "kind": "admin#directory#member",
+                "id": f"3{number - 1:08d}",
+                "email": f"list{number - 1:05d}@{domain}",
+                "role": "MEMBER",
+                "type": "GROUP",
+                "status": "ACTIVE",
+            }
+        )
+    topic = TOPICS[number % len(TOPICS)]
+    return {
+        "kind": "admin#directory#group",
+        "id": f"3{number:08d}",
+        "email": f"list{number:05d}@{domain}",
+        "name": f"{topic} {rng.choice(GIVEN).title()} {number}",
+        "members": members,
+    }
 
 
 def _guest(group: int, position: int) -> dict[str, Any]:

@@ -11,13 +11,15 @@ few more; any other field is refused as Google refuses an unknown one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from komeet_sync.emulators.directory import user_addresses
 
-_CLAUSE = re.compile(r"\s*(?P<field>[A-Za-z]+)(?P<operator>[=:])(?P<value>'(?:[^'\\]|\\.)*'|\S+)")
+_CLAUSE = re.compile(
+    r"\s*(?P<field>[A-Za-z]+)(?P<operator>[=:])(?P<value>'(?:[^'\\]|\\.)*'\*?|\S+)"
+)
 
 
 class InvalidQuery(ValueError):
@@ -73,22 +75,33 @@ class Clause:
         return wanted in words or wanted in values
 
 
-def parse(query: str) -> list[Clause]:
-    """The clauses of ``query``; InvalidQuery when Google would refuse it."""
-    clauses, position = [], 0
+def tokens(query: str) -> Iterator[tuple[str, str, str, bool]]:
+    """Each clause of a query (of users or of groups) as Google's search guides write them:
+    its field, operator, value (unquoted, ``\\'`` unescaped) and whether it ends with
+    ``*`` (a prefix); InvalidQuery where the query cannot be read."""
+    position = 0
     while query[position:].strip():
         match = _CLAUSE.match(query, position)
         if match is None:
             raise InvalidQuery(f"cannot read the query from {query[position:].strip()!r}")
-        field, operator, value = match["field"], match["operator"], match["value"]
+        value = match["value"]
+        prefix = value.endswith("*") and value != "*"
+        value = value[:-1] if prefix else value
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        yield match["field"], match["operator"], value + ("*" if prefix else ""), prefix
+        position = match.end()
+
+
+def parse(query: str) -> list[Clause]:
+    """The clauses of ``query``; InvalidQuery when Google would refuse it."""
+    clauses = []
+    for field, operator, value, _ in tokens(query):
         if field not in TEXT_FIELDS and field not in BOOLEAN_FIELDS:
             raise InvalidQuery(f"unknown field {field!r}")
         if field in BOOLEAN_FIELDS and (operator != "=" or value not in ("true", "false")):
             raise InvalidQuery(f"{field} takes =true or =false")
-        if value.startswith("'"):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
         clauses.append(Clause(field, operator, value))
-        position = match.end()
     return clauses
 
 

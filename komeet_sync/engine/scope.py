@@ -8,6 +8,7 @@ A person who would be desired but is invalid is reported in errors and gets no a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -256,3 +257,37 @@ def _listing(domains: tuple[str, ...] | list[str]) -> str:
     """Domain names as a report says them: each with its Unicode form when it differs."""
     names = [display_domain(name) for name in domains]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def group_counts(snapshot: DirectorySnapshot, config: DomainConfig) -> pd.DataFrame:
+    """For each of ``config.groups``: ``members``, its users as the snapshot lists them
+    (nested groups flattened, so each user once), and ``desired``, how many of them a sync
+    selecting that group would select (``assess``: valid, active, in the domain). One row per
+    group, in ``config.groups``' order; a group the snapshot did not find counts 0. A
+    CUSTOMER member makes everyone a member of its group alone, so a snapshot holding one
+    is counted group by group."""
+    customer = snapshot.members["member_type"] == "CUSTOMER"
+    if len(config.groups) > 1 and customer.any():
+        return pd.concat(
+            [
+                group_counts(snapshot, dataclasses.replace(config, groups=(group,)))
+                for group in config.groups
+            ],
+            ignore_index=True,
+        )
+    assessed = assess(snapshot, config)
+    users = snapshot.members[snapshot.members["member_type"] != "GROUP"]
+    members = users.drop_duplicates(["group", "member_id"]).groupby("group").size()
+    people = assessed.people
+    desired_ids = people.loc[people["desired"], "account_id"]
+    kept = assessed.memberships.drop_duplicates()
+    kept = kept[contains(kept["account_id"], desired_ids)]
+    desired = kept.groupby("group").size()
+    groups = pd.Series(config.groups, dtype="str")
+    return pd.DataFrame(
+        {
+            "group": groups,
+            "members": groups.map(members).fillna(0).astype("int64"),
+            "desired": groups.map(desired).fillna(0).astype("int64"),
+        }
+    )

@@ -588,3 +588,138 @@ def test_a_report_names_a_unicode_domain_in_both_forms(cli, tmp_path):
     errors = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert list(errors["email"]) == ["eve@partner.example"]
     assert f"{BUCHER} (bücher.example)" in errors["detail"][0]
+
+
+# --preview: a new selection against today's, saved only when confirmed --------------------
+
+
+@pytest.fixture
+def previewing(workspace, komeet_env, komeet, monkeypatch, cli):
+    """acme.com selecting all@acme.com in the Workspace of ``groups_directory``, and a
+    Komeet holding ann's account and old.timer's (a managed account whose person left)."""
+    from tests.support.google_workspace import ADMIN, groups_directory, komeet_accounts
+
+    workspace(groups_directory()).env(monkeypatch)
+    komeet_accounts(komeet)
+    komeet.env(monkeypatch)
+    code, _, err = cli(
+        "domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
+        "--group", "all@acme.com", "--max-deactivations", "5", "--max-deactivation-share", "0.5",
+    )  # fmt: skip
+    assert code == 0, err
+    return komeet
+
+
+class Terminal(io.StringIO):
+    """Standard input on a terminal, holding what the user types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def groups_of(cli) -> list[str]:
+    return cli.json("domains", "show", "acme.com")["groups"]
+
+
+def test_preview_of_adding_a_group_saves_nothing_off_a_terminal(cli, previewing):
+    code, out, err = cli("domains", "set", "acme.com", "--add-group", "sales@acme.com", "--preview")
+
+    assert code == 1
+    assert "groups proposed:  all@acme.com, sales@acme.com" in out
+    assert "desired people:   2 -> 4 (+2)" in out
+    assert "2 of them new:" in out and "dan.fox@acme.com: joiner, member of sales" in out
+    assert "eve.kim@acme.com: joiner" in out
+    # old.timer is a leaver today already: the new selection adds none.
+    assert "Leavers (accounts to deactivate): 1 today, 1 with the proposed" in out
+    assert "No guard would hold" in out
+    assert "nothing saved; run the same command with --yes" in err
+    assert groups_of(cli) == ["all@acme.com"]
+    assert len(previewing.users()) == 2  # nothing sent to Komeet
+
+
+def test_preview_shows_leavers_people_out_of_scope_and_the_guard(cli, previewing, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+
+    code, out, err = cli("domains", "set", "acme.com", "--group", "sales@acme.com", "--preview")
+
+    assert code == 1 and "nothing saved" in err
+    assert "Save this selection? [y/N]" in out
+    assert "Leavers (accounts to deactivate): 1 today, 2 with the proposed" in out
+    assert "ann.lee@acme.com: in none of the selected groups (sales@acme.com)" in out
+    assert "Moving out of scope (desired today, in none of the proposed groups): 2:" in out
+    assert "cat.day@acme.com" in out
+    assert "A guard would HOLD" in out and "deactivation_budget" in out
+    assert groups_of(cli) == ["all@acme.com"]
+
+
+def test_preview_saves_when_confirmed(cli, previewing, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    code, out, err = cli("domains", "set", "acme.com", "--add-group", "board@acme.com", "--preview")
+    assert code == 0, err
+    assert "Changed the configuration of acme.com" in out
+    assert groups_of(cli) == ["all@acme.com", "board@acme.com"]
+
+    saved = cli.json(
+        "domains", "set", "acme.com", "--remove-group", "board@acme.com", "--preview", "--yes"
+    )
+    assert saved["saved"] is True and saved["groups"] == ["all@acme.com"]
+    preview = saved["preview"]
+    assert (preview["joiners"]["today"], preview["joiners"]["proposed"]) == (2, 1)  # cat, eve
+    [eve] = preview["out_of_scope"]["first"]  # desired through board@, no longer
+    assert eve["email"] == "eve.kim@acme.com" and preview["out_of_scope"]["added"] == 1
+
+
+def test_add_with_preview(cli, workspace, komeet_env, komeet, monkeypatch):
+    from tests.support.google_workspace import ADMIN, groups_directory
+
+    workspace(groups_directory()).env(monkeypatch)
+    komeet.env(monkeypatch)
+    add = ["domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN,
+           "--group", "eng@acme.com", "--preview"]  # fmt: skip
+
+    code, out, err = cli(*add)
+    assert code == 1 and "nothing saved" in err
+    assert "groups today:     (not configured)" in out and "cat.day@acme.com: joiner" in out
+    assert cli("domains", "list", "--json")[1].strip() == "[]"
+
+    added = cli.json(*add, "--yes")
+    assert added["saved"] is True and added["groups"] == ["eng@acme.com"]
+    assert added["preview"]["joiners"]["added"] == 1
+
+
+def test_yes_without_preview_is_refused(cli, komeet_env):
+    code, _, err = cli("domains", "add", "acme.com", *GOOGLE, "--yes")
+
+    assert code == 1 and "--yes confirms a --preview" in err
+    assert cli("domains", "list", "--json")[1].strip() == "[]"
+
+
+def test_preview_of_a_new_scim_domain_says_there_is_nothing_to_read(cli, komeet_env):
+    code, _, err = cli("domains", "add", "globex.com", "--source", "scim", "--preview")
+
+    assert code == 1 and "nothing to read for a new SCIM domain" in err
+    assert "Traceback" not in err
+
+
+def test_preview_of_a_scim_domain_reads_what_its_idp_pushed(
+    cli, komeet_env, scim, komeet, monkeypatch
+):
+    komeet.env(monkeypatch)
+    added = cli.json("domains", "add", "globex.com", "--source", "scim", "--group", "Staff")
+    with scim.client("globex.com", secret=added["secret"]) as client:
+        ids = {
+            name: client.post("/Users", json=user(f"{name}@globex.com")).json()["id"]
+            for name in ("ana", "ben", "eva")
+        }
+        for group, names in (("Staff", ["ana", "ben"]), ("Sales", ["eva"])):
+            members = [{"value": ids[name]} for name in names]
+            client.post(
+                "/Groups", json={"schemas": [SCIM_GROUP], "displayName": group, "members": members}
+            )
+
+    saved = cli.json("domains", "set", "globex.com", "--add-group", "Sales", "--preview", "--yes")
+
+    joiners = saved["preview"]["joiners"]
+    assert (joiners["today"], joiners["proposed"], joiners["added"]) == (2, 3, 1)
+    assert joiners["first"][0]["email"] == "eva@globex.com"
+    assert saved["saved"] is True and saved["groups"] == ["Staff", "Sales"]

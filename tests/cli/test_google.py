@@ -266,3 +266,113 @@ def test_revoke_revokes_at_google_keeps_it_when_google_is_away(cli, authorized, 
     assert acme.emulator.consent.consents == []
     code, out, _ = cli("google", "check", "acme.com")  # back to the delegation
     assert code == 0 and "by domain-wide delegation" in out
+
+
+# google groups and what google check says a first sync would do ----------------------------
+
+
+@pytest.fixture
+def choosing(workspace, komeet_env, monkeypatch, cli):
+    """A small Workspace with four groups (``groups_directory``), acme.com selecting
+    all@acme.com."""
+    from tests.support.google_workspace import groups_directory
+
+    google = workspace(groups_directory())
+    google.env(monkeypatch)
+    code, _, err = cli(
+        "domains", "add", "acme.com", "--source", "google", "--admin-email", ADMIN_OF_GROUPS,
+        "--group", "all@acme.com",
+    )  # fmt: skip
+    assert code == 0, err
+    return google
+
+
+ADMIN_OF_GROUPS = "alice.martin@acme.com"
+
+
+def test_groups_lists_each_group_with_nested_and_desired_counts(cli, choosing):
+    listed = cli.json("google", "groups", "acme.com")
+
+    assert [
+        (g["name"], g["direct_members"], g["members"], g["desired"]) for g in listed["groups"]
+    ] == [
+        ("All Staff", 2, 4, 2),  # ann, and Engineering's cat, bob (suspended), zed (no name)
+        ("Board", 1, 1, 1),
+        ("Engineering", 3, 3, 1),
+        ("Sales", 3, 3, 2),  # the guest of partner.example is not desired
+    ]
+    assert listed["found"] == 4 and listed["counted"] is True
+    code, out, _ = cli("google", "groups", "acme.com")
+    assert code == 0
+    assert "all@acme.com *" in out and "All 4 groups by name" in out
+    # One groups.list pass, with a fields mask; counts read the users and the 4 groups once.
+    calls = [c for c in choosing.emulator.calls if c.method == "groups.list"]
+    assert len(calls) == 2 and all("directMembersCount" in c.params["fields"] for c in calls)
+
+
+def test_groups_search_runs_on_googles_side_or_here(cli, choosing):
+    found = cli.json("google", "groups", "acme.com", "--search", "eng", "--no-counts")
+    assert [g["email"] for g in found["groups"]] == ["eng@acme.com"]
+    assert found["searched_by"] == "google"
+    queries = {c.params.get("query") for c in choosing.emulator.calls if c.method == "groups.list"}
+    assert queries == {"name:eng*", "email:eng*"}
+    assert "members" not in found["groups"][0]  # --no-counts: direct members only
+
+    spaced = cli.json("google", "groups", "acme.com", "--search", "all st")
+    assert [g["name"] for g in spaced["groups"]] == ["All Staff"]
+    assert spaced["searched_by"] == "komeet-sync"
+
+    code, out, _ = cli("google", "groups", "acme.com", "--search", "nothing-like-it")
+    assert code == 0 and "No group matching 'nothing-like-it'" in out
+
+
+def test_groups_pages_through_a_large_workspace(cli, workspace, komeet_env, monkeypatch):
+    from komeet_sync.emulators.directory_generator import generate_directory
+
+    generated = generate_directory(40, domain="acme.com", groups=1, other_groups=450, seed=3)
+    google = workspace(generated.directory)
+    google.env(monkeypatch)
+    cli("domains", "add", "acme.com", "--source", "google", "--admin-email", generated.admin,
+        "--group", generated.selected[0])  # fmt: skip
+
+    listed = cli.json("google", "groups", "acme.com", "--limit", "0", "--no-counts")
+
+    assert listed["found"] == listed["shown"] == 453  # 450 + the selected group, 2 nested
+    names = [g["name"].casefold() for g in listed["groups"]]
+    assert names == sorted(names)
+    pages = [c for c in google.emulator.calls if c.method == "groups.list"]
+    assert len(pages) == 3 and pages[1].params["pageToken"]
+    shown = cli.json("google", "groups", "acme.com", "--limit", "3")
+    assert shown["shown"] == 3 and shown["counted"] and shown["found"] == 453
+
+
+def test_check_says_what_a_first_sync_would_do(cli, choosing, komeet, monkeypatch):
+    from tests.support.google_workspace import komeet_accounts
+
+    komeet_accounts(komeet)
+    komeet.env(monkeypatch)
+
+    code, out, err = cli("google", "check", "acme.com")
+
+    assert code == 0, err
+    assert "group all@acme.com: 4 users with nested groups, 2 desired" in out
+    assert "2 desired people" in out
+    assert "3 active users in no selected group:" in out and "dan.fox@acme.com" in out
+    assert "zed@acme.com: missing_name" in out
+    assert "1 account to create" in out and "create cat.day@acme.com" in out
+    assert "1 account to deactivate" in out and "old.timer@acme.com" in out
+    # 1 deactivation of 2 active managed accounts is over 20% of them.
+    assert "The plan would be HELD:" in out and "deactivation_budget" in out
+    report = cli.json("google", "check", "acme.com")["first_sync"]
+    assert report["desired"] == 2 and report["held"] is True
+    assert [row["email"] for row in report["deactivate"]["first"]] == ["old.timer@acme.com"]
+
+
+def test_check_without_komeet_says_what_it_did_not_read(cli, choosing, monkeypatch):
+    monkeypatch.delenv("KOMEET_SCIM_URL", raising=False)
+
+    code, out, _ = cli("google", "check", "acme.com")
+
+    assert code == 0
+    assert "2 desired people" in out
+    assert "KOMEET_SCIM_URL is not set" in out and "to create" not in out

@@ -108,3 +108,41 @@ def test_a_scim_domain_without_selected_groups_takes_every_active_user():
     people = scope.assess(snapshot, scim).people
 
     assert list(people["desired"]) == [True]
+
+
+def test_group_counts_are_users_with_nested_groups_and_those_desired():
+    snapshot = directory(
+        person("g1", "ada@acme.com", groups=(GROUP, "sales@acme.com")),
+        person("g2", "bob@acme.com", active=False),
+        person("g3", "cy@acme.com", family=None, groups=("sales@acme.com",)),
+        person("g4", "dee@acme.com", groups=()),
+        selected=(GROUP, "sales@acme.com", "empty@acme.com"),
+    )
+    choosing = config(groups=[GROUP, "sales@acme.com", "empty@acme.com"])
+
+    counts = scope.group_counts(snapshot, choosing)
+
+    assert counts.to_dict("records") == [
+        {"group": GROUP, "members": 2, "desired": 1},  # bob is not active
+        {"group": "sales@acme.com", "members": 2, "desired": 1},  # cy has no family name
+        {"group": "empty@acme.com", "members": 0, "desired": 0},
+    ]
+
+
+def test_a_customer_member_counts_everyone_in_its_group_only():
+    everyone = directory(person("g1", "ada@acme.com"), person("g2", "bob@acme.com", groups=()))
+    members = pd.concat(
+        [
+            everyone.members,
+            pd.DataFrame(
+                [("sales@acme.com", "C01", None, "CUSTOMER")], columns=list(GROUP_MEMBERS)
+            ),
+        ],
+        ignore_index=True,
+    )
+    groups = pd.DataFrame({"group": [GROUP, "sales@acme.com"], "found": [True, True]})
+    snapshot = DirectorySnapshot.of(everyone.source, everyone.users, members=members, groups=groups)
+
+    counts = scope.group_counts(snapshot, config(groups=[GROUP, "sales@acme.com"]))
+
+    assert list(counts["desired"]) == [1, 2]

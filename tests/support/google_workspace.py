@@ -121,3 +121,54 @@ def member(resource: dict[str, Any], kind: str = "USER") -> dict[str, Any]:
         "email": resource.get("primaryEmail", resource.get("email")),
         "type": kind,
     }
+
+
+ADMIN = "alice.martin@acme.com"
+
+
+def groups_directory() -> Directory:
+    """A small Workspace of acme.com to choose groups from: All Staff (ann, and Engineering
+    nested), Engineering (cat, bob suspended, zed without a family name), Sales (dan, eve,
+    a guest of partner.example), Board (eve); alice, the admin, is in none."""
+    users = [
+        user(1, ADMIN, isAdmin=True),
+        user(2, "ann.lee@acme.com"),
+        user(3, "bob.ray@acme.com", suspended=True),
+        user(4, "cat.day@acme.com"),
+        user(5, "dan.fox@acme.com"),
+        user(6, "eve.kim@acme.com"),
+        {"id": "7", "primaryEmail": "zed@acme.com", "name": {"givenName": "Zed"}},
+    ]
+    ann, bob, cat, dan, eve, zed = users[1:]
+    guest = {"id": "90", "email": "guest@partner.example", "type": "USER"}
+
+    def group(number: int, email: str, name: str, members: list) -> dict[str, Any]:
+        return {"id": f"g{number}", "email": email, "name": name, "members": members}
+
+    engineering = group(2, "eng@acme.com", "Engineering", [member(cat), member(bob), member(zed)])
+    return Directory(
+        users=users,
+        groups=[
+            group(1, "all@acme.com", "All Staff", [member(ann), member(engineering, "GROUP")]),
+            engineering,
+            group(3, "sales@acme.com", "Sales", [member(dan), member(eve), guest]),
+            group(4, "board@acme.com", "Board", [member(eve)]),
+        ],
+    )
+
+
+def komeet_accounts(tenant) -> None:
+    """Komeet's accounts for ``groups_directory``: ann's (managed), and old.timer's, a
+    managed account whose person left."""
+    tenant.add(
+        "ann.lee@acme.com",
+        externalId="2",
+        active=True,
+        name={"givenName": "Ann", "familyName": "Lee"},
+    )
+    tenant.add(
+        "old.timer@acme.com",
+        externalId="99",
+        active=True,
+        name={"givenName": "Old", "familyName": "Timer"},
+    )

@@ -348,3 +348,37 @@ def test_an_unreachable_token_endpoint_fails_after_the_retries(workspace, genera
     assert f"the token request to {google.key['token_uri']}" in str(failure.value)
     assert "no response (Connection refused)" in str(failure.value)
     assert len(google.waits) == FAST.attempts - 1
+
+
+def test_list_groups_pages_with_a_fields_mask_and_searches_on_googles_side(workspace):
+    from tests.support.google_workspace import groups_directory
+
+    google = workspace(groups_directory())
+    reader = google.reader("alice.martin@acme.com")
+
+    every = reader.list_groups()
+    assert [g["email"] for g in every] == [
+        "all@acme.com", "board@acme.com", "eng@acme.com", "sales@acme.com",
+    ]  # fmt: skip
+    assert every[0] == {
+        "id": "g1", "email": "all@acme.com", "name": "All Staff", "directMembersCount": "2",
+    }  # fmt: skip
+    assert [g["email"] for g in reader.list_groups("name:'all st'*")] == ["all@acme.com"]
+    assert [g["email"] for g in reader.list_groups("email:SA*")] == ["sales@acme.com"]
+    assert [g["email"] for g in reader.list_groups("name:eng*")] == ["eng@acme.com"]  # any case
+    assert reader.list_groups("name:neer*") == []  # the start of the name, not a part
+    with pytest.raises(ExtractionFailed, match=r"groups\.list page 1 failed: HTTP 400"):
+        reader.list_groups("name:eng")  # ':' takes a prefix with '*'
+
+
+def test_list_groups_reads_every_page(workspace):
+    generated = generate_directory(30, domain="acme.com", groups=1, other_groups=420, seed=5)
+    google = workspace(generated.directory)
+    reader = google.reader(generated.admin)
+
+    groups = reader.list_groups()
+
+    assert len(groups) == 423 and len({g["id"] for g in groups}) == 423
+    pages = [call for call in google.emulator.calls if call.method == "groups.list"]
+    assert [call.params.get("maxResults") for call in pages] == ["200"] * 3
+    assert all(call.params["customer"] == "my_customer" for call in pages)
