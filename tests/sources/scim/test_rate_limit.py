@@ -205,23 +205,26 @@ def test_a_flooded_domain_does_not_slow_another(scim):
     measures = []
     for _ in range(ATTEMPTS):
         measures.append(_measure(scim, flooded, calm))
-        unloaded, loaded, statuses = measures[-1]
-        assert statuses.get(429, 0) > 2 * statuses.get(200, 0)  # the flood was refused
+        unloaded, loaded, statuses, seconds = measures[-1]
+        # The flood was refused beyond its limit: its burst, then LIMIT a second (how much
+        # of 10 times the limit the flood managed to send depends on the machine's load).
+        assert statuses.get(429, 0) > 0
+        assert statuses.get(200, 0) <= 2 * LIMIT + LIMIT * seconds
         if loaded <= 2 * unloaded:
             break
     print(
         f"calm.com p99 without and with flooded.com sent {10 * LIMIT}/s (its limit "
         f"{LIMIT}/s), in ms: "
         + ", ".join(
-            f"{unloaded * 1000:.1f} and {loaded * 1000:.1f}" for unloaded, loaded, _ in measures
+            f"{unloaded * 1000:.1f} and {loaded * 1000:.1f}" for unloaded, loaded, *_ in measures
         )
     )
-    assert any(loaded <= 2 * unloaded for unloaded, loaded, _ in measures), measures
+    assert any(loaded <= 2 * unloaded for unloaded, loaded, *_ in measures), measures
 
 
-def _measure(scim, flooded: str, calm: str) -> tuple[float, float, dict[int, int]]:
-    """calm.com's p99 latency without and with the flood (seconds), and the statuses
-    flooded.com was answered."""
+def _measure(scim, flooded: str, calm: str) -> tuple[float, float, dict[int, int], float]:
+    """calm.com's p99 latency without and with the flood (seconds), the statuses
+    flooded.com was answered, and the seconds the flood lasted."""
     address = urlsplit(scim.url)
     connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
 
@@ -252,9 +255,10 @@ def _measure(scim, flooded: str, calm: str) -> tuple[float, float, dict[int, int
         elif not flooding.flooding(started + took):
             quiet.append(took)
     statuses = flooding.stop()
+    seconds = time.monotonic() - flooding.start
     connection.close()
     assert min(len(quiet), len(loaded)) >= SAMPLES, (len(quiet), len(loaded))
-    return _p99(quiet), _p99(loaded), statuses
+    return _p99(quiet), _p99(loaded), statuses, seconds
 
 
 def _p99(samples: list[float]) -> float:
