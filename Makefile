@@ -60,7 +60,7 @@ test: $(STAMP) system-packages lint
 # The generated and repeated tests at full size (tests/support/scale.py): the SCIM fuzz with
 # 500 requests per database (150 in `make test`), the killed applies in 8 rounds (4), the
 # incremental sync's property with 60 directories (20), the engine's properties with 1,000
-# examples (50). About 12 minutes more; CI runs `make test`, which would otherwise pass
+# examples (25). About 12 minutes more; CI runs `make test`, which would otherwise pass
 # 20 minutes on its 2 cores.
 SCALE_TESTS := tests/sources/scim/test_fuzz.py tests/komeet/test_apply_crash.py \
     tests/runs/test_incremental.py tests/engine/test_reconcile_properties.py

@@ -146,7 +146,7 @@ def _check(args: argparse.Namespace) -> int:
     print(f"Google Workspace of {check.domains[0]}, read as {check.subject}:")
     print(f"  {check.credential}")
     if check.users is not None:
-        print(f"  authorised for {', '.join(scope.rsplit('/', 1)[-1] for scope in SCOPES)}")
+        print(f"  scopes read: {', '.join(scope.rsplit('/', 1)[-1] for scope in SCOPES)}")
         print(f"  {check.users:,} users in {', '.join(check.domains)}")
         for group in check.groups:
             state = f"{group.members:,} users" if group.found else "NOT FOUND"

@@ -156,7 +156,7 @@ def apply(plan: pd.DataFrame, komeet: pd.DataFrame) -> pd.DataFrame:
 # HYPOTHESIS_PROFILE=thorough explores twenty times more cases than the default run (`make
 # test` runs the default: each example reconciles, about a tenth of a second).
 settings.register_profile(
-    "default", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "thorough", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
