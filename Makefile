@@ -60,10 +60,11 @@ test: $(STAMP) system-packages lint
 # The generated and repeated tests at full size (tests/support/scale.py): the SCIM fuzz with
 # 500 requests per database (150 in `make test`), the killed applies in 8 rounds (4), the
 # incremental sync's property with 60 directories (20), the engine's properties with 1,000
-# examples (25). About 12 minutes more; CI runs `make test`, which would otherwise pass
-# 20 minutes on its 2 cores.
+# examples (25), the fast SCIM and email readers' and the exports' comparisons with 250-300
+# examples (80-100). About 12 minutes more; CI runs `make test` within its time.
 SCALE_TESTS := tests/sources/scim/test_fuzz.py tests/komeet/test_apply_crash.py \
-    tests/runs/test_incremental.py tests/engine/test_reconcile_properties.py
+    tests/runs/test_incremental.py tests/engine/test_reconcile_properties.py \
+    tests/model/test_scim_resources.py tests/model/test_emails.py tests/sources/test_exports.py
 test-scale: $(STAMP) system-packages
 	KOMEET_SYNC_TEST_SCALE=1 HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -n 3 --dist loadscope \
 	    $(SCALE_TESTS) $(PYTEST_ARGS)

@@ -15,6 +15,7 @@ from komeet_sync.model.emails import (
     normalise_email,
     normalise_emails,
 )
+from tests.support.scale import at_scale
 
 EMAIL_STR = TypeAdapter(EmailStr)
 
@@ -63,7 +64,7 @@ DOMAINS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=at_scale(100, 300), deadline=None)
 @given(
     st.lists(st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS)) | ATOM, max_size=8)
 )
@@ -79,7 +80,7 @@ def test_the_fast_path_agrees_with_email_validator(addresses):
         assert (None if pd.isna(email) else email) == expected, address
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=at_scale(100, 300), deadline=None)
 @given(st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS)) | ATOM)
 def test_one_address_is_normalised_as_a_column_is(address):
     """``normalise_email`` (one address, per SCIM request) and ``normalise_emails`` (a
@@ -93,7 +94,7 @@ def test_one_address_is_normalised_as_a_column_is(address):
         assert single == column["email"], address
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=at_scale(100, 300), deadline=None)
 @given(
     st.lists(
         st.builds(lambda a, b: f"{a}@{b}", ATOM, st.sampled_from(DOMAINS))

@@ -15,6 +15,7 @@ from komeet_sync.model.scim_resources import (
     read_users,
     read_users_one_by_one,
 )
+from tests.support.scale import at_scale
 
 TEXT = st.sampled_from(["Jane", "", " padded ", "Ünïcode", "O'Brien"]) | st.text(max_size=6)
 ODD = st.sampled_from([None, 7, 1.5, True, False, [], {}, ["x"], {"a": 1}])
@@ -173,7 +174,9 @@ def assert_same_reading(records: list) -> None:
     pd.testing.assert_frame_equal(fast.errors, reference.errors)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=at_scale(80, 250), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.lists(RECORD | WELL_FORMED | ODD, max_size=12))
 @example([{"id": "u1", "userName": "a@acme.com", "name": {"givenName": "A", "x": 1}}])
 @example([{"id": "u1", "USERNAME": "a@acme.com", "username": "b@acme.com"}])

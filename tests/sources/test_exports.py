@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from komeet_sync.sources.exports import load_json
+from tests.support.scale import at_scale
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -36,7 +37,7 @@ def same(left, right) -> bool:
     return type(left) is type(right) and left == right
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=at_scale(100, 300), deadline=None)
 @given(JSON_VALUES, st.booleans(), st.booleans())
 def test_a_file_decodes_as_json_decodes_it(tmp_path_factory, value, ascii_only, bom):
     path = tmp_path_factory.mktemp("export") / "file.json"
