@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from komeet_sync.cli import main
+from tests.support.databases import PostgresDatabases, copy_sqlite, migrated_sqlite
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
@@ -36,21 +36,52 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated to the head, once per session (per xdist worker)."""
+    return migrated_sqlite(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server_url) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_server_url)
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_databases) -> Iterator[str]:
+    """A PostgreSQL database migrated to the head, once per session (per xdist worker: its
+    name is its own), that each test's database copies."""
+    name = postgres_databases.migrated_template()
+    yield name
+    postgres_databases.drop(name)
+
+
+@pytest.fixture(params=DATABASES)
 def database_url(request, tmp_path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    """A fresh database migrated to the head: a copy of the session's SQLite file, or a new
+    PostgreSQL database made from the session's template."""
+    if request.param == "sqlite":
+        yield copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    databases = request.getfixturevalue("postgres_databases")
+    with databases.database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database (no table, no revision), for the tests of the migrations:
+    a new SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'komeet_sync.db'}"
         return
-    server_url = request.getfixturevalue("postgres_server_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with request.getfixturevalue("postgres_databases").database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import re
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -132,15 +133,27 @@ def _unwritable(variable: str | None, shown: str, reason: str) -> str:
 
 def migrate(engine: Engine) -> None:
     """Apply the migrations the database has not had yet."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
     with engine.begin() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
-        if current == head:
+        if current == _head():
             return
+        config = migrations_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def migrations_config() -> Config:
+    """Alembic's configuration for the migrations of komeet_sync/store/migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@cache
+def _head() -> str | None:
+    """The newest migration, read once per process: reading it parses every migration file,
+    and a database already at the head (nearly every open) needs nothing else."""
+    return ScriptDirectory.from_config(migrations_config()).get_current_head()
 
 
 def _sqlite_pragmas(connection, _record) -> None:

@@ -7,7 +7,7 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.store.database import DatabaseUnavailable, open_database
@@ -15,7 +15,11 @@ from komeet_sync.store.domains import DomainConflict, DomainStore
 from tests.support.console import error_lines
 
 
-def test_migrations_create_the_schema_once(database_url):
+def test_migrations_create_the_schema_once(empty_database_url):
+    database_url = empty_database_url
+    empty = create_engine(database_url)
+    assert inspect(empty).get_table_names() == []  # nothing until it is opened
+    empty.dispose()
     engine = open_database(database_url)
     tables = set(inspect(engine).get_table_names())
     assert {"domain_configs", "domain_names", "alembic_version"} <= tables
