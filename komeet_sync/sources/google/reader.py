@@ -289,7 +289,8 @@ class DirectoryReader:
             except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
                 status, detail = NO_RESPONSE, _first_line(exc)
             self._wait(attempt)
-        host = f"the token_uri, {token_uri}"
+        owner = "OAuth client file" if self.authorization is not None else "key file"
+        host = f"the {owner}'s token_uri, {token_uri}"
         raise ExtractionFailed(call, status, detail, self.backoff.attempts, host)
 
     def probe(self, domain: str) -> None:
