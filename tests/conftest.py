@@ -45,6 +45,13 @@ def sqlite_template(tmp_path_factory) -> Path:
     return migrated_sqlite(tmp_path_factory.mktemp("sqlite-template"))
 
 
+@pytest.fixture
+def sqlite_url(sqlite_template, tmp_path) -> str:
+    """A fresh SQLite database migrated to the head (a copy of the session's), for the tests
+    that run on the embedded default only."""
+    return copy_sqlite(sqlite_template, tmp_path)
+
+
 @pytest.fixture(scope="session")
 def postgres_databases(postgres_server_url) -> Iterator[PostgresDatabases]:
     databases = PostgresDatabases(postgres_server_url)

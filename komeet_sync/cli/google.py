@@ -115,7 +115,7 @@ def register(commands) -> None:
     revoke = command(
         group,
         "revoke",
-        "revoke the domain's consent at Google and delete it; its syncs then use "
+        "revoke the domain's consent at Google and remove it from the database; its syncs then use "
         "domain-wide delegation",
         _revoke,
         environment=DATABASE + GOOGLE_OAUTH,
@@ -124,7 +124,7 @@ def register(commands) -> None:
     revoke.add_argument(
         "--forget-only",
         action="store_true",
-        help="delete the stored consent without revoking it at Google (when Google cannot "
+        help="remove the stored consent without revoking it at Google (when Google cannot "
         "be reached): the admin then removes it in their Google Account or Admin console",
     )
 

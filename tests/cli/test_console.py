@@ -33,9 +33,9 @@ PEOPLE = 240
 
 
 @pytest.fixture
-def komeet_env(monkeypatch, tmp_path) -> str:
+def komeet_env(sqlite_url, monkeypatch, tmp_path) -> str:
     """The console is the same on either database: these run on the embedded SQLite."""
-    url = f"sqlite:///{tmp_path / 'komeet_sync.db'}"
+    url = sqlite_url
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KOMEET_SYNC_DATABASE_URL", url)
     return url

@@ -85,9 +85,11 @@ def test_the_read_at_once_gives_the_frame_of_the_read_page_after_page(komeet):
     pd.testing.assert_frame_equal(at_once.unreadable, one_by_one.unreadable)
 
 
-def test_a_dry_run_sync_reads_komeet_concurrency_pages_at_a_time(komeet, tmp_path, monkeypatch):
+def test_a_dry_run_sync_reads_komeet_concurrency_pages_at_a_time(
+    sqlite_url, komeet, tmp_path, monkeypatch
+):
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+    engine = open_database(sqlite_url)
     seeded(komeet, 45)
     config = configure(engine)
 

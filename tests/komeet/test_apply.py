@@ -35,8 +35,8 @@ def engine(database_url):
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+def sqlite_engine(sqlite_url, tmp_path):
+    engine = open_database(sqlite_url)
     yield engine
     engine.dispose()
 

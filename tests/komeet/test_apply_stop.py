@@ -22,10 +22,10 @@ PEOPLE = 60
 
 
 @pytest.fixture
-def planned(tmp_path, monkeypatch, komeet):
+def planned(sqlite_url, tmp_path, monkeypatch, komeet):
     """A stored plan of ``PEOPLE`` creates, not applied yet, and Komeet behind latency."""
     monkeypatch.setenv("KOMEET_SYNC_HOME", str(tmp_path / "home"))
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+    engine = open_database(sqlite_url)
     config = configure(engine, enabled=False)
     run = synced(config, directory([person(i) for i in range(PEOPLE)]), komeet.client(), engine)
     DomainStore(engine).set_enabled(DOMAIN, True)

@@ -238,8 +238,8 @@ def test_a_snapshot_knows_a_direct_member_and_says_when_it_does_not_know_the_pat
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+def engine(sqlite_url, tmp_path):
+    engine = open_database(sqlite_url)
     yield engine
     engine.dispose()
 

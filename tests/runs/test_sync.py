@@ -21,8 +21,8 @@ from tests.support.provisioning import person as google_person
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+def engine(sqlite_url, tmp_path):
+    engine = open_database(sqlite_url)
     yield engine
     engine.dispose()
 

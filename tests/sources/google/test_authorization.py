@@ -26,7 +26,7 @@ GROUP = "all@acme.com"
 
 
 @pytest.fixture
-def acme(workspace, monkeypatch, tmp_path):
+def acme(sqlite_url, workspace, monkeypatch, tmp_path):
     """acme.com on the emulator: an admin and two people; its configuration (delegation to
     nobody who can act: only a consent reads it) and Komeet's OAuth client."""
     people = [user(1, ADMIN, isAdmin=True), user(2, "bob@acme.com"), user(3, "carol@acme.com")]
@@ -34,7 +34,7 @@ def acme(workspace, monkeypatch, tmp_path):
     google = workspace(directory)
     google.env(monkeypatch)
     google.oauth_env(monkeypatch)
-    engine = open_database(f"sqlite:///{tmp_path / 'komeet_sync.db'}")
+    engine = open_database(sqlite_url)
     config = DomainStore(engine).add(
         DomainConfig.create("acme.com", "google", groups=[GROUP], admin_email="nobody@acme.com")
     )
