@@ -165,7 +165,7 @@ def start_komeet(processes: Processes, generated) -> requests.Session:
     os.environ["KOMEET_SCIM_TOKEN"] = token
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}"})
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a loaded machine takes its time to start it
     while True:
         try:
             session.get(f"{url}/ServiceProviderConfig", timeout=1).raise_for_status()

@@ -164,7 +164,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _counted_at_most() -> int:
-    from komeet_sync.runs.selection import COUNTED_AT_MOST
+    from komeet_sync.runs import COUNTED_AT_MOST
 
     return COUNTED_AT_MOST
 

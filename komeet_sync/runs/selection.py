@@ -22,6 +22,7 @@ from komeet_sync.komeet.client import KomeetClient
 from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.frames import KOMEET_ACCOUNTS, contains, empty_frame
 from komeet_sync.model.snapshots import KomeetAccounts
+from komeet_sync.runs import COUNTED_AT_MOST
 from komeet_sync.runs.sync import read_komeet, read_source
 from komeet_sync.sources.google.reader import DirectoryReader
 from komeet_sync.store.plans import PlanStore
@@ -32,7 +33,6 @@ from komeet_sync.store.plans import PlanStore
 # quotes, which Google's prefix cannot take, is matched here, as a substring of the name or
 # email, over one pass of every group.
 SERVER_SEARCH = re.compile(r"[\w.%+@-]+")
-COUNTED_AT_MOST = 200  # member counts read for at most this many groups at once
 FIRST_ROWS = 10  # rows of each difference a preview shows
 
 

@@ -319,3 +319,17 @@ def test_the_readme_lists_every_environment_variable_the_code_reads():
                 continue
             read |= set(re.findall(r"[\"']((?:KOMEET|GOOGLE)_[A-Z_]+)[\"']", path.read_text()))
     assert read <= set(ENVIRONMENT), read - set(ENVIRONMENT)
+
+
+def test_the_commands_help_is_built_without_the_work_of_any_command():
+    """Every start builds every command's help: it must not import what the commands do
+    (reading Google, Komeet's client, the sync), or each command starts seconds later."""
+    code = (
+        "import sys; from komeet_sync.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('komeet_sync.runs.', "
+        "'komeet_sync.komeet.', 'komeet_sync.sources.', 'googleapiclient', 'scim2_server'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
