@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,12 +46,21 @@ class DagsterDev:
         return entry["name"]
 
     def stop(self) -> None:
+        """Stop it as Ctrl-C would, then whatever of its session is left (the webserver, the
+        daemon, the code servers: a test leaves no process behind)."""
         self.process.terminate()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        _kill_session(self.process)
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL to what is left of the session ``process`` leads (start_new_session)."""
+    with contextlib.suppress(ProcessLookupError):  # nothing left
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def start(dagster_home: Path, env: dict[str, str], command: str = "dagster") -> DagsterDev:
@@ -79,6 +90,7 @@ def start(dagster_home: Path, env: dict[str, str], command: str = "dagster") -> 
             pass
         if time.monotonic() > deadline:
             process.kill()
+            _kill_session(process)
             raise RuntimeError(f"dagster dev did not answer: {log.read_text()[-3000:]}")
         time.sleep(0.5)
     server = DagsterDev(process, url, log)
