@@ -1,17 +1,25 @@
 """Checks on each domain's read and plan (ARCHITECTURE.md, "Guards"), evaluated by the assets
-that make them, in the same run and partition.
+that make them, in the same run and partition; and on every domain's switch and quarantine.
 
-The ERROR checks are blocking: when one fails, ``results`` does not run, so
-nothing is sent to Komeet. The WARN checks flag what an analyst should look at.
+A source read that is not whole fails its run: its check blocks, nothing is planned from it.
+A guard's check fails (ERROR) on a held plan without failing the run: held is not broken.
+``results`` still runs and sends nothing (the apply refuses a held plan), records "held"
+with the plan's id, and tags the run ``komeet/held=true``; the check's metadata say by how
+much the plan is over its guard and how to approve it. The WARN checks flag what an analyst
+should look at.
 """
 
 import dagster as dg
 import pandas as pd
 
+from komeet_sync.model.domain_config import DomainConfig
 from komeet_sync.model.holds import Guard
-from komeet_sync.model.reports import DUPLICATES, ERRORS, PLAN, SNAPSHOT
+from komeet_sync.model.reports import DUPLICATES, ERRORS, PLAN, RESULTS, SNAPSHOT
 from komeet_sync.model.snapshots import DirectorySnapshot
+from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.plans import StoredPlan
+
+from .resources import DatabaseResource
 
 SOURCE_READ_COMPLETE = dg.AssetCheckSpec(
     "source_read_complete",
@@ -23,20 +31,17 @@ GUARD_CHECKS = {
     Guard.GROUP_MISSING: dg.AssetCheckSpec(
         "selected_groups_found",
         asset=PLAN.name,
-        blocking=True,
         description="Every selected group exists and has members (no approval lifts this).",
     ),
     Guard.SHRINK: dg.AssetCheckSpec(
         "directory_not_shrunk",
         asset=PLAN.name,
-        blocking=True,
         description="The directory did not shrink beyond the guard since the last applied "
         "plan, or an admin approved this plan.",
     ),
     Guard.DEACTIVATION_BUDGET: dg.AssetCheckSpec(
         "deactivations_within_budget",
         asset=PLAN.name,
-        blocking=True,
         description="The deactivations are within the budget, or an admin approved this plan "
         "by its id (komeet-sync plans approve, or the run config).",
     ),
@@ -63,27 +68,47 @@ def source_read_complete(read: DirectorySnapshot, domain: str) -> dg.AssetCheckR
     )
 
 
-def guard_checks(plan: StoredPlan) -> list[dg.AssetCheckResult]:
+def guard_checks(plan: StoredPlan, approve_link: str) -> list[dg.AssetCheckResult]:
     """One result per guard: passed when the plan has no hold of it, or when an admin
-    approved the plan and an approval may lift that hold."""
+    approved the plan and an approval may lift that hold. A hold's result says by how much
+    (``measured`` against ``limit``) and how to approve the plan, or that no approval can."""
     results = []
     for guard, spec in GUARD_CHECKS.items():
         holds = [hold for hold in plan.holds if hold.guard is guard]
         lifted = bool(holds) and all(hold.approvable for hold in holds) and bool(plan.approved_by)
+        metadata: dict[str, object] = {
+            "domain": plan.domain,
+            "plan_id": plan.plan_id,
+            "detail": holds[0].detail if holds else "ok",
+            "approved_by": plan.approved_by or "",
+        }
+        if holds:
+            hold = holds[0]
+            metadata |= {"measured": hold.measured, "limit": hold.limit}
+            metadata |= {"over": round(hold.measured - hold.limit, 4)}
+            metadata |= approval_metadata(plan, approve_link)
         results.append(
             dg.AssetCheckResult(
                 asset_key=spec.asset_key,
                 check_name=spec.name,
                 passed=not holds or lifted,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "plan_id": plan.plan_id,
-                    "detail": holds[0].detail if holds else "ok",
-                    "approved_by": plan.approved_by or "",
-                },
+                metadata=metadata,
             )
         )
     return results
+
+
+def approval_metadata(plan: StoredPlan, approve_link: str) -> dict[str, object]:
+    """How a held plan is approved (the UI's launchpad, or the CLI), or why it cannot be."""
+    if plan.stopped:
+        return {"approve": plan.why_stopped()}
+    if plan.approved_by:
+        return {"approve": f"approved by {plan.approved_by}"}
+    return {
+        "approve": f"komeet-sync plans approve {plan.plan_id} --by NAME",
+        "approve in the UI": dg.MetadataValue.url(approve_link),
+    }
 
 
 def no_invalid_emails(errors: pd.DataFrame) -> dg.AssetCheckResult:
@@ -105,4 +130,52 @@ def no_duplicates(duplicates: pd.DataFrame) -> dg.AssetCheckResult:
         passed=clusters == 0,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"clusters": clusters, "rows": len(duplicates)},
+    )
+
+
+DOMAINS_WRITING = "every_domain_writes"
+
+
+@dg.asset_check(
+    asset=RESULTS.name,
+    name=DOMAINS_WRITING,
+    blocking=False,
+    description="Every configured domain writes to Komeet: none is quarantined or disabled. "
+    "Evaluated by each sync and, when a domain's switch or quarantine changes, by the "
+    "domain_states sensor; its metadata name each domain that does not write, and why.",
+)
+def every_domain_writes(database: DatabaseResource) -> dg.AssetCheckResult:
+    return domains_writing(DomainStore(database.engine()).list())
+
+
+def domains_writing(configs: list[DomainConfig]) -> dg.AssetCheckResult:
+    """Quarantined and disabled domains, marked: WARN, for they wait for someone (a release,
+    an enable) rather than being broken."""
+    quarantined = [config for config in configs if config.quarantine is not None]
+    disabled = [config for config in configs if not config.enabled]
+    rows = [
+        f"| {config.domain} | {config.source.value} | quarantined | "
+        f"{config.quarantine.since:%Y-%m-%d %H:%M} UTC: {config.quarantine.reason} | "
+        f"`{config.quarantine.release}` |"
+        for config in quarantined
+        if config.quarantine is not None
+    ] + [
+        f"| {config.domain} | {config.source.value} | disabled | its syncs write nothing | "
+        f"`komeet-sync domains enable {config.domain}` |"
+        for config in disabled
+    ]
+    table = "| domain | source | state | why | to lift it |\n|---|---|---|---|---|\n"
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(RESULTS.name),
+        check_name=DOMAINS_WRITING,
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "domains": len(configs),
+            "quarantined": ", ".join(config.domain for config in quarantined) or "none",
+            "disabled": ", ".join(config.domain for config in disabled) or "none",
+            "not writing": dg.MetadataValue.md(
+                table + "\n".join(rows) if rows else "_every domain writes_"
+            ),
+        },
     )

@@ -10,6 +10,7 @@ from komeet_sync.store.domains import DomainStore
 
 from .jobs import retention, sync_domain
 from .resources import DatabaseResource
+from .tags import domain_tags
 
 SCHEDULE_ENV = "KOMEET_SYNC_SCHEDULE"
 HOURLY = "0 * * * *"
@@ -25,6 +26,7 @@ def _one_run_per_domain(
             yield dg.RunRequest(
                 partition_key=config.domain,
                 run_key=f"{config.domain}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
+                tags=domain_tags(config),
             )
 
 

@@ -1,7 +1,9 @@
 """Sensors: the domain partitions kept in step with the configurations; a run for each
 domain whose IdP's pushes no incremental worker synced; failures recorded where the CLI
-shows them; the events recorded sent to the people they concern."""
+shows them; the events recorded sent to the people they concern; quarantined and disabled
+domains marked on the ``results`` asset as soon as they are."""
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,8 @@ from komeet_sync.runs.failures import recorded
 from komeet_sync.sources.scim.changes import pending
 from komeet_sync.store.domains import DomainStore
 
+from . import tags
+from .checks import domains_writing
 from .jobs import sync_domain
 from .partitions import domains
 from .pools import prepare_pools
@@ -54,7 +58,7 @@ def scim_pushes(
     engine = database.engine()
     waiting = pending(engine)
     known = set(context.instance.get_dynamic_partitions(domains.name))
-    enabled = {config.domain for config in DomainStore(engine).list() if config.enabled}
+    enabled = {config.domain: config for config in DomainStore(engine).list() if config.enabled}
     overdue = datetime.now(UTC) - WORKER_GRACE
     launched = [
         (domain, count, oldest)
@@ -69,7 +73,9 @@ def scim_pushes(
     )
     for domain, _, oldest in launched:
         yield dg.RunRequest(
-            partition_key=domain, run_key=f"scim-push-{domain}-{oldest.isoformat()}"
+            partition_key=domain,
+            run_key=f"scim-push-{domain}-{oldest.isoformat()}",
+            tags=tags.domain_tags(enabled[domain]),
         )
     if not launched:
         yield dg.SkipReason(
@@ -119,3 +125,32 @@ def notifications(context: dg.SensorEvaluationContext, database: DatabaseResourc
     for delivery in deliveries:
         context.log.info(f"{delivery.event.subject}: {delivery.outcome}")
     return dg.SkipReason(f"sent {len(deliveries)} event(s); their outcomes are in `status`")
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def domain_states(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Evaluate the ``every_domain_writes`` check on ``results`` when a domain is
+    quarantined, released, disabled or enabled, whatever did it (the CLI, the worker, a
+    sync): the catalog marks it within a minute, not at the domain's next run. The cursor
+    is the domains that do not write, and why."""
+    configs = DomainStore(database.engine()).list()
+    result = domains_writing(configs)
+    state = json.dumps(
+        sorted(
+            (config.domain, config.enabled, str(config.quarantine or ""))
+            for config in configs
+            if config.quarantine is not None or not config.enabled
+        )
+    )
+    if state == context.cursor:
+        return dg.SkipReason("no domain was quarantined, released, disabled or enabled")
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+    )
+    return dg.SensorResult(asset_events=[evaluation], cursor=state)

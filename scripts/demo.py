@@ -434,13 +434,9 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
             instance=instance, partition_key=domain, raise_on_error=False,
             run_config=run_config, tags=tags, asset_selection=selection,
         )  # fmt: skip
-        # A blocking guard check fails its run on purpose (the plan is held); anything
-        # else failing is a broken demo, said as such.
-        held = any(
-            not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-            for evaluation in result.get_asset_check_evaluations()
-        )
-        if not result.success and not held:
+        # A run whose plan a guard holds succeeds, tagged komeet/held; any run failing is a
+        # broken demo, said as such.
+        if not result.success:
             failures = [
                 root_cause(event.step_failure_data.error)
                 for event in result.all_events

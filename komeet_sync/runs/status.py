@@ -289,8 +289,9 @@ def _result(
     """What came of the last sync: its plan's state (``PlanStatus``), except where the sync
     says more.
 
-    A plan held and not applied is held whatever came after it: a Dagster run whose plan a
-    guard holds fails by its blocking check, and that failure is the hold. Otherwise a
+    A plan held and not applied is held whatever came after it (a Dagster run that held its
+    plan ends tagged ``komeet/held``, not failed; one from before that failed by its
+    blocking check, and that failure was the hold). Otherwise a
     failure recorded since the sync began, and since its plan was last applied, is the
     sync's (or a later one's that stored nothing: a read that failed; or an apply's). A
     sync that stored no plan is incomplete; a dry run sent nothing by design, whatever its

@@ -29,6 +29,7 @@ from komeet_sync.progress import SILENT, Advance, Progress
 from komeet_sync.runs import alerts
 from komeet_sync.runs.failures import failure_recorded
 from komeet_sync.runs.quarantine import after_application
+from komeet_sync.runs.status import SyncResult
 from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.changes import decided_by_whole_read
 from komeet_sync.sources.scim.staging import read_staging
@@ -134,6 +135,19 @@ def write_reports(folder: SyncFolder, planned: Planned) -> None:
     folder.write(PLAN.name, planned.report)
 
 
+# Why nothing was sent (``NotApplied.kind``), as the status view says it; a guard's hold,
+# whether an approval lifts it ("held") or the cause must be fixed ("stopped"), is held.
+HELD_KINDS = frozenset({"held", "stopped"})
+STOPPED_RESULTS = {
+    "held": SyncResult.HELD,
+    "stopped": SyncResult.HELD,
+    "disabled": SyncResult.DISABLED,
+    "quarantined": SyncResult.QUARANTINED,
+    "superseded": SyncResult.SUPERSEDED,
+    "dry_run": SyncResult.DRY_RUN,
+}
+
+
 @dataclass(frozen=True)
 class Applied:
     """An apply that went as far as the guards let it: what was sent, or why nothing was."""
@@ -147,6 +161,25 @@ class Applied:
 
     def quarantine_dict(self) -> dict[str, object] | None:
         return self.quarantine.as_dict() if self.quarantine else None
+
+    @property
+    def held(self) -> bool:
+        """A guard held the plan (an approval may lift it, or the cause must be fixed)."""
+        return self.stopped is not None and self.stopped.kind in HELD_KINDS
+
+    def outcome(self, engine: Engine) -> SyncResult:
+        """What came of it, in the words of ``komeet-sync status``: held, disabled or
+        quarantined when nothing was sent; else where the plan stands now (applied, with
+        failures, unfinished), or nothing to do."""
+        if self.stopped is not None:
+            return STOPPED_RESULTS.get(self.stopped.kind, SyncResult.INCOMPLETE)
+        if self.quarantine is not None:
+            return SyncResult.QUARANTINED
+        plans = PlanStore(engine)
+        status = plans.status(plans.get(self.report.plan_id))
+        if status.plan.size == 0:
+            return SyncResult.NOTHING_TO_DO
+        return SyncResult(status.state.value)
 
 
 def apply(

@@ -5,7 +5,7 @@ import dagster as dg
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.runs import sync
 
-from .. import checks
+from .. import checks, tags
 from ..metadata import frame_metadata
 from ..partitions import domains
 from ..resources import DatabaseResource, GoogleResource, KomeetResource
@@ -16,6 +16,7 @@ def snapshot(context: dg.AssetExecutionContext, database: DatabaseResource, goog
     """The domain's directory, read whole from its own source: Google Workspace, or what its
     IdP pushed to the SCIM endpoint."""
     config = database.domain(context.partition_key)
+    tags.tag_run(context, tags.domain_tags(config))
     read: DirectorySnapshot = sync.read_source(
         config, database.engine(), google.reader(config, database.engine())
     )

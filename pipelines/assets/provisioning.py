@@ -1,12 +1,16 @@
 """Sending the plan to Komeet (group ``provisioning``)."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from komeet_sync.model.reports import ACCOUNTS, PLAN, RESULTS
 from komeet_sync.runs import sync
 from komeet_sync.store.ledger import ResultsReport
-from komeet_sync.store.plans import PlanReport
+from komeet_sync.store.plans import PlanReport, PlanStore
 
+from .. import checks, tags
+from ..approvals import launchpad_link, location_of
 from ..io_manager import run_folder
 from ..metadata import frame_metadata
 from ..partitions import domains
@@ -30,15 +34,20 @@ def results(
     komeet: KomeetResource,
     plan: PlanReport,
 ) -> ResultsReport:
-    """Each action's outcome in Komeet (the ledger), or why nothing was sent. Runs only when
-    the blocking checks on the plan pass. Its metadata says whether the domain is
-    quarantined (it was, and nothing was sent; or this application quarantined it)."""
+    """Each action's outcome in Komeet (the ledger), or why nothing was sent. Its metadata
+    are the domain's health at a glance in the catalog, partition by partition: ``status``
+    (applied, applied with failures, nothing to do, held, quarantined, disabled...), what was
+    sent and planned, and when. A plan a guard holds is not sent: the run is tagged
+    ``komeet/held=true`` and the metadata link to its approval; it does not fail."""
     assert plan.stored is not None
+    engine = database.engine()
+    config = database.domain(context.partition_key)
+    tags.tag_run(context, tags.domain_tags(config))
     # This run read Komeet and made the plan from that read (not a run of the apply alone).
     folder = run_folder(context.instance, context.run.run_id, context.partition_key)
     fresh_read = folder.has(ACCOUNTS) and folder.has(PLAN.name)
     applied = sync.apply(
-        database.engine(),
+        engine,
         plan.stored.plan_id,
         komeet.client(),
         trigger=f"dagster run {context.run.run_id}",
@@ -46,13 +55,26 @@ def results(
     )
     report = applied.report
     quarantine = applied.quarantine
+    outcome = applied.outcome(engine)
+    stored = PlanStore(engine).get(report.plan_id)
+    if applied.held:
+        tags.tag_run(context, {tags.HELD: "true"})
+        link = launchpad_link(stored, location_of(context.run))
+        context.log.warning(f"{config.domain}: nothing was sent. {report.stopped}")
     context.add_output_metadata(
         frame_metadata(
             report.entries,
+            status=outcome.value,
+            domain=config.domain,
+            source=config.source.value,
+            enabled="yes" if config.enabled else "no",
+            synced_at=datetime.now(UTC).isoformat(timespec="seconds"),
             plan_id=report.plan_id,
             stopped=report.stopped or "no",
             quarantined="yes" if quarantine else "no",
             **({"quarantine": str(quarantine)} if quarantine else {}),
+            **(checks.approval_metadata(stored, link) if applied.held else {}),
+            **{f"planned/{action}": count for action, count in stored.counts.items()},
             **{f"ledger/{status}": count for status, count in report.counts.items()},
         )
     )

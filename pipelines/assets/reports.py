@@ -9,7 +9,8 @@ from komeet_sync.model.reports import PLAN, RECONCILED
 from komeet_sync.model.snapshots import DirectorySnapshot, KomeetAccounts
 from komeet_sync.runs import sync
 
-from .. import checks
+from .. import checks, tags
+from ..approvals import launchpad_link, location_of
 from ..io_manager import run_folder
 from ..metadata import frame_metadata
 from ..partitions import domains
@@ -18,7 +19,8 @@ from ..resources import DatabaseResource
 
 class Approval(dg.Config):
     """Approve the plan this run makes, if its id is ``plan_id`` (an admin read it in
-    ``komeet-sync plans show`` or the UI): the run config's way of ``plans approve``."""
+    ``komeet-sync plans show`` or the UI): the run config's way of ``plans approve``; the
+    ``approve_plan`` job approves a plan a run has held."""
 
     plan_id: str = ""
     approved_by: str = ""
@@ -55,6 +57,8 @@ def reconciliation(
         yield dg.Output(frame, output_name=report.name, metadata=frame_metadata(frame))
     plan = planned.report.stored
     assert plan is not None  # a sync's plan is stored
+    tags.tag_run(context, {tags.PLAN: plan.plan_id})
+    link = launchpad_link(plan, location_of(context.run))
     yield dg.Output(
         planned.report,
         output_name=PLAN.name,
@@ -63,9 +67,10 @@ def reconciliation(
             plan_id=plan.plan_id,
             held=", ".join(hold.guard.value for hold in plan.holds) or "no",
             approved_by=plan.approved_by or "",
+            **(checks.approval_metadata(plan, link) if plan.held else {}),
             **{f"actions/{action}": count for action, count in plan.counts.items()},
         ),
     )
-    yield from checks.guard_checks(plan)
+    yield from checks.guard_checks(plan, link)
     yield checks.no_invalid_emails(reports["errors"])
     yield checks.no_duplicates(reports["duplicates"])

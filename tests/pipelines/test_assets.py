@@ -27,7 +27,14 @@ from komeet_sync.store.plans import PlanStore
 from komeet_sync.store.results import ResultStore
 from pipelines.definitions import defs
 from pipelines.resources import DatabaseResource
-from pipelines.sensors import domain_partitions, notifications, scim_pushes, sync_failures
+from pipelines.schedules import _one_run_per_domain
+from pipelines.sensors import (
+    domain_partitions,
+    domain_states,
+    notifications,
+    scim_pushes,
+    sync_failures,
+)
 from tests.support.provisioning import account_for, person
 from tests.support.receivers import webhook
 from tests.support.world import ADMIN, run
@@ -44,11 +51,14 @@ def test_the_definitions_load():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
         "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
-        "out_of_scope", "plan", "results",
+        "out_of_scope", "plan", "results", "approvals",
     }  # fmt: skip
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {"extract", "reports", "provisioning"}
     assert defs.resolve_job_def("sync_domain") is not None
+    assert defs.resolve_job_def("approve_plan") is not None
+    # The approvals are recorded by approve_plan, never materialized by a sync.
+    assert not graph.get(dg.AssetKey("approvals")).is_executable
 
 
 def requests_to(proxy):
@@ -130,7 +140,26 @@ def test_a_run_of_the_apply_alone_searches_before_each_create(world, komeet, tmp
     assert sorted(komeet.by_user_name()) == sorted(p["primaryEmail"] for p in people)
 
 
-def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, tmp_path):
+def materialization(result, asset):
+    """The metadata of ``asset``'s materialization in the run ``result``."""
+    return next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == asset
+    )
+
+
+def approve(instance, plan_id, by):
+    return defs.resolve_job_def("approve_plan").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"approve": {"config": {"plan_id": plan_id, "approved_by": by}}}},
+        raise_on_error=False,
+    )
+
+
+def test_a_held_plan_ends_its_run_held_not_failed_until_approve_plan_approves_it(
+    world, komeet, tmp_path
+):
     instance, people, scim = world
     for user in people:
         komeet.add(**account_for(user))
@@ -139,19 +168,75 @@ def test_a_tripped_guard_leaves_komeet_untouched_until_approved(world, komeet, t
 
     held = run(instance, "acme.com")
 
-    assert not held.success
-    checks = {
-        evaluation.check_name: evaluation.passed
-        for evaluation in held.get_asset_check_evaluations()
-    }
-    assert checks["deactivations_within_budget"] is False
-    assert checks["selected_groups_found"] is True
-    assert "results" not in {
-        event.asset_key.to_user_string() for event in held.get_asset_materialization_events()
-    }
-    assert all(account["active"] for account in komeet.users())
+    # Held is not failed: the run succeeds, tagged, and nothing is sent.
+    assert held.success
+    tags = instance.get_run_by_id(held.run_id).tags
     plan = stored(tmp_path, "plan", "acme.com").stored
+    assert tags["komeet/held"] == "true" and tags["komeet/plan"] == plan.plan_id
+    assert tags["komeet/source"] == "google" and tags["komeet/enabled"] == "true"
+    assert all(account["active"] for account in komeet.users())
     assert plan.waiting_for_approval
+    evaluations = {e.check_name: e for e in held.get_asset_check_evaluations()}
+    budget = evaluations["deactivations_within_budget"]
+    assert budget.passed is False and budget.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations["selected_groups_found"].passed is True
+    assert budget.metadata["measured"].value == 3 and budget.metadata["over"].value == 2
+    assert budget.metadata["approve"].value == f"komeet-sync plans approve {plan.plan_id} --by NAME"
+    link = budget.metadata["approve in the UI"].value
+    assert link.startswith("/locations/__repository__@pipelines.definitions/jobs/approve_plan/")
+    assert plan.plan_id in requests.utils.unquote(link)
+    results = materialization(held, "results")
+    assert results["status"].value == "held" and results["plan_id"].value == plan.plan_id
+    assert not [key for key in results if key.startswith("ledger/")]  # nothing was sent
+    assert results["planned/deactivate"].value == 3
+    assert "HELD and not approved: 3 deactivations planned" in results["stopped"].value
+
+    # A name is required, and the plan must exist: the run fails, saying so.
+    unnamed = approve(instance, plan.plan_id, "Your name")
+    assert not unnamed.success and "give your own name" in failure_of(unnamed)
+    unknown = approve(instance, "plan_missing", "Jane")
+    assert not unknown.success and "plan_missing" in failure_of(unknown)
+    assert PlanStore(scim.engine).get(plan.plan_id).approved_by is None
+
+    approval = approve(instance, plan.plan_id, "Jane")
+
+    assert approval.success
+    recorded = PlanStore(scim.engine).get(plan.plan_id)
+    assert recorded.approved_by == "Jane"  # the record plans approve makes
+    approved = materialization(approval, "approvals")
+    assert approved["plan_id"].value == plan.plan_id and approved["approved_by"].value == "Jane"
+    assert approved["actions/deactivate"].value == 3
+    [event] = approval.get_asset_materialization_events()
+    assert event.materialization.partition == "acme.com"
+
+    applied = run(instance, "acme.com")
+
+    assert applied.success
+    assert "komeet/held" not in instance.get_run_by_id(applied.run_id).tags
+    assert sum(not account["active"] for account in komeet.users()) == 3
+    results = materialization(applied, "results")
+    assert results["status"].value == "applied" and results["plan_id"].value == plan.plan_id
+    assert results["ledger/applied"].value == 3
+
+
+def failure_of(result) -> str:
+    """What the failed run's steps said."""
+    return " ".join(
+        event.step_failure_data.error.message
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    )
+
+
+def test_a_run_config_approval_applies_the_plan_it_makes(world, komeet, tmp_path):
+    instance, people, scim = world
+    for user in people:
+        komeet.add(**account_for(user))
+    for number in range(50, 53):
+        komeet.add(**account_for(person(number)))
+    held = run(instance, "acme.com")
+    plan = stored(tmp_path, "plan", "acme.com").stored
+    assert held.success and plan.waiting_for_approval
 
     approved = run(
         instance,
@@ -171,11 +256,8 @@ def test_a_quarantined_domain_s_run_reports_and_says_why_nothing_was_sent(world,
     result = run(instance, "acme.com")
 
     assert result.success and komeet.users() == []
-    metadata = next(
-        event
-        for event in result.get_asset_materialization_events()
-        if event.asset_key.to_user_string() == "results"
-    ).materialization.metadata
+    metadata = materialization(result, "results")
+    assert metadata["status"].value == "quarantined"
     assert metadata["quarantined"].value == "yes"
     assert metadata["quarantine"].value == str(quarantine)
     assert metadata["stopped"].value.endswith(f"not applied: {quarantine}")
@@ -243,6 +325,50 @@ def test_the_partitions_follow_the_domain_configurations(world):
         "AddDynamicPartitionsRequest": ["initech.com"],
         "DeleteDynamicPartitionsRequest": ["acme.com"],
     }
+
+
+def test_quarantined_and_disabled_domains_are_marked_on_results_when_they_change(world):
+    instance, _, scim = world
+    store = DomainStore(scim.engine)
+
+    def evaluate(cursor=None):
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"database": DatabaseResource()}
+        ) as context:
+            return domain_states(context)
+
+    first = evaluate()
+    [everyone] = first.asset_events
+    assert everyone.check_name == "every_domain_writes" and everyone.passed
+    assert isinstance(evaluate(first.cursor), dg.SkipReason)  # nothing changed since
+    quarantine = store.quarantine("acme.com", "5 syncs failed in a row")
+    store.set_enabled("globex.com", False)
+
+    marked = evaluate(first.cursor)
+
+    [evaluation] = marked.asset_events
+    assert evaluation.asset_key == dg.AssetKey("results") and not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["quarantined"].value == "acme.com"
+    assert evaluation.metadata["disabled"].value == "globex.com"
+    table = evaluation.metadata["not writing"].value
+    assert quarantine.reason in table and "`komeet-sync domains release acme.com`" in table
+    assert "`komeet-sync domains enable globex.com`" in table
+    store.release("acme.com")
+    store.set_enabled("globex.com", True)
+    assert evaluate(marked.cursor).asset_events[0].passed
+
+
+def test_the_schedule_tags_each_run_with_its_domain_s_source(world):
+    instance, _, _ = world
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 9, tzinfo=UTC)
+    ) as context:
+        requests_made = list(_one_run_per_domain(context, DatabaseResource()))
+    tags = {request.partition_key: request.tags for request in requests_made}
+    assert tags["acme.com"]["komeet/source"] == "google"
+    assert tags["globex.com"]["komeet/source"] == "scim"
+    assert {request.tags["komeet/enabled"] for request in requests_made} == {"true"}
 
 
 def test_a_scim_push_no_worker_synced_within_a_minute_launches_a_run_of_that_domain(world):
