@@ -11,7 +11,8 @@ secrets komeet-sync keeps to use again (``store.sealed``); ``KOMEET_SYNC_RETENTI
 many days the SCIM request log and past syncs' results are kept (default 90,
 ``runs.retention``); ``KOMEET_SYNC_EXECUTOR`` where a Dagster run's steps execute
 (``in_process``, the default, or ``celery``: on Celery workers, reached through the broker
-``KOMEET_SYNC_CELERY_BROKER``; docs/scaling.md).
+``KOMEET_SYNC_CELERY_BROKER``; docs/scaling.md); ``KOMEET_SYNC_DAGSTER_URL`` where admins open
+the Dagster UI, for the links of its metadata (unset: paths on the UI's own host).
 
 A value that cannot be used is refused where it is used, with one line naming the variable,
 its value and what to set instead: SettingError here, the store's own errors for the
@@ -33,6 +34,7 @@ SECRET_KEY_ENV = "KOMEET_SYNC_SECRET_KEY"
 RETENTION_ENV = "KOMEET_SYNC_RETENTION_DAYS"
 EXECUTOR_ENV = "KOMEET_SYNC_EXECUTOR"
 CELERY_BROKER_ENV = "KOMEET_SYNC_CELERY_BROKER"
+DAGSTER_URL_ENV = "KOMEET_SYNC_DAGSTER_URL"
 DEFAULT_HOME = ".komeet_sync"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_RETENTION_DAYS = 90
@@ -93,6 +95,19 @@ def public_url() -> str:
             f"{PUBLIC_URL_ENV}={value!r} is not an absolute http(s) URL; set it to the address "
             "Entra ID or Okta reach this machine's SCIM endpoint at, like "
             f"https://sync.example.com (default {DEFAULT_PUBLIC_URL})"
+        )
+    return value.rstrip("/")
+
+
+def dagster_url() -> str:
+    """``KOMEET_SYNC_DAGSTER_URL``: where admins open the Dagster UI, an absolute http(s)
+    URL, or "" when unset (links are then paths on the UI's own host); SettingError
+    otherwise."""
+    value = (os.environ.get(DAGSTER_URL_ENV) or "").strip()
+    if value and not is_http_url(value):
+        raise SettingError(
+            f"{DAGSTER_URL_ENV}={value!r} is not an absolute http(s) URL; set it to the address "
+            "admins open the Dagster UI at, like https://dagster.example.com, or unset it"
         )
     return value.rstrip("/")
 

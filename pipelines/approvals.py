@@ -3,21 +3,18 @@ approval as ``komeet-sync plans approve``, and the launchpad link a held run's m
 gives to it, prefilled with the plan's id. The next run of the domain applies the plan if
 the directory and Komeet still give it (an approval belongs to a plan, by id)."""
 
-import os
 from urllib.parse import quote
 
 import dagster as dg
 
-from komeet_sync.store.plans import PlanError, PlanStore, StoredPlan
+from komeet_sync import settings
+from komeet_sync.store.plans import PlanError, PlanStore
 
 from .partitions import domains
 from .resources import DatabaseResource
 
 JOB = "approve_plan"
 OP = "approve"
-# Where admins open the UI, for links that leave it (a notification); unset, a link is a
-# path on the UI's own host.
-UI_URL = "KOMEET_SYNC_DAGSTER_URL"
 # The code location the webserver names the definitions after (workspace.yaml).
 LOCATION = "pipelines.definitions"
 NAME_HINT = "your name"
@@ -31,13 +28,13 @@ APPROVALS = dg.AssetSpec(
 )
 
 
-def launchpad_link(plan: StoredPlan, location: str = LOCATION) -> str:
+def launchpad_link(plan_id: str, location: str = LOCATION) -> str:
     """The launchpad of ``approve_plan``, its config filled in but for the approver's name."""
     config = (
-        f"ops:\n  {OP}:\n    config:\n      plan_id: {plan.plan_id}\n"
+        f"ops:\n  {OP}:\n    config:\n      plan_id: {plan_id}\n"
         f"      approved_by: ''  # {NAME_HINT}, as plans approve --by takes it\n"
     )
-    base = os.environ.get(UI_URL, "").strip().rstrip("/")
+    base = settings.dagster_url()
     return (
         f"{base}/locations/__repository__@{quote(location)}/jobs/{JOB}/playground/setup"
         f"?config={quote(config)}"

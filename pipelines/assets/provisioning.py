@@ -59,7 +59,7 @@ def results(
     stored = PlanStore(engine).get(report.plan_id)
     if applied.held:
         tags.tag_run(context, {tags.HELD: "true"})
-        link = launchpad_link(stored, location_of(context.run))
+        link = launchpad_link(stored.plan_id, location_of(context.run))
         context.log.warning(f"{config.domain}: nothing was sent. {report.stopped}")
     context.add_output_metadata(
         frame_metadata(

@@ -58,7 +58,7 @@ def reconciliation(
     plan = planned.report.stored
     assert plan is not None  # a sync's plan is stored
     tags.tag_run(context, {tags.PLAN: plan.plan_id})
-    link = launchpad_link(plan, location_of(context.run))
+    link = launchpad_link(plan.plan_id, location_of(context.run))
     yield dg.Output(
         planned.report,
         output_name=PLAN.name,

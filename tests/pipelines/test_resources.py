@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from komeet_sync.komeet.client import KomeetError
+from komeet_sync.settings import SettingError
 from komeet_sync.store.database import DatabaseUnavailable
 from pipelines.resources import DatabaseResource, KomeetResource
 
@@ -50,3 +51,28 @@ def test_a_schedule_that_is_not_cron_names_its_variable():
     assert "KOMEET_SYNC_SCHEDULE='every hour' is not a cron expression of 5 fields" in (
         loading.stderr
     )
+
+
+def test_the_approval_link_opens_the_launchpad_of_approve_plan_with_the_plan_filled_in(
+    monkeypatch,
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    import yaml
+
+    from pipelines.approvals import launchpad_link
+
+    monkeypatch.delenv("KOMEET_SYNC_DAGSTER_URL", raising=False)
+    link = launchpad_link("plan_0123", "pipelines.definitions")
+    parts = urlsplit(link)
+    assert parts.path == (
+        "/locations/__repository__@pipelines.definitions/jobs/approve_plan/playground/setup"
+    )
+    config = yaml.safe_load(parse_qs(parts.query)["config"][0])
+    assert config == {"ops": {"approve": {"config": {"plan_id": "plan_0123", "approved_by": ""}}}}
+
+    monkeypatch.setenv("KOMEET_SYNC_DAGSTER_URL", "https://dagster.example.com/")
+    assert launchpad_link("plan_0123").startswith("https://dagster.example.com/locations/")
+    monkeypatch.setenv("KOMEET_SYNC_DAGSTER_URL", "dagster.example.com")
+    with pytest.raises(SettingError, match=r"KOMEET_SYNC_DAGSTER_URL='dagster\.example\.com'"):
+        launchpad_link("plan_0123")
