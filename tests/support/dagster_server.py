@@ -18,6 +18,35 @@ import requests
 from tests.support import ROOT
 
 DAGSTER = Path(sys.executable).with_name("dagster")
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN = """
+query Run($id: ID!) {
+  runOrError(runId: $id) { ... on Run { status jobName tags { key value } } }
+}"""
+LATEST = """
+query Latest($key: AssetKeyInput!, $partition: String!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(partitions: [$partition], limit: 1) {
+        runId
+        metadataEntries {
+          label
+          ... on TextMetadataEntry { text }
+          ... on IntMetadataEntry { intValue }
+        }
+      }
+    }
+  }
+}"""
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 @dataclass
@@ -44,6 +73,49 @@ class DagsterDev:
         problem = entry["locationOrLoadError"]
         assert problem["__typename"] == "RepositoryLocation", problem
         return entry["name"]
+
+    def launch(self, job: str, tags: dict[str, str]) -> str:
+        """Launch a run of ``job`` in the workspace's code location, as the UI or a schedule
+        does (a partition is the tag ``dagster/partition``); its id."""
+        launched = self.graphql(
+            LAUNCH,
+            params={
+                "selector": {
+                    "repositoryLocationName": self.location(),
+                    "repositoryName": "__repository__",
+                    "jobName": job,
+                },
+                "executionMetadata": {
+                    "tags": [{"key": key, "value": value} for key, value in tags.items()]
+                },
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
+
+    def finished(self, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        """The run once it ended: its status, job and tags (a dict)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.graphql(RUN, id=run_id)["runOrError"]
+            if run["status"] in FINISHED:
+                return run | {"tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
+            assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
+            time.sleep(1)
+
+    def latest_metadata(self, asset: str, partition: str) -> dict[str, Any] | None:
+        """The metadata of ``asset``'s latest materialization of ``partition`` (text and
+        integers), with the run that made it under ``run_id``; None before the first."""
+        found = self.graphql(LATEST, key={"path": [asset]}, partition=partition)
+        materializations = found["assetOrError"]["assetMaterializations"]
+        if not materializations:
+            return None
+        [latest] = materializations
+        entries = {
+            entry["label"]: entry.get("text", entry.get("intValue"))
+            for entry in latest["metadataEntries"]
+        }
+        return entries | {"run_id": latest["runId"]}
 
     def stop(self) -> None:
         """Stop it as Ctrl-C would, then whatever of its session is left (the webserver, the
