@@ -219,7 +219,7 @@ def test_every_domain_at_a_glance_quarantined_and_disabled_ones_marked(ui, page:
         expect(metadata(page, "status")).to_contain_text(latest[domain]["status"])
         expect(metadata(page, "source")).to_contain_text(source)
         expect(metadata(page, "plan_id")).to_contain_text(latest[domain]["plan_id"])
-    screenshot(page, tmp_path, "d-results-partitions")
+        screenshot(page, tmp_path, f"d-results-partition-{domain}")
 
     # Every sync run says its domain's source and switch, among its tags.
     page.goto(f"{ui.server.url}/runs?q[]=tag:komeet/source=scim")
