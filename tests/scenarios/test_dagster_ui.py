@@ -68,6 +68,8 @@ def ui(tmp_path_factory, sqlite_template, service_account_info, komeet_server) -
             build_world(monkeypatch, folder, workspace, komeet, scim, ("globex.com",))
             # The hourly schedule would launch runs of its own when a test spans an hour.
             monkeypatch.setenv(SCHEDULE_ENV, "0 0 1 1 *")
+            # The approval links lead to this server, not to a UI the environment names.
+            monkeypatch.delenv("KOMEET_SYNC_DAGSTER_URL", raising=False)
             env = {k: v for k, v in os.environ.items() if k.startswith(("KOMEET", "GOOGLE"))}
             home = folder / "dagster_home"
             home.mkdir()
