@@ -70,12 +70,15 @@ def approve(context: dg.OpExecutionContext, config: PlanApproval, database: Data
         plan = plans.approve(before.plan_id, by)
     except PlanError as exc:
         raise dg.Failure(description=f"{config.plan_id} was not approved: {exc}") from None
-    status = plans.status(plan)
     first = before.approved_by is None
     said = f"{plan.plan_id} was already approved by {plan.approved_by}"
     if first:
         said = f"approved {plan.plan_id} as {plan.approved_by}"
-    context.log.info(f"{said}. {status.next_step()}")
+    after = (
+        f"The next sync of {plan.domain} applies it if the directory and Komeet still give "
+        f"this plan (or `komeet-sync apply {plan.plan_id}` now)"
+    )
+    context.log.info(f"{said}. {after}")
     yield dg.AssetMaterialization(
         APPROVALS.key,
         partition=plan.domain,
@@ -87,7 +90,7 @@ def approve(context: dg.OpExecutionContext, config: PlanApproval, database: Data
             "approved_at": plan.approved_at.isoformat() if plan.approved_at else "",
             "held": dg.MetadataValue.md("\n".join(f"- {hold.detail}" for hold in plan.holds)),
             **{f"actions/{action}": count for action, count in plan.counts.items()},
-            "next": status.next_step(),
+            "next": after,
         },
     )
     yield dg.Output(None)

@@ -108,6 +108,8 @@ def approval_metadata(plan: StoredPlan, approve_link: str) -> dict[str, object]:
     return {
         "approve": f"komeet-sync plans approve {plan.plan_id} --by NAME",
         "approve in the UI": dg.MetadataValue.url(approve_link),
+        "once approved": f"the next sync of {plan.domain} applies it (or `komeet-sync apply "
+        f"{plan.plan_id}` at once)",
     }
 
 
@@ -171,7 +173,8 @@ def domains_writing(configs: list[DomainConfig]) -> dg.AssetCheckResult:
         passed=not rows,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "domains": len(configs),
+            "writing": f"{len(configs) - len({c.domain for c in quarantined + disabled})} of "
+            f"{len(configs)} domains",
             "quarantined": ", ".join(config.domain for config in quarantined) or "none",
             "disabled": ", ".join(config.domain for config in disabled) or "none",
             "not writing": dg.MetadataValue.md(
