@@ -351,6 +351,7 @@ def test_quarantined_and_disabled_domains_are_marked_on_results_when_they_change
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["quarantined"].value == "acme.com"
     assert evaluation.metadata["disabled"].value == "globex.com"
+    assert evaluation.metadata["writing"].value == "0 of 2 domains"
     table = evaluation.metadata["not writing"].value
     assert quarantine.reason in table and "`komeet-sync domains release acme.com`" in table
     assert "`komeet-sync domains enable globex.com`" in table
