@@ -14,13 +14,19 @@
 Both domains are materialized by the Dagster job ``sync_domain`` for three weeks of
 changes: week 1 is the first sync; in week 2 people join the selected groups, others are
 suspended, one is renamed, and a Komeet admin creates an account by hand under the new
-address while the sync runs (its rename fails with 409); in week 3 more join and leave, and
-an admin approves globex.com's held plan. A summary is printed (and written to
-``KOMEET_SYNC_HOME/demo/summary.json``) with the notifications a JSON webhook the demo
-starts received (both domains ``--notify`` it), then the Dagster UI is served (unless ``--no-ui``)
-until Ctrl-C, which stops every process the demo started. State lives under
-``KOMEET_SYNC_HOME`` (default ``./.komeet_sync``), so a second run continues from the first;
-``make lab`` opens the analysts' notebooks on it.
+address while the sync runs (its rename fails with 409); in week 3 more join and leave.
+globex.com's deactivation budget holds its plan in weeks 1 and 2: its runs succeed, held
+(tagged ``komeet/held=true``). In week 3 an admin approves it in the Dagster UI, which
+starts with the weeks (``dagster-webserver``): the demo opens the "approve in the UI" link
+of the held run's ``results``, writes the admin's name into the launchpad's config and
+launches the ``approve_plan`` job through the webserver's GraphQL API, as the Launch button
+does; globex.com's sync of week 3 then applies the plan. A summary is printed (and written
+to ``KOMEET_SYNC_HOME/demo/summary.json``) with the notifications a JSON webhook the demo
+starts received (both domains ``--notify`` it), then the daemon starts beside the UI (the
+schedule and the sensors, as ``dagster dev`` runs them), served (unless ``--no-ui``) until
+Ctrl-C, which stops every process the demo started. State lives under ``KOMEET_SYNC_HOME``
+(default ``./.komeet_sync``), so a second run continues from the first; ``make lab`` opens
+the analysts' notebooks on it.
 """
 
 from __future__ import annotations
