@@ -14,23 +14,31 @@
 Both domains are materialized by the Dagster job ``sync_domain`` for three weeks of
 changes: week 1 is the first sync; in week 2 people join the selected groups, others are
 suspended, one is renamed, and a Komeet admin creates an account by hand under the new
-address while the sync runs (its rename fails with 409); in week 3 more join and leave, and
-an admin approves globex.com's held plan. A summary is printed (and written to
-``KOMEET_SYNC_HOME/demo/summary.json``) with the notifications a JSON webhook the demo
-starts received (both domains ``--notify`` it), then the Dagster UI is served (unless ``--no-ui``)
-until Ctrl-C, which stops every process the demo started. State lives under
-``KOMEET_SYNC_HOME`` (default ``./.komeet_sync``), so a second run continues from the first;
-``make lab`` opens the analysts' notebooks on it.
+address while the sync runs (its rename fails with 409); in week 3 more join and leave.
+globex.com's deactivation budget holds its plan in weeks 1 and 2: its runs succeed, held
+(tagged ``komeet/held=true``). In week 3 an admin approves it in the Dagster UI, which
+starts with the weeks (``dagster-webserver``): the demo opens the "approve in the UI" link
+of the held run's ``results``, writes the admin's name into the launchpad's config and
+launches the ``approve_plan`` job through the webserver's GraphQL API, as the Launch button
+does; globex.com's sync of week 3 then applies the plan. A summary is printed (and written
+to ``KOMEET_SYNC_HOME/demo/summary.json``) with the notifications a JSON webhook the demo
+starts received (both domains ``--notify`` it), then the daemon starts beside the UI (the
+schedule and the sensors, as ``dagster dev`` runs them), served (unless ``--no-ui``) until
+Ctrl-C, which stops every process the demo started. State lives under ``KOMEET_SYNC_HOME``
+(default ``./.komeet_sync``), so a second run continues from the first; ``make lab`` opens
+the analysts' notebooks on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -38,10 +46,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
+import yaml
 from tabulate import tabulate
 
 from komeet_sync.emulators.webhook import Webhook
@@ -52,6 +63,19 @@ GOOGLE_DOMAIN = "acme.example"
 SCIM_DOMAIN = "globex.com"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 APPROVER = "Dana Admin (globex.com IT)"
+# The demo's Dagster instance. Runs launch as soon as they are asked for (the default run
+# coordinator), with no daemon's queue: the webserver alone launches the approval of week 3,
+# and no sensor or schedule starts a sync of its own between the weekly ones (globex.com's
+# held plan keeps its pushes waiting, which the scim_pushes sensor would sync). The daemon
+# starts with the UI, after the weeks. Pools are claimed by each run's steps (granularity
+# op), whichever coordinator launched the run.
+INSTANCE = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
+"""
 
 
 def free_port() -> int:
@@ -61,13 +85,16 @@ def free_port() -> int:
 
 
 class Processes:
-    """Every process the demo starts, stopped at its end (Ctrl-C included)."""
+    """Every process the demo starts, stopped at its end (Ctrl-C included), with whatever
+    each one started (the webserver's code server and the runs it launched)."""
 
     def __init__(self) -> None:
         self.started: list[subprocess.Popen] = []
 
     def start(self, command: list[str], **options: Any) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=ROOT, **options)
+        # Its own session: Ctrl-C reaches it once, from stop(), and what is left of the
+        # session after it stopped is killed with it.
+        process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **options)
         self.started.append(process)
         return process
 
@@ -80,6 +107,106 @@ class Processes:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+            with contextlib.suppress(ProcessLookupError):  # nothing left of its session
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@dataclass
+class DagsterUI:
+    """The Dagster webserver on the demo's instance, and the GraphQL API its pages call."""
+
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    @classmethod
+    def start(cls, processes: Processes, port: int, log: Path) -> DagsterUI:
+        """Starts it; ``wait_until_loaded`` waits for it (it loads while the weeks run)."""
+        process = processes.start(
+            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)],
+            stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        return cls(process, f"http://127.0.0.1:{port}", log)
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        answer = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        if body.get("errors"):
+            raise SystemExit(f"the Dagster UI's GraphQL API refused a query: {body['errors']}")
+        return body["data"]
+
+    def wait_until_loaded(self) -> None:
+        """Until it answers and has loaded the code location (2 minutes at most)."""
+        deadline = time.monotonic() + 120
+        loaded = False
+        while not loaded:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the Dagster UI did not start on {self.url}: {self.log.read_text()[-2000:]}"
+                )
+            try:
+                entries = self.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+                loaded = bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+            except requests.RequestException:
+                pass
+            if not loaded:
+                time.sleep(0.5)
+
+    def launch(self, link: str, fill_in: dict[str, str], tags: dict[str, str]) -> str:
+        """Open a launchpad link, fill in the blanks of its config and launch the run, as
+        the launchpad's Launch button does; the run's id."""
+        parts = urlsplit(link)
+        found = re.search(r"/locations/([^/@]+)@([^/]+)/jobs/([^/]+)/playground", parts.path)
+        if found is None:
+            raise SystemExit(f"{link} is not a link to a job's launchpad")
+        repository, location, job = map(unquote, found.groups())
+        config = yaml.safe_load(parse_qs(parts.query)["config"][0])
+        for op in config["ops"].values():
+            op["config"].update(fill_in)
+        params = {
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": repository,
+                "pipelineName": job,
+            },
+            "runConfigData": config,
+            "mode": "default",
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        launched = self.graphql(LAUNCH, executionParams=params)["launchPipelineExecution"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise SystemExit(f"the Dagster UI did not launch {job}: {launched}")
+        return launched["run"]["runId"]
+
+    def wait_for(self, run_id: str) -> str:
+        """The status a run ends with, as its page shows it (2 minutes at most)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            run = self.graphql(RUN_STATUS, runId=run_id)["runOrError"]
+            if run.get("status") in ("SUCCESS", "FAILURE", "CANCELED"):
+                return run["status"]
+            time.sleep(0.2)
+        raise SystemExit(f"the run {run_id} did not end within 2 minutes: {self.url}/runs/{run_id}")
+
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+# The launchpad's mutation (the Launch button), and the status a run's page polls.
+LAUNCH = """
+mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+RUN_STATUS = "query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"
 
 
 def main() -> int:
@@ -94,7 +221,7 @@ def main() -> int:
     os.environ["KOMEET_SYNC_HOME"] = str(home)
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (dagster_home / "dagster.yaml").write_text(INSTANCE)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
 
     processes = Processes()
@@ -109,21 +236,24 @@ def main() -> int:
         komeet = start_komeet(processes, generated)
         hook = Webhook.start()
         configure(generated, hook)
+        add_partitions()
+        # The UI loads while the weeks run (they show in it as they end); week 3's approval
+        # goes through it.
+        port = free_port() if args.no_ui else args.port
+        ui = DagsterUI.start(processes, port, home / "demo" / "dagster-webserver.log")
         endpoint, secret = push_scim(processes)
-        rows, changes = run_weeks(generated, emulator, komeet)
-        print_summary(rows, changes)
+        rows, changes, approval = run_weeks(generated, emulator, komeet, ui)
+        if args.no_ui:  # no UI to serve: the webserver stops while the demo goes on
+            ui.process.send_signal(signal.SIGINT)
+        print_summary(rows, changes, approval)
         told = print_notifications(hook)
         pushed = push_a_joiner(processes, endpoint, secret)
-        summary = home / "demo" / "summary.json"
-        summary.write_text(
-            json.dumps(
-                {"weeks": rows, "changes": changes, "notifications": told, "incremental": pushed},
-                indent=1,
-            )
-        )
+        summary = {"weeks": rows, "changes": changes, "approval": approval}
+        summary |= {"notifications": told, "incremental": pushed}
+        (home / "demo" / "summary.json").write_text(json.dumps(summary, indent=1))
         if args.no_ui:
             return 0
-        serve_ui(processes, args.port)
+        serve_ui(processes, ui)
     except KeyboardInterrupt:
         print("\nStopping...")
     finally:
@@ -314,10 +444,12 @@ def push_scim(processes: Processes) -> tuple[subprocess.Popen, str]:
     return server, secret
 
 
-def run_weeks(generated, emulator, komeet: requests.Session):
-    """Three weekly syncs of both domains, the directory changing in between."""
+def run_weeks(generated, emulator, komeet: requests.Session, ui: DagsterUI):
+    """Three weekly syncs of both domains, the directory changing in between; before
+    globex.com's third, an admin approves its held plan in the UI."""
     rows = [sync_week(1, GOOGLE_DOMAIN), sync_week(1, SCIM_DOMAIN)]
     changes = []
+    approval: dict[str, Any] = {}
     for week in (2, 3):
         directory, changed = next_week(emulator.directory, generated.selected, week)
         emulator.directory = directory
@@ -325,10 +457,83 @@ def run_weeks(generated, emulator, komeet: requests.Session):
         race = None
         if changed["renamed"]:
             race = functools.partial(create_by_hand, komeet, changed["renamed"][0]["to"])
-        held_plan = rows[-1]["plan_id"]  # globex.com's, held the week before
+        # The admin approves while acme.example syncs: its run has a process of its own.
+        launched = approve_in_ui(ui, SCIM_DOMAIN, week) if week == 3 else {}
         rows.append(sync_week(week, GOOGLE_DOMAIN, before_apply=race))
-        rows.append(sync_week(week, SCIM_DOMAIN, approve=held_plan if week == 3 else ""))
-    return rows, changes
+        if launched:
+            approval = approved(ui, launched)
+        rows.append(sync_week(week, SCIM_DOMAIN))
+    return rows, changes, approval
+
+
+def add_partitions() -> None:
+    """Both domains' partitions, before the webserver opens the instance (the sensor that
+    adds them runs with the UI, after the weeks)."""
+    import dagster as dg
+
+    from pipelines.partitions import domains
+
+    instance = dg.DagsterInstance.get()
+    known = set(instance.get_dynamic_partitions(domains.name))
+    missing = [domain for domain in (GOOGLE_DOMAIN, SCIM_DOMAIN) if domain not in known]
+    if missing:
+        instance.add_dynamic_partitions(domains.name, missing)
+
+
+def latest_results(domain: str):
+    """The latest materialization of ``results`` for the domain: what its last sync did."""
+    import dagster as dg
+
+    from komeet_sync.model.reports import RESULTS
+
+    records = dg.DagsterInstance.get().fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(RESULTS.name), asset_partitions=[domain]),
+        limit=1,
+    )
+    [record] = records.records
+    return record
+
+
+def approve_in_ui(ui: DagsterUI, domain: str, week: int) -> dict[str, Any]:
+    """An admin opens the "approve in the UI" link of the domain's held run (the metadata of
+    its ``results``), writes their name in the launchpad and launches ``approve_plan``,
+    whose run records the approval (``approved`` waits for it); the domain's next sync
+    applies the plan. The approval, as the summary tells it."""
+    metadata = latest_results(domain).asset_materialization.metadata
+    link = metadata.get("approve in the UI")
+    if link is None:
+        raise SystemExit(
+            f"week {week}, {domain}: its last sync held no plan to approve (status "
+            f"{metadata['status'].value}); a guard should have held it"
+        )
+    ui.wait_until_loaded()
+    run_id = ui.launch(link.url, {"approved_by": APPROVER}, {"demo/week": str(week)})
+    return {"week": week, "domain": domain, "plan_id": metadata["plan_id"].value,
+            "approved_by": APPROVER, "run_id": run_id}  # fmt: skip
+
+
+def approved(ui: DagsterUI, approval: dict[str, Any]) -> dict[str, Any]:
+    """The approval, once its run succeeded; any other end is a broken demo, said as such."""
+    import dagster as dg
+
+    run_id = approval["run_id"]
+    status = ui.wait_for(run_id)
+    if status != "SUCCESS":
+        failures = [
+            root_cause(event.dagster_event.step_failure_data.error)
+            for event in dg.DagsterInstance.get().all_logs(
+                run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+            )
+        ]
+        raise SystemExit(
+            f"week {approval['week']}, {approval['domain']}: the approve_plan run {run_id} "
+            f"ended {status}: {'; '.join(failures) or f'see {ui.url}/runs/{run_id}'}"
+        )
+    print(
+        f"  week {approval['week']}: {approval['approved_by']} approved {approval['plan_id']} "
+        f"in the Dagster UI (run {run_id})"
+    )
+    return approval
 
 
 def next_week(directory, selected: tuple[str, ...], week: int):
@@ -403,24 +608,19 @@ def create_by_hand(komeet: requests.Session, user_name: str) -> None:
     print(f"  week 2: a Komeet admin created {user_name} by hand while the sync ran")
 
 
-def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> dict[str, Any]:
+def sync_week(week: int, domain: str, before_apply=None) -> dict[str, Any]:
     """The sync_domain job for one domain, as the schedule runs it; with ``before_apply``,
-    in two runs with it in between. Its row of the summary, from what the runs stored."""
+    in two runs with it in between. Its row of the summary, from what the runs stored:
+    ``status`` is the ``results`` asset's (held, applied...), ``run_id`` the run's that
+    materialized it."""
     import dagster as dg
 
     from komeet_sync.analysis.loader import Loader
     from pipelines.definitions import defs
-    from pipelines.partitions import domains
 
     instance = dg.DagsterInstance.get()
-    if domain not in set(instance.get_dynamic_partitions(domains.name)):
-        instance.add_dynamic_partitions(domains.name, [domain])
     job = defs.resolve_job_def("sync_domain")
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    if approve:
-        run_config["ops"] = {
-            "reconciliation": {"config": {"plan_id": approve, "approved_by": APPROVER}}
-        }
     tags = {"demo/week": str(week)}
     apply = dg.AssetKey("results")
     everything = list(job.asset_layer.executable_asset_keys)
@@ -446,6 +646,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
                 f"week {week}, {domain}: the Dagster run {result.run_id} failed: "
                 f"{'; '.join(failures) or 'see its events in the Dagster UI'}"
             )
+    results = latest_results(domain)
     loader = Loader()
     latest = loader.trend(domain).iloc[-1]
     duplicates = loader.report(domain, "duplicates")
@@ -455,6 +656,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
     return {
         "week": week,
         "domain": domain,
+        "status": results.asset_materialization.metadata["status"].value,
         "joiners": int(latest["joiners"]),
         "leavers": int(latest["leavers"]),
         "updates": int(latest["updates"]),
@@ -464,6 +666,7 @@ def sync_week(week: int, domain: str, before_apply=None, approve: str = "") -> d
         "applied": int(latest["applied"]),
         "failed": int(latest["failed"]),
         "held": held,
+        "run_id": results.run_id,
     }
 
 
@@ -566,7 +769,9 @@ def print_notifications(hook: Webhook) -> list[dict[str, Any]]:
     return posts
 
 
-def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> None:
+def print_summary(
+    rows: list[dict[str, Any]], changes: list[dict[str, Any]], approval: dict[str, Any]
+) -> None:
     print()
     for change in changes:
         renamed = "".join(f", {r['from']} renamed {r['to']}" for r in change["renamed"])
@@ -575,7 +780,7 @@ def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> 
             f"{len(change['left'])} were suspended{renamed}"
         )
     print()
-    shown = [{k: v for k, v in row.items() if k != "plan_id"} for row in rows]
+    shown = [{k: v for k, v in row.items() if k not in ("plan_id", "run_id")} for row in rows]
     print(tabulate(shown, headers="keys"))
     print("(duplicates: clusters of accounts that are one person; errors: people not synced)")
     last = {row["domain"]: row for row in rows}
@@ -585,6 +790,21 @@ def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> 
                 f"{row['domain']}: plan {row['plan_id']} is held ({row['held']}); review it "
                 f"with `komeet-sync plans show {row['plan_id']}`"
             )
+    if approval:
+        domain = approval["domain"]
+        held = [
+            str(row["week"]) for row in rows if (row["domain"], row["status"]) == (domain, "held")
+        ]
+        then = next(
+            row for row in rows if (row["domain"], row["week"]) == (domain, approval["week"])
+        )
+        weeks = f"week{'s' * (len(held) > 1)} {' and '.join(held)}"
+        print(
+            f"{domain}: held in {weeks}; {approval['plan_id']} approved in week "
+            f"{approval['week']} by {approval['approved_by']} in the Dagster UI (the "
+            f"approve_plan run {approval['run_id']}); week {then['week']}'s sync: "
+            f"{then['status']}, {then['applied']} action(s) sent"
+        )
     failed = sum(row["failed"] for row in rows)
     if failed:
         print(
@@ -593,25 +813,16 @@ def print_summary(rows: list[dict[str, Any]], changes: list[dict[str, Any]]) -> 
         )
 
 
-def serve_ui(processes: Processes, port: int) -> None:
-    ui = processes.start(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/server_info", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        if ui.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the Dagster UI did not start on {url}")
-        time.sleep(0.5)
-    print(f"\nDagster UI: {url}  (Ctrl-C stops the demo; `make lab` opens the notebooks)")
-    ui.wait()
+def serve_ui(processes: Processes, ui: DagsterUI) -> None:
+    """The UI until Ctrl-C, with the daemon beside it (what ``dagster dev`` runs): the
+    schedule and the sensors run from now on."""
+    processes.start(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ui.wait_until_loaded()
+    print(f"\nDagster UI: {ui.url}  (Ctrl-C stops the demo; `make lab` opens the notebooks)")
+    ui.process.wait()
 
 
 if __name__ == "__main__":

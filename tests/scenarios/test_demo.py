@@ -1,8 +1,9 @@
 """The README's first command as a new user runs it: `make demo DEMO_ARGS=--no-ui` from a clean
 state (the Google Directory API emulator, a SCIM push, scim2-server as Komeet, the Dagster job
-for three weeks of changes), its summary checked against the generated directory; then every
-notebook executed on the state it left, a second demo run on that state, and `make lab`
-serving the notebooks."""
+for three weeks of changes, globex.com's held plan approved through the Dagster UI), its
+summary checked against the generated directory and its Dagster runs against the instance;
+then every notebook executed on the state it left, a second demo run on that state, and `make
+lab` serving the notebooks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import dagster as dg
 import nbformat
 import papermill
 import pytest
@@ -142,6 +144,51 @@ def test_the_demo_summary_matches_the_generated_directory(demo):
     refused = sync.scim_requests(SCIM).query("status == 400")
     assert refused["body"].str.contains("eva.hoffmann@partner.example").all()
     assert len(refused) == 1
+
+
+def test_the_demos_ui_shows_globex_held_then_approved_from_the_ui(demo):
+    """In the demo's Dagster instance: globex.com's runs of weeks 1 and 2 succeeded, held;
+    the approve_plan run was launched by the webserver (a run in the demo's process has no
+    code location), and ended before week 3's run, which applied the plan."""
+    home, printed, summary = demo
+    approval = summary["approval"]
+    rows = {row["week"]: row for row in summary["weeks"] if row["domain"] == SCIM}
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = {week: instance.get_run_by_id(row["run_id"]) for week, row in rows.items()}
+        for week in (1, 2):
+            assert runs[week].tags["dagster/partition"] == SCIM
+            assert runs[week].status == dg.DagsterRunStatus.SUCCESS
+            assert runs[week].tags["komeet/held"] == "true" and rows[week]["status"] == "held"
+        assert runs[2].tags["komeet/plan"] == approval["plan_id"]
+        assert runs[2].remote_job_origin is None and "dagster/code_location" not in runs[2].tags
+
+        approve = instance.get_run_by_id(approval["run_id"])
+        assert approve.job_name == "approve_plan" and approve.status == dg.DagsterRunStatus.SUCCESS
+        assert approve.remote_job_origin.location_name == "pipelines.definitions"
+        assert approve.tags["dagster/code_location"] == "pipelines.definitions"
+        assert approve.run_config["ops"]["approve"]["config"] == {
+            "plan_id": approval["plan_id"],
+            "approved_by": "Dana Admin (globex.com IT)",
+        }
+        approved_at = instance.get_run_record_by_id(approve.run_id).end_time
+        assert approved_at < instance.get_run_record_by_id(runs[3].run_id).start_time
+
+        assert runs[3].status == dg.DagsterRunStatus.SUCCESS and "komeet/held" not in runs[3].tags
+        [applied] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("results"), asset_partitions=[SCIM]),
+            limit=1,
+        ).records
+        assert applied.run_id == runs[3].run_id
+        assert applied.asset_materialization.metadata["status"].value == "applied"
+        # No run but the demo's: no sensor or schedule synced a domain between the weeks.
+        assert all("demo/week" in run.tags for run in instance.get_runs())
+    ledger = Loader(home=str(home)).ledger(SCIM)
+    sent = ledger[ledger["plan_id"] == approval["plan_id"]]
+    assert len(sent) == rows[3]["applied"] == 3 and set(sent["status"]) == {"applied"}
+    assert (
+        f"globex.com: held in weeks 1 and 2; {approval['plan_id']} approved in week 3 by "
+        f"Dana Admin (globex.com IT) in the Dagster UI (the approve_plan run {approve.run_id})"
+    ) in printed
 
 
 def test_the_demos_webhook_is_told_of_each_held_plan_once(demo):
