@@ -128,6 +128,9 @@ class DagsterUI:
              "-p", str(port)],
             stdout=log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
+        # It loads on the CPU the weekly syncs leave (its code server and the runs it
+        # launches inherit that, spawned later), so that it does not slow them.
+        os.setpriority(os.PRIO_PROCESS, process.pid, 10)
         return cls(process, f"http://127.0.0.1:{port}", log)
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
