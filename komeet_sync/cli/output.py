@@ -64,6 +64,7 @@ ENVIRONMENT = {
     "refresh tokens need it)",
     "KOMEET_SYNC_RETENTION_DAYS": "days the SCIM request log and past syncs' results are "
     "kept (default 90)",
+    "KOMEET_SYNC_DAGSTER_URL": "Dagster: where admins open the UI, for whole approval links",
     "KOMEET_SYNC_EXECUTOR": "Dagster: where a run's steps execute, in_process (default) or celery",
     "KOMEET_SYNC_CELERY_BROKER": "Dagster, with celery: the Redis URL of the broker, "
     "redis://host:6379/0",

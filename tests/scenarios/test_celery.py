@@ -149,7 +149,15 @@ def test_a_backfill_of_8_domains_runs_its_steps_on_both_workers(deployment):
         assert all(user["active"] and user["externalId"] for user in mine.values())
     steps = [deployment.steps_by_worker(run_id) for run_id, _ in runs]
     assert all(
-        set(ran) == {"snapshot", "komeet_accounts", "reconciliation", "results"} for ran in steps
+        set(ran)
+        == {
+            "snapshot",
+            "komeet_accounts",
+            "reconciliation",
+            "results",
+            "results_every_domain_writes",
+        }
+        for ran in steps
     ), steps
     by_worker = Counter(worker for ran in steps for worker in ran.values())
     assert set(by_worker) == {worker.name for worker in deployment.workers}, by_worker
