@@ -76,6 +76,7 @@ class NotApplied(Exception):
     "unknown_domain"), and the operator must act."""
 
     WAITING = frozenset({"held", "stopped", "disabled", "quarantined"})
+    HELD = frozenset({"held", "stopped"})  # a guard's hold, approvable or not
 
     def __init__(self, kind: str, message: str, quarantine: Quarantine | None = None) -> None:
         super().__init__(message)
@@ -86,6 +87,12 @@ class NotApplied(Exception):
     def waiting(self) -> bool:
         """A guard or the domain's switch holds the plan, rather than a mistake to fix."""
         return self.kind in self.WAITING
+
+    @property
+    def held(self) -> bool:
+        """A guard holds the plan: an approval may lift it ("held"), or its cause must be
+        fixed ("stopped")."""
+        return self.kind in self.HELD
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from komeet_sync.sources.google.reader import DirectoryReader, reader_for
 from komeet_sync.sources.scim.changes import decided_by_whole_read
 from komeet_sync.sources.scim.staging import read_staging
 from komeet_sync.store.ledger import ResultsReport
-from komeet_sync.store.plans import PlanReport, PlanStore, Scope
+from komeet_sync.store.plans import PlanReport, PlanStatus, PlanStore, Scope
 from komeet_sync.store.results import ResultStore
 from komeet_sync.store.sync_folder import SyncFolder
 
@@ -137,7 +137,6 @@ def write_reports(folder: SyncFolder, planned: Planned) -> None:
 
 # Why nothing was sent (``NotApplied.kind``), as the status view says it; a guard's hold,
 # whether an approval lifts it ("held") or the cause must be fixed ("stopped"), is held.
-HELD_KINDS = frozenset({"held", "stopped"})
 STOPPED_RESULTS = {
     "held": SyncResult.HELD,
     "stopped": SyncResult.HELD,
@@ -165,21 +164,19 @@ class Applied:
     @property
     def held(self) -> bool:
         """A guard held the plan (an approval may lift it, or the cause must be fixed)."""
-        return self.stopped is not None and self.stopped.kind in HELD_KINDS
+        return self.stopped is not None and self.stopped.held
 
-    def outcome(self, engine: Engine) -> SyncResult:
+    def outcome(self, plan: PlanStatus) -> SyncResult:
         """What came of it, in the words of ``komeet-sync status``: held, disabled or
-        quarantined when nothing was sent; else where the plan stands now (applied, with
-        failures, unfinished), or nothing to do."""
+        quarantined when nothing was sent; else where its plan (``plan``, read after the
+        apply) stands now (applied, with failures, unfinished), or nothing to do."""
         if self.stopped is not None:
             return STOPPED_RESULTS.get(self.stopped.kind, SyncResult.INCOMPLETE)
         if self.quarantine is not None:
             return SyncResult.QUARANTINED
-        plans = PlanStore(engine)
-        status = plans.status(plans.get(self.report.plan_id))
-        if status.plan.size == 0:
+        if plan.plan.size == 0:
             return SyncResult.NOTHING_TO_DO
-        return SyncResult(status.state.value)
+        return SyncResult(plan.state.value)
 
 
 def apply(

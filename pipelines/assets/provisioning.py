@@ -55,8 +55,10 @@ def results(
     )
     report = applied.report
     quarantine = applied.quarantine
-    outcome = applied.outcome(engine)
-    stored = PlanStore(engine).get(report.plan_id)
+    plans = PlanStore(engine)
+    status = plans.status(plans.get(report.plan_id))  # its approval and state, after the apply
+    stored = status.plan
+    outcome = applied.outcome(status)
     if applied.held:
         tags.tag_run(context, {tags.HELD: "true"})
         link = launchpad_link(stored.plan_id, location_of(context.run))
