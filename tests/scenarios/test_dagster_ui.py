@@ -98,10 +98,15 @@ def page(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # The UI answers slowly on a loaded machine: a minute for each action and each
+        # assertion (Playwright's default for the latter is 5 s), the tests' own longer waits
+        # aside.
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
         try:
             yield page
         finally:
+            expect.set_options(timeout=5_000)
             page.screenshot(path=str(tmp_path / "last-page.png"))
             browser.close()
 
@@ -114,7 +119,7 @@ def test_a_backfill_of_two_domains_from_the_materialize_dialog(ui, page: Page):
 
     page.get_by_role("button", name=re.compile("Materialize all")).click()
     dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
-    expect(dialog).to_be_visible(timeout=60_000)  # the UI answers slowly on a loaded machine
+    expect(dialog).to_be_visible()
     for domain in DOMAINS:
         choose_partition(page, dialog, domain)
     page.keyboard.press("Escape")  # closes the list, not the dialog
@@ -171,7 +176,7 @@ def test_a_held_run_succeeded_and_its_plan_is_approved_from_its_link(ui, page: P
     with page.context.expect_page() as opened:
         link.click()
     launchpad = opened.value
-    launchpad.set_default_timeout(60_000)
+    launchpad.set_default_timeout(60_000)  # a new page: the fixture's default does not reach it
     editor = launchpad.locator(".CodeMirror")
     expect(editor).to_contain_text(f"plan_id: {plan_id}")
     expect(editor).to_contain_text("approved_by: ''  # your name")
@@ -208,7 +213,9 @@ def test_every_domain_at_a_glance_quarantined_and_disabled_ones_marked(ui, page:
             run = ui.server.launch("sync_domain", {"dagster/partition": domain})
             assert ui.server.finished(run)["status"] == "SUCCESS"
     latest = {domain: ui.server.latest_metadata("results", domain) for domain in DOMAINS}
-    assert latest["acme.com"]["status"] == "applied"
+    # Applied, after the test before or alone; held, were the test before stopped short of
+    # the approval: what this test reads is the page against the metadata, whichever.
+    assert latest["acme.com"]["status"] in ("applied", "held")
     # Its IdP's pushes also launch a sync of globex.com (scim_pushes), the second of which
     # has nothing to do.
     assert latest["globex.com"]["status"] in ("applied", "nothing_to_do")

@@ -48,11 +48,15 @@ def test_an_admin_consents_in_a_browser(cli, workspace, komeet_env, monkeypatch,
                 page = browser.new_page()
                 page.set_default_timeout(30_000)
                 page.goto(consent_address(printed))
-                expect(page.locator("#scopes")).to_contain_text("admin.directory.user.readonly")
+                expect(page.locator("#scopes")).to_contain_text(
+                    "admin.directory.user.readonly", timeout=30_000
+                )
                 page.fill("#email", ADMIN)
                 page.click("#allow")
                 # Redirected to the command's loopback server, which got the code.
-                expect(page.locator("body")).to_contain_text("komeet-sync received the consent")
+                expect(page.locator("body")).to_contain_text(
+                    "komeet-sync received the consent", timeout=30_000
+                )
             finally:
                 page.screenshot(path=str(tmp_path / "last-page.png"))
                 browser.close()
