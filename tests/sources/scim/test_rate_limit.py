@@ -3,11 +3,9 @@ one IdP flooding its domain does not slow another's."""
 
 from __future__ import annotations
 
-import http.client
 import math
 import multiprocessing
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -177,89 +175,31 @@ def _user(number: int) -> dict:
 
 
 # The isolation test (README, "Rate limits"). flooded.com is sent 10 times its limit while
-# calm.com's latency is measured, in turns of PHASE seconds with and without the flood, so
-# that whatever else the machine does falls on both. A sample taken within SETTLE of a switch
-# counts for neither: after the flood stops, its last requests are still being answered;
-# after it starts, flooded.com spends the requests its limit saved while it was quiet (its
-# burst, long spent in a steady flood). The first turn, with the whole of that burst, is left
-# out too.
 LIMIT = 20
-PHASE = 0.25
-SETTLE = 0.05
-SAMPLES = 200
-MEASURE = 60  # seconds at most to take them
-ATTEMPTS = 3
+FLOOD_SECONDS = 3
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a 429 reads no database
-def test_a_flooded_domain_does_not_slow_another(scim):
-    """calm.com's p99 latency while flooded.com is flooded stays within twice its p99 without
-    the flood. A p99 of 200 samples may catch another process's pause on a shared machine: up
-    to ATTEMPTS measures are taken, and one must pass; with the limit off, every one fails
-    (measured: 2.5 to 3.9 times the unloaded p99 with the limit off, 0.8 to 1.8 with it)."""
+def test_while_one_domain_is_flooded_another_is_answered_in_full(scim):
+    """An IdP floods flooded.com at 10 times its limit from another process; calm.com's
+    requests, sent meanwhile, are all answered 200, and the flood beyond its burst and limit
+    gets 429s. How much the flood slows calm.com is measured by `make bench-rate-limit`
+    (benchmarks/RESULTS.md, "One domain flooded"), not here: a latency on a shared machine
+    is a benchmark's figure, not a test's."""
     flooded = scim.add_domain("flooded.com", scim_rate_limit=LIMIT)
-    calm = scim.add_domain("calm.com", scim_rate_limit=10_000)  # the measure sends hundreds/s
-    with scim.client("calm.com") as client:
-        for number in range(20):
-            client.post("/Users", json={"schemas": [USER], "userName": f"u{number}@calm.com"})
-    measures = []
-    for _ in range(ATTEMPTS):
-        measures.append(_measure(scim, flooded, calm))
-        unloaded, loaded, statuses, seconds = measures[-1]
-        # The flood was refused beyond its limit: its burst, then LIMIT a second (how much
-        # of 10 times the limit the flood managed to send depends on the machine's load).
-        assert statuses.get(429, 0) > 0
-        assert statuses.get(200, 0) <= 2 * LIMIT + LIMIT * seconds
-        if loaded <= 2 * unloaded:
-            break
-    print(
-        f"calm.com p99 without and with flooded.com sent {10 * LIMIT}/s (its limit "
-        f"{LIMIT}/s), in ms: "
-        + ", ".join(
-            f"{unloaded * 1000:.1f} and {loaded * 1000:.1f}" for unloaded, loaded, *_ in measures
-        )
-    )
-    assert any(loaded <= 2 * unloaded for unloaded, loaded, *_ in measures), measures
-
-
-def _measure(scim, flooded: str, calm: str) -> tuple[float, float, dict[int, int], float]:
-    """calm.com's p99 latency without and with the flood (seconds), the statuses
-    flooded.com was answered, and the seconds the flood lasted."""
-    address = urlsplit(scim.url)
-    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
-
-    def latency() -> tuple[float, float]:
-        started = time.monotonic()
-        connection.request(
-            "GET", "/scim/calm.com/v2/Users?count=1", headers={"Authorization": f"Bearer {calm}"}
-        )
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 200
-        return started, time.monotonic() - started
-
-    for _ in range(50):  # a warm connection, code and cache
-        latency()
+    scim.add_domain("calm.com", scim_rate_limit=LIMIT)
     url = f"{scim.url}/scim/flooded.com/v2/Users?count=1"
-    # Long enough for SAMPLES of each on a loaded machine (CI runs tests side by side).
-    flooding = flood.start(url, flooded, 10 * LIMIT, PHASE, seconds=MEASURE + 15)
-    quiet: list[float] = []
-    loaded: list[float] = []
-    deadline = time.monotonic() + MEASURE
-    while min(len(quiet), len(loaded)) < SAMPLES and time.monotonic() < deadline:
-        started, took = latency()
-        if started < flooding.start + 2 * PHASE or flooding.since_switch(started) < SETTLE:
-            continue
-        if flooding.flooding(started):
-            loaded.append(took)
-        elif not flooding.flooding(started + took):
-            quiet.append(took)
+    # One phase longer than the flood: flooding from its start to its end.
+    flooding = flood.start(url, flooded, 10 * LIMIT, 2 * FLOOD_SECONDS, seconds=FLOOD_SECONDS)
+    answered = []
+    with scim.client("calm.com") as calm:
+        while time.monotonic() < flooding.start + FLOOD_SECONDS and len(answered) < LIMIT:
+            answered.append(calm.get("/Users?count=1").status_code)
+            time.sleep(FLOOD_SECONDS / LIMIT)  # within calm.com's own limit
     statuses = flooding.stop()
     seconds = time.monotonic() - flooding.start
-    connection.close()
-    assert min(len(quiet), len(loaded)) >= SAMPLES, (len(quiet), len(loaded))
-    return _p99(quiet), _p99(loaded), statuses, seconds
-
-
-def _p99(samples: list[float]) -> float:
-    return sorted(samples)[math.ceil(0.99 * len(samples)) - 1]
+    assert answered and set(answered) == {200}, answered
+    # The flood was refused beyond its limit: its burst, then LIMIT a second (how much of
+    # 10 times the limit it managed to send depends on the machine's load).
+    assert statuses.get(429, 0) > 0, statuses
+    assert statuses.get(200, 0) <= 2 * LIMIT + LIMIT * seconds, statuses
