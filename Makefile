@@ -54,11 +54,12 @@ lab: $(STAMP)
 
 # Every test, PostgreSQL included (installed from the system's packages when missing), on
 # three workers (pytest-xdist: a test waiting on a server or a subprocess leaves the CPU to
-# another), each module on one worker so that its module fixtures are made once;
-# PYTEST_ARGS adds to or overrides that, e.g. PYTEST_ARGS="-n 0 -x".
+# another), each module on one worker so that its module fixtures are made once, the
+# slowest modules first (SLOWEST in tests/conftest.py); PYTEST_ARGS adds to or overrides
+# that, e.g. PYTEST_ARGS="-n 0 -x".
 PYTEST_ARGS ?=
 test: $(STAMP) system-packages lint
-	$(BIN)/pytest -n 3 --dist loadscope $(PYTEST_ARGS)
+	$(BIN)/pytest -n 3 --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The generated and repeated tests at full size (tests/support/scale.py): the SCIM fuzz with
 # 500 requests per database (150 in `make test`), the killed applies in 8 rounds (4), the
@@ -70,7 +71,7 @@ SCALE_TESTS := tests/sources/scim/test_fuzz.py tests/komeet/test_apply_crash.py 
     tests/model/test_scim_resources.py tests/model/test_emails.py tests/sources/test_exports.py
 test-scale: $(STAMP) system-packages
 	KOMEET_SYNC_TEST_SCALE=1 HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -n 3 --dist loadscope \
-	    $(SCALE_TESTS) $(PYTEST_ARGS)
+	    --no-loadscope-reorder $(SCALE_TESTS) $(PYTEST_ARGS)
 
 # Ruff, the layers' import contracts (pyproject.toml, [tool.importlinter]), then mypy.
 lint: $(STAMP)

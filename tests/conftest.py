@@ -211,16 +211,39 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
     return instance, people, scim
 
 
-# The slowest tests first: `make test` runs the tests on several workers (pytest-xdist), each
-# taking the next test when it is done, and a long test started last would finish alone.
+# The slowest modules first, the slowest of all at the top (their time in a CI run, quiet
+# machine): `make test` hands whole modules to its workers (pytest-xdist, --dist loadscope
+# --no-loadscope-reorder: xdist's own order puts the modules with the most tests first, the
+# scenarios' few long ones last), each taking the next module when it is done, and a long
+# module started last would finish alone.
 SLOWEST = (
+    "tests/scenarios/test_demo.py",  # 290 s: two demos, the notebooks
+    "tests/scenarios/test_dagster_ui.py",  # 240 s: dagster dev and Chromium
+    "tests/scenarios/test_dagster_dev.py",  # 190 s: dagster dev on PostgreSQL, a backfill
+    "tests/sources/scim/test_storage.py",  # 110 s: 216 tests on both databases
+    "tests/scenarios/test_dagster_terminate.py",  # 115 s: dagster dev, a slow Komeet
+    "tests/sources/scim/test_serving.py",  # 100 s: scim serve's processes
+    "tests/scenarios/test_celery.py",  # 90 s: Redis and two Celery workers
+    "tests/cli/test_scim.py",  # 90 s
+    "tests/komeet/test_apply_crash.py",  # 85 s: applies killed and resumed
+    "tests/cli/test_console.py",  # 75 s: terminals and signals
+    "tests/pipelines/test_assets.py",
+    "tests/engine/test_reconcile_properties.py",
+    "tests/komeet/test_key_reads.py",
+    "tests/sources/scim/test_hostile.py",
+    "tests/sources/scim/test_quirks.py",
     "tests/scenarios/",
-    "tests/komeet/test_apply_crash.py",
     "tests/runs/test_incremental.py",
     "tests/sources/scim/test_fuzz.py",
-    "tests/sources/scim/test_serving.py",
-    "tests/engine/test_reconcile_properties.py",
 )
+
+
+def slowness(item: pytest.Item) -> int:
+    """The rank of the item's module among SLOWEST; after them all when it is not there."""
+    return next(
+        (rank for rank, prefix in enumerate(SLOWEST) if item.nodeid.startswith(prefix)),
+        len(SLOWEST),
+    )
 
 
 # Command-line modules tested on the embedded default (SQLite) only: they parse and print what
@@ -245,7 +268,7 @@ SQLITE_ONLY = tuple(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST))
+    items.sort(key=slowness)  # stable: each module's tests keep their order
     if os.environ.get("KOMEET_SYNC_TEST_EVERY_DATABASE"):
         return
     on_postgres = [
