@@ -218,8 +218,7 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
 # module started last would finish alone.
 SLOWEST = (
     "tests/scenarios/test_demo.py",  # 290 s: two demos, the notebooks
-    "tests/scenarios/test_dagster_ui.py",  # 240 s: dagster dev and Chromium
-    "tests/scenarios/test_dagster_dev.py",  # 190 s: dagster dev on PostgreSQL, a backfill
+    "tests/scenarios/test_dagster_ui.py",  # 240 s: dg dev on PostgreSQL, Chromium
     "tests/sources/scim/test_storage.py",  # 110 s: 216 tests on both databases
     "tests/scenarios/test_dagster_terminate.py",  # 115 s: dagster dev, a slow Komeet
     "tests/sources/scim/test_serving.py",  # 100 s: scim serve's processes

@@ -19,8 +19,7 @@ from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
-from tests.scenarios.test_dagster_dev import ADD_PARTITION, ASSETS, BACKFILL, STATUS
-from tests.support.dagster_server import start
+from tests.support.dagster_server import ADD_PARTITION, ASSETS, BACKFILL, STATUS, start
 from tests.support.google_workspace import member
 from tests.support.provisioning import person
 

@@ -1,8 +1,11 @@
 """The Dagster UI in a real browser (Debian's Chromium, driven by Playwright), on one
-``dagster dev`` for the module (its start is most of the time): an admin launches a backfill
-of two domains from the Materialize dialog; finds a held run among the runs, as succeeded,
-and approves its plan from the link in its metadata; and reads every domain's state from
-the catalog, quarantined and disabled ones marked by a check.
+``dg dev -w workspace.yaml`` for the module (its start is most of the time), as the README
+says to run it, with the production instance (deploy/dagster.yaml: Dagster's storage on
+PostgreSQL, the queued run coordinator): an admin launches a backfill of two domains from
+the Materialize dialog; finds a held run among the runs, as succeeded, and approves its plan
+from the link in its metadata; and reads every domain's state from the catalog, quarantined
+and disabled ones marked by a check. Dagster's embedded default (SQLite) runs under
+``dagster dev`` in test_dagster_terminate and under the demo's webserver in test_demo.
 
 The tests share the world and run in the file's order (pytest-xdist's ``--dist loadscope``
 keeps a module on one worker); each also passes alone."""
@@ -13,6 +16,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +24,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.plans import PlanStore
 from pipelines.schedules import SCHEDULE_ENV
+from tests.support import ROOT
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.dagster_server import DagsterDev, start
 from tests.support.databases import copy_sqlite
@@ -52,7 +59,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory, sqlite_template, service_account_info, komeet_server) -> Iterator[World]:
+def ui(
+    tmp_path_factory, sqlite_template, service_account_info, komeet_server, postgres_server_url
+) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("dagster-ui")
     engine = open_database(copy_sqlite(sqlite_template, folder))
     scim_server, scim = serve(engine)
@@ -73,9 +82,15 @@ def ui(tmp_path_factory, sqlite_template, service_account_info, komeet_server) -
             env = {k: v for k, v in os.environ.items() if k.startswith(("KOMEET", "GOOGLE"))}
             home = folder / "dagster_home"
             home.mkdir()
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-            server = start(home, env)
+            shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+            env["DAGSTER_PG_URL"] = dagster_database(postgres_server_url)
+            server = start(home, env, command="dg")
             try:
+                # `dg dev` served the definitions without a warning, under their module's
+                # name.
+                log = server.log.read_text().splitlines()
+                assert [line for line in log if "warning" in line.lower()] == []
+                assert server.location() == "pipelines.definitions"
                 # The first visit would show a "Join the Dagster community" dialog, at a
                 # moment of its choosing (over a dialog of ours on a loaded machine): marked
                 # as seen beforehand, as its Skip button does.
@@ -232,6 +247,10 @@ def test_every_domain_at_a_glance_quarantined_and_disabled_ones_marked(ui, page:
 
     # Every sync run says its domain's source and switch, among its tags.
     page.goto(f"{ui.server.url}/runs?q[]=tag:komeet/source=scim")
+    # The backfill's run among them: launched by the UI with no tag of komeet-sync's, tagged
+    # by its first step.
+    page.get_by_text("Show runs within backfills", exact=True).click()  # the switch's label
+    expect(page.get_by_role("checkbox", name="Show runs within backfills")).to_be_checked()
     row = run_row(page, "partition: globex.com")
     expect(row).to_contain_text("komeet/source: scim")
     expect(row).to_contain_text("komeet/enabled: true")
@@ -295,6 +314,18 @@ def choose_partition(page: Page, dialog, domain: str) -> None:
         except PlaywrightTimeout:
             continue
     raise AssertionError(f"{domain} never showed in the partition selector")
+
+
+def dagster_database(server_url: str) -> str:
+    """A new database for the Dagster instance on the tests' PostgreSQL server: its URL with
+    the driver named, as deploy/dagster.yaml asks."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(server_url).set(drivername="postgresql+psycopg2", database=name)
+    return url.render_as_string(hide_password=False)
 
 
 def wait_for_partitions(server: DagsterDev, keys: list[str]) -> None:

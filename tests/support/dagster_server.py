@@ -47,6 +47,37 @@ query Latest($key: AssetKeyInput!, $partition: String!) {
   }
 }"""
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# A backfill of partitions of the sync's assets, as the UI's Materialize dialog launches one;
+# its status and runs; a domain added to the partitions, as the domain_partitions sensor does.
+BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}"""
+STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status }
+  }
+  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}"""
+ADD_PARTITION = """
+mutation Add($selector: RepositorySelector!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: "domains",
+                      partitionKey: $key) {
+    __typename
+  }
+}"""
+ASSETS = [
+    "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
+    "out_of_scope", "plan", "results",
+]  # fmt: skip
 
 
 @dataclass
