@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from komeet_sync.store.database import open_database
@@ -60,7 +58,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def ui(
-    tmp_path_factory, sqlite_template, service_account_info, komeet_server, postgres_server_url
+    tmp_path_factory, sqlite_template, service_account_info, komeet_server, postgres_databases
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("dagster-ui")
     engine = open_database(copy_sqlite(sqlite_template, folder))
@@ -83,7 +81,11 @@ def ui(
             home = folder / "dagster_home"
             home.mkdir()
             shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-            env["DAGSTER_PG_URL"] = dagster_database(postgres_server_url)
+            # Dagster's own database, its URL with the driver named as deploy/dagster.yaml
+            # asks.
+            database = postgres_databases.create(prefix="dagster")
+            url = make_url(postgres_databases.url(database)).set(drivername="postgresql+psycopg2")
+            env["DAGSTER_PG_URL"] = url.render_as_string(hide_password=False)
             server = start(home, env, command="dg")
             try:
                 # `dg dev` served the definitions without a warning, under their module's
@@ -100,6 +102,7 @@ def ui(
                 yield World(server, komeet, scim)
             finally:
                 server.stop()
+                postgres_databases.drop(database)
     finally:
         for started in workspaces:
             started.emulator.stop()
@@ -314,18 +317,6 @@ def choose_partition(page: Page, dialog, domain: str) -> None:
         except PlaywrightTimeout:
             continue
     raise AssertionError(f"{domain} never showed in the partition selector")
-
-
-def dagster_database(server_url: str) -> str:
-    """A new database for the Dagster instance on the tests' PostgreSQL server: its URL with
-    the driver named, as deploy/dagster.yaml asks."""
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(server_url).set(drivername="postgresql+psycopg2", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 def wait_for_partitions(server: DagsterDev, keys: list[str]) -> None:
