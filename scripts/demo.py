@@ -741,14 +741,14 @@ def push_a_joiner(processes: Processes, endpoint: subprocess.Popen, secret: str)
     row = done.iloc[0]
     finished = pd.Timestamp(row["finished_at"])  # SQLite's are naive, in UTC
     finished = finished.tz_localize("UTC") if finished.tzinfo is None else finished
-    seconds = (finished - pushed_at).total_seconds()
+    seconds = round((finished - pushed_at).total_seconds(), 3)  # printed as recorded
     print(
         f"  {row['action']} {user_name}: {row['status']} in Komeet {seconds:.2f} s after the "
         "IdP's push, not at the next weekly sync (the worker's batch: "
         f"{sent[0]['seconds']:.2f} s, {sent[0]['komeet_seconds']:.2f} s of it awaiting Komeet)"
     )
     return {"user_name": user_name, "action": row["action"], "status": row["status"],
-            "seconds": round(seconds, 3), "batch": sent[0]}  # fmt: skip
+            "seconds": seconds, "batch": sent[0]}  # fmt: skip
 
 
 def print_notifications(hook: Webhook) -> list[dict[str, Any]]:
