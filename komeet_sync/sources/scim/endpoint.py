@@ -15,6 +15,7 @@ without secrets), refusals included.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -102,9 +103,13 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger("komeet_sync.scim")
 
 
+@functools.cache
 def staging_provider() -> ScimProvider:
     """What the endpoint announces (RFC 7643 §5): RFC 7643's User (with the enterprise
-    extension) and Group; PATCH, filters, sorting, ETags and bearer tokens; no bulk."""
+    extension) and Group; PATCH, filters, sorting, ETags and bearer tokens; no bulk.
+
+    Built once per process (its models take a fifth of a second to make) and only read:
+    every endpoint and every domain's storage share it."""
     config = load_default_service_provider_config().model_copy(
         update={
             "bulk": Bulk(supported=False, max_operations=0, max_payload_size=0),
