@@ -217,23 +217,24 @@ def world(monkeypatch, tmp_path, workspace, komeet, scim):
 # scenarios' few long ones last), each taking the next module when it is done, and a long
 # module started last would finish alone.
 SLOWEST = (
-    "tests/scenarios/test_demo.py",  # 290 s: two demos, the notebooks
-    "tests/scenarios/test_dagster_ui.py",  # 240 s: dg dev on PostgreSQL, Chromium
-    "tests/sources/scim/test_storage.py",  # 110 s: 216 tests on both databases
-    "tests/scenarios/test_dagster_terminate.py",  # 115 s: dagster dev, a slow Komeet
-    "tests/sources/scim/test_serving.py",  # 100 s: scim serve's processes
-    "tests/scenarios/test_celery.py",  # 90 s: Redis and two Celery workers
-    "tests/cli/test_scim.py",  # 90 s
-    "tests/komeet/test_apply_crash.py",  # 85 s: applies killed and resumed
+    "tests/scenarios/test_demo.py",  # 340 s: two demos, the notebooks
+    "tests/scenarios/test_dagster_ui.py",  # 200 s: dg dev on PostgreSQL, Chromium
+    "tests/sources/scim/test_serving.py",  # 170 s: scim serve's processes
+    "tests/komeet/test_apply_crash.py",  # 95 s: applies killed and resumed
+    "tests/scenarios/test_celery.py",  # 95 s: Redis and two Celery workers
+    "tests/scenarios/test_dagster_terminate.py",  # 90 s: dagster dev, a slow Komeet
     "tests/cli/test_console.py",  # 75 s: terminals and signals
+    "tests/cli/test_scim.py",  # 70 s
     "tests/pipelines/test_assets.py",
+    "tests/sources/scim/test_storage.py",  # 216 tests on both databases
     "tests/engine/test_reconcile_properties.py",
+    "tests/runs/test_explain.py",
     "tests/komeet/test_key_reads.py",
     "tests/sources/scim/test_hostile.py",
-    "tests/sources/scim/test_quirks.py",
     "tests/scenarios/",
     "tests/runs/test_incremental.py",
     "tests/sources/scim/test_fuzz.py",
+    "tests/sources/scim/test_quirks.py",
 )
 
 

@@ -19,21 +19,13 @@ from komeet_sync.store.database import open_database
 from komeet_sync.store.domains import DomainStore
 from komeet_sync.store.ledger import Status
 from komeet_sync.store.tables import LedgerRow
-from tests.support.dagster_server import ADD_PARTITION, ASSETS, BACKFILL, STATUS, start
+from tests.support.dagster_server import ADD_PARTITION, ASSETS, BACKFILL, STATUS, TERMINATE, start
 from tests.support.google_workspace import member
 from tests.support.provisioning import person
 
 ADMIN = "admin@acme.com"
 GROUP = "all@acme.com"
 PEOPLE = 150
-TERMINATE = """
-mutation Terminate($runId: String!) {
-  terminateRun(runId: $runId) {
-    __typename
-    ... on TerminateRunFailure { message }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def statuses(engine) -> Counter:

@@ -74,6 +74,15 @@ mutation Add($selector: RepositorySelector!, $key: String!) {
     __typename
   }
 }"""
+# A run stopped, as the run page's Terminate button does.
+TERMINATE = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
 ASSETS = [
     "snapshot", "komeet_accounts", "joiners", "leavers", "updates", "duplicates", "errors",
     "out_of_scope", "plan", "results",
